@@ -1,0 +1,257 @@
+"""Configuration: YAML presets at the edge, frozen pydantic models inside.
+
+A preset names a search space, a dataset, a trainer budget, a reward and an evaluator. Every
+field is validated and unknown keys are rejected, so a typo fails before any training starts,
+with one line that names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nas_gym.space import ArchitectureError, Op, SearchSpace
+
+DATASETS = ("mnist1d", "digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn")
+PRESET_DIRS = (
+    Path(__file__).resolve().parent / "presets",  # inside an installed wheel
+    Path(__file__).resolve().parent.parent / "envs_config",  # in a source checkout
+)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message is one line naming the field and the fix."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SpaceConfig(_Frozen):
+    """The search space: op vocabulary (text forms, see ``nas_gym.space``) and depth limits."""
+
+    ops: tuple[str, ...] = Field(min_length=1)
+    max_depth: int = Field(ge=1, le=64)
+    min_depth: int = Field(default=1, ge=1)
+
+    @field_validator("ops")
+    @classmethod
+    def _ops_parse(cls, ops: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            return tuple(Op.parse(t).text() for t in ops)
+        except ArchitectureError as e:
+            raise ValueError(str(e)) from None
+
+    @model_validator(mode="after")
+    def _depths(self) -> SpaceConfig:
+        if self.min_depth > self.max_depth:
+            raise ValueError(f"min_depth {self.min_depth} is above max_depth {self.max_depth}")
+        return self
+
+
+class DataConfig(_Frozen):
+    """The dataset and its fixed train / validation / test split.
+
+    :param root: folder holding torchvision datasets, and where MNIST-1D is cached after it is
+        generated; None means ``~/.cache/nas-gym/data``.
+    :param val_fraction: share of the official training set held out for validation (rewards).
+    :param train_fraction: share of the remaining training set used to train (a fidelity knob).
+    :param split_seed: seed of the train / validation split, fixed so every run sees the same split.
+    """
+
+    name: Literal[DATASETS] = "mnist1d"  # type: ignore[valid-type]
+    root: str | None = None
+    download: bool = False
+    val_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    train_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
+    split_seed: int = Field(default=0, ge=0)
+
+
+class TrainConfig(_Frozen):
+    """The trainer's budget and recipe; all of it is part of the cache key."""
+
+    epochs: int = Field(default=8, ge=1, le=10_000)
+    batch_size: int = Field(default=128, ge=1)
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = Field(default=3e-3, gt=0.0, le=10.0)
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(default=5e-4, ge=0.0)
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    warmup_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    augment: bool = False
+    seed: int = Field(default=0, ge=0)
+    max_params: int = Field(default=5_000_000, ge=1)
+
+
+class RuntimeConfig(_Frozen):
+    """Where and how training runs. Not part of the cache key: results must not depend on it
+    beyond floating-point noise, and a cache filled on one machine stays usable on another."""
+
+    device: str = "auto"
+    threads: int | None = Field(default=None, ge=1)
+    amp: bool = True
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        if device not in ("auto", "cpu", "cuda", "mps") and not device.startswith("cuda:"):
+            raise ValueError(f"device {device!r} is not one of auto, cpu, cuda, cuda:N, mps")
+        return device
+
+
+class RewardConfig(_Frozen):
+    """How an evaluation becomes a reward (see ``nas_gym.rewards``).
+
+    :param failure_reward: reward of an architecture that failed to train; None means chance
+        level, 1 / num_classes, as MetaQNN did.
+    :param invalid_action_reward: reward when an agent sends an action the mask forbids.
+    """
+
+    kind: Literal["accuracy", "mnas", "constraint"] = "accuracy"
+    cost: Literal["params", "flops"] = "params"
+    target: float | None = Field(default=None, gt=0.0)
+    weight: float = -0.07
+    failure_reward: float | None = None
+    invalid_action_reward: float = 0.0
+
+    @model_validator(mode="after")
+    def _target_needed(self) -> RewardConfig:
+        if self.kind != "accuracy" and self.target is None:
+            raise ValueError(f"reward kind {self.kind!r} needs a positive 'target' cost")
+        return self
+
+
+class EvaluatorConfig(_Frozen):
+    """Which evaluator scores architectures, and where results are cached.
+
+    :param kind: ``train`` (real training), ``table`` (the shipped benchmark) or ``proxy:<name>``.
+    :param cache: SQLite file; ``auto`` means ``~/.cache/nas-gym/evaluations.sqlite``, None disables.
+    """
+
+    kind: str = "train"
+    cache: str | None = "auto"
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, kind: str) -> str:
+        if kind not in ("train", "table") and not kind.startswith("proxy:"):
+            raise ValueError(f"evaluator kind {kind!r} is not one of train, table, proxy:<name>")
+        return kind
+
+
+class Config(_Frozen):
+    """A whole preset."""
+
+    name: str = "custom"
+    description: str = ""
+    space: SpaceConfig
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    reward: RewardConfig = RewardConfig()
+    evaluator: EvaluatorConfig = EvaluatorConfig()
+
+    def search_space(self, input_size: int) -> SearchSpace:
+        """The search space for data whose spatial size (length or side) is ``input_size``."""
+        s = self.space
+        return SearchSpace.from_texts(s.ops, s.max_depth, input_size, s.min_depth)
+
+    def context_hash(self) -> str:
+        """Digest of everything besides the architecture that decides a training result:
+        dataset, split and trainer recipe (seed included). Part of every cache key."""
+        payload = json.dumps(
+            {"data": self.data.model_dump(exclude={"root", "download"}), "train": self.train.model_dump()},
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def preset_names() -> list[str]:
+    names = set()
+    for d in PRESET_DIRS:
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*.yaml"))
+    return sorted(names)
+
+
+def _find_preset(source: str | Path) -> Path:
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; give a preset name ({', '.join(preset_names())}) or a YAML path")
+        return path
+    for d in PRESET_DIRS:
+        candidate = d / f"{source}.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"unknown preset {str(source)!r}; choose one of {', '.join(preset_names())} or give a YAML path")
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``overrides`` into ``base``; dotted keys (``train.epochs``) address nested fields."""
+    out = dict(base)
+    for key, value in overrides.items():
+        head, _, rest = str(key).partition(".")
+        if rest:
+            value = {rest: value}
+        if isinstance(value, Mapping) and isinstance(out.get(head), Mapping):
+            out[head] = _merge(out[head], value)
+        else:
+            out[head] = value
+    return out
+
+
+def _one_line(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "<top level>"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key; check its spelling against the fields of this section"
+    elif first["type"] == "literal_error":
+        msg = f"{msg}; got {first.get('input')!r}"
+    more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
+    return f"{source}: {loc}: {msg}{more}"
+
+
+def load_config(source: str | Path | Config = "mnist1d", overrides: Mapping[str, Any] | None = None) -> Config:
+    """Load a preset by name or a YAML path, apply ``overrides``, validate.
+
+    :raises ConfigError: one line naming the file, the key and what is allowed.
+    """
+    if isinstance(source, Config):
+        raw, label = source.model_dump(), source.name
+    else:
+        path = _find_preset(source)
+        label = str(path)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            where = getattr(e, "problem_mark", None)
+            line = f" line {where.line + 1}" if where else ""
+            raise ConfigError(f"{path}:{line} is not valid YAML; fix the syntax ({getattr(e, 'problem', e)})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections (space, data, train, ...), got {type(raw).__name__}")
+    if overrides:
+        raw = _merge(raw, overrides)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_one_line(e, label)) from None
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["train.epochs=2", "space.max_depth=3"]`` -> a dotted-key mapping; values are YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=4")
+        out[key.strip()] = yaml.safe_load(value)
+    return out

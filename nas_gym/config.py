@@ -18,7 +18,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nas_gym.space import ArchitectureError, Op, SearchSpace
 
-DATASETS = ("mnist1d", "digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn")
+# name -> (input shape (C, L) or (C, H, W), number of classes): known without loading the data,
+# so table, proxy and synthetic evaluators can build the search space for free.
+DATASET_INFO: dict[str, tuple[tuple[int, ...], int]] = {
+    "mnist1d": ((1, 40), 10),
+    "digits": ((1, 8, 8), 10),
+    "mnist": ((1, 28, 28), 10),
+    "fashion_mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+    "svhn": ((3, 32, 32), 10),
+}
+DATASETS = tuple(DATASET_INFO)
 PRESET_DIRS = (
     Path(__file__).resolve().parent / "presets",  # inside an installed wheel
     Path(__file__).resolve().parent.parent / "envs_config",  # in a source checkout
@@ -131,7 +142,9 @@ class RewardConfig(_Frozen):
 class EvaluatorConfig(_Frozen):
     """Which evaluator scores architectures, and where results are cached.
 
-    :param kind: ``train`` (real training), ``table`` (the shipped benchmark) or ``proxy:<name>``.
+    :param kind: ``train`` (real training), ``table`` (the shipped benchmark), ``proxy:<name>``
+        (a zero-cost proxy) or ``synthetic`` (an instant made-up score with a known optimum,
+        for testing agents and env logic).
     :param cache: SQLite file; ``auto`` means ``~/.cache/nas-gym/evaluations.sqlite``, None disables.
     """
 
@@ -141,8 +154,8 @@ class EvaluatorConfig(_Frozen):
     @field_validator("kind")
     @classmethod
     def _kind(cls, kind: str) -> str:
-        if kind not in ("train", "table") and not kind.startswith("proxy:"):
-            raise ValueError(f"evaluator kind {kind!r} is not one of train, table, proxy:<name>")
+        if kind not in ("train", "table", "synthetic") and not kind.startswith("proxy:"):
+            raise ValueError(f"evaluator kind {kind!r} is not one of train, table, synthetic, proxy:<name>")
         return kind
 
 
@@ -158,9 +171,19 @@ class Config(_Frozen):
     reward: RewardConfig = RewardConfig()
     evaluator: EvaluatorConfig = EvaluatorConfig()
 
-    def search_space(self, input_size: int) -> SearchSpace:
-        """The search space for data whose spatial size (length or side) is ``input_size``."""
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return DATASET_INFO[self.data.name][0]
+
+    @property
+    def num_classes(self) -> int:
+        return DATASET_INFO[self.data.name][1]
+
+    def search_space(self, input_size: int | None = None) -> SearchSpace:
+        """The search space for data whose spatial size (length or side) is ``input_size``
+        (by default the dataset's known size)."""
         s = self.space
+        input_size = self.input_shape[1] if input_size is None else input_size
         return SearchSpace.from_texts(s.ops, s.max_depth, input_size, s.min_depth)
 
     def context_hash(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def _mnist1d_arrays(root: Path) -> tuple[np.ndarray, ...]:
         try:
             with np.load(path) as z:
                 return z["x"], z["y"], z["x_test"], z["y_test"]
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
             raise DatasetError(f"mnist1d: cached file {path} is corrupt ({type(e).__name__}); delete it to regenerate") from None
     from mnist1d.data import get_dataset_args, make_dataset
 

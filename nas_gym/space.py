@@ -173,6 +173,7 @@ class SearchSpace:
     input_size: int
     min_depth: int = 1
     _counts: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+    _choices: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not self.ops:
@@ -281,6 +282,20 @@ class SearchSpace:
         """Number of valid architectures in the space (exact, by dynamic programming)."""
         return self._count(_State(0, self.input_size, None))
 
+    def _sampling_choices(self, state: _State) -> tuple[list, np.ndarray]:
+        """Next ops from ``state`` (None = stop) with their cumulative sampling probabilities."""
+        if state not in self._choices:
+            options: list[tuple[Op | None, _State | None, int]] = []
+            if state.depth >= self.min_depth:
+                options.append((None, None, 1))
+            for op in self.ops:
+                if self._allowed(state, op) is None:
+                    nxt = self._next(state, op)
+                    options.append((op, nxt, self._count(nxt)))
+            weights = np.array([float(c) for _, _, c in options])
+            self._choices[state] = ([(op, nxt) for op, nxt, _ in options], np.cumsum(weights / weights.sum()))
+        return self._choices[state]
+
     def sample(self, rng: np.random.Generator) -> Architecture:
         """An architecture drawn uniformly from all valid ones.
 
@@ -289,18 +304,12 @@ class SearchSpace:
         """
         state, ops = _State(0, self.input_size, None), []
         while True:
-            choices: list[tuple[Op | None, int]] = []
-            if state.depth >= self.min_depth:
-                choices.append((None, 1))
-            for op in self.ops:
-                if self._allowed(state, op) is None:
-                    choices.append((op, self._count(self._next(state, op))))
-            weights = np.array([float(c) for _, c in choices])
-            op = choices[int(rng.choice(len(choices), p=weights / weights.sum()))][0]
+            options, cumulative = self._sampling_choices(state)
+            i = min(int(np.searchsorted(cumulative, rng.random(), side="right")), len(options) - 1)
+            op, state = options[i]
             if op is None:
                 return Architecture(tuple(ops))
             ops.append(op)
-            state = self._next(state, op)
 
     def enumerate(self) -> Iterator[Architecture]:
         """Every valid architecture, in a fixed depth-first order."""

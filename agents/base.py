@@ -1,0 +1,120 @@
+"""The Agent protocol, the registry of built-in agents, and how a user's agent is found.
+
+An agent drives the env (``gym.make("NasGym/...")``) for a number of episodes. Every agent acts
+through the env, even the ones that think in whole architectures (random search, evolution):
+they play an architecture's actions with :func:`play`. So every agent is charged the same
+way, by the evaluator behind the env, and recorded by the same wrapper.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import fields, is_dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import gymnasium as gym
+
+from nas_gym.space import Architecture
+
+BUILTIN_AGENTS: dict[str, str] = {
+    "random": "agents.random_search:RandomSearch",
+    "qlearning": "agents.q_learning:QLearning",
+    "ppo": "agents.sb3:PPOAgent",
+    "a2c": "agents.sb3:A2CAgent",
+    "dqn": "agents.sb3:DQNAgent",
+    "maskable_ppo": "agents.sb3:MaskablePPOAgent",
+}
+ENTRY_POINT_GROUP = "nas_gym.agents"
+
+
+class AgentError(ValueError):
+    """An agent name that cannot be resolved, or hyperparameters it does not take."""
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """What ``nas-gym search`` needs of an agent.
+
+    Constructed as ``Agent(env, seed=seed, hparams={...}, logdir=path_or_None)``;
+    ``learn(episodes)`` runs exactly ``episodes`` episodes on ``env``. An agent may write its
+    own TensorBoard data under ``logdir``, and may log scalars through
+    ``env.record_scalar(tag, value)`` when the env has it (the search recorder does).
+    ``save`` / ``load`` are optional (resumable searches).
+    """
+
+    def __init__(self, env: gym.Env, seed: int = 0, hparams: dict[str, Any] | None = None,
+                 logdir: Path | None = None) -> None: ...
+
+    def learn(self, episodes: int) -> None: ...
+
+
+def make_hparams(cls: type, values: dict[str, Any] | None):
+    """Build an agent's hyperparameter dataclass, naming an unknown key and the known ones."""
+    assert is_dataclass(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = set(values or {}) - known
+    if unknown:
+        raise AgentError(f"unknown hyperparameter(s) {', '.join(sorted(unknown))} for {cls.__name__}; "
+                         f"known: {', '.join(sorted(known))}")
+    return cls(**(values or {}))
+
+
+def play(env: gym.Env, arch: Architecture) -> tuple[float, dict[str, Any]]:
+    """Play ``arch``'s actions (then ``stop`` if it is shorter than the depth limit) in a freshly
+    reset ``env``; return the final reward and info."""
+    space = env.unwrapped.space
+    env.reset()
+    actions = [space.action_of(op) for op in arch.ops]
+    if len(actions) < space.max_depth:
+        actions.append(space.stop_action)
+    for action in actions:
+        _, reward, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            return float(reward), info
+    raise RuntimeError(f"episode for {arch} did not end")  # unreachable for a valid arch
+
+
+def _load_attr(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise AgentError(f"cannot load agent {spec!r}: {e}; expected module.path:ClassName") from None
+    return obj
+
+
+def agent_names() -> list[str]:
+    return sorted(set(BUILTIN_AGENTS) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def resolve_agent(name: str) -> type:
+    """An agent class from a built-in name, an installed package's ``nas_gym.agents`` entry
+    point, or a ``module.path:ClassName`` (a ``.py`` file path works too: ``path/to/file.py:Cls``)."""
+    if name in BUILTIN_AGENTS:
+        return _load_attr(BUILTIN_AGENTS[name])
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            return ep.load()
+    if ":" in name:
+        path, _, attr = name.partition(":")
+        if path.endswith(".py"):
+            return _load_file_attr(Path(path), attr)
+        return _load_attr(name)
+    raise AgentError(f"unknown agent {name!r}; choose one of {', '.join(agent_names())} or give module.path:ClassName")
+
+
+def _load_file_attr(path: Path, attr: str) -> Any:
+    import importlib.util
+
+    if not path.is_file():
+        raise AgentError(f"agent file {path} does not exist; give module.path:ClassName or an existing file.py:ClassName")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    if not hasattr(module, attr):
+        raise AgentError(f"agent file {path} has no {attr!r}")
+    return getattr(module, attr)

@@ -87,22 +87,23 @@ def _read_svhn(root: Path, train: bool, download: bool) -> Arrays:
     return ds.data, np.asarray(ds.labels, dtype=np.int64)
 
 
-def _idx_files(cls: type[MNIST]) -> Callable[[Path], list[Path]]:
-    def files(root: Path) -> list[Path]:
+def _idx_files(cls: type[MNIST]) -> Callable[[Path, bool], list[Path]]:
+    def files(root: Path, train: bool) -> list[Path]:
         folder = root / cls.__name__
         if all((folder / "processed" / f).is_file() for f in (cls.training_file, cls.test_file)):
             return []  # the pre-0.9 torchvision cache, which torchvision still reads
-        return [folder / "raw" / Path(url).stem for url, _ in cls.resources]
+        prefix = "train-" if train else "t10k-"
+        return [folder / "raw" / Path(url).stem for url, _ in cls.resources if url.startswith(prefix)]
 
     return files
 
 
-def _cifar_files(cls: type[CIFAR10]) -> Callable[[Path], list[Path]]:
-    return lambda root: [root / cls.base_folder / f for f, _ in cls.train_list + cls.test_list]
+def _cifar_files(cls: type[CIFAR10]) -> Callable[[Path, bool], list[Path]]:
+    return lambda root, train: [root / cls.base_folder / f for f, _ in (cls.train_list if train else cls.test_list)]
 
 
-def _svhn_files(root: Path) -> list[Path]:
-    return [root / SVHN.split_list[s][1] for s in ("train", "test")]
+def _svhn_files(root: Path, train: bool) -> list[Path]:
+    return [root / SVHN.split_list["train" if train else "test"][1]]
 
 
 @dataclass(frozen=True)
@@ -117,34 +118,35 @@ class _Source:
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    title: str
     what: str
-    files: Callable[[Path], list[Path]]
+    files: Callable[[Path, bool], list[Path]]
     read: Callable[[Path, bool, bool], Arrays]
 
 
 _SOURCES: dict[str, _Source] = {
     "mnist": _Source(
-        10, (0.1307,), (0.3081,),
+        10, (0.1307,), (0.3081,), "MNIST idx-ubyte",
         "the four uncompressed MNIST idx-ubyte files (MNIST/raw/train-images-idx3-ubyte, ...)",
         _idx_files(MNIST), _read_idx(MNIST),
     ),
     "fashion_mnist": _Source(
-        10, (0.2860,), (0.3530,),
+        10, (0.2860,), (0.3530,), "Fashion-MNIST idx-ubyte",
         "the four uncompressed Fashion-MNIST idx-ubyte files (FashionMNIST/raw/train-images-idx3-ubyte, ...)",
         _idx_files(FashionMNIST), _read_idx(FashionMNIST),
     ),
     "cifar10": _Source(
-        10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+        10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "CIFAR-10 python version",
         "the CIFAR-10 python version (the cifar-10-batches-py folder)",
         _cifar_files(CIFAR10), _read_cifar(_Cifar10),
     ),
     "cifar100": _Source(
-        100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762),
+        100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "CIFAR-100 python version",
         "the CIFAR-100 python version (the cifar-100-python folder)",
         _cifar_files(CIFAR100), _read_cifar(_Cifar100),
     ),
     "svhn": _Source(
-        10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970),
+        10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), "SVHN cropped-digits .mat",
         "SVHN's train_32x32.mat and test_32x32.mat (format 2, cropped digits)",
         _svhn_files, _read_svhn,
     ),
@@ -185,6 +187,12 @@ def _normalise(data: Dataset, mean: tuple[float, ...], std: tuple[float, ...]) -
     return data
 
 
+def _where(files: list[Path], root: Path, split: str) -> str:
+    if len(files) == 1:
+        return str(files[0])
+    return f"the {split} files in {files[0].parent if files else root}"
+
+
 def load_vision(cfg: DataConfig) -> Dataset:
     """Load a torchvision dataset from ``cfg.root`` (downloading only if ``cfg.download`` and
     files are missing) and split it like every other dataset.
@@ -200,7 +208,7 @@ def load_vision(cfg: DataConfig) -> Dataset:
     put = f"put {src.what} under {root}"
 
     def first_missing() -> Path | None:
-        return next((p for p in src.files(root) if not p.is_file()), None)
+        return next((p for p in src.files(root, True) + src.files(root, False) if not p.is_file()), None)
 
     missing = first_missing()
     if missing is not None and not cfg.download:
@@ -209,17 +217,18 @@ def load_vision(cfg: DataConfig) -> Dataset:
         raise DatasetError(f"{name}: {missing} not found; {put}, or set data.download: true when online")
 
     download = missing is not None  # never re-download (or re-hash) files that are already there
-    try:
-        x, y = _consistent(*src.read(root, True, download), len(src.mean), src.num_classes)
-        x_test, y_test = _consistent(*src.read(root, False, download), len(src.mean), src.num_classes)
-    except Exception as e:  # parsers of damaged files raise nearly anything: report them all in one line
-        if download and first_missing() is not None:
-            raise DatasetError(f"{name}: download into {root} failed ({_brief(e)}); check the connection, or {put}") from None
-        folder = src.files(root)[0].parent if src.files(root) else root
-        raise DatasetError(
-            f"{name}: cannot read the files in {folder} ({_brief(e)}); they are truncated or not {src.what}: "
-            "delete them and download again"
-        ) from None
+    arrays: list[np.ndarray] = []
+    for train, split in ((True, "training"), (False, "test")):
+        try:
+            arrays += _consistent(*src.read(root, train, download), len(src.mean), src.num_classes)
+        except Exception as e:  # parsers of damaged files raise nearly anything: report them all in one line
+            if download and first_missing() is not None:
+                raise DatasetError(f"{name}: download into {root} failed ({_brief(e)}); check the connection, or {put}") from None
+            raise DatasetError(
+                f"{name}: cannot read {_where(src.files(root, train), root, split)} ({_brief(e)}); "
+                f"replace with intact {src.title} files (delete, then download again)"
+            ) from None
+    x, y, x_test, y_test = arrays
     if x.shape[2:] != x_test.shape[2:]:
-        raise DatasetError(f"{name}: train images are {x.shape[2:]} but test images {x_test.shape[2:]} under {root}; delete the files and download again")
+        raise DatasetError(f"{name}: training images are {x.shape[2:]} but test images {x_test.shape[2:]} under {root}; delete the files and download again")
     return _normalise(_split(name, x, y, x_test, y_test, cfg, src.num_classes), src.mean, src.std)

@@ -1,0 +1,65 @@
+"""Evaluators turn architectures into EvalResults; ``make_evaluator`` picks one from a config.
+
+Nothing here imports torch: ``nas_gym.evaluators.base`` is imported by the env and by agents,
+and importing a subpackage runs this file first. The training evaluator (torch, data) is
+imported only when it is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nas_gym.config import Config, ConfigError
+from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator
+from nas_gym.evaluators.cache import CacheError, MemoryCache, ResultCache, open_cache
+
+if TYPE_CHECKING:
+    from nas_gym.data import Dataset
+    from nas_gym.evaluators.cache import Cache
+    from nas_gym.evaluators.training import TrainingEvaluator
+
+AVAILABLE_KINDS = ("train", "synthetic")
+
+
+def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | None = None,
+                   cache: Cache | None = None) -> Evaluator:
+    """The evaluator ``kind`` names (default: ``config.evaluator.kind``).
+
+    :param data: an already-loaded dataset for ``train`` (see ``TrainingEvaluator``).
+    :param cache: a cache for ``train``; default: the one ``config.evaluator.cache`` names.
+    :raises ConfigError: the kind is unknown or not available yet.
+    """
+    kind = config.evaluator.kind if kind is None else kind
+    if kind == "train":
+        from nas_gym.evaluators.training import TrainingEvaluator
+
+        return TrainingEvaluator(config, data=data, cache=cache)
+    if kind == "synthetic":
+        from nas_gym.evaluators.synthetic import SyntheticEvaluator
+
+        return SyntheticEvaluator(config.search_space(), seed=config.train.seed, num_classes=config.num_classes)
+    if kind == "table" or kind.startswith("proxy:"):
+        raise ConfigError(f"evaluator kind {kind!r} is not available yet; use one of {', '.join(AVAILABLE_KINDS)}")
+    raise ConfigError(f"evaluator kind {kind!r} is not one of train, table, synthetic, proxy:<name>")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TrainingEvaluator":  # lazy: it imports torch
+        from nas_gym.evaluators.training import TrainingEvaluator
+
+        return TrainingEvaluator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "AVAILABLE_KINDS",
+    "CacheError",
+    "EvalResult",
+    "EvalStats",
+    "Evaluator",
+    "MemoryCache",
+    "ResultCache",
+    "TrainingEvaluator",
+    "make_evaluator",
+    "open_cache",
+]

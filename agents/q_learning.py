@@ -1,0 +1,258 @@
+"""MetaQNN's tabular Q-learning (Baker et al., ICLR 2017), CleanRL-sized.
+
+The agent builds a chain one layer at a time, epsilon-greedy over the actions the env's mask
+allows, and learns from whole episodes: after each one it replays a sample of past episodes,
+each backwards, so the terminal reward (the accuracy) reaches the first layer within one
+replay. With gamma 1 the Q-value of a (prefix, layer) pair estimates the best accuracy still
+reachable through it, which is what a search wants (not a discounted average).
+
+The table is keyed by the observation's bytes: the env's observation encodes the whole prefix
+(one-hot per position, depth, spatial size), so equal prefixes share one row. Only the actions
+allowed in a state get an entry, as MetaQNN enumerated only legal transitions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from agents.base import make_hparams
+
+# MetaQNN's schedule over its 2,700 models: long pure exploration, then a slow descent.
+METAQNN_SCHEDULE: tuple[tuple[float, int], ...] = (
+    (1.0, 1500), (0.9, 100), (0.8, 100), (0.7, 100),
+    (0.6, 150), (0.5, 150), (0.4, 150), (0.3, 150), (0.2, 150), (0.1, 150),
+)
+
+
+@dataclass(frozen=True)
+class QLearningArgs:
+    """MetaQNN's numbers (Baker et al. 2017, section 4 and appendix).
+
+    :param learning_rate: alpha; small because each episode is replayed many times.
+    :param gamma: 1.0: only the terminal reward counts, so no reason to favour short chains.
+    :param q_init: initial Q-value, 0.5: optimistic next to chance level (0.1 for 10 classes),
+        so untried layers keep getting tried while epsilon is high.
+    :param replay: past episodes sampled (with replacement, as MetaQNN) after each episode.
+    :param epsilon_schedule: explicit ``(epsilon, episodes)`` stages; None means MetaQNN's shape
+        scaled to the budget. Past the last stage the last epsilon stays.
+    :param total_episodes: the budget the MetaQNN schedule is scaled to; None means the episodes
+        already done plus those asked of ``learn`` (so a resumed run must pass the original total).
+    """
+
+    learning_rate: float = 0.01
+    gamma: float = 1.0
+    q_init: float = 0.5
+    replay: int = 128
+    epsilon_schedule: tuple[tuple[float, int], ...] | None = None
+    total_episodes: int | None = None
+
+
+def scaled_schedule(total: int, stages: Sequence[tuple[float, int]] = METAQNN_SCHEDULE) -> list[tuple[float, int]]:
+    """``stages`` with episode counts scaled to sum to ``total`` exactly (largest remainders),
+    so 2,700 reproduces MetaQNN's stages and a small budget keeps their proportions."""
+    base = sum(n for _, n in stages)
+    exact = [n * total / base for _, n in stages]
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(stages)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in by_remainder[: total - sum(counts)]:
+        counts[i] += 1
+    return [(eps, n) for (eps, _), n in zip(stages, counts, strict=True)]
+
+
+def epsilon_at(episode: int, stages: Sequence[tuple[float, int]]) -> float:
+    """Epsilon of the 0-based ``episode`` under ``stages``; the last stage's value beyond them."""
+    end = 0
+    for eps, n in stages:
+        end += n
+        if episode < end:
+            return float(eps)
+    return float(stages[-1][0]) if stages else 0.0
+
+
+@dataclass
+class _Episode:
+    """One finished episode as replay needs it: ``states`` has one more entry than ``actions``
+    when the episode was truncated (the state to bootstrap from)."""
+
+    states: list[bytes]
+    actions: list[int]
+    rewards: list[float]
+    terminated: bool
+
+
+class QLearning:
+    """:param env: a NasGym env, possibly wrapped. :param seed: seeds the agent's generator
+    (exploration and tie-breaking). :param hparams: fields of :class:`QLearningArgs`.
+    :param logdir: unused; epsilon goes through ``env.record_scalar`` when the env has it."""
+
+    def __init__(self, env: gym.Env, seed: int = 0, hparams: dict[str, Any] | None = None,
+                 logdir: Path | None = None) -> None:
+        self.env = env
+        values = dict(hparams or {})
+        if values.get("epsilon_schedule") is not None:  # JSON / YAML give lists
+            values["epsilon_schedule"] = tuple((float(e), int(n)) for e, n in values["epsilon_schedule"])
+        self.args: QLearningArgs = make_hparams(QLearningArgs, values)
+        self.rng = np.random.default_rng(seed)
+        self.q: dict[bytes, dict[int, float]] = {}
+        self.memory: list[_Episode] = []
+        self.episodes_done = 0
+        self._total = self.args.total_episodes
+        self._masks = _mask_source(env)
+        self._record = _scalar_sink(env)
+
+    # -- schedule -----------------------------------------------------------------------
+    def schedule(self, total: int | None = None) -> list[tuple[float, int]]:
+        """The epsilon stages in force for a run of ``total`` episodes."""
+        if self.args.epsilon_schedule is not None:
+            return list(self.args.epsilon_schedule)
+        total = total if total is not None else (self._total or sum(n for _, n in METAQNN_SCHEDULE))
+        return scaled_schedule(total)
+
+    @property
+    def epsilon(self) -> float:
+        """Epsilon of the next episode."""
+        return epsilon_at(self.episodes_done, self.schedule())
+
+    # -- acting and learning -------------------------------------------------------------
+    def _row(self, state: bytes, mask: np.ndarray) -> dict[int, float]:
+        row = self.q.get(state)
+        if row is None:
+            row = self.q[state] = {int(a): self.args.q_init for a in np.flatnonzero(mask)}
+        return row
+
+    def _act(self, row: dict[int, float], epsilon: float) -> int:
+        actions = list(row)
+        if self.rng.random() < epsilon:
+            return actions[int(self.rng.integers(len(actions)))]
+        best = max(row.values())
+        ties = [a for a in actions if row[a] == best]
+        return ties[int(self.rng.integers(len(ties)))] if len(ties) > 1 else ties[0]
+
+    def _play(self, epsilon: float) -> _Episode:
+        obs, _ = self.env.reset()
+        ep = _Episode([], [], [], terminated=True)
+        while True:
+            state = np.asarray(obs, dtype=np.float32).tobytes()
+            row = self._row(state, self._masks())
+            if not row:  # nothing allowed: a broken mask; stop with whatever the env does
+                row = {self.env.action_space.n - 1: self.args.q_init}
+            action = self._act(row, epsilon)
+            obs, reward, terminated, truncated, _ = self.env.step(action)
+            ep.states.append(state)
+            ep.actions.append(action)
+            ep.rewards.append(float(reward))
+            if terminated or truncated:
+                if not terminated:
+                    last = np.asarray(obs, dtype=np.float32).tobytes()
+                    self._row(last, self._masks())
+                    ep.states.append(last)
+                ep.terminated = bool(terminated)
+                return ep
+
+    def _update(self, ep: _Episode) -> None:
+        """MetaQNN's update, backwards through one episode: Q(s,a) <- (1-alpha) Q(s,a) +
+        alpha (r + gamma max_a' Q(s',a')), with no bootstrap after the terminal step.
+
+        An action missing from its state's row (an invalid action the mask did not catch, so
+        the env ended the episode) is skipped: it must never become a greedy choice."""
+        alpha, gamma = self.args.learning_rate, self.args.gamma
+        n = len(ep.actions)
+        for t in range(n - 1, -1, -1):
+            row = self.q[ep.states[t]]
+            a = ep.actions[t]
+            if a not in row:
+                continue
+            if t + 1 < len(ep.states):
+                nxt = self.q[ep.states[t + 1]]
+                future = max(nxt.values()) if nxt else 0.0
+            else:
+                future = 0.0
+            row[a] += alpha * (ep.rewards[t] + gamma * future - row[a])
+
+    def learn(self, episodes: int) -> None:
+        """Play ``episodes`` episodes, each followed by a replay update."""
+        if self.args.total_episodes is None:
+            self._total = self.episodes_done + episodes
+        stages = self.schedule(self._total)
+        for _ in range(episodes):
+            eps = epsilon_at(self.episodes_done, stages)
+            self.memory.append(self._play(eps))
+            for i in self.rng.integers(len(self.memory), size=self.args.replay):
+                self._update(self.memory[int(i)])
+            self.episodes_done += 1
+            if self._record is not None:
+                self._record("nas/epsilon", eps)
+
+    def greedy_actions(self, obs: np.ndarray) -> list[int]:
+        """The allowed actions of best Q-value in the state ``obs`` (empty if never visited)."""
+        row = self.q.get(np.asarray(obs, dtype=np.float32).tobytes(), {})
+        if not row:
+            return []
+        best = max(row.values())
+        return [a for a, v in row.items() if v == best]
+
+    # -- checkpoints --------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Q-table, replay memory, episode counter and generator state as JSON (floats round-trip
+        exactly, so a loaded agent continues as if never stopped). Written atomically."""
+        state = {
+            "version": 1,
+            "episodes_done": self.episodes_done,
+            "total": self._total,
+            "rng": self.rng.bit_generator.state,
+            "q": {k.hex(): {str(a): v for a, v in row.items()} for k, row in self.q.items()},
+            "memory": [{"states": [s.hex() for s in ep.states], "actions": ep.actions, "rewards": ep.rewards,
+                        "terminated": ep.terminated} for ep in self.memory],
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(state, f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load(self, path: str | Path) -> None:
+        state = json.loads(Path(path).read_text())
+        self.episodes_done = int(state["episodes_done"])
+        self._total = state["total"]
+        self.rng.bit_generator.state = state["rng"]
+        self.q = {bytes.fromhex(k): {int(a): float(v) for a, v in row.items()} for k, row in state["q"].items()}
+        self.memory = [_Episode([bytes.fromhex(s) for s in ep["states"]], [int(a) for a in ep["actions"]],
+                                [float(r) for r in ep["rewards"]], bool(ep["terminated"])) for ep in state["memory"]]
+
+
+def _wrapper_attr(env: gym.Env, name: str) -> Any:
+    """An attribute of the outermost wrapper that has it (gymnasium 1.x wrappers do not forward
+    plain attribute access), or None."""
+    getter = getattr(env, "get_wrapper_attr", None)
+    try:
+        return getter(name) if getter is not None else getattr(env, name)
+    except AttributeError:
+        return None
+
+
+def _mask_source(env: gym.Env) -> Callable[[], np.ndarray]:
+    """``action_masks`` from the outermost wrapper defining it, so a wrapper may restrict the
+    actions further; an env without masks allows everything."""
+    masks = _wrapper_attr(env, "action_masks")
+    if masks is not None:
+        return lambda: np.asarray(masks(), dtype=bool)
+    n = int(env.action_space.n)
+    return lambda: np.ones(n, dtype=bool)
+
+
+def _scalar_sink(env: gym.Env) -> Callable[[str, float], None] | None:
+    return _wrapper_attr(env, "record_scalar")

@@ -1,0 +1,165 @@
+"""The ``nas-gym`` command.
+
+Bad input (a config key, an architecture string, an agent name, a dataset root) ends with one
+line on stderr and exit code 2, before anything is trained or written to the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nas_gym.config import Config, load_config, parse_overrides
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Neural architecture search as a Gymnasium environment.")
+console = Console(stderr=True)
+out = Console()
+
+ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="Preset name (see envs_config/) or YAML path.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config field: KEY=VALUE, e.g. train.epochs=4.")]
+
+
+def _bad_input_types() -> tuple[type[BaseException], ...]:
+    from agents.base import AgentError
+    from nas_gym.config import ConfigError
+    from nas_gym.data import DatasetError
+    from nas_gym.space import ArchitectureError
+
+    types: list[type[BaseException]] = [AgentError, ConfigError, DatasetError, ArchitectureError, OSError]
+    try:
+        from nas_gym.evaluators.cache import CacheError
+
+        types.append(CacheError)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _load(config: str, overrides: list[str] | None, extra: dict | None = None) -> Config:
+    merged = parse_overrides(overrides or [])
+    merged.update(extra or {})
+    return load_config(config, merged)
+
+
+@app.command("eval")
+def eval_cmd(
+    arch: Annotated[str, typer.Argument(help="Architecture text, e.g. 'conv3-32|maxpool|conv5-64'.")],
+    config: ConfigOpt = "mnist1d",
+    seed: Annotated[int | None, typer.Option(help="Training seed (default: the preset's train.seed).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    overrides: SetOpt = None,
+) -> None:
+    """Train one architecture and print its result."""
+    try:
+        from nas_gym.evaluators import make_evaluator
+        from nas_gym.space import Architecture
+
+        cfg = _load(config, overrides, {"train.seed": seed} if seed is not None else None)
+        parsed = cfg.search_space().validate(Architecture.parse(arch))
+        evaluator = make_evaluator(cfg)
+        result = evaluator.evaluate(parsed)
+    except _bad_input_types() as e:
+        raise _fail(str(e)) from None
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+        return
+    table = Table(title=f"{result.arch}  ({cfg.name}, seed {cfg.train.seed})", show_header=False)
+    for key, value in result.to_dict().items():
+        if key != "arch":
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    table.add_row("cache hit", "yes" if evaluator.stats.cache_hits else "no")
+    out.print(table)
+
+
+def _progress(episodes: int) -> tuple[Progress, callable]:
+    progress = Progress(
+        TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
+        TextColumn("best val {task.fields[best]}"), TextColumn("{task.fields[rate]} eval/min"),
+        TextColumn("cache hits {task.fields[hits]}"), TimeElapsedColumn(), console=console,
+    )
+    task = progress.add_task("search", total=episodes, best="-", rate="-", hits=0)
+
+    def update(recorder) -> None:
+        stats = recorder.evaluator.stats
+        elapsed = progress.tasks[task].elapsed or 1e-9
+        best = f"{recorder.best.val_acc:.4f}" if recorder.best else "-"
+        progress.update(task, completed=recorder.episodes, best=best, rate=f"{60 * stats.evaluations / elapsed:.0f}",
+                        hits=stats.cache_hits)
+
+    return progress, update
+
+
+@app.command()
+def search(
+    agent: Annotated[str, typer.Option(help="Agent: random, qlearning, ppo, a2c, dqn, maskable_ppo, or module:Class.")] = "qlearning",
+    config: ConfigOpt = "mnist1d",
+    episodes: Annotated[int, typer.Option(help="Episodes (architectures) to run.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the agent and the env.")] = 0,
+    logdir: Annotated[Path, typer.Option(help="Folder for run folders (TensorBoard, CSV, config).")] = Path("runs"),
+    evaluator: Annotated[str | None, typer.Option(help="Evaluator kind: train, table, synthetic, proxy:<name>.")] = None,
+    hparams: Annotated[str | None, typer.Option(help="Agent hyperparameters as JSON or YAML, e.g. '{lr: 0.01}'.")] = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Run a search and print the top architectures."""
+    from nas_gym.search import run_search
+
+    try:
+        if episodes < 1:
+            raise ValueError(f"--episodes must be >= 1, got {episodes}")
+        cfg = _load(config, overrides, {"evaluator.kind": evaluator} if evaluator else None)
+        agent_hparams = _parse_hparams(hparams)
+        progress, update = _progress(episodes)
+        with progress:
+            summary = run_search(cfg, agent, episodes, seed, logdir, hparams=agent_hparams, on_episode=update)
+    except (*_bad_input_types(), ValueError) as e:
+        raise _fail(str(e)) from None
+    _print_summary(summary)
+
+
+def _parse_hparams(text: str | None) -> dict | None:
+    import yaml
+
+    if not text:
+        return None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError(f"--hparams {text!r}: expected a mapping, e.g. '{{learning_rate: 0.01}}'")
+    return value
+
+
+def _print_summary(summary) -> None:
+    table = Table(title=f"Top {len(summary.top)} architectures")
+    for col in ("#", "architecture", "val acc", "params", "FLOPs", "episode"):
+        table.add_column(col, justify="left" if col == "architecture" else "right")
+    for i, rec in enumerate(summary.top, 1):
+        table.add_row(str(i), rec.arch, f"{rec.val_acc:.4f}", f"{rec.params:,}", f"{rec.flops:,}", str(rec.episode))
+    out.print(table)
+    s = summary.stats
+    out.print(f"{summary.episodes} episodes, {s.evaluations} evaluations ({s.cache_hits} cache hits, "
+              f"{s.failures} failures) in {summary.seconds:.1f} s")
+    out.print(f"Run folder: {summary.run_dir}")
+    out.print(f"TensorBoard: tensorboard --logdir {summary.run_dir.parent}")
+
+
+def main() -> None:  # pragma: no cover - console-script shim
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

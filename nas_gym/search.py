@@ -1,0 +1,97 @@
+"""Running a search: one agent, one preset, one seed, one run folder.
+
+The run folder holds everything needed to understand and repeat the run: the resolved config,
+the command line, TensorBoard events, and a CSV of every evaluated architecture.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import yaml
+
+from agents.base import AgentError, resolve_agent
+from nas_gym.config import Config
+from nas_gym.evaluators.base import EvalStats
+from nas_gym.tb import Record, SearchRecorder
+
+ENV_ID = "NasGym/LayerChain-v0"
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    run_dir: Path
+    episodes: int
+    top: list[Record]
+    failures: list[Record]
+    stats: EvalStats
+    seconds: float
+
+
+def make_run_dir(logdir: Path, agent: str, preset: str, seed: int) -> Path:
+    """A fresh folder under ``logdir``; fails early, with a clear message, if it can't be written."""
+    safe_agent = agent.replace(":", "_").replace("/", "_").replace(".", "_")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = logdir / f"{safe_agent}-{preset}-s{seed}-{stamp}"
+    n = 1
+    while run_dir.exists():
+        n += 1
+        run_dir = logdir / f"{safe_agent}-{preset}-s{seed}-{stamp}-{n}"
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as e:
+        raise OSError(f"logdir {logdir}: cannot create a run folder ({e.strerror}); choose a writable --logdir") from None
+    return run_dir
+
+
+def write_run_files(run_dir: Path, config: Config, argv: list[str] | None = None) -> None:
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    argv = sys.argv if argv is None else argv
+    (run_dir / "command.txt").write_text(shlex.join(argv) + "\n")
+
+
+def run_search(
+    config: Config,
+    agent: str,
+    episodes: int,
+    seed: int,
+    logdir: Path,
+    *,
+    evaluator: Any = None,
+    hparams: dict[str, Any] | None = None,
+    on_episode: Callable[[SearchRecorder], None] | None = None,
+    argv: list[str] | None = None,
+) -> SearchSummary:
+    """Run ``agent`` for ``episodes`` episodes on the env made from ``config``.
+
+    :param evaluator: an Evaluator, an evaluator kind, or None for the config's own.
+    :raises AgentError, ConfigError, OSError: bad input, before anything is trained.
+    """
+    if episodes < 1:
+        raise AgentError(f"episodes must be >= 1, got {episodes}")
+    agent_cls = resolve_agent(agent)
+    run_dir = make_run_dir(logdir, agent, config.name, seed)
+    write_run_files(run_dir, config, argv)
+    env = gym.make(ENV_ID, config=config, evaluator=evaluator, seed=seed, disable_env_checker=True)
+    recorder = SearchRecorder(env, run_dir, on_episode)
+    start = time.perf_counter()
+    try:
+        instance = agent_cls(recorder, seed=seed, hparams=hparams, logdir=run_dir)
+        instance.learn(episodes)
+    finally:
+        recorder.close()
+    stats = recorder.evaluator.stats
+    return SearchSummary(run_dir, recorder.episodes, recorder.top(5), recorder.failures(), stats,
+                         time.perf_counter() - start)
+
+
+def default_logdir() -> Path:
+    return Path(os.environ.get("NAS_GYM_LOGDIR", "runs"))

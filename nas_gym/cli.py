@@ -146,7 +146,8 @@ def _parse_hparams(text: str | None) -> dict | None:
 def _print_summary(summary) -> None:
     table = Table(title=f"Top {len(summary.top)} architectures")
     for col in ("#", "architecture", "val acc", "params", "FLOPs", "episode"):
-        table.add_column(col, justify="left" if col == "architecture" else "right")
+        table.add_column(col, justify="left" if col == "architecture" else "right",
+                         overflow="fold" if col == "architecture" else "ellipsis")
     for i, rec in enumerate(summary.top, 1):
         table.add_row(str(i), rec.arch, f"{rec.val_acc:.4f}", f"{rec.params:,}", f"{rec.flops:,}", str(rec.episode))
     out.print(table)

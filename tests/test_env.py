@@ -59,7 +59,7 @@ def test_max_depth_ends_episode_with_evaluation():
     space = env.unwrapped.space
     env.reset(seed=0)
     conv = space.action_of(Architecture.parse("conv3-16").ops[0])
-    for i in range(space.max_depth):
+    for _ in range(space.max_depth):
         _, reward, terminated, _, info = env.step(conv)
     assert terminated and "val_acc" in info and len(Architecture.parse(info["arch"])) == space.max_depth
 

@@ -18,14 +18,15 @@ if TYPE_CHECKING:
     from nas_gym.evaluators.cache import Cache
     from nas_gym.evaluators.training import TrainingEvaluator
 
-AVAILABLE_KINDS = ("train", "synthetic")
+AVAILABLE_KINDS = ("train", "synthetic", "proxy:synflow", "proxy:jacob_cov", "proxy:snip", "proxy:grad_norm",
+                   "proxy:params", "proxy:flops")
 
 
 def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | None = None,
                    cache: Cache | None = None) -> Evaluator:
     """The evaluator ``kind`` names (default: ``config.evaluator.kind``).
 
-    :param data: an already-loaded dataset for ``train`` (see ``TrainingEvaluator``).
+    :param data: an already-loaded dataset for ``train`` and ``proxy:<name>`` (see ``TrainingEvaluator``).
     :param cache: a cache for ``train``; default: the one ``config.evaluator.cache`` names.
     :raises ConfigError: the kind is unknown or not available yet.
     """
@@ -38,7 +39,11 @@ def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | N
         from nas_gym.evaluators.synthetic import SyntheticEvaluator
 
         return SyntheticEvaluator(config.search_space(), seed=config.train.seed, num_classes=config.num_classes)
-    if kind == "table" or kind.startswith("proxy:"):
+    if kind.startswith("proxy:"):
+        from nas_gym.evaluators.proxy import ProxyEvaluator
+
+        return ProxyEvaluator(config, kind.removeprefix("proxy:"), data=data)
+    if kind == "table":
         raise ConfigError(f"evaluator kind {kind!r} is not available yet; use one of {', '.join(AVAILABLE_KINDS)}")
     raise ConfigError(f"evaluator kind {kind!r} is not one of train, table, synthetic, proxy:<name>")
 

@@ -104,7 +104,8 @@ class ResultCache:
 
     def __init__(self, path: str | os.PathLike[str], timeout: float = 30.0) -> None:
         resolved = resolve_path(path)
-        assert resolved is not None
+        if resolved is None:
+            raise TypeError("ResultCache needs a path; open_cache(None) gives an in-memory cache")
         self.path = resolved
         self.timeout = timeout
         self._conn: sqlite3.Connection | None = None
@@ -125,6 +126,8 @@ class ResultCache:
         try:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             n_objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.OperationalError as e:  # locked past the timeout, unreadable: not a verdict on the file
+            raise self._fail(f"cannot be read ({e})", "check its permissions and that no other program locks it") from None
         except sqlite3.DatabaseError as e:
             raise self._not_ours(f"cannot be read as SQLite ({e})") from None
         if app_id == 0 and n_objects == 0:
@@ -160,7 +163,10 @@ class ResultCache:
             return  # an empty file is an empty database: adopt it
         if header != _SQLITE_MAGIC:
             raise self._not_ours("is not an SQLite database")
-        ro = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.timeout)
+        try:
+            ro = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.timeout)
+        except sqlite3.Error as e:
+            raise self._fail(f"cannot be opened ({e})", "check its permissions") from None
         try:
             self._inspect(ro)
         finally:

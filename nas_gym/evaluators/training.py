@@ -86,7 +86,7 @@ class TrainingEvaluator:
         stored = self.cache.get_many(archs, self.context)
         done: dict[str, EvalResult] = {}
         out: list[EvalResult] = []
-        for arch, hit in zip(archs, stored):
+        for arch, hit in zip(archs, stored, strict=True):
             key = arch.key()
             if key in done:
                 result = done[key]

@@ -1,0 +1,293 @@
+"""Stable-Baselines3 agents (PPO, A2C, DQN) and sb3-contrib's MaskablePPO, counted in episodes.
+
+SB3 budgets in timesteps; a NAS search budgets in evaluated architectures. ``learn(episodes)``
+therefore gives SB3 a timestep bound it cannot reach first (episodes x the longest possible
+episode) and stops on the episode count with ``StopTrainingOnMaxEpisodes``. That callback
+multiplies its limit by ``n_envs`` (it means "per env"); :class:`StopAfterEpisodes` counts the
+total instead, so a vector env also stops at the asked number (or a few more, when several envs
+finish on the same step: those evaluations have happened and are not undone).
+
+Masks: MaskablePPO asks the vector env for ``env_method("action_masks")``, which SB3 2.9's
+``DummyVecEnv`` and ``SubprocVecEnv`` resolve with gymnasium's ``get_wrapper_attr``: it walks
+down through ``Monitor`` and any ``gym.Wrapper`` to the NasGym env. A wrapper needs its own
+``action_masks`` only when it changes the action space or the meaning of actions.
+
+Defaults are small on purpose: every episode trains a network, so a search is hundreds of
+episodes, not millions of steps; a PPO rollout of 2,048 steps would be the whole search.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from sb3_contrib import MaskablePPO
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, StopTrainingOnMaxEpisodes
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.base import AgentError
+
+# Shared by all four: the only reward is at the end of an episode, so discounting would just
+# make deeper networks look worse; the networks are tiny MLPs, which run best on the CPU.
+_COMMON: dict[str, Any] = {"gamma": 1.0, "device": "cpu"}
+_RESERVED = {"self", "env", "seed", "_init_setup_model", "tensorboard_log"}
+
+
+@contextlib.contextmanager
+def _cpu_threads(device: torch.device, threads: int) -> Iterator[None]:
+    """Run with ``threads`` torch CPU threads and put the old number back.
+
+    The policies are MLPs of 64 units on batches of 32: a second thread only adds
+    synchronisation. Measured here (2 cores, another process busy): PPO and DQN learned 100
+    episodes 8x and 25x faster on one thread than on two. The trainer sets its own count for
+    each evaluation and restores ours afterwards.
+    """
+    previous = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class StopAfterEpisodes(StopTrainingOnMaxEpisodes):
+    """``StopTrainingOnMaxEpisodes`` whose limit is the total over all envs, not per env."""
+
+    def _init_callback(self) -> None:
+        self._total_max_episodes = self.max_episodes
+
+
+class NasLoggerCallback(BaseCallback):
+    """Adds NAS scalars to SB3's logger, next to its own ``rollout/`` and ``train/`` keys.
+
+    ``nas/val_acc`` is the mean over the episodes that finished since the last dump (SB3 dumps
+    per rollout, or every few episodes off-policy); ``nas/best_val_acc`` and the evaluator's
+    counts are running totals. It lives as long as the agent, so the best survives several
+    ``learn`` calls.
+    """
+
+    def __init__(self, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.best_val_acc: float | None = None
+        self.invalid_episodes = 0
+
+    def _on_step(self) -> bool:
+        ended = False
+        for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
+            if not done:
+                continue
+            ended = True
+            if "val_acc" not in info:  # ended by a forbidden action: nothing was evaluated
+                self.invalid_episodes += 1
+                continue
+            val_acc = float(info["val_acc"])
+            self.logger.record_mean("nas/val_acc", val_acc)
+            self.logger.record("nas/params", int(info["params"]))
+            if self.best_val_acc is None or val_acc > self.best_val_acc:
+                self.best_val_acc = val_acc
+        if ended:
+            self._record_totals()
+        return True
+
+    def _record_totals(self) -> None:
+        if self.best_val_acc is not None:
+            self.logger.record("nas/best_val_acc", self.best_val_acc)
+        self.logger.record("nas/invalid_episodes", self.invalid_episodes)
+        stats = evaluator_stats(self.training_env)
+        if stats is not None:
+            evaluations, hits = stats
+            self.logger.record("nas/evaluations", evaluations)
+            self.logger.record("nas/cache_hit_rate", hits / evaluations if evaluations else 0.0)
+
+    def _on_training_end(self) -> None:
+        # Training stops mid-rollout on the episode count, before SB3's own dump: flush the rest.
+        self.logger.dump(self.num_timesteps)
+
+
+def evaluator_stats(venv: VecEnv) -> tuple[int, int] | None:
+    """(evaluations, cache hits) summed over the distinct evaluators behind ``venv``'s envs.
+
+    ``get_attr`` hands back the evaluator objects themselves in a ``DummyVecEnv`` (cheap); a
+    ``SubprocVecEnv`` would have to pickle them, so an evaluator that cannot be pickled gives None.
+    """
+    try:
+        evaluators = venv.get_attr("evaluator")
+    except Exception:  # no evaluator, or one that cannot cross a process boundary
+        return None
+    unique = {id(e): e for e in evaluators}.values()
+    return (sum(e.stats.evaluations for e in unique), sum(e.stats.cache_hits for e in unique))
+
+
+class EpisodeExploration:
+    """DQN's linear epsilon decay measured in episodes of the budget, not in timesteps.
+
+    SB3 decays over ``exploration_fraction`` of ``total_timesteps``, but the timestep bound that
+    ``learn`` passes is never reached (episodes end early on ``stop``), so the decay would be
+    stretched unpredictably. Called with SB3's progress, which it ignores.
+    """
+
+    def __init__(self, start: float, end: float, fraction: float) -> None:
+        self.start, self.end, self.fraction = start, end, fraction
+        self.done, self.total = 0, 1
+
+    def __call__(self, _progress_remaining: float) -> float:
+        span = self.fraction * self.total
+        f = 1.0 if span <= 0 else min(1.0, self.done / span)
+        return self.start + f * (self.end - self.start)
+
+
+class _CountEpisodes(BaseCallback):
+    def __init__(self, schedule: EpisodeExploration) -> None:
+        super().__init__()
+        self.schedule = schedule
+
+    def _on_step(self) -> bool:
+        # Runs before DQN's own _on_step, which reads the schedule right after.
+        self.schedule.done += int(np.sum(self.locals["dones"]))
+        return True
+
+
+class _SB3Agent:
+    """Shared body: ``hparams`` go to the algorithm's constructor over the class defaults.
+
+    :param env: a NasGym env (possibly wrapped) or a VecEnv of them.
+    :param seed: seeds the SB3 model (its torch and numpy generators, the env's first reset).
+    :param hparams: keyword arguments of the algorithm (``policy`` too); unknown ones raise
+        :class:`AgentError`. ``tensorboard_log`` is not one: give ``logdir``.
+    :param logdir: SB3's TensorBoard output goes to ``logdir / "sb3"``.
+    """
+
+    ALGO: ClassVar[type[BaseAlgorithm]]
+    DEFAULTS: ClassVar[dict[str, Any]] = {}
+    LOG_INTERVAL: ClassVar[int] = 1  # on-policy: dump every rollout (a few episodes), not every 100
+    threads: int = 1  # torch CPU threads while learning, see _cpu_threads
+
+    def __init__(self, env: gym.Env | VecEnv, seed: int = 0, hparams: dict[str, Any] | None = None,
+                 logdir: Path | None = None) -> None:
+        self.env = env
+        self.seed = seed
+        self.logdir = Path(logdir) if logdir is not None else None
+        self.hparams = self.check_hparams(hparams)
+        kwargs = {**_COMMON, **self.DEFAULTS, **self.hparams}
+        policy = kwargs.pop("policy", "MlpPolicy")
+        self.model = self.ALGO(policy, env, seed=seed, **kwargs)
+        self._set_logger()
+        self.nas_callback = NasLoggerCallback()
+
+    @classmethod
+    def check_hparams(cls, hparams: dict[str, Any] | None) -> dict[str, Any]:
+        known = set(inspect.signature(cls.ALGO.__init__).parameters) - _RESERVED
+        unknown = set(hparams or {}) - known
+        if unknown:
+            raise AgentError(f"unknown hyperparameter(s) {', '.join(sorted(unknown))} for {cls.ALGO.__name__}; "
+                             f"known: {', '.join(sorted(known))}")
+        return dict(hparams or {})
+
+    def _set_logger(self) -> None:
+        if self.logdir is not None:
+            self.model.set_logger(configure(str(self.logdir / "sb3"), ["tensorboard"]))
+
+    def _max_episode_steps(self) -> int:
+        """The longest possible episode, so that SB3's timestep bound is never what stops it."""
+        space = getattr(getattr(self.env, "unwrapped", None), "space", None)
+        if space is not None:
+            return int(space.max_depth) + 1
+        spec = getattr(self.env, "spec", None)
+        return int(getattr(spec, "max_episode_steps", None) or 10_000)
+
+    def _extra_callbacks(self, episodes: int) -> list[BaseCallback]:
+        return []
+
+    @property
+    def episodes_done(self) -> int:
+        """Episodes over all ``learn`` calls; stored on the model so that save / load keep it."""
+        return int(getattr(self.model, "nas_episodes_done", 0))
+
+    def learn(self, episodes: int) -> None:
+        """Run exactly ``episodes`` episodes (with one env), training as SB3 does."""
+        if episodes < 1:
+            return
+        stop = StopAfterEpisodes(episodes)
+        callbacks = CallbackList([stop, self.nas_callback, *self._extra_callbacks(episodes)])
+        # A stop on the episode count leaves SB3's last observation stale (it returns before
+        # storing it, and the env has been reset): drop it so SB3 resets the env itself.
+        self.model._last_obs = None  # type: ignore[assignment]
+        with _cpu_threads(self.model.device, self.threads):
+            self.model.learn(total_timesteps=episodes * self._max_episode_steps(), callback=callbacks,
+                             log_interval=self.LOG_INTERVAL, reset_num_timesteps=False)
+        self.model.nas_episodes_done = self.episodes_done + stop.n_episodes  # type: ignore[attr-defined]
+
+    def save(self, path: str | Path) -> None:
+        self.model.save(path)
+
+    def load(self, path: str | Path) -> None:
+        """Replace the model by the saved one, on the same env; the logger is set up again."""
+        self.model = self.ALGO.load(path, env=self.model.get_env(), device=self.model.device)
+        self._set_logger()
+
+
+class PPOAgent(_SB3Agent):
+    """PPO with rollouts of 32 steps (about 8 episodes of a 4-layer chain) and one minibatch."""
+
+    ALGO = PPO
+    DEFAULTS: ClassVar[dict[str, Any]] = {"n_steps": 32, "batch_size": 32, "n_epochs": 10,
+                                          "learning_rate": 1e-3, "ent_coef": 0.01}
+
+
+class MaskablePPOAgent(_SB3Agent):
+    """MaskablePPO (sb3-contrib): PPO that only samples the actions ``action_masks()`` allows,
+    so no episode is wasted on a forbidden layer."""
+
+    ALGO = MaskablePPO
+    DEFAULTS = PPOAgent.DEFAULTS
+
+
+class A2CAgent(_SB3Agent):
+    """A2C updating every 8 steps (about two episodes)."""
+
+    ALGO = A2C
+    DEFAULTS: ClassVar[dict[str, Any]] = {"n_steps": 8, "learning_rate": 1e-3, "ent_coef": 0.01}
+
+
+class DQNAgent(_SB3Agent):
+    """DQN with a small buffer, learning from the 32nd step, and epsilon decaying over the first
+    half of the episode budget (see :class:`EpisodeExploration`)."""
+
+    ALGO = DQN
+    LOG_INTERVAL = 4  # off-policy: counted in episodes (SB3's default)
+    DEFAULTS: ClassVar[dict[str, Any]] = {"learning_rate": 1e-3, "buffer_size": 10_000, "learning_starts": 32,
+                                          "batch_size": 32, "train_freq": 1, "target_update_interval": 50,
+                                          "exploration_fraction": 0.5, "exploration_final_eps": 0.05}
+
+    def _extra_callbacks(self, episodes: int) -> list[BaseCallback]:
+        # Installed on every learn: SB3's load rebuilds its own LinearSchedule.
+        m = self.model
+        schedule = EpisodeExploration(m.exploration_initial_eps, m.exploration_final_eps, m.exploration_fraction)
+        schedule.done, schedule.total = self.episodes_done, self.episodes_done + episodes
+        m.exploration_schedule = schedule
+        return [_CountEpisodes(schedule)]
+
+    @staticmethod
+    def replay_path(path: str | Path) -> Path:
+        return Path(f"{path}.replay.pkl")
+
+    def save(self, path: str | Path) -> None:
+        """The model, and the replay buffer beside it (``<path>.replay.pkl``)."""
+        super().save(path)
+        self.model.save_replay_buffer(self.replay_path(path))
+
+    def load(self, path: str | Path) -> None:
+        super().load(path)
+        if self.replay_path(path).exists():
+            self.model.load_replay_buffer(self.replay_path(path))
+

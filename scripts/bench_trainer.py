@@ -1,0 +1,234 @@
+"""Benchmark the trainer on this machine: speed against two plain loops, rank fidelity, memory.
+
+Three questions, answered in one run so the numbers are comparable:
+
+1. Speed. For a few architectures from small to large, seconds per evaluation for
+   (a) ``nas_gym.train.evaluate_architecture``, (b) a textbook loop over
+   ``DataLoader(TensorDataset)`` and (c) a bare tensor-slicing loop with no schedule, no loss
+   bookkeeping and no checks: the floor for eager PyTorch. Runs are interleaved and repeated,
+   and the median is reported, because another process can take a core at any moment. CPU
+   seconds are shown next to wall seconds: with one thread they estimate the uncontended time.
+2. Rank fidelity. Spearman correlation between validation accuracy at the preset's budget and
+   at a 4x longer one, over architectures sampled uniformly from the preset's space. A cheap
+   budget is only useful if it orders architectures as a longer one would.
+3. Peak memory (max RSS) of a fresh process that loads the data and evaluates one architecture.
+
+Usage: ``python scripts/bench_trainer.py [--quick] [--workers 2] [--set train.epochs=4 ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from nas_gym.builder import build_model, count_flops
+from nas_gym.config import Config, RuntimeConfig, TrainConfig, load_config, parse_overrides
+from nas_gym.data import Dataset, load_dataset
+from nas_gym.space import Architecture
+from nas_gym.train import evaluate_architecture, lr_factor
+
+SPEED_ARCHS = (
+    "conv3-16|maxpool|conv3-32",
+    "conv3-32|conv3-32|maxpool|conv5-32",
+    "res3-32|conv3-64|conv3-16|conv3-16|maxpool|dropout0.2",
+    "conv5-64|res3-64|res3-64|conv5-64|res3-64|conv3-64",
+)
+RUNTIME = RuntimeConfig(device="cpu", threads=1)
+
+
+@dataclass(frozen=True)
+class Timing:
+    wall: float
+    cpu: float
+    val_acc: float
+
+
+def _timed(fn: Callable[[], float]) -> Timing:
+    wall, cpu = time.perf_counter(), time.process_time()
+    acc = fn()
+    return Timing(time.perf_counter() - wall, time.process_time() - cpu, acc)
+
+
+def _seeded_model(arch: Architecture, data: Dataset, seed: int) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(arch, data.input_shape, data.num_classes)
+
+
+@torch.no_grad()
+def _val_acc(model: nn.Module, data: Dataset) -> float:
+    model.eval()
+    return (model(data.x_val).argmax(1) == data.y_val).float().mean().item()
+
+
+def ours(arch: Architecture, data: Dataset, cfg: TrainConfig) -> float:
+    return evaluate_architecture(arch, data, cfg, RUNTIME).val_acc
+
+
+def dataloader_loop(arch: Architecture, data: Dataset, cfg: TrainConfig) -> float:
+    """What a torchvision-style script does: DataLoader, LambdaLR, the same recipe."""
+    torch.set_num_threads(1)
+    model = _seeded_model(arch, data, cfg.seed)
+    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=cfg.batch_size, shuffle=True,
+                        drop_last=True, generator=torch.Generator().manual_seed(cfg.seed))
+    total = len(loader) * cfg.epochs
+    warmup = int(cfg.warmup_fraction * total)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, cfg.schedule))
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    for _ in range(cfg.epochs):
+        model.train()
+        for xb, yb in loader:
+            loss = criterion(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    return _val_acc(model, data)
+
+
+def bare_loop(arch: Architecture, data: Dataset, cfg: TrainConfig) -> float:
+    """The least eager PyTorch can do: slice, forward, backward, step. No schedule, no checks."""
+    torch.set_num_threads(1)
+    model = _seeded_model(arch, data, cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    criterion = nn.CrossEntropyLoss()
+    n, b = len(data.y_train), cfg.batch_size
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model.train()
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(n, generator=gen)
+        for i in range(n // b):
+            idx = perm[i * b : (i + 1) * b]
+            loss = criterion(model(data.x_train[idx]), data.y_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return _val_acc(model, data)
+
+
+def speed_table(data: Dataset, cfg: TrainConfig, repeats: int) -> None:
+    loops = {"ours": ours, "dataloader": dataloader_loop, "bare": bare_loop}
+    print(f"\n## Speed: {cfg.epochs} epochs, batch {cfg.batch_size}, 1 thread, median of {repeats} "
+          "(wall s / CPU s per evaluation; ratios on wall, CPU in brackets)")
+    print(f"{'architecture':55s} {'MMAC':>6s} {'ours':>13s} {'dataloader':>13s} {'bare':>13s} "
+          f"{'evals/h':>8s} {'dl/ours':>12s} {'ours/bare':>12s} {'val':>5s}")
+    previous = torch.get_num_threads()
+    for text in SPEED_ARCHS:
+        arch = Architecture.parse(text)
+        runs: dict[str, list[Timing]] = {k: [] for k in loops}
+        for _ in range(repeats):  # interleaved, so a busy spell hits all three alike
+            for name, fn in loops.items():
+                runs[name].append(_timed(lambda fn=fn: fn(arch, data, cfg)))
+        torch.set_num_threads(previous)
+        wall = {k: statistics.median(t.wall for t in v) for k, v in runs.items()}
+        cpu = {k: statistics.median(t.cpu for t in v) for k, v in runs.items()}
+        cell = {k: f"{wall[k]:5.2f}/{cpu[k]:5.2f}" for k in loops}
+        mmac = count_flops(arch, data.input_shape, data.num_classes) / 1e6
+        print(f"{text:55s} {mmac:6.2f} {cell['ours']:>13s} {cell['dataloader']:>13s} {cell['bare']:>13s} "
+              f"{3600 / wall['ours']:8.0f} "
+              f"{wall['dataloader'] / wall['ours']:5.2f} ({cpu['dataloader'] / cpu['ours']:4.2f}) "
+              f"{wall['ours'] / wall['bare']:5.2f} ({cpu['ours'] / cpu['bare']:4.2f}) "
+              f"{runs['ours'][0].val_acc:5.3f}")
+
+
+def _fidelity_job(job: tuple[str, str, dict, int]) -> tuple[float, float, float]:
+    preset, text, overrides, epochs = job
+    cfg = load_config(preset, overrides)
+    if preset not in _DATA:
+        _DATA[preset] = load_dataset(cfg.data)
+    data = _DATA[preset]
+    train = cfg.train.model_copy(update={"epochs": epochs})
+    r = evaluate_architecture(Architecture.parse(text), data, train, RUNTIME)
+    return r.val_acc, r.train_seconds, float(r.params)
+
+
+_DATA: dict[str, Dataset] = {}  # per worker process: load the dataset once, not once per job
+
+
+def rank_fidelity(cfg: Config, preset: str, overrides: dict, n_archs: int, workers: int) -> None:
+    space = cfg.search_space()
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng).text() for _ in range(n_archs)]
+    short, long = cfg.train.epochs, 4 * cfg.train.epochs
+    jobs = [(preset, a, overrides, e) for e in (short, long) for a in archs]
+    print(f"\n## Rank fidelity: {n_archs} sampled architectures, {short} vs {long} epochs, {workers} worker(s)")
+    start = time.perf_counter()
+    if workers > 1:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            results = pool.map(_fidelity_job, jobs, chunksize=1)
+    else:
+        results = [_fidelity_job(j) for j in jobs]
+    elapsed = time.perf_counter() - start
+    acc_s = np.array([r[0] for r in results[:n_archs]])
+    acc_l = np.array([r[0] for r in results[n_archs:]])
+    secs = np.array([r[1] for r in results[:n_archs]])
+    params = np.array([r[2] for r in results[:n_archs]])
+    flops = np.array([count_flops(Architecture.parse(a), cfg.input_shape, cfg.num_classes) for a in archs])
+    print(f"spearman(val@{short}, val@{long}) = {spearmanr(acc_s, acc_l)[0]:.3f}")
+    print(f"baselines: spearman(params, val@{long}) = {spearmanr(params, acc_l)[0]:.3f}, "
+          f"spearman(flops, val@{long}) = {spearmanr(flops, acc_l)[0]:.3f}")
+    print(f"val@{short}: mean {acc_s.mean():.3f} [{acc_s.min():.3f}, {acc_s.max():.3f}]; "
+          f"val@{long}: mean {acc_l.mean():.3f} [{acc_l.min():.3f}, {acc_l.max():.3f}]")
+    print(f"seconds per evaluation at {short} epochs (1 thread each): mean {secs.mean():.2f}, "
+          f"median {np.median(secs):.2f}, max {secs.max():.2f} -> {3600 / secs.mean():.0f} evaluations/hour "
+          f"per worker ({workers * 3600 / secs.mean():.0f} with {workers} workers)")
+    print(f"(whole fidelity run: {elapsed:.0f} s wall)")
+
+
+def _memory_job(preset: str, overrides: dict, text: str) -> tuple[float, float]:
+    cfg = load_config(preset, overrides)
+    data = load_dataset(cfg.data)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    evaluate_architecture(Architecture.parse(text), data, cfg.train, RUNTIME)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return before / 1024, after / 1024  # Linux reports KiB
+
+
+def peak_memory(preset: str, overrides: dict) -> None:
+    text = SPEED_ARCHS[-1]
+    with mp.get_context("spawn").Pool(1) as pool:
+        before, after = pool.apply(_memory_job, (preset, overrides, text))
+    print(f"\n## Peak memory (max RSS, fresh process): {before:.0f} MiB after imports + data, "
+          f"{after:.0f} MiB after evaluating {text}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="mnist1d")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a preset field, e.g. train.epochs=4 (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="2 repeats, 12 architectures: a smoke run, not a verdict")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--archs", type=int, default=32, help="architectures for rank fidelity (>= 30 for a verdict)")
+    parser.add_argument("--workers", type=int, default=1, help="processes for the fidelity run (1 thread each)")
+    parser.add_argument("--skip", action="append", default=[], choices=["speed", "fidelity", "memory"])
+    args = parser.parse_args()
+    repeats, n_archs = (2, 12) if args.quick else (args.repeats, args.archs)
+
+    overrides = parse_overrides(args.overrides)
+    cfg = load_config(args.preset, overrides)
+    data = load_dataset(cfg.data)
+    print(f"preset {cfg.name}: {cfg.train.model_dump()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads available, trainer uses 1")
+    if "speed" not in args.skip:
+        speed_table(data, cfg.train, repeats)
+    if "fidelity" not in args.skip:
+        rank_fidelity(cfg, args.preset, overrides, n_archs, args.workers)
+    if "memory" not in args.skip:
+        peak_memory(args.preset, overrides)
+
+
+if __name__ == "__main__":
+    main()

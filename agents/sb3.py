@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,24 +41,6 @@ from agents.base import AgentError
 # make deeper networks look worse; the networks are tiny MLPs, which run best on the CPU.
 _COMMON: dict[str, Any] = {"gamma": 1.0, "device": "cpu"}
 _RESERVED = {"self", "env", "seed", "_init_setup_model", "tensorboard_log"}
-
-
-@contextlib.contextmanager
-def _cpu_threads(device: torch.device, threads: int) -> Iterator[None]:
-    """Run with ``threads`` torch CPU threads and put the old number back.
-
-    The policies are MLPs of 64 units on batches of 32: a second thread only adds
-    synchronisation. Measured here (2 cores, another process busy): PPO and DQN learned 100
-    episodes 8x and 25x faster on one thread than on two. The trainer sets its own count for
-    each evaluation and restores ours afterwards.
-    """
-    previous = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class StopAfterEpisodes(StopTrainingOnMaxEpisodes):
@@ -170,7 +153,11 @@ class _SB3Agent:
     ALGO: ClassVar[type[BaseAlgorithm]]
     DEFAULTS: ClassVar[dict[str, Any]] = {}
     LOG_INTERVAL: ClassVar[int] = 1  # on-policy: dump every rollout (a few episodes), not every 100
-    threads: int = 1  # torch CPU threads while learning, see _cpu_threads
+    # Torch CPU threads while learning. The policies are MLPs of 64 units on batches of 32, where
+    # a second thread only adds synchronisation: measured here (2 cores, another process busy),
+    # PPO and DQN learned 100 episodes 8x and 25x faster on one thread than on two. The trainer
+    # sets its own count for each evaluation and restores this one afterwards.
+    threads: int = 1
 
     def __init__(self, env: gym.Env | VecEnv, seed: int = 0, hparams: dict[str, Any] | None = None,
                  logdir: Path | None = None) -> None:
@@ -180,7 +167,9 @@ class _SB3Agent:
         self.hparams = self.check_hparams(hparams)
         kwargs = {**_COMMON, **self.DEFAULTS, **self.hparams}
         policy = kwargs.pop("policy", "MlpPolicy")
-        self.model = self.ALGO(policy, env, seed=seed, **kwargs)
+        self._rng_state: tuple | None = None
+        with self._own_globals():
+            self.model = self.ALGO(policy, env, seed=seed, **kwargs)
         self._set_logger()
         self.nas_callback = NasLoggerCallback()
 
@@ -193,13 +182,46 @@ class _SB3Agent:
                              f"known: {', '.join(sorted(known))}")
         return dict(hparams or {})
 
+    @contextlib.contextmanager
+    def _own_globals(self) -> Iterator[None]:
+        """Give SB3 this agent's own global random state and thread count, then put the caller's back.
+
+        SB3 seeds and draws from the global ``random``, numpy and torch generators (DQN's
+        epsilon-greedy and replay sampling use ``np.random``). Keeping a private copy makes a
+        seeded agent reproducible whatever else runs between ``learn`` calls, and leaves the
+        caller's generators as they were (STYLE habit 3).
+        """
+        outer = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+        threads = torch.get_num_threads()
+        if self._rng_state is not None:
+            random.setstate(self._rng_state[0])
+            np.random.set_state(self._rng_state[1])
+            torch.set_rng_state(self._rng_state[2])
+        model = getattr(self, "model", None)
+        if model is None or model.device.type == "cpu":
+            torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            self._rng_state = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+            random.setstate(outer[0])
+            np.random.set_state(outer[1])
+            torch.set_rng_state(outer[2])
+            torch.set_num_threads(threads)
+
     def _set_logger(self) -> None:
         if self.logdir is not None:
             self.model.set_logger(configure(str(self.logdir / "sb3"), ["tensorboard"]))
 
     def _max_episode_steps(self) -> int:
         """The longest possible episode, so that SB3's timestep bound is never what stops it."""
-        space = getattr(getattr(self.env, "unwrapped", None), "space", None)
+        if isinstance(self.env, VecEnv):
+            try:
+                space = self.env.get_attr("space", indices=0)[0]
+            except AttributeError:
+                space = None
+        else:
+            space = getattr(self.env.unwrapped, "space", None)
         if space is not None:
             return int(space.max_depth) + 1
         spec = getattr(self.env, "spec", None)
@@ -222,7 +244,7 @@ class _SB3Agent:
         # A stop on the episode count leaves SB3's last observation stale (it returns before
         # storing it, and the env has been reset): drop it so SB3 resets the env itself.
         self.model._last_obs = None  # type: ignore[assignment]
-        with _cpu_threads(self.model.device, self.threads):
+        with self._own_globals():
             self.model.learn(total_timesteps=episodes * self._max_episode_steps(), callback=callbacks,
                              log_interval=self.LOG_INTERVAL, reset_num_timesteps=False)
         self.model.nas_episodes_done = self.episodes_done + stop.n_episodes  # type: ignore[attr-defined]
@@ -232,7 +254,8 @@ class _SB3Agent:
 
     def load(self, path: str | Path) -> None:
         """Replace the model by the saved one, on the same env; the logger is set up again."""
-        self.model = self.ALGO.load(path, env=self.model.get_env(), device=self.model.device)
+        with self._own_globals():
+            self.model = self.ALGO.load(path, env=self.model.get_env(), device=self.model.device)
         self._set_logger()
 
 

@@ -132,21 +132,15 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Weight decay on weight matrices and kernels only: decaying batch-norm scales and biases
-    shrinks the network's effective learning rate differently for different architectures."""
+    """One parameter group, ``foreach`` kernels: for small networks on a CPU the per-step
+    bookkeeping, not the arithmetic, is the cost, and measured here a second group (to spare
+    batch-norm scales from decay) nearly doubled the optimiser step for no visible accuracy gain."""
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay},
-        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
-    ]
-    groups = [g for g in groups if g["params"]]
-    # foreach: one fused call per parameter group instead of a Python loop over tensors; it is
-    # the per-step overhead, not arithmetic, that dominates small networks on a CPU.
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                                nesterov=config.momentum > 0, foreach=True)
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=config.lr, foreach=True)
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
 def augment_images(x: torch.Tensor, generator: torch.Generator, pad: int) -> torch.Tensor:

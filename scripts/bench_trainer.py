@@ -125,12 +125,15 @@ def speed_table(data: Dataset, cfg: TrainConfig, repeats: int) -> None:
     print(f"{'architecture':55s} {'MMAC':>6s} {'ours':>13s} {'dataloader':>13s} {'bare':>13s} "
           f"{'evals/h':>8s} {'dl/ours':>12s} {'ours/bare':>12s} {'val':>5s}")
     previous = torch.get_num_threads()
+    for fn in loops.values():  # pay the process's one-off start-up costs before any timing
+        fn(Architecture.parse(SPEED_ARCHS[0]), data, cfg.model_copy(update={"epochs": 1}))
+    names = list(loops)
     for text in SPEED_ARCHS:
         arch = Architecture.parse(text)
         runs: dict[str, list[Timing]] = {k: [] for k in loops}
-        for _ in range(repeats):  # interleaved, so a busy spell hits all three alike
-            for name, fn in loops.items():
-                runs[name].append(_timed(lambda fn=fn: fn(arch, data, cfg)))
+        for r in range(repeats):  # interleaved and rotated, so a busy spell hits all three alike
+            for name in names[r % 3 :] + names[: r % 3]:
+                runs[name].append(_timed(lambda name=name: loops[name](arch, data, cfg)))
         torch.set_num_threads(previous)
         wall = {k: statistics.median(t.wall for t in v) for k, v in runs.items()}
         cpu = {k: statistics.median(t.cpu for t in v) for k, v in runs.items()}

@@ -1,0 +1,31 @@
+"""Shared fixtures: envs on the tiny preset with the instant synthetic evaluator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import pytest
+
+import nas_gym  # noqa: F401  (registers the envs)
+from nas_gym.config import load_config
+from nas_gym.evaluators.synthetic import SyntheticEvaluator
+
+
+def make_synthetic_env(preset: str = "mnist1d-tiny", evaluator_seed: int = 0, **kwargs: Any) -> gym.Env:
+    """``NasGym/LayerChain-v0`` scored by a :class:`SyntheticEvaluator` (``evaluator_seed`` picks the problem)."""
+    cfg = load_config(preset)
+    evaluator = SyntheticEvaluator(cfg.search_space(), seed=evaluator_seed, num_classes=cfg.num_classes)
+    return gym.make("NasGym/LayerChain-v0", config=cfg, evaluator=evaluator, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def make_env() -> Callable[..., gym.Env]:
+    """A factory, so one test can build several identical envs."""
+    return make_synthetic_env
+
+
+@pytest.fixture
+def synthetic_env() -> gym.Env:
+    return make_synthetic_env()

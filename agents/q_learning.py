@@ -162,8 +162,8 @@ class QLearning:
         """MetaQNN's update, backwards through one episode: Q(s,a) <- (1-alpha) Q(s,a) +
         alpha (r + gamma max_a' Q(s',a')), with no bootstrap after the terminal step.
 
-        An action missing from its state's row (an invalid action the mask did not catch, so
-        the env ended the episode) is skipped: it must never become a greedy choice."""
+        An action missing from its state's row (played only when a mask allowed nothing) is
+        skipped: adding it would make a forbidden action a candidate for the greedy choice."""
         alpha, gamma = self.args.learning_rate, self.args.gamma
         n = len(ep.actions)
         for t in range(n - 1, -1, -1):
@@ -204,13 +204,16 @@ class QLearning:
     def save(self, path: str | Path) -> None:
         """Q-table, replay memory, episode counter and generator state as JSON (floats round-trip
         exactly, so a loaded agent continues as if never stopped). Written atomically."""
+        keys = list(self.q)  # replayed states are rows of the table: store them by index
+        index = {k: i for i, k in enumerate(keys)}
         state = {
             "version": 1,
             "episodes_done": self.episodes_done,
             "total": self._total,
             "rng": self.rng.bit_generator.state,
-            "q": {k.hex(): {str(a): v for a, v in row.items()} for k, row in self.q.items()},
-            "memory": [{"states": [s.hex() for s in ep.states], "actions": ep.actions, "rewards": ep.rewards,
+            "states": [k.hex() for k in keys],
+            "q": [{str(a): v for a, v in self.q[k].items()} for k in keys],
+            "memory": [{"states": [index[s] for s in ep.states], "actions": ep.actions, "rewards": ep.rewards,
                         "terminated": ep.terminated} for ep in self.memory],
         }
         path = Path(path)
@@ -229,8 +232,9 @@ class QLearning:
         self.episodes_done = int(state["episodes_done"])
         self._total = state["total"]
         self.rng.bit_generator.state = state["rng"]
-        self.q = {bytes.fromhex(k): {int(a): float(v) for a, v in row.items()} for k, row in state["q"].items()}
-        self.memory = [_Episode([bytes.fromhex(s) for s in ep["states"]], [int(a) for a in ep["actions"]],
+        keys = [bytes.fromhex(k) for k in state["states"]]
+        self.q = {k: {int(a): float(v) for a, v in row.items()} for k, row in zip(keys, state["q"], strict=True)}
+        self.memory = [_Episode([keys[i] for i in ep["states"]], [int(a) for a in ep["actions"]],
                                 [float(r) for r in ep["rewards"]], bool(ep["terminated"])) for ep in state["memory"]]
 
 

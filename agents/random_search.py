@@ -31,6 +31,13 @@ class RandomSearch:
         self.rng = np.random.default_rng(seed)
 
     def learn(self, episodes: int) -> None:
-        space = self.env.unwrapped.space
-        for _ in range(episodes):
-            play(self.env, space.sample(self.rng))
+        space, evaluator = self.env.unwrapped.space, self.env.unwrapped.evaluator
+        batch = max(1, getattr(evaluator, "batch_size", 1))
+        done = 0
+        while done < episodes:
+            archs = [space.sample(self.rng) for _ in range(min(batch, episodes - done))]
+            if len(archs) > 1:
+                evaluator.prefetch(archs)  # trained together by the evaluator's workers
+            for arch in archs:
+                play(self.env, arch)
+            done += len(archs)

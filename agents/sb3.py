@@ -150,6 +150,8 @@ class _SB3Agent:
     :param logdir: SB3's TensorBoard output goes to ``logdir / "sb3"``.
     """
 
+    vectorized = True  # takes a VecEnv: `nas-gym search --workers N` gives it N batched sub-envs
+
     ALGO: ClassVar[type[BaseAlgorithm]]
     DEFAULTS: ClassVar[dict[str, Any]] = {}
     LOG_INTERVAL: ClassVar[int] = 1  # on-policy: dump every rollout (a few episodes), not every 100

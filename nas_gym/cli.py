@@ -111,6 +111,9 @@ def search(
     logdir: Annotated[Path, typer.Option(help="Folder for run folders (TensorBoard, CSV, config).")] = Path("runs"),
     evaluator: Annotated[str | None, typer.Option(help="Evaluator kind: train, table, synthetic, proxy:<name>.")] = None,
     hparams: Annotated[str | None, typer.Option(help="Agent hyperparameters as JSON or YAML, e.g. '{lr: 0.01}'.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Architectures evaluated at once (default: the preset's).")] = None,
+    backend: Annotated[str | None, typer.Option(help="Where evaluations run: serial, process or ray.")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Address of a running Ray cluster (ray start --head).")] = None,
     overrides: SetOpt = None,
 ) -> None:
     """Run a search and print the top architectures."""
@@ -119,7 +122,9 @@ def search(
     try:
         if episodes < 1:
             raise ValueError(f"--episodes must be >= 1, got {episodes}")
-        cfg = _load(config, overrides, {"evaluator.kind": evaluator} if evaluator else None)
+        extra = {"evaluator.kind": evaluator, "evaluator.workers": workers, "evaluator.backend": backend,
+                 "evaluator.ray_address": ray_address}
+        cfg = _load(config, overrides, {k: v for k, v in extra.items() if v is not None})
         agent_hparams = _parse_hparams(hparams)
         progress, update = _progress(episodes)
         with progress:

@@ -21,7 +21,8 @@ import yaml
 from agents.base import AgentError, resolve_agent
 from nas_gym.config import Config
 from nas_gym.evaluators.base import EvalStats
-from nas_gym.tb import Record, SearchRecorder
+from nas_gym.evaluators.prefetch import PrefetchEvaluator
+from nas_gym.tb import Record, RecordEpisodes, SearchLog
 
 ENV_ID = "NasGym/LayerChain-v0"
 
@@ -67,7 +68,7 @@ def run_search(
     *,
     evaluator: Any = None,
     hparams: dict[str, Any] | None = None,
-    on_episode: Callable[[SearchRecorder], None] | None = None,
+    on_episode: Callable[[SearchLog], None] | None = None,
     argv: list[str] | None = None,
 ) -> SearchSummary:
     """Run ``agent`` for ``episodes`` episodes on the env made from ``config``.
@@ -80,17 +81,35 @@ def run_search(
     agent_cls = resolve_agent(agent)
     run_dir = make_run_dir(logdir, agent, config.name, seed)
     write_run_files(run_dir, config, argv)
-    env = gym.make(ENV_ID, config=config, evaluator=evaluator, seed=seed, disable_env_checker=True)
-    recorder = SearchRecorder(env, run_dir, on_episode)
+    workers = config.evaluator.workers
+    log = SearchLog(run_dir, on_episode)
     start = time.perf_counter()
+    env = _make_env(config, evaluator, seed, workers, log, vectorized=getattr(agent_cls, "vectorized", False))
     try:
-        instance = agent_cls(recorder, seed=seed, hparams=hparams, logdir=run_dir)
+        instance = agent_cls(env, seed=seed, hparams=hparams, logdir=run_dir)
         instance.learn(episodes)
     finally:
-        recorder.close()
-    stats = recorder.evaluator.stats
-    return SearchSummary(run_dir, recorder.episodes, recorder.top(5), recorder.failures(), stats,
+        log.close()
+        env.close()
+    return SearchSummary(run_dir, log.episodes, log.top(5), log.failures(), log.evaluator.stats,
                          time.perf_counter() - start)
+
+
+def _make_env(config: Config, evaluator: Any, seed: int, workers: int, log: SearchLog, vectorized: bool):
+    """One recorded env; for agents that take a VecEnv, ``workers`` recorded sub-envs whose
+    finished architectures are evaluated together. Either way the evaluator can ``prefetch``,
+    so agents that propose whole architectures can hand it ``workers`` at a time."""
+    if vectorized and workers > 1:
+        from nas_gym.envs.vec import NasVecEnv
+
+        return NasVecEnv(workers, config, evaluator=evaluator, seed=seed, wrap=lambda e: RecordEpisodes(e, log))
+    if evaluator is None or isinstance(evaluator, str):
+        from nas_gym.evaluators import make_evaluator
+
+        evaluator = make_evaluator(config, kind=evaluator)
+    batching = PrefetchEvaluator(evaluator, batch_size=workers)
+    env = gym.make(ENV_ID, config=config, evaluator=batching, seed=seed, disable_env_checker=True)
+    return RecordEpisodes(env, log)
 
 
 def default_logdir() -> Path:

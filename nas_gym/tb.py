@@ -1,8 +1,8 @@
 """Recording a search: TensorBoard scalars, a CSV of every evaluation, and the leaderboard.
 
-:class:`SearchRecorder` is a wrapper on the outside of the env. It only reads what the env
-already returns (episode infos) and the evaluator's statistics, and writes nothing back, so
-every agent, whatever it is, leaves the same curves and the same CSV.
+:class:`RecordEpisodes` wraps the env (or each sub-env of a vector env) and reports to one
+:class:`SearchLog`. It only reads what the env already returns (episode infos) and the
+evaluator's statistics, and writes nothing back, so every agent leaves the same curves and CSV.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 
 CSV_FIELDS = ("episode", "arch", "val_acc", "reward", "params", "flops", "status", "reason", "evaluations", "cached")
 
@@ -33,26 +32,25 @@ class Record:
     reason: str
 
 
-class SearchRecorder(gym.Wrapper):
-    """Watches episodes end and records them.
+class SearchLog:
+    """The record of one search, shared by every env of the run (one, or the sub-envs of a
+    vector env).
 
-    :param env: a NasGym env (possibly wrapped).
     :param run_dir: where the TensorBoard events and ``evaluations.csv`` go; None records in
         memory only.
-    :param on_episode: called after each recorded episode with the recorder (progress bars).
+    :param on_episode: called after each recorded episode with the log (progress bars).
     """
 
-    def __init__(self, env: gym.Env, run_dir: Path | None = None,
-                 on_episode: Callable[[SearchRecorder], None] | None = None) -> None:
-        super().__init__(env)
+    def __init__(self, run_dir: Path | None = None, on_episode: Callable[[SearchLog], None] | None = None) -> None:
         self.run_dir = run_dir
         self.on_episode = on_episode
+        self.evaluator = None  # set by the first RecordEpisodes wrapper: the run's evaluator
         self.episodes = 0
         self.invalid_episodes = 0
         self.records: list[Record] = []
         self.best: Record | None = None
         self.latest: dict[str, float] = {}
-        self._hits_before = 0
+        self._hits_seen = 0
         self._writer = None
         self._csv_file = None
         if run_dir is not None:
@@ -67,35 +65,17 @@ class SearchRecorder(gym.Wrapper):
             if new:
                 self._csv.writerow(CSV_FIELDS)
 
-    @property
-    def evaluator(self):
-        return self.env.unwrapped.evaluator
-
-    def action_masks(self) -> np.ndarray:
-        """Forwarded so that MaskablePPO finds the masks through this wrapper."""
-        return self.env.get_wrapper_attr("action_masks")()
-
     def record_scalar(self, tag: str, value: float) -> None:
         """Lets an agent add its own curve (Q-learning's ``nas/epsilon``) on the episode axis."""
         self.latest[tag] = float(value)
         if self._writer is not None:
             self._writer.add_scalar(tag, value, self.episodes)
 
-    def reset(self, **kwargs):
-        self._hits_before = self.evaluator.stats.cache_hits
-        return self.env.reset(**kwargs)
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if terminated or truncated:
-            self._episode_end(float(reward), info)
-        return obs, reward, terminated, truncated, info
-
-    def _episode_end(self, reward: float, info: dict[str, Any]) -> None:
+    def episode_end(self, reward: float, info: dict[str, Any]) -> None:
         self.episodes += 1
         if "val_acc" not in info:  # ended by a forbidden action: nothing was evaluated
             self.invalid_episodes += 1
-            self._scalar("nas/invalid_episodes", self.invalid_episodes)
+            self.record_scalar("nas/invalid_episodes", self.invalid_episodes)
         else:
             rec = Record(self.episodes, info["arch"], float(info["val_acc"]), reward, int(info["params"]),
                          int(info["flops"]), info["status"], info["reason"])
@@ -110,19 +90,17 @@ class SearchRecorder(gym.Wrapper):
                                ("nas/flops", rec.flops), ("nas/best_val_acc", self.best.val_acc if self.best else 0.0),
                                ("nas/evaluations", stats.evaluations), ("nas/cache_hit_rate", stats.cache_hit_rate),
                                ("nas/failures", stats.failures)):
-                self._scalar(tag, value)
+                self.record_scalar(tag, value)
             if self._csv_file is not None:
-                cached = int(stats.cache_hits > self._hits_before)
+                # "cached": the evaluator's hit count moved since the last record (batched
+                # evaluations can move it by several; it is a hint for humans, not for agents)
+                cached = int(stats.cache_hits > self._hits_seen)
                 self._csv.writerow([rec.episode, rec.arch, f"{rec.val_acc:.6f}", f"{reward:.6f}", rec.params,
                                     rec.flops, rec.status, rec.reason, stats.evaluations, cached])
                 self._csv_file.flush()
+            self._hits_seen = stats.cache_hits
         if self.on_episode is not None:
             self.on_episode(self)
-
-    def _scalar(self, tag: str, value: float) -> None:
-        self.latest[tag] = float(value)
-        if self._writer is not None:
-            self._writer.add_scalar(tag, value, self.episodes)
 
     def top(self, k: int = 5) -> list[Record]:
         """The ``k`` best distinct architectures that trained, best first (ties: earliest)."""
@@ -142,4 +120,22 @@ class SearchRecorder(gym.Wrapper):
         if self._csv_file is not None:
             self._csv_file.close()
             self._csv_file = None
-        super().close()
+
+
+class RecordEpisodes(gym.Wrapper):
+    """Reports every finished episode of the wrapped env to a :class:`SearchLog`."""
+
+    def __init__(self, env: gym.Env, log: SearchLog) -> None:
+        super().__init__(env)
+        self.log = log
+        if log.evaluator is None:
+            log.evaluator = env.unwrapped.evaluator
+
+    def record_scalar(self, tag: str, value: float) -> None:
+        self.log.record_scalar(tag, value)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated or truncated:
+            self.log.episode_end(float(reward), info)
+        return obs, reward, terminated, truncated, info

@@ -146,21 +146,22 @@ def speed_table(data: Dataset, cfg: TrainConfig, repeats: int) -> None:
               f"{runs['ours'][0].val_acc:5.3f}")
 
 
-def _fidelity_job(job: tuple[str, str, dict, int]) -> tuple[float, float, float]:
+def _fidelity_job(job: tuple[str, str, dict, int]) -> tuple[float, float, float, float]:
     preset, text, overrides, epochs = job
     cfg = load_config(preset, overrides)
     if preset not in _DATA:
         _DATA[preset] = load_dataset(cfg.data)
     data = _DATA[preset]
     train = cfg.train.model_copy(update={"epochs": epochs})
+    cpu = time.process_time()
     r = evaluate_architecture(Architecture.parse(text), data, train, RUNTIME)
-    return r.val_acc, r.train_seconds, float(r.params)
+    return r.val_acc, r.train_seconds, time.process_time() - cpu, float(r.params)
 
 
 _DATA: dict[str, Dataset] = {}  # per worker process: load the dataset once, not once per job
 
 
-def rank_fidelity(cfg: Config, preset: str, overrides: dict, n_archs: int, workers: int) -> None:
+def rank_fidelity(cfg: Config, preset: str, overrides: dict, n_archs: int, workers: int, verbose: bool) -> None:
     space = cfg.search_space()
     rng = np.random.default_rng(0)
     archs = [space.sample(rng).text() for _ in range(n_archs)]
@@ -177,8 +178,13 @@ def rank_fidelity(cfg: Config, preset: str, overrides: dict, n_archs: int, worke
     acc_s = np.array([r[0] for r in results[:n_archs]])
     acc_l = np.array([r[0] for r in results[n_archs:]])
     secs = np.array([r[1] for r in results[:n_archs]])
-    params = np.array([r[2] for r in results[:n_archs]])
+    cpu = np.array([r[2] for r in results[:n_archs]])
+    params = np.array([r[3] for r in results[:n_archs]])
     flops = np.array([count_flops(Architecture.parse(a), cfg.input_shape, cfg.num_classes) for a in archs])
+    if verbose:
+        print(f"{'architecture':55s} {'MMAC':>6s} {'val@' + str(short):>7s} {'val@' + str(long):>7s} {'wall s':>6s} {'cpu s':>6s}")
+        for i in np.argsort(-acc_l):
+            print(f"{archs[i]:55s} {flops[i] / 1e6:6.2f} {acc_s[i]:7.3f} {acc_l[i]:7.3f} {secs[i]:6.2f} {cpu[i]:6.2f}")
     print(f"spearman(val@{short}, val@{long}) = {spearmanr(acc_s, acc_l)[0]:.3f}")
     print(f"baselines: spearman(params, val@{long}) = {spearmanr(params, acc_l)[0]:.3f}, "
           f"spearman(flops, val@{long}) = {spearmanr(flops, acc_l)[0]:.3f}")
@@ -186,7 +192,8 @@ def rank_fidelity(cfg: Config, preset: str, overrides: dict, n_archs: int, worke
           f"val@{long}: mean {acc_l.mean():.3f} [{acc_l.min():.3f}, {acc_l.max():.3f}]")
     print(f"seconds per evaluation at {short} epochs (1 thread each): mean {secs.mean():.2f}, "
           f"median {np.median(secs):.2f}, max {secs.max():.2f} -> {3600 / secs.mean():.0f} evaluations/hour "
-          f"per worker ({workers * 3600 / secs.mean():.0f} with {workers} workers)")
+          f"per worker ({workers * 3600 / secs.mean():.0f} with {workers} workers); "
+          f"CPU seconds mean {cpu.mean():.2f} -> {3600 / cpu.mean():.0f}/hour uncontended")
     print(f"(whole fidelity run: {elapsed:.0f} s wall)")
 
 
@@ -216,6 +223,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--archs", type=int, default=32, help="architectures for rank fidelity (>= 30 for a verdict)")
     parser.add_argument("--workers", type=int, default=1, help="processes for the fidelity run (1 thread each)")
+    parser.add_argument("--verbose", action="store_true", help="print every architecture of the fidelity run")
     parser.add_argument("--skip", action="append", default=[], choices=["speed", "fidelity", "memory"])
     args = parser.parse_args()
     repeats, n_archs = (2, 12) if args.quick else (args.repeats, args.archs)
@@ -228,7 +236,7 @@ def main() -> None:
     if "speed" not in args.skip:
         speed_table(data, cfg.train, repeats)
     if "fidelity" not in args.skip:
-        rank_fidelity(cfg, args.preset, overrides, n_archs, args.workers)
+        rank_fidelity(cfg, args.preset, overrides, n_archs, args.workers, args.verbose)
     if "memory" not in args.skip:
         peak_memory(args.preset, overrides)
 

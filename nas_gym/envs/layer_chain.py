@@ -112,6 +112,18 @@ class LayerChainEnv(gym.Env):
             return np.ones(self.space.n_actions, dtype=bool)
         return self.space.mask(self.arch)
 
+    def pending_architecture(self, action: int) -> Architecture | None:
+        """The architecture ``step(action)`` would hand to the evaluator, or None if that step
+        evaluates nothing. Lets a vector env batch the evaluations of one step."""
+        action = int(action)
+        if self._done or not 0 <= action < self.space.n_actions or not self.space.mask(self.arch)[action]:
+            return None
+        if action == self.space.stop_action:
+            return self.arch
+        if len(self.arch) + 1 == self.space.max_depth:
+            return self.arch.append(self.space.ops[action])
+        return None
+
     # -- gymnasium API --------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is None and self._first_seed is not None:

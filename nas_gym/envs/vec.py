@@ -1,0 +1,71 @@
+"""A batched vector env: construction steps run in-process, evaluations run together.
+
+Building an architecture is a few microseconds per step; training it is seconds. So the
+sub-envs step in the driver like SB3's ``DummyVecEnv`` (whose auto-reset, ``terminal_observation``
+and ``env_method`` conventions this inherits), and the architectures that finish in one step
+are handed to the evaluator in one ``evaluate_many`` call, where a process or Ray backend
+trains them concurrently and identical ones (in flight for two sub-envs) are trained once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from nas_gym.config import Config, load_config
+from nas_gym.envs.layer_chain import LayerChainEnv
+from nas_gym.evaluators.base import Evaluator
+from nas_gym.evaluators.prefetch import PrefetchEvaluator
+
+
+class NasVecEnv(DummyVecEnv):
+    """``n_envs`` LayerChain envs sharing one evaluator, usable wherever SB3 takes a ``VecEnv``.
+
+    :param n_envs: number of sub-envs (the most architectures evaluated together).
+    :param config: preset name, YAML path or Config.
+    :param evaluator: an Evaluator or kind; default the config's (its backend decides how the
+        batch is trained: serial, process pool or Ray).
+    :param seed: seeds sub-env ``i`` with ``seed + i``.
+    :param wrap: applied to each sub-env (after ``Monitor``), e.g. to record episodes.
+    """
+
+    def __init__(self, n_envs: int, config: str | Path | Config = "mnist1d", evaluator: Evaluator | str | None = None,
+                 seed: int | None = None, overrides: dict[str, Any] | None = None,
+                 wrap: Callable[[gym.Env], gym.Env] | None = None) -> None:
+        if n_envs < 1:
+            raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+        cfg = load_config(config, overrides)
+        if evaluator is None or isinstance(evaluator, str):
+            from nas_gym.evaluators import make_evaluator
+
+            evaluator = make_evaluator(cfg, kind=evaluator)
+        self.evaluator = PrefetchEvaluator(evaluator)
+
+        def make_env() -> gym.Env:
+            env: gym.Env = Monitor(LayerChainEnv(cfg, evaluator=self.evaluator))
+            return wrap(env) if wrap is not None else env
+
+        super().__init__([make_env for _ in range(n_envs)])
+        if seed is not None:
+            self.seed(seed)
+
+    def step_wait(self):
+        pending = [env.unwrapped.pending_architecture(action) for env, action in zip(self.envs, self.actions, strict=True)]
+        batch = [arch for arch in pending if arch is not None]
+        if batch:
+            self.evaluator.prefetch(batch)
+        return super().step_wait()
+
+    def action_masks(self) -> np.ndarray:
+        """Masks of all sub-envs, shape (n_envs, n_actions), for MaskablePPO."""
+        return np.stack([env.unwrapped.action_masks() for env in self.envs])
+
+    def close(self) -> None:
+        super().close()
+        self.evaluator.close()

@@ -159,8 +159,8 @@ def _print_summary(summary) -> None:
     s = summary.stats
     out.print(f"{summary.episodes} episodes, {s.evaluations} evaluations ({s.cache_hits} cache hits, "
               f"{s.failures} failures) in {summary.seconds:.1f} s")
-    out.print(f"Run folder: {summary.run_dir}")
-    out.print(f"TensorBoard: tensorboard --logdir {summary.run_dir.parent}")
+    out.print(f"Run folder: {summary.run_dir}", soft_wrap=True, highlight=False)
+    out.print(f"TensorBoard: tensorboard --logdir {summary.run_dir.parent}", soft_wrap=True, highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console-script shim

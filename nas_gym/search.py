@@ -39,7 +39,7 @@ class SearchSummary:
 
 def make_run_dir(logdir: Path, agent: str, preset: str, seed: int) -> Path:
     """A fresh folder under ``logdir``; fails early, with a clear message, if it can't be written."""
-    safe_agent = agent.replace(":", "_").replace("/", "_").replace(".", "_")
+    safe_agent = "".join(c if c.isalnum() or c in "-_" else "_" for c in agent.rsplit(":", 1)[-1])
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = logdir / f"{safe_agent}-{preset}-s{seed}-{stamp}"
     n = 1

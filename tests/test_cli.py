@@ -98,3 +98,19 @@ def test_eval_real_training_is_reproducible(tmp_path):
     assert first.exit_code == 0, first.output
     a, b = json.loads(first.output), json.loads(second.output)
     assert a["val_acc"] == b["val_acc"] and a["status"] == "ok" and a["val_acc"] > 0.2
+
+
+def test_readme_custom_agent_runs_from_a_file_path(tmp_path):
+    """The README's 30-line agent loads by path:Class and finds the synthetic optimum."""
+    from pathlib import Path
+
+    from nas_gym.evaluators.synthetic import SyntheticEvaluator
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "local_search.py"
+    result = search(tmp_path, f"{example}:LocalSearch", 200)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith("LocalSearch-mnist1d-tiny-s0-")
+    best_arch, _ = SyntheticEvaluator(__import__("nas_gym").load_config("mnist1d-tiny").search_space()).optimum()
+    rows = list(csv.DictReader((run_dir / "evaluations.csv").open()))
+    assert best_arch.text() in {r["arch"] for r in rows}

@@ -21,6 +21,7 @@ from nas_gym.space import Architecture
 BUILTIN_AGENTS: dict[str, str] = {
     "random": "agents.random_search:RandomSearch",
     "qlearning": "agents.q_learning:QLearning",
+    "evolution": "agents.evolution:RegularizedEvolution",
     "ppo": "agents.sb3:PPOAgent",
     "a2c": "agents.sb3:A2CAgent",
     "dqn": "agents.sb3:DQNAgent",

@@ -134,6 +134,51 @@ def search(
     _print_summary(summary)
 
 
+@app.command()
+def compare(
+    agents: Annotated[str, typer.Option(help="Comma-separated agents, e.g. random,evolution,qlearning,maskable_ppo.")] = "random,evolution,qlearning",
+    config: ConfigOpt = "mnist1d-tiny",
+    budget: Annotated[int, typer.Option(help="Evaluations per run (cache hits count).")] = 100,
+    seeds: Annotated[int, typer.Option(help="Seeds per agent (0..K-1).")] = 5,
+    logdir: Annotated[Path, typer.Option(help="Folder for the runs, comparison.csv and comparison.png.")] = Path("runs/compare"),
+    evaluator: Annotated[str | None, typer.Option(help="Evaluator kind: train, table, synthetic, proxy:<name>.")] = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Run several agents on the same budget and seeds; print regret and evaluations to the top 1%, draw a PNG."""
+    from nas_gym.compare import plot, run_comparison, table_rows
+
+    names = [a.strip() for a in agents.split(",") if a.strip()]
+    try:
+        if budget < 1 or seeds < 1 or not names:
+            raise ValueError(f"need --budget >= 1, --seeds >= 1 and at least one agent; got {budget}, {seeds}, {agents!r}")
+        from agents.base import resolve_agent
+
+        for name in names:
+            resolve_agent(name)  # fail on a typo before any run starts
+        cfg = _load(config, overrides, {"evaluator.kind": evaluator} if evaluator else None)
+        progress = Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                            TimeElapsedColumn(), console=console)
+        task = progress.add_task("", total=len(names) * seeds)
+        with progress:
+            summaries, scores = run_comparison(
+                cfg, names, budget, seeds, logdir, evaluator=evaluator,
+                on_run=lambda a, s: progress.update(task, advance=1, description=f"{a} seed {s}"))
+    except (*_bad_input_types(), ValueError) as e:
+        raise _fail(str(e)) from None
+    optimum = float(scores.max()) if scores is not None and len(scores) else None
+    png = plot(summaries, logdir / "comparison.png", optimum, f"{cfg.name}: {seeds} seeds, {budget} evaluations")
+    rows = table_rows(summaries)
+    table = Table(title=f"{cfg.name}, budget {budget} evaluations, {seeds} seeds")
+    for col in rows[0]:
+        table.add_column(col, justify="left" if col == "agent" else "right")
+    for row in rows:
+        table.add_row(*row.values())
+    out.print(table)
+    if optimum is not None:
+        out.print(f"Optimum of the space: {optimum:.4f}")
+    out.print(f"Figure: {png}\nCurves: {logdir / 'comparison.csv'}", soft_wrap=True, highlight=False)
+
+
 def _parse_hparams(text: str | None) -> dict | None:
     import yaml
 

@@ -179,6 +179,41 @@ def compare(
     out.print(f"Figure: {png}\nCurves: {logdir / 'comparison.csv'}", soft_wrap=True, highlight=False)
 
 
+@app.command()
+def leaderboard(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders holding run folders.")],
+    top: Annotated[int, typer.Option(help="How many architectures to show.")] = 10,
+    pareto: Annotated[bool, typer.Option(help="Show only the accuracy / parameters Pareto front.")] = False,
+) -> None:
+    """The best architectures of one or several runs; failures listed apart."""
+    from nas_gym.leaderboard import LeaderboardError, pareto_front, read_entries
+
+    try:
+        if top < 1:
+            raise ValueError(f"--top must be >= 1, got {top}")
+        entries, failures = read_entries(runs)
+    except (LeaderboardError, ValueError, OSError) as e:
+        raise _fail(str(e)) from None
+    shown = pareto_front(entries) if pareto else entries[:top]
+    title = "Pareto front (val acc vs params)" if pareto else f"Top {len(shown)} of {len(entries)} architectures"
+    table = Table(title=title)
+    several_runs = len({e.run for e in entries}) > 1
+    for col in ("#", "architecture", "val acc", "params", "FLOPs", "evals") + (("run",) if several_runs else ()):
+        table.add_column(col, justify="left" if col in ("architecture", "run") else "right",
+                         overflow="fold" if col == "architecture" else "ellipsis", min_width=24 if col == "architecture" else None)
+    for i, e in enumerate(shown, 1):
+        row = [str(i), e.arch, f"{e.val_acc:.4f}", f"{e.params:,}", f"{e.flops:,}", str(e.evaluations)]
+        table.add_row(*row, *([e.run] if several_runs else []))
+    out.print(table)
+    if failures:
+        fail = Table(title=f"{len(failures)} failed architectures")
+        for col in ("architecture", "reason", "evaluations"):
+            fail.add_column(col, overflow="fold")
+        for e in failures:
+            fail.add_row(e.arch, e.reason, str(e.evaluations))
+        out.print(fail)
+
+
 def _parse_hparams(text: str | None) -> dict | None:
     import yaml
 

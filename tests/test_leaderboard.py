@@ -1,0 +1,49 @@
+"""`nas-gym leaderboard`: ordering, de-duplication across runs, Pareto front, failures apart."""
+
+import csv
+
+from typer.testing import CliRunner
+
+from nas_gym.cli import app
+from nas_gym.leaderboard import pareto_front, read_entries
+from nas_gym.tb import CSV_FIELDS
+
+ROWS_A = [("conv3-16", 0.70, 100, "ok", ""), ("maxpool", 0.30, 10, "ok", ""), ("conv3-32", 0.80, 400, "ok", ""),
+          ("conv5-64|conv5-64", 0.0, 9000, "failed", "nan_loss")]
+ROWS_B = [("conv3-16", 0.72, 100, "ok", ""), ("conv5-16", 0.75, 150, "ok", "")]
+
+
+def write_run(folder, rows):
+    folder.mkdir(parents=True)
+    with (folder / "evaluations.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_FIELDS)
+        for i, (arch, acc, params, status, reason) in enumerate(rows, 1):
+            w.writerow([i, arch, acc, acc, params, params * 10, status, reason, i, 0])
+
+
+def test_entries_ordered_and_merged_across_runs(tmp_path):
+    write_run(tmp_path / "a", ROWS_A)
+    write_run(tmp_path / "b", ROWS_B)
+    entries, failures = read_entries([tmp_path])
+    assert [e.arch for e in entries] == ["conv3-32", "conv5-16", "conv3-16", "maxpool"]
+    conv = next(e for e in entries if e.arch == "conv3-16")
+    assert conv.val_acc == 0.72 and conv.evaluations == 2 and conv.run == "b"
+    assert [(f.arch, f.reason) for f in failures] == [("conv5-64|conv5-64", "nan_loss")]
+    assert [e.arch for e in pareto_front(entries)] == ["maxpool", "conv3-16", "conv5-16", "conv3-32"]
+
+
+def test_cli_leaderboard(tmp_path):
+    write_run(tmp_path / "a", ROWS_A)
+    result = CliRunner().invoke(app, ["leaderboard", str(tmp_path / "a"), "--top", "2"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert out.index("conv3-32") < out.index("conv3-16") and "maxpool " not in out.split("failed")[0]
+    assert "1 failed architectures" in out and "nan_loss" in out
+    pareto = CliRunner().invoke(app, ["leaderboard", str(tmp_path / "a"), "--pareto"], terminal_width=200)
+    assert "Pareto front" in pareto.output and "maxpool" in pareto.output
+
+
+def test_cli_leaderboard_bad_path(tmp_path):
+    result = CliRunner().invoke(app, ["leaderboard", str(tmp_path / "nothing")])
+    assert result.exit_code == 2 and "no evaluations.csv" in result.output

@@ -82,7 +82,11 @@ def run_search(
     run_dir = make_run_dir(logdir, agent, config.name, seed)
     write_run_files(run_dir, config, argv)
     workers = config.evaluator.workers
-    log = SearchLog(run_dir, on_episode)
+    run_hparams = {"agent": agent, "preset": config.name, "seed": seed, "episodes": episodes,
+                   "evaluator": evaluator if isinstance(evaluator, str) else config.evaluator.kind,
+                   "epochs": config.train.epochs, "max_depth": config.space.max_depth, "reward": config.reward.kind,
+                   **{f"agent.{k}": v for k, v in (hparams or {}).items()}}
+    log = SearchLog(run_dir, on_episode, hparams=run_hparams)
     start = time.perf_counter()
     env = _make_env(config, evaluator, seed, workers, log, vectorized=getattr(agent_cls, "vectorized", False))
     try:

@@ -41,9 +41,16 @@ class SearchLog:
     :param on_episode: called after each recorded episode with the log (progress bars).
     """
 
-    def __init__(self, run_dir: Path | None = None, on_episode: Callable[[SearchLog], None] | None = None) -> None:
+    def __init__(self, run_dir: Path | None = None, on_episode: Callable[[SearchLog], None] | None = None,
+                 hparams: dict[str, Any] | None = None, figure_every: int = 50, stage_size: int = 25) -> None:
         self.run_dir = run_dir
         self.on_episode = on_episode
+        self.hparams = dict(hparams or {})
+        self.figure_every = figure_every
+        self.stage_size = stage_size
+        self._stage_rewards: list[float] = []
+        self._stages = 0
+        self._acc_by_epsilon: dict[float, list[float]] = {}
         self.evaluator = None  # set by the first RecordEpisodes wrapper: the run's evaluator
         self.episodes = 0
         self.invalid_episodes = 0
@@ -67,6 +74,8 @@ class SearchLog:
 
     def record_scalar(self, tag: str, value: float) -> None:
         """Lets an agent add its own curve (Q-learning's ``nas/epsilon``) on the episode axis."""
+        if tag == "nas/epsilon" and self.records and self.latest.get(tag, value) != value:
+            self._flush_stage()  # a new epsilon starts a new stage, as in MetaQNN's figure
         self.latest[tag] = float(value)
         if self._writer is not None:
             self._writer.add_scalar(tag, value, self.episodes)
@@ -99,6 +108,13 @@ class SearchLog:
                                     rec.flops, rec.status, rec.reason, stats.evaluations, cached])
                 self._csv_file.flush()
             self._hits_seen = stats.cache_hits
+            self._stage_rewards.append(reward)
+            if "nas/epsilon" in self.latest:
+                self._acc_by_epsilon.setdefault(self.latest["nas/epsilon"], []).append(rec.val_acc)
+            elif len(self._stage_rewards) >= self.stage_size:
+                self._flush_stage()
+            if self.figure_every and len(self.records) % self.figure_every == 0:
+                self._pareto_figure()
         if self.on_episode is not None:
             self.on_episode(self)
 
@@ -113,8 +129,58 @@ class SearchLog:
     def failures(self) -> list[Record]:
         return [r for r in self.records if r.status != "ok"]
 
+    def _flush_stage(self) -> None:
+        """Histogram of the rewards of the stage just ended (a block of episodes, or one
+        epsilon of Q-learning's schedule)."""
+        if self._writer is not None and self._stage_rewards:
+            import numpy as np
+
+            self._writer.add_histogram("nas/reward_by_stage", np.asarray(self._stage_rewards), self._stages)
+        self._stages += 1
+        self._stage_rewards = []
+
+    def _pareto_figure(self) -> None:
+        if self._writer is None or not self.records:
+            return
+        from nas_gym.figures import pareto_figure
+        from nas_gym.leaderboard import Entry, pareto_front
+
+        ok = [r for r in self.records if r.status == "ok"]
+        entries = [Entry(r.arch, r.val_acc, r.params, r.flops, 1, r.status, "", "") for r in ok]
+        front = [(e.params, e.val_acc) for e in pareto_front(entries)]
+        fig = pareto_figure([(r.params, r.val_acc) for r in ok], front, f"after {len(self.records)} evaluations")
+        self._writer.add_figure("nas/pareto_front", fig, self.episodes)
+
+    def _final_summaries(self) -> None:
+        """Figures and the HParams entry, written once when the search ends."""
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+        from nas_gym.figures import architecture_figure
+        from nas_gym.space import Architecture
+
+        self._flush_stage()
+        self._pareto_figure()
+        for eps, accs in sorted(self._acc_by_epsilon.items(), reverse=True):
+            # MetaQNN's figure: mean sampled accuracy per epsilon; x = 100 * (1 - epsilon)
+            self._writer.add_scalar("nas/mean_val_acc_by_epsilon", sum(accs) / len(accs), round(100 * (1 - eps)))
+        if self.best is not None:
+            title = f"best: val acc {self.best.val_acc:.4f}, {self.best.params:,} params"
+            self._writer.add_figure("nas/best_architecture", architecture_figure(Architecture.parse(self.best.arch), title),
+                                    self.episodes)
+        if self.hparams:
+            clean = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in self.hparams.items()}
+            metrics = {"hparam/best_val_acc": self.best.val_acc if self.best else 0.0,
+                       "hparam/evaluations": float(len(self.records))}
+            exp, ssi, sei = hparams_summary(clean, metrics)
+            file_writer = self._writer._get_file_writer()
+            for summary in (exp, ssi, sei):
+                file_writer.add_summary(summary)
+            for tag, value in metrics.items():
+                self._writer.add_scalar(tag, value, self.episodes)
+
     def close(self) -> None:
         if self._writer is not None:
+            self._final_summaries()
             self._writer.close()
             self._writer = None
         if self._csv_file is not None:

@@ -1,0 +1,60 @@
+"""Matplotlib figures for TensorBoard and the docs: the Pareto front and a layer diagram.
+
+Imported lazily (matplotlib costs about a second to import), and always with the Agg backend:
+searches run on headless machines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import FancyBboxPatch  # noqa: E402
+
+from nas_gym.space import Architecture  # noqa: E402
+
+_COLOURS = {"conv": "#4c72b0", "res": "#8172b2", "maxpool": "#dd8452", "avgpool": "#e5ae38", "dropout": "#937860"}
+
+
+def pareto_figure(points: Sequence[tuple[int, float]], front: Sequence[tuple[int, float]], title: str = "") -> Figure:
+    """Validation accuracy against parameters for every evaluated architecture, front highlighted."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    if points:
+        xs, ys = zip(*points, strict=True)
+        ax.scatter(xs, ys, s=10, alpha=0.4, color="grey", label="evaluated")
+    if front:
+        fx, fy = zip(*front, strict=True)
+        ax.step(fx, fy, where="post", color="#c44e52", marker="o", markersize=4, label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def architecture_figure(arch: Architecture, title: str = "") -> Figure:
+    """A left-to-right diagram of the chain: one coloured box per layer, then the fixed head."""
+    labels = [op.text() for op in arch.ops] + ["GAP + linear"]
+    kinds = [op.kind for op in arch.ops] + ["head"]
+    width = max(4.0, 1.3 * len(labels))
+    fig, ax = plt.subplots(figsize=(width, 1.6), dpi=100)
+    for i, (label, kind) in enumerate(zip(labels, kinds, strict=True)):
+        box = FancyBboxPatch((i * 1.3, 0.2), 1.05, 0.6, boxstyle="round,pad=0.03",
+                             facecolor=_COLOURS.get(kind, "#55a868"), edgecolor="black", linewidth=0.8)
+        ax.add_patch(box)
+        ax.text(i * 1.3 + 0.525, 0.5, label, ha="center", va="center", fontsize=8, color="white", weight="bold")
+        if i:
+            ax.annotate("", xy=(i * 1.3, 0.5), xytext=(i * 1.3 - 0.25, 0.5), arrowprops={"arrowstyle": "->"})
+    ax.set_xlim(-0.1, len(labels) * 1.3)
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

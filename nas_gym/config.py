@@ -146,10 +146,28 @@ class EvaluatorConfig(_Frozen):
         (a zero-cost proxy) or ``synthetic`` (an instant made-up score with a known optimum,
         for testing agents and env logic).
     :param cache: SQLite file; ``auto`` means ``~/.cache/nas-gym/evaluations.sqlite``, None disables.
+    :param backend: where ``train`` runs the architectures of one batch: ``serial`` (in this
+        process), ``process`` (a pool of spawned worker processes on this host) or ``ray``
+        (Ray tasks, local or on a cluster). None of these fields is part of the cache key:
+        every backend gives the same results.
+    :param workers: worker processes (``process``), or CPUs of a local Ray instance (``ray``).
+    :param ray_address: an existing Ray cluster to join; None starts a local one.
+    :param gpus_per_eval: GPUs each Ray task asks for; fractions pack several small networks on one
+        GPU. With 0, Ray tasks train on the CPU unless ``runtime.device`` names a GPU explicitly.
+    :param max_retries: how often an architecture is retried after its worker process died
+        (killed, out of host memory) before it is recorded as ``worker_died``.
+    :param threads_per_worker: torch CPU threads in each worker: on small networks two
+        one-thread workers beat one two-thread worker.
     """
 
     kind: str = "train"
     cache: str | None = "auto"
+    backend: Literal["serial", "process", "ray"] = "serial"
+    workers: int = Field(default=1, ge=1)
+    ray_address: str | None = None
+    gpus_per_eval: float = Field(default=0.0, ge=0.0)
+    max_retries: int = Field(default=2, ge=0)
+    threads_per_worker: int = Field(default=1, ge=1)
 
     @field_validator("kind")
     @classmethod

@@ -25,6 +25,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -77,7 +78,8 @@ def ours(arch: Architecture, data: Dataset, cfg: TrainConfig) -> float:
 
 
 def dataloader_loop(arch: Architecture, data: Dataset, cfg: TrainConfig) -> float:
-    """What a torchvision-style script does: DataLoader, LambdaLR, the same recipe."""
+    """What a torchvision-style script does: DataLoader, LambdaLR, the same recipe, the
+    optimiser's defaults."""
     torch.set_num_threads(1)
     model = _seeded_model(arch, data, cfg.seed)
     loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=cfg.batch_size, shuffle=True,
@@ -99,10 +101,11 @@ def dataloader_loop(arch: Architecture, data: Dataset, cfg: TrainConfig) -> floa
 
 
 def bare_loop(arch: Architecture, data: Dataset, cfg: TrainConfig) -> float:
-    """The least eager PyTorch can do: slice, forward, backward, step. No schedule, no checks."""
+    """The least eager PyTorch can do: slice, forward, backward, step. No schedule, no checks.
+    The optimiser is the trainer's own (``foreach``), so the gap to ours is pure bookkeeping."""
     torch.set_num_threads(1)
     model = _seeded_model(arch, data, cfg.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     criterion = nn.CrossEntropyLoss()
     n, b = len(data.y_train), cfg.batch_size
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -118,10 +121,16 @@ def bare_loop(arch: Architecture, data: Dataset, cfg: TrainConfig) -> float:
     return _val_acc(model, data)
 
 
+def _paired(a: list[Timing], b: list[Timing], field: str) -> float:
+    """Median of per-repeat ratios: runs of one repeat share a time window, so the machine's
+    drifting speed (seen here: +-15% between identical runs) cancels out of each ratio."""
+    return statistics.median(getattr(x, field) / getattr(y, field) for x, y in zip(a, b, strict=True))
+
+
 def speed_table(data: Dataset, cfg: TrainConfig, repeats: int) -> None:
     loops = {"ours": ours, "dataloader": dataloader_loop, "bare": bare_loop}
     print(f"\n## Speed: {cfg.epochs} epochs, batch {cfg.batch_size}, 1 thread, median of {repeats} "
-          "(wall s / CPU s per evaluation; ratios on wall, CPU in brackets)")
+          "(wall s / CPU s per evaluation; ratios: median of paired per-repeat ratios, wall (CPU))")
     print(f"{'architecture':55s} {'MMAC':>6s} {'ours':>13s} {'dataloader':>13s} {'bare':>13s} "
           f"{'evals/h':>8s} {'dl/ours':>12s} {'ours/bare':>12s} {'val':>5s}")
     previous = torch.get_num_threads()
@@ -133,7 +142,7 @@ def speed_table(data: Dataset, cfg: TrainConfig, repeats: int) -> None:
         runs: dict[str, list[Timing]] = {k: [] for k in loops}
         for r in range(repeats):  # interleaved and rotated, so a busy spell hits all three alike
             for name in names[r % 3 :] + names[: r % 3]:
-                runs[name].append(_timed(lambda name=name: loops[name](arch, data, cfg)))
+                runs[name].append(_timed(partial(loops[name], arch, data, cfg)))
         torch.set_num_threads(previous)
         wall = {k: statistics.median(t.wall for t in v) for k, v in runs.items()}
         cpu = {k: statistics.median(t.cpu for t in v) for k, v in runs.items()}
@@ -141,8 +150,8 @@ def speed_table(data: Dataset, cfg: TrainConfig, repeats: int) -> None:
         mmac = count_flops(arch, data.input_shape, data.num_classes) / 1e6
         print(f"{text:55s} {mmac:6.2f} {cell['ours']:>13s} {cell['dataloader']:>13s} {cell['bare']:>13s} "
               f"{3600 / wall['ours']:8.0f} "
-              f"{wall['dataloader'] / wall['ours']:5.2f} ({cpu['dataloader'] / cpu['ours']:4.2f}) "
-              f"{wall['ours'] / wall['bare']:5.2f} ({cpu['ours'] / cpu['bare']:4.2f}) "
+              f"{_paired(runs['dataloader'], runs['ours'], 'wall'):5.2f} ({_paired(runs['dataloader'], runs['ours'], 'cpu'):4.2f}) "
+              f"{_paired(runs['ours'], runs['bare'], 'wall'):5.2f} ({_paired(runs['ours'], runs['bare'], 'cpu'):4.2f}) "
               f"{runs['ours'][0].val_acc:5.3f}")
 
 
@@ -161,13 +170,15 @@ def _fidelity_job(job: tuple[str, str, dict, int]) -> tuple[float, float, float,
 _DATA: dict[str, Dataset] = {}  # per worker process: load the dataset once, not once per job
 
 
-def rank_fidelity(cfg: Config, preset: str, overrides: dict, n_archs: int, workers: int, verbose: bool) -> None:
+def rank_fidelity(cfg: Config, preset: str, overrides: dict, n_archs: int, workers: int, verbose: bool,
+                  arch_seed: int = 0) -> None:
     space = cfg.search_space()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(arch_seed)
     archs = [space.sample(rng).text() for _ in range(n_archs)]
     short, long = cfg.train.epochs, 4 * cfg.train.epochs
     jobs = [(preset, a, overrides, e) for e in (short, long) for a in archs]
-    print(f"\n## Rank fidelity: {n_archs} sampled architectures, {short} vs {long} epochs, {workers} worker(s)")
+    print(f"\n## Rank fidelity: {n_archs} architectures sampled with seed {arch_seed}, {short} vs {long} epochs, "
+          f"{workers} worker(s)")
     start = time.perf_counter()
     if workers > 1:
         with mp.get_context("spawn").Pool(workers) as pool:
@@ -197,21 +208,30 @@ def rank_fidelity(cfg: Config, preset: str, overrides: dict, n_archs: int, worke
     print(f"(whole fidelity run: {elapsed:.0f} s wall)")
 
 
-def _memory_job(preset: str, overrides: dict, text: str) -> tuple[float, float]:
+def _rss_mib() -> float:
+    """Current resident set size (Linux); nan elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(float(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return float("nan")
+
+
+def _memory_job(preset: str, overrides: dict, text: str) -> tuple[float, float, float, float]:
     cfg = load_config(preset, overrides)
     data = load_dataset(cfg.data)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_before, rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, _rss_mib()  # KiB on Linux
     evaluate_architecture(Architecture.parse(text), data, cfg.train, RUNTIME)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return before / 1024, after / 1024  # Linux reports KiB
+    return peak_before, rss_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, _rss_mib()
 
 
 def peak_memory(preset: str, overrides: dict) -> None:
     text = SPEED_ARCHS[-1]
     with mp.get_context("spawn").Pool(1) as pool:
-        before, after = pool.apply(_memory_job, (preset, overrides, text))
-    print(f"\n## Peak memory (max RSS, fresh process): {before:.0f} MiB after imports + data, "
-          f"{after:.0f} MiB after evaluating {text}")
+        peak_before, rss_before, peak_after, rss_after = pool.apply(_memory_job, (preset, overrides, text))
+    print(f"\n## Memory of one evaluation of {text} in a fresh process (MiB)")
+    print(f"peak RSS (getrusage): {peak_before:.0f} after imports + data, {peak_after:.0f} after the evaluation")
+    print(f"current RSS: {rss_before:.0f} before, {rss_after:.0f} after (the evaluation's share: {rss_after - rss_before:+.0f})")
 
 
 def main() -> None:
@@ -220,8 +240,9 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a preset field, e.g. train.epochs=4 (repeatable)")
     parser.add_argument("--quick", action="store_true", help="2 repeats, 12 architectures: a smoke run, not a verdict")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--archs", type=int, default=32, help="architectures for rank fidelity (>= 30 for a verdict)")
+    parser.add_argument("--arch-seed", type=int, default=0, help="seed of the sampled architectures (0: the reference set)")
     parser.add_argument("--workers", type=int, default=1, help="processes for the fidelity run (1 thread each)")
     parser.add_argument("--verbose", action="store_true", help="print every architecture of the fidelity run")
     parser.add_argument("--skip", action="append", default=[], choices=["speed", "fidelity", "memory"])
@@ -236,7 +257,7 @@ def main() -> None:
     if "speed" not in args.skip:
         speed_table(data, cfg.train, repeats)
     if "fidelity" not in args.skip:
-        rank_fidelity(cfg, args.preset, overrides, n_archs, args.workers, args.verbose)
+        rank_fidelity(cfg, args.preset, overrides, n_archs, args.workers, args.verbose, args.arch_seed)
     if "memory" not in args.skip:
         peak_memory(args.preset, overrides)
 

@@ -1,4 +1,5 @@
 import itertools
+import sys
 
 import pytest
 import torch
@@ -161,3 +162,30 @@ def test_images_train_with_augmentation():
     model = build_model(Architecture.parse("conv3-8|maxpool|res3-8"), data.input_shape, data.num_classes)
     metrics = train(model, data, cfg, CPU, want_test=True)
     assert metrics.ok and metrics.test_acc is not None
+
+
+@pytest.mark.parametrize("threads, expected", [(None, 1), (2, 2)], ids=["default-one", "explicit"])
+def test_cpu_thread_count_is_set_for_the_run_and_restored(tiny, monkeypatch, threads, expected):
+    data, cfg = tiny
+    seen = []
+
+    def record(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return train_module.TrainMetrics(0.5, None, 1.0, 0.0)
+
+    monkeypatch.setattr(train_module, "_fit", record)
+    before = torch.get_num_threads()
+    train(build_model(CNN, data.input_shape, data.num_classes), data, cfg, RuntimeConfig(device="cpu", threads=threads))
+    assert seen == [expected] and torch.get_num_threads() == before
+
+
+def test_bench_script_does_nothing_at_import(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_trainer.py"
+    spec = importlib.util.spec_from_file_location("bench_trainer", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_trainer", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)  # argparse lives in main(): importing must not parse sys.argv
+    assert callable(module.main)

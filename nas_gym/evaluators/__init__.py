@@ -16,25 +16,27 @@ from nas_gym.evaluators.cache import CacheError, MemoryCache, ResultCache, open_
 if TYPE_CHECKING:
     from nas_gym.data import Dataset
     from nas_gym.evaluators.cache import Cache
-    from nas_gym.evaluators.training import TrainingEvaluator
+    from nas_gym.evaluators.training import Backend, TrainingEvaluator
 
-AVAILABLE_KINDS = ("train", "synthetic", "proxy:synflow", "proxy:jacob_cov", "proxy:snip", "proxy:grad_norm",
+AVAILABLE_KINDS = ("train", "table", "synthetic", "proxy:synflow", "proxy:jacob_cov", "proxy:snip", "proxy:grad_norm",
                    "proxy:params", "proxy:flops")
 
 
 def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | None = None,
-                   cache: Cache | None = None) -> Evaluator:
+                   cache: Cache | None = None, backend: Backend | None = None) -> Evaluator:
     """The evaluator ``kind`` names (default: ``config.evaluator.kind``).
 
     :param data: an already-loaded dataset for ``train`` and ``proxy:<name>`` (see ``TrainingEvaluator``).
     :param cache: a cache for ``train``; default: the one ``config.evaluator.cache`` names.
+    :param backend: where ``train`` runs its batches (see ``nas_gym.evaluators.training.Backend``);
+        default: the one ``config.evaluator.backend`` names.
     :raises ConfigError: the kind is unknown or not available yet.
     """
     kind = config.evaluator.kind if kind is None else kind
     if kind == "train":
         from nas_gym.evaluators.training import TrainingEvaluator
 
-        return TrainingEvaluator(config, data=data, cache=cache)
+        return TrainingEvaluator(config, data=data, cache=cache, backend=backend)
     if kind == "synthetic":
         from nas_gym.evaluators.synthetic import SyntheticEvaluator
 
@@ -44,7 +46,9 @@ def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | N
 
         return ProxyEvaluator(config, kind.removeprefix("proxy:"), data=data)
     if kind == "table":
-        raise ConfigError(f"evaluator kind {kind!r} is not available yet; use one of {', '.join(AVAILABLE_KINDS)}")
+        from nas_gym.evaluators.table import TableEvaluator
+
+        return TableEvaluator(config)
     raise ConfigError(f"evaluator kind {kind!r} is not one of train, table, synthetic, proxy:<name>")
 
 

@@ -1,42 +1,118 @@
-"""The evaluator that really trains: cache first, then ``nas_gym.train.evaluate_architecture``.
+"""The evaluator that really trains: cache first, then a backend that trains the misses.
 
 It is the one place where the budget is charged for real training, so agents that drive the
-env and agents that call the evaluator directly pay the same way (``self.stats``). The dataset
-is loaded and moved to the device once, at construction, because a search evaluates thousands
-of architectures on the same tensors.
+env and agents that call the evaluator directly pay the same way (``self.stats``). The misses
+of one ``evaluate_many`` call go to a backend as one batch: in this process (``SerialBackend``),
+to a pool of worker processes (``nas_gym.evaluators.parallel``) or to Ray tasks
+(``nas_gym.evaluators.ray``). Backends only compute; the evaluator alone writes the cache and
+charges the budget, so a result computed twice (a retried task) is still stored and charged once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 from nas_gym import train as _train
-from nas_gym.config import Config, ConfigError
+from nas_gym.config import Config, ConfigError, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult, EvalStats
 from nas_gym.evaluators.cache import Cache, open_cache
 from nas_gym.space import Architecture
 
+OnResult = Callable[[int, EvalResult], None]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Computes a batch of architectures; never writes the cache, never charges the budget.
+
+    ``run`` returns results aligned with ``archs``. A training failure (and, for the parallel
+    backends, a crashed worker) is a failed ``EvalResult``, not an exception: one bad
+    architecture must not end a search. Only setup errors (no such device, no dataset) raise.
+    When given, ``on_result(i, result)`` is called in the caller's thread as each result
+    arrives, so the caller can store it at once and a crash mid-batch loses nothing finished.
+    """
+
+    def run(self, archs: Sequence[Architecture], on_result: OnResult | None = None) -> list[EvalResult]: ...
+
+    def close(self) -> None: ...
+
+
+class SerialBackend:
+    """Trains one architecture after another in this process, on data already on the device.
+
+    Looks ``evaluate_architecture`` up on the module at every call, so tests can replace it.
+    """
+
+    def __init__(self, data: Dataset, train: TrainConfig, runtime: RuntimeConfig) -> None:
+        self.data, self.train, self.runtime = data, train, runtime
+
+    def run(self, archs: Sequence[Architecture], on_result: OnResult | None = None) -> list[EvalResult]:
+        out = []
+        for i, arch in enumerate(archs):
+            result = _train.evaluate_architecture(arch, self.data, self.train, self.runtime)
+            if on_result is not None:
+                on_result(i, result)
+            out.append(result)
+        return out
+
+    def close(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "SerialBackend()"
+
+
+def make_backend(config: Config, data: Dataset | None = None) -> Backend:
+    """The backend ``config.evaluator.backend`` names; the parallel ones start their workers lazily.
+
+    :param data: for ``serial`` only (worker processes load their own copy from ``config.data``).
+    :raises ConfigError: ``ray`` is asked for but not installed.
+    """
+    kind = config.evaluator.backend
+    if kind == "process":
+        from nas_gym.evaluators.parallel import ProcessBackend
+
+        return ProcessBackend(config)
+    if kind == "ray":
+        try:
+            from nas_gym.evaluators.ray import RayBackend
+        except ImportError as e:
+            raise ConfigError(f"evaluator.backend 'ray' needs Ray ({e}); pip install 'nas-gym[ray]' "
+                              "or use backend 'process'") from None
+        return RayBackend(config)
+    if data is None:
+        data = load_dataset(config.data).to(_train.resolve_device(config.runtime.device))
+    return SerialBackend(data, config.train, config.runtime)
+
 
 class TrainingEvaluator:
     """Scores architectures by training them with the config's recipe, caching every result.
 
-    Failures (NaN loss, out of memory, too many parameters) are cached too, with their reason:
-    training is seeded, so the same architecture under the same context would fail again, and
-    retraining it would only charge the budget twice for the same answer.
+    Failures (NaN loss, out of memory, too many parameters, a worker that kept dying) are
+    cached too, with their reason: training is seeded, so the same architecture under the same
+    context would fail again, and retraining it would only charge the budget twice for the
+    same answer.
+
+    Use it as a context manager (or call ``close``) when the backend runs worker processes.
 
     :param config: the preset; ``config.train`` and ``config.data`` make up the cache context,
-        ``config.runtime`` says where training runs.
+        ``config.runtime`` says where training runs, ``config.evaluator`` picks the backend.
     :param data: an already-loaded dataset, to share one copy between evaluators; it must be
         the dataset ``config.data`` describes, or cached results would be filed under the wrong
-        context. Default: loaded from ``config.data``.
+        context. Default: loaded from ``config.data`` for the serial backend; the parallel
+        backends load it in each worker, and here only if ``self.data`` is read.
     :param cache: where results are stored; default ``open_cache(config.evaluator.cache)``
         (a SQLite file, or memory when that is None).
+    :param backend: computes the misses; default ``make_backend(config, data)``. The evaluator
+        closes it in ``close`` either way.
     :raises ConfigError: the data does not match the config, or the device is unavailable.
     :raises CacheError: the cache file is not a usable nas-gym cache.
     """
 
-    def __init__(self, config: Config, data: Dataset | None = None, cache: Cache | None = None) -> None:
+    def __init__(self, config: Config, data: Dataset | None = None, cache: Cache | None = None,
+                 backend: Backend | None = None) -> None:
         try:
             self.device = _train.resolve_device(config.runtime.device)
         except ValueError as e:
@@ -45,27 +121,62 @@ class TrainingEvaluator:
             raise ConfigError(f"data.name is {config.data.name!r} but the dataset passed in is {data.name!r}; "
                               "pass the matching dataset or none")
         self.config = config
+        self._owns_cache = cache is None
         self.cache: Cache = open_cache(config.evaluator.cache) if cache is None else cache
-        self.data = (load_dataset(config.data) if data is None else data).to(self.device)
-        self.space = config.search_space(self.data.spatial_size)
+        self._data = None if data is None else data.to(self.device)
+        if backend is None:
+            backend = make_backend(config, self.data if config.evaluator.backend == "serial" else None)
+        self.backend: Backend = backend
+        # Without data in hand, the dataset's known shape decides the space: no load just for that.
+        self.space = config.search_space(None if self._data is None else self._data.spatial_size)
         self.context = config.context_hash()
-        self.num_classes = self.data.num_classes
+        self.num_classes = config.num_classes if self._data is None else self._data.num_classes
         self.stats = EvalStats()
 
-    def __repr__(self) -> str:
-        return f"TrainingEvaluator({self.config.name!r}, device={self.device}, cache={self.cache!r})"
+    @property
+    def data(self) -> Dataset:
+        """The dataset on ``self.device``; loaded on first use when the workers hold their own copies."""
+        if self._data is None:
+            self._data = load_dataset(self.config.data).to(self.device)
+        return self._data
 
-    def _compute(self, arch: Architecture) -> EvalResult:
-        """Train ``arch``, store the result and charge for it.
+    def __repr__(self) -> str:
+        return f"TrainingEvaluator({self.config.name!r}, device={self.device}, backend={self.backend!r}, cache={self.cache!r})"
+
+    def close(self) -> None:
+        """Stop the backend's workers, and close the cache if this evaluator opened it."""
+        self.backend.close()
+        if self._owns_cache:
+            self.cache.close()
+
+    def __enter__(self) -> TrainingEvaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _compute(self, archs: list[Architecture]) -> list[EvalResult]:
+        """Train ``archs`` (distinct, not cached) as one batch; store and charge each result once, as it arrives.
 
         If another process stored a result for the same key meanwhile, that one is returned
         (the first stored result wins everywhere), but the training just done is still charged.
         """
-        result = _train.evaluate_architecture(arch, self.data, self.config.train, self.config.runtime)
-        self.stats.charge(result, cached=False)
-        if not self.cache.put(arch, self.context, result):
-            result = self.cache.get(arch, self.context) or result
-        return result
+        done: dict[int, EvalResult] = {}
+
+        def record(i: int, result: EvalResult) -> None:
+            if i in done:  # a backend that reports twice must not be charged twice
+                return
+            self.stats.charge(result, cached=False)
+            if not self.cache.put(archs[i], self.context, result):
+                result = self.cache.get(archs[i], self.context) or result
+            done[i] = result
+
+        returned = self.backend.run(archs, on_result=record)
+        if len(returned) != len(archs):
+            raise RuntimeError(f"{self.backend!r} returned {len(returned)} results for {len(archs)} architectures")
+        for i, result in enumerate(returned):
+            record(i, result)  # whatever the backend did not stream
+        return [done[i] for i in range(len(archs))]
 
     def evaluate(self, arch: Architecture) -> EvalResult:
         """The result of ``arch``, from the cache if stored, else by training it.
@@ -80,21 +191,25 @@ class TrainingEvaluator:
         once, and its repeats are charged as cache hits.
 
         Every architecture is validated before any training starts, so a bad one fails the call
-        at once rather than after minutes of work.
+        at once rather than after minutes of work. The misses go to the backend as one batch,
+        which is what lets a parallel backend keep all its workers busy.
         """
         archs = [self.space.validate(a) for a in archs]
         stored = self.cache.get_many(archs, self.context)
-        done: dict[str, EvalResult] = {}
-        out: list[EvalResult] = []
+        found: dict[str, EvalResult] = {}
+        misses: dict[str, Architecture] = {}
+        repeats: list[str] = []
         for arch, hit in zip(archs, stored, strict=True):
             key = arch.key()
-            if key in done:
-                result = done[key]
-                self.stats.charge(result, cached=True)
+            if key in found or key in misses:
+                repeats.append(key)
             elif hit is not None:
-                result = done[key] = hit
-                self.stats.charge(result, cached=True)
+                found[key] = hit
+                self.stats.charge(hit, cached=True)
             else:
-                result = done[key] = self._compute(arch)
-            out.append(result)
-        return out
+                misses[key] = arch
+        if misses:
+            found.update(zip(misses, self._compute(list(misses.values())), strict=True))
+        for key in repeats:
+            self.stats.charge(found[key], cached=True)
+        return [found[a.key()] for a in archs]

@@ -1,0 +1,353 @@
+"""The tabular benchmark: every architecture of a small space, trained once per seed, looked up.
+
+Like NAS-Bench-201, a table turns a search that would train for hours into one that runs in
+seconds, while still charging each agent the training time it would have spent: the recorded
+seconds go to ``stats.train_seconds`` as a simulated clock, so agents can be compared at equal
+simulated GPU time. The table is built by ``scripts/build_table.py`` with the real trainer and
+ships in the package (``nas_gym/tables/<preset>.jsonl.gz``).
+
+File format (gzip'd JSON lines, so it diffs and streams and needs no extra dependency):
+line 1 is a header (preset, full config dump, seeds, the trainer context hash per seed,
+space size, library versions, date); each further line is one architecture::
+
+    {"arch": "conv3-16|maxpool", "params": 1234, "flops": 5678, "status": ["ok", "ok"],
+     "reason": ["", ""], "val_acc": [0.61, 0.6], "test_acc": [0.6, 0.59],
+     "train_loss": [1.1, 1.2], "train_seconds": [0.41, 0.43]}
+
+with one list entry per seed, in the header's seed order. Test accuracy is in the file for
+final reports (``test_acc``), never in ``val_acc``: search must not peek at the test set.
+
+Nothing here imports torch: looking an architecture up must stay microseconds.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from nas_gym.config import Config, ConfigError
+from nas_gym.evaluators.base import FAILED, OK, EvalResult, EvalStats
+from nas_gym.space import Architecture, ArchitectureError
+
+FORMAT, FORMAT_VERSION = "nas-gym-table", 1
+TABLE_DIR = Path(__file__).resolve().parent.parent / "tables"
+SUFFIX = ".jsonl.gz"
+SeedChoice = int | Literal["mean"]
+
+
+# -- the file format ----------------------------------------------------------------------------
+def _finite(x: float | None, digits: int | None = None) -> float | None:
+    """JSON has no NaN: non-finite numbers are stored as null."""
+    if x is None or not math.isfinite(x):
+        return None
+    return round(x, digits) if digits is not None else x
+
+
+def make_row(arch: Architecture | str, results: Sequence[EvalResult]) -> dict[str, Any]:
+    """One table line from the results of one architecture, one per seed in the header's order.
+
+    Accuracies are kept exactly (they are ratios of small integers and round-trip through
+    JSON); seconds are rounded to 0.1 ms, far below their run-to-run noise.
+    """
+    text = arch if isinstance(arch, str) else arch.text()
+    if not results or any(r.arch != text for r in results):
+        raise ValueError(f"make_row: need one result per seed, all for {text}")
+    first = results[0]
+    return {
+        "arch": text,
+        "params": int(first.params),
+        "flops": int(first.flops),
+        "status": [r.status for r in results],
+        "reason": [r.reason for r in results],
+        "val_acc": [_finite(r.val_acc) for r in results],
+        "test_acc": [_finite(r.test_acc) for r in results],
+        "train_loss": [_finite(r.train_loss) for r in results],
+        "train_seconds": [_finite(r.train_seconds, 4) for r in results],
+    }
+
+
+def write_table(path: str | os.PathLike[str], header: dict[str, Any], rows: Sequence[dict[str, Any]]) -> int:
+    """Write header and rows atomically (a reader never sees half a table); returns the bytes written.
+
+    The gzip timestamp is fixed at 0 so that the same header and rows give the same bytes.
+    """
+    path = Path(path)
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=9) as gz:
+        for obj in (header, *rows):
+            gz.write(json.dumps(obj, separators=(",", ":"), allow_nan=False).encode() + b"\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)
+    return len(buf.getvalue())
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The header alone (the first line), e.g. to find which table matches a config."""
+    try:
+        with gzip.open(path, "rt") as f:
+            header = json.loads(f.readline())
+    except (OSError, EOFError, json.JSONDecodeError) as e:
+        raise ConfigError(f"table {path}: cannot be read ({type(e).__name__}: {e}); rebuild it with scripts/build_table.py") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ConfigError(f"table {path}: not a nas-gym table (no '{FORMAT}' header); rebuild it with scripts/build_table.py")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise ConfigError(f"table {path}: format version {header.get('format_version')} but this nas-gym reads "
+                          f"{FORMAT_VERSION}; rebuild it with scripts/build_table.py")
+    return header
+
+
+def built_config(header: dict[str, Any]) -> Config:
+    """The config a table was built with: only the sections that decide its rows (space, data,
+    trainer), so a table stays readable when unrelated sections gain or lose fields."""
+    c = header.get("config", {})
+    try:
+        return Config.model_validate({"name": header.get("preset", "table"), "space": c["space"], "data": c["data"],
+                                      "train": c["train"]})
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"table header: its config cannot be read ({type(e).__name__}); rebuild it with "
+                          "scripts/build_table.py") from None
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """A loaded table: its header, its architectures in file order and their rows (one object
+    per file and process, compared by identity)."""
+
+    path: Path
+    header: dict[str, Any]
+    archs: tuple[Architecture, ...]
+    rows: tuple[dict[str, Any], ...]
+    index: dict[Architecture, int] = field(default_factory=dict, repr=False)
+    _results: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(self.header["seeds"])
+
+    def results(self, seed: SeedChoice) -> dict[Architecture, EvalResult]:
+        """Architecture -> result for one seed or the mean of all; built once per table and seed choice,
+        so a second evaluator over the same table costs nothing to construct."""
+        if seed not in self._results:
+            epochs = float(built_config(self.header).train.epochs)
+            self._results[seed] = {a: _row_result(r, self.seeds, seed, epochs) for a, r in zip(self.archs, self.rows, strict=True)}
+        return self._results[seed]
+
+
+def _mean(values: Sequence[float | None]) -> float:
+    return math.fsum(v if v is not None else math.nan for v in values) / len(values)
+
+
+def _row_result(row: dict[str, Any], seeds: tuple[int, ...], seed: SeedChoice, epochs: float) -> EvalResult:
+    """The EvalResult a search sees: never the test accuracy.
+
+    For the mean over seeds, an architecture is failed if any seed failed: a network that
+    diverges under one seed is not one an agent should be rewarded for, and a mean over the
+    surviving seeds would hide that. Its simulated cost is the mean seconds of one run.
+    """
+    idx = range(len(seeds)) if seed == "mean" else [seeds.index(seed)]
+    pick = [row["val_acc"][i] for i in idx]
+    seconds = _mean([row["train_seconds"][i] for i in idx])
+    failed = [i for i in idx if row["status"][i] != OK]
+    if failed:
+        return EvalResult(arch=row["arch"], val_acc=0.0, params=row["params"], flops=row["flops"], train_seconds=seconds,
+                          status=FAILED, reason=row["reason"][failed[0]], fidelity=epochs)
+    return EvalResult(arch=row["arch"], val_acc=_mean(pick), params=row["params"], flops=row["flops"],
+                      train_seconds=seconds, train_loss=_mean([row["train_loss"][i] for i in idx]), fidelity=epochs)
+
+
+_TABLES: dict[tuple[str, int, int], Table] = {}  # (path, mtime_ns, size) -> Table: loaded once per process
+
+
+def load_table(path: str | os.PathLike[str]) -> Table:
+    """Read and check a table, once per process (a rewritten file is read again).
+
+    Checks that its rows are exactly the architectures of the space its header describes,
+    so an evaluator can treat "not in the table" as "not in the space".
+
+    :raises ConfigError: unreadable, wrong format, or rows that do not cover the space.
+    """
+    path = Path(path).resolve()
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise ConfigError(f"table {path}: cannot be read ({e.strerror}); build it with scripts/build_table.py") from None
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key in _TABLES:
+        return _TABLES[key]
+    header = read_header(path)
+    with gzip.open(path, "rt") as f:
+        f.readline()
+        rows = tuple(json.loads(line) for line in f if line.strip())
+    try:
+        archs = tuple(Architecture.parse(r["arch"]) for r in rows)
+    except (ArchitectureError, KeyError, TypeError) as e:
+        raise ConfigError(f"table {path}: a row is malformed ({e}); rebuild it with scripts/build_table.py") from None
+    n_seeds = len(header["seeds"])
+    if any(len(r["val_acc"]) != n_seeds for r in rows):
+        raise ConfigError(f"table {path}: rows do not all have {n_seeds} seeds; rebuild it with scripts/build_table.py")
+    space = built_config(header).search_space()
+    if len(set(archs)) != len(archs) or set(archs) != set(space.enumerate()):
+        raise ConfigError(f"table {path}: its {len(archs)} rows are not exactly the {space.size()} architectures of "
+                          "its space; rebuild it with scripts/build_table.py")
+    table = Table(path, header, archs, rows, {a: i for i, a in enumerate(archs)})
+    for old in [k for k in _TABLES if k[0] == key[0]]:
+        del _TABLES[old]
+    _TABLES[key] = table
+    return table
+
+
+# -- matching a config to a table ------------------------------------------------------------
+def available_tables() -> list[Path]:
+    return sorted(TABLE_DIR.glob(f"*{SUFFIX}"))
+
+
+def _space_fields(config: Config) -> tuple:
+    return (config.space.ops, config.space.max_depth, config.space.min_depth, config.input_shape)
+
+
+def mismatch(header: dict[str, Any], config: Config, seeds: Sequence[int] | None = None) -> str | None:
+    """Why ``config`` cannot be scored from a table with ``header`` (None if it can).
+
+    The space must be the same, and for each table seed the config's trainer context (with
+    that seed) must hash to the header's: then every row is exactly what training this
+    config would give. ``config.train.seed`` itself is ignored: the table's seeds stand in.
+    """
+    built = built_config(header)
+    if _space_fields(built) != _space_fields(config):
+        return (f"its space ({', '.join(built.space.ops)}; depth {built.space.min_depth}-{built.space.max_depth}; "
+                f"{built.data.name}) differs from the config's ({', '.join(config.space.ops)}; depth "
+                f"{config.space.min_depth}-{config.space.max_depth}; {config.data.name})")
+    for s in header["seeds"] if seeds is None else seeds:
+        with_seed = config.model_copy(update={"train": config.train.model_copy(update={"seed": s})})
+        if with_seed.context_hash() != header["context_hashes"][str(s)]:
+            for section in ("data", "train"):
+                mine = getattr(config, section).model_dump(exclude={"seed", "root", "download"})
+                theirs = getattr(built, section).model_dump(exclude={"seed", "root", "download"})
+                diff = [k for k in mine if mine[k] != theirs.get(k)]
+                if diff:
+                    k = diff[0]
+                    return f"it was built with {section}.{k}={theirs.get(k)!r}, the config has {mine[k]!r}"
+            return f"the trainer context hash for seed {s} differs (nas-gym version change?)"
+    return None
+
+
+def find_table(config: Config) -> Path:
+    """The shipped table for ``config``: ``<config.name>.jsonl.gz`` if present, else any table
+    whose header matches (so a copy of a preset under another name still finds its table).
+
+    :raises ConfigError: no shipped table matches, naming the tables there are.
+    """
+    named = TABLE_DIR / f"{config.name}{SUFFIX}"
+    if named.is_file():
+        return named
+    for path in available_tables():
+        if mismatch(read_header(path), config) is None:
+            return path
+    names = ", ".join(p.name.removesuffix(SUFFIX) for p in available_tables()) or "none"
+    raise ConfigError(f"no table for preset {config.name!r} (tables: {names}); "
+                      f"build one with scripts/build_table.py --config {config.name}")
+
+
+# -- the evaluator --------------------------------------------------------------------------
+class TableEvaluator:
+    """Looks architectures up in a table built by real training; charges a simulated clock.
+
+    ``stats.train_seconds`` grows by the recorded training seconds of each architecture the
+    first time this evaluator returns it; a repeat is a cache hit and costs nothing, exactly
+    as with the training evaluator and its cache. The clock is that of the machine that built
+    the table (see the header), so compare agents on it, not on wall time.
+
+    :param config: must describe the table's space and trainer recipe (``train.seed`` aside).
+    :param seed: one of the table's seeds, or ``"mean"`` (mean validation accuracy over seeds:
+        less noisy rewards, and the ranking NAS-Bench-201 reports).
+    :param path: the table file; default: the shipped table matching ``config`` (``find_table``).
+    :raises ConfigError: no table, or one built for another space, dataset or trainer recipe.
+    """
+
+    def __init__(self, config: Config, seed: SeedChoice = "mean", path: str | os.PathLike[str] | None = None) -> None:
+        self.table = load_table(find_table(config) if path is None else path)
+        name = self.table.path.name
+        if seed != "mean" and (isinstance(seed, bool) or not isinstance(seed, int) or seed not in self.table.seeds):
+            raise ConfigError(f"table {name}: seed {seed!r} is not one of its seeds {list(self.table.seeds)} or 'mean'")
+        problem = mismatch(self.table.header, config, None if seed == "mean" else [seed])
+        if problem:
+            raise ConfigError(f"table {name} does not fit config {config.name!r}: {problem}; use preset "
+                              f"{self.table.header['preset']} unchanged or build a table with scripts/build_table.py")
+        self.config, self.seed = config, seed
+        self.space = config.search_space()
+        self.num_classes = config.num_classes
+        self.stats = EvalStats()
+        self._results = self.table.results(seed)
+        self._seen: set[Architecture] = set()
+
+    def __repr__(self) -> str:
+        return f"TableEvaluator({self.table.path.name!r}, seed={self.seed!r})"
+
+    def _outside(self, arch: Architecture) -> ArchitectureError:
+        reason = self.space.violation(arch) or "missing from the table"
+        return ArchitectureError(f"architecture {arch.text() or '<empty>'} is not in the table's search space "
+                                 f"({self.table.path.name}): {reason}")
+
+    def _lookup(self, arch: Architecture | str) -> tuple[Architecture, EvalResult]:
+        if isinstance(arch, str):
+            arch = Architecture.parse(arch)
+        result = self._results.get(arch)
+        if result is None:
+            raise self._outside(arch)
+        return arch, result
+
+    def evaluate(self, arch: Architecture | str) -> EvalResult:
+        """The recorded result of ``arch`` (validation accuracy only); charged once per architecture.
+
+        :raises ArchitectureError: ``arch`` is not in the table's space.
+        """
+        arch, result = self._lookup(arch)
+        seen = arch in self._seen
+        if not seen:
+            self._seen.add(arch)
+        self.stats.charge(result, cached=seen)
+        return result
+
+    def evaluate_many(self, archs: Sequence[Architecture | str]) -> list[EvalResult]:
+        """Results in order; every architecture is checked before any is charged."""
+        looked_up = [self._lookup(a)[0] for a in archs]
+        return [self.evaluate(a) for a in looked_up]
+
+    # -- for reports: not charged ------------------------------------------------------------
+    def optimum(self) -> tuple[Architecture, float]:
+        """The architecture with the best validation accuracy as this evaluator scores it (the
+        mean over seeds by default), first in table order on ties: the target for regret."""
+        arch, result = max(self._results.items(), key=lambda kv: (kv[1].ok, kv[1].val_acc))
+        return arch, result.val_acc
+
+    def all_results(self, with_test: bool = False) -> list[EvalResult]:
+        """Every architecture's result in table order; ``with_test`` fills ``test_acc`` (reports only)."""
+        if not with_test:
+            return list(self._results.values())
+        return [_with_test(r, self.test_acc(a)) for a, r in self._results.items()]
+
+    def test_acc(self, arch: Architecture | str) -> float | None:
+        """Test accuracy of ``arch`` (this evaluator's seed, or the mean); None if it failed.
+
+        :raises ArchitectureError: ``arch`` is not in the table's space.
+        """
+        arch, result = self._lookup(arch)
+        if not result.ok:
+            return None
+        row = self.table.rows[self.table.index[arch]]
+        seeds = self.table.seeds
+        idx = range(len(seeds)) if self.seed == "mean" else [seeds.index(self.seed)]
+        return _mean([row["test_acc"][i] for i in idx])
+
+
+def _with_test(result: EvalResult, test_acc: float | None) -> EvalResult:
+    return replace(result, test_acc=test_acc)

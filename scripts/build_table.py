@@ -1,0 +1,269 @@
+"""Build the tabular benchmark: train every architecture of a preset's space, once per seed.
+
+Usage::
+
+    python scripts/build_table.py --config mnist1d-tiny --seeds 0 1 [--workers 2] [--cache PATH] [--out PATH]
+    python scripts/build_table.py --config mnist1d-tiny --estimate 20   # time 20 evaluations, project the total
+
+Each (architecture, seed) is trained by ``nas_gym.train.evaluate_architecture`` with the
+preset's trainer and ``train.seed = seed``, on the CPU with one torch thread per worker
+(bit-reproducible, and on 2 cores two one-thread workers beat one two-thread worker), asking
+for test accuracy too. The table is written to ``nas_gym/tables/<preset>.jsonl.gz`` (format:
+``nas_gym.evaluators.table``).
+
+Resuming: every result is stored, as it arrives, in a ``ResultCache`` (default
+``~/.cache/nas-gym/table-build.sqlite``) under the context ``<context_hash>:with-test``; a
+killed build started again trains only what is missing. Why a context of its own rather than
+the training evaluator's: (1) the training evaluator never asks for test accuracy, so its
+entries cannot fill the table's test column, and the cache's first-write-wins rule would then
+stop the table's result from ever being stored under the same key; (2) search must never see
+a test accuracy, so results carrying one are kept out of the context searches read.
+
+The simulated clock: a table row's ``train_seconds`` is the CPU time the worker process spent
+on that evaluation (model build, training, validation and test scoring), not the trainer's
+wall time. With one torch thread the two agree on an idle core, but a build shares the machine
+with whatever else runs (here: other test suites), and wall time then charges an architecture
+for its neighbours' work; CPU time stays the network's own cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import multiprocessing as mp
+import os
+import platform
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas_gym import __version__
+from nas_gym.config import Config, DataConfig, RuntimeConfig, TrainConfig, load_config, parse_overrides
+from nas_gym.evaluators.base import EvalResult
+from nas_gym.evaluators.cache import Cache, ResultCache
+from nas_gym.evaluators.table import FORMAT, FORMAT_VERSION, SUFFIX, TABLE_DIR, make_row, write_table
+from nas_gym.space import Architecture
+
+DEFAULT_CACHE = Path("~/.cache/nas-gym/table-build.sqlite")
+CONTEXT_SUFFIX = ":with-test"
+RUNTIME = RuntimeConfig(device="cpu", threads=1)
+Task = tuple[Architecture, int]  # (architecture, seed)
+WARM_UP = "conv3-8|maxpool|conv3-8s2"  # any small network; not stored
+
+
+def seed_configs(config: Config, seeds: Sequence[int]) -> dict[int, Config]:
+    """The preset with ``train.seed`` set to each seed, validated like any override."""
+    return {s: load_config(config, {"train.seed": int(s)}) for s in seeds}
+
+
+def build_context(config: Config) -> str:
+    return config.context_hash() + CONTEXT_SUFFIX
+
+
+# -- workers: data loaded once per process ----------------------------------------------------
+_DATA: Any = None
+
+
+def _init_worker(data: DataConfig) -> None:
+    import torch
+
+    from nas_gym.data import load_dataset
+
+    torch.set_num_threads(1)
+    global _DATA
+    _DATA = load_dataset(data)
+    # The first training in a process pays one-off costs (lazy kernel set-up, first-call
+    # allocations: about 1.7 s here, ten times a small network's run). Pay them on a throwaway
+    # network, or the clock would charge them to whichever architecture a worker trains first.
+    _train(WARM_UP, TrainConfig(epochs=1))
+
+
+def _train(arch_text: str, train: TrainConfig) -> EvalResult:
+    """Train once; ``train_seconds`` is this process's CPU seconds (see the module docstring)."""
+    from nas_gym.train import evaluate_architecture
+
+    cpu = time.process_time()
+    result = evaluate_architecture(Architecture.parse(arch_text), _DATA, train, RUNTIME, want_test=True)
+    return replace(result, train_seconds=time.process_time() - cpu)
+
+
+# -- progress ---------------------------------------------------------------------------------
+class Reporter:
+    """A rich progress bar on a terminal; one plain line every ``every`` seconds otherwise
+    (a build runs under nohup, and its log should say how far it got and how long is left)."""
+
+    def __init__(self, total: int, done: int, every: float = 30.0) -> None:
+        self.total, self.done, self.start_done, self.every = total, done, done, every
+        self.start = self.last = time.perf_counter()
+        self._bar = None
+        if sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+            self._bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn())
+            self._bar.start()
+            self._task = self._bar.add_task("training", total=total, completed=done)
+        else:
+            print(f"[build_table] {done}/{total} already in the cache; training {total - done}", flush=True)
+
+    def advance(self, result: EvalResult) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, description=result.arch[:40].ljust(40))
+        elif now - self.last >= self.every or self.done == self.total:
+            self.last = now
+            rate = (self.done - self.start_done) / max(now - self.start, 1e-9)
+            eta = (self.total - self.done) / rate if rate else float("inf")
+            print(f"[build_table] {self.done}/{self.total}  {rate:.2f}/s  elapsed {now - self.start:.0f}s  "
+                  f"eta {eta:.0f}s", flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+# -- building ---------------------------------------------------------------------------------
+def evaluate_all(config: Config, seeds: Sequence[int], archs: Sequence[Architecture], cache: Cache,
+                 workers: int = 2, on_result: Callable[[EvalResult], None] | None = None) -> dict[Task, EvalResult]:
+    """Results for every (architecture, seed): from ``cache`` where stored, else trained and stored.
+
+    Each result is stored as it arrives, so an interrupted build loses at most the
+    evaluations in flight. ``workers == 1`` trains in this process (tests, debugging).
+    """
+    configs = seed_configs(config, seeds)
+    results: dict[Task, EvalResult] = {}
+    todo: list[Task] = []
+    for s in seeds:
+        for arch, hit in zip(archs, cache.get_many(archs, build_context(configs[s])), strict=True):
+            if hit is not None:
+                results[(arch, s)] = hit
+            else:
+                todo.append((arch, s))
+    order = {a: i for i, a in enumerate(archs)}
+    todo.sort(key=lambda t: (order[t[0]], t[1]))  # architecture-major: a partial build covers both seeds
+
+    def store(task: Task, result: EvalResult) -> None:
+        arch, s = task
+        ctx = build_context(configs[s])
+        if not cache.put(arch, ctx, result):  # another build stored it first: keep that one
+            result = cache.get(arch, ctx) or result
+        results[task] = result
+        if on_result is not None:
+            on_result(result)
+
+    if not todo:
+        return results
+    if workers == 1:
+        _init_worker(config.data)
+        for task in todo:
+            store(task, _train(task[0].text(), configs[task[1]].train))
+        return results
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                               initializer=_init_worker, initargs=(config.data,))
+    try:
+        futures: dict[Future, Task] = {pool.submit(_train, a.text(), configs[s].train): (a, s) for a, s in todo}
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                store(futures[f], f.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
+def make_rows(archs: Sequence[Architecture], seeds: Sequence[int], results: dict[Task, EvalResult]) -> list[dict]:
+    return [make_row(a, [results[(a, s)] for s in seeds]) for a in archs]
+
+
+def make_header(config: Config, seeds: Sequence[int], rows: Sequence[dict], workers: int) -> dict[str, Any]:
+    """Everything needed to tell whether a table still describes what training would give today."""
+    import torch
+
+    configs = seed_configs(config, seeds)
+    statuses = [s for r in rows for s in r["status"]]
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "preset": config.name,
+        "config": config.model_dump(mode="json"),
+        "seeds": [int(s) for s in seeds],
+        "context_hashes": {str(s): c.context_hash() for s, c in configs.items()},
+        "space_size": len(rows),
+        "status_counts": {k: statuses.count(k) for k in sorted(set(statuses))},
+        "train_seconds_total": round(sum(x or 0.0 for r in rows for x in r["train_seconds"]), 1),
+        "runtime": {"device": RUNTIME.device, "threads_per_worker": RUNTIME.threads, "workers": workers},
+        "clock": "train_seconds are the worker's CPU seconds per evaluation (one torch thread), immune to other load",
+        "machine": {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count()},
+        "versions": {"nas_gym": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="mnist1d-tiny", help="preset name or YAML path")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (e.g. train.epochs=4); repeatable")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--workers", type=int, default=2, help="spawned worker processes, one torch thread each")
+    p.add_argument("--cache", default=str(DEFAULT_CACHE), help="SQLite file holding finished evaluations (resume)")
+    p.add_argument("--out", default=None, help=f"table file; default nas_gym/tables/<preset>{SUFFIX}")
+    p.add_argument("--estimate", type=int, default=0, metavar="N",
+                   help="train N random (architecture, seed) pairs, print the projected build time, write nothing")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # A plain kill (nohup builds) then unwinds like Ctrl-C: the pool stops its workers, and
+    # every finished evaluation is already in the cache for the next run.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    config = load_config(args.config, parse_overrides(args.overrides))
+    archs = list(config.search_space().enumerate())
+    cache = ResultCache(args.cache)
+    seeds = list(dict.fromkeys(args.seeds))
+    start = time.perf_counter()
+    if args.estimate:
+        rng = np.random.default_rng(0)
+        sample = [archs[i] for i in rng.choice(len(archs), size=min(args.estimate, len(archs)), replace=False)]
+        fresh = evaluate_all(config, seeds[:1], sample, cache, args.workers)
+        wall = time.perf_counter() - start
+        per = wall / len(sample)
+        print(f"{len(sample)} evaluations in {wall:.1f}s with {args.workers} workers (data loading included): "
+              f"{per:.2f}s each; {len(archs)} x {len(seeds)} seeds projected at "
+              f"{per * len(archs) * len(seeds) / 60:.1f} min (mean train_seconds "
+              f"{np.mean([r.train_seconds for r in fresh.values()]):.2f}s)")
+        return 0
+    total = len(archs) * len(seeds)
+    stored = sum(hit is not None for s, c in seed_configs(config, seeds).items()
+                 for hit in cache.get_many(archs, build_context(c)))
+    reporter = Reporter(total, stored)
+    try:
+        results = evaluate_all(config, seeds, archs, cache, args.workers, reporter.advance)
+    finally:
+        reporter.close()
+    rows = make_rows(archs, seeds, results)
+    header = make_header(config, seeds, rows, args.workers)
+    out = Path(args.out) if args.out else TABLE_DIR / f"{config.name}{SUFFIX}"
+    size = write_table(out, header, rows)
+    print(f"wrote {out}: {len(rows)} architectures x {len(seeds)} seeds, {size:,} bytes, "
+          f"{time.perf_counter() - start:.0f}s this run; status {header['status_counts']}", flush=True)
+    now = load_config(args.config, parse_overrides(args.overrides))
+    if now.context_hash() != config.context_hash() or now.space != config.space:
+        print(f"warning: {args.config} changed during the build; the table describes it as it was at the start, "
+              "and TableEvaluator will refuse the new version: run this script again", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Multi-fidelity: the fidelity knob, successive halving and the multi-fidelity evaluator."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import nas_gym  # noqa: F401  (registers the env)
+from nas_gym.config import ConfigError, load_config
+from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator
+from nas_gym.evaluators.synthetic import SyntheticEvaluator
+from nas_gym.fidelity import MultiFidelityEvaluator, SuccessiveHalving, training_factory, with_fidelity
+from nas_gym.space import Architecture
+
+PRESET = "mnist1d-tiny"
+
+
+class FakeEvaluator:
+    """Score = the synthetic score plus a budget-dependent error that shrinks with the budget,
+    so low budgets mis-rank and high budgets rank like the truth; costs ``budget`` seconds."""
+
+    def __init__(self, budget: float, truth: SyntheticEvaluator, fail: str | None = None) -> None:
+        self.budget, self.truth, self.fail = budget, truth, fail
+        self.space, self.num_classes = truth.space, truth.num_classes
+        self.stats = EvalStats()
+        self.calls: list[str] = []
+        self._seen: set[str] = set()
+
+    def evaluate(self, arch: Architecture) -> EvalResult:
+        text = arch.text()
+        self.calls.append(text)
+        noise = ((zlib.crc32(text.encode()) % 1000) / 1000 - 0.5) * 0.2 / self.budget
+        if text == self.fail:
+            result = EvalResult.failure(text, "nan_loss", train_seconds=self.budget)
+        else:
+            result = EvalResult(arch=text, val_acc=self.truth.score(arch) + noise, params=1, flops=1,
+                                train_seconds=self.budget, fidelity=self.budget)
+        self.stats.charge(result, cached=text in self._seen)
+        self._seen.add(text)
+        return result
+
+    def evaluate_many(self, archs: Sequence[Architecture]) -> list[EvalResult]:
+        return [self.evaluate(a) for a in archs]
+
+
+@pytest.fixture
+def truth() -> SyntheticEvaluator:
+    return SyntheticEvaluator(load_config(PRESET).search_space(), seed=3)
+
+
+@pytest.fixture
+def archs(truth) -> list[Architecture]:
+    return list(truth.space.enumerate())[:81]
+
+
+# -- with_fidelity -------------------------------------------------------------------------------
+def test_with_fidelity_changes_only_the_budget():
+    cfg = load_config(PRESET)
+    more, less_data = with_fidelity(cfg, epochs=cfg.train.epochs + 7), with_fidelity(cfg, train_fraction=0.25)
+    assert more.train.epochs == cfg.train.epochs + 7 and more.name == cfg.name and more.space == cfg.space
+    assert less_data.data.train_fraction == 0.25 and less_data.train == cfg.train
+    assert len({cfg.context_hash(), more.context_hash(), less_data.context_hash()}) == 3
+    assert with_fidelity(cfg, epochs=float(cfg.train.epochs)).context_hash() == cfg.context_hash()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"epochs": 2.5}, "whole number"),
+    ({"epochs": 0}, "train.epochs"),
+    ({"train_fraction": 1.5}, "data.train_fraction"),
+], ids=["fractional-epochs", "zero-epochs", "fraction-above-1"])
+def test_with_fidelity_rejects_bad_budgets(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        with_fidelity(load_config(PRESET), **kwargs)
+
+
+# -- successive halving --------------------------------------------------------------------------
+@pytest.mark.parametrize("eta, lo, hi, budgets", [
+    (3, 1, 27, [1, 3, 9, 27]),
+    (3, 2, 27, [3, 9, 27]),
+    (2, 1, 8, [1, 2, 4, 8]),
+    (3, 0.1, 1.0, [1 / 9, 1 / 3, 1.0]),
+    (3, 5, 5, [5]),
+], ids=["eta3", "top-is-max", "eta2", "fractions", "one-rung"])
+def test_budgets_end_at_the_maximum(eta, lo, hi, budgets):
+    assert SuccessiveHalving(lambda b: None, eta, lo, hi).budgets == pytest.approx(budgets)
+
+
+def test_halving_keeps_a_third_per_rung_and_finds_the_best(truth, archs):
+    made: list[float] = []
+
+    def factory(budget: float) -> Evaluator:
+        made.append(budget)
+        return FakeEvaluator(budget, truth)
+
+    sh = SuccessiveHalving(factory, eta=3, min_budget=1, max_budget=27)
+    out = sh.run(archs + archs[:5])  # repeats are dropped
+    assert [len(r.results) for r in out.rungs] == [81, 27, 9, 3]
+    assert made == [1, 3, 9, 27]
+    assert len(out.ranking) == 81 and {a for a, _ in out.ranking} == set(archs)
+    best = max(archs, key=truth.score)
+    assert out.best[0] == best and out.best[1].fidelity == 27
+    top_rung = [a for a, _ in out.rungs[-1].results]
+    assert [a for a, _ in out.ranking[:3]] == sorted(top_rung, key=lambda a: -dict(out.rungs[-1].results)[a].val_acc)
+    assert out.train_seconds == pytest.approx(81 * 1 + 27 * 3 + 9 * 9 + 3 * 27)
+
+
+def test_halving_continues_a_single_survivor_to_the_top_and_sinks_failures(truth, archs):
+    fail = archs[0].text()
+    sh = SuccessiveHalving(lambda b: FakeEvaluator(b, truth, fail=fail), eta=3, min_budget=1, max_budget=27)
+    out = sh.run(archs[:5])
+    assert [len(r.results) for r in out.rungs] == [5, 1, 1, 1]
+    assert out.best[1].fidelity == 27
+    assert out.ranking[-1][0].text() == fail
+
+
+def test_halving_with_the_synthetic_evaluator(truth, archs):
+    out = SuccessiveHalving(lambda b: SyntheticEvaluator(truth.space, seed=3), eta=3, max_budget=9).run(archs)
+    assert out.best[0] == max(archs, key=truth.score)
+
+
+# -- the multi-fidelity evaluator ----------------------------------------------------------------
+def test_env_gets_low_fidelity_and_the_top_fraction_is_promoted(truth, archs):
+    low, high = FakeEvaluator(1, truth), FakeEvaluator(27, truth)
+    mf = MultiFidelityEvaluator(low, high, promote_top=0.2)
+    results = [mf.evaluate(a) for a in archs[:40]]
+    assert all(r.fidelity == 1 for r in results)  # the reward comes from the cheap evaluator
+    assert mf.promoted[0] == archs[0]  # the first is in the top of the one seen
+    for a in mf.promoted:  # each promoted one was in the top 20% when it was seen
+        i = archs.index(a)
+        seen = sorted((low_r.val_acc for low_r in results[: i + 1]), reverse=True)
+        assert results[i].val_acc >= seen[max(0, -(-len(seen) // 5) - 1)]
+    assert 1 < len(mf.promoted) < 20 and high.calls == [a.text() for a in mf.promoted]
+    mf.evaluate(mf.promoted[0])  # a repeat is not promoted twice
+    assert high.calls == [a.text() for a in mf.promoted]
+    assert mf.stats.train_seconds == pytest.approx(low.stats.train_seconds + high.stats.train_seconds)
+    assert mf.stats.evaluations == low.stats.evaluations + high.stats.evaluations
+
+
+def test_leaderboard_ranks_confirmed_results_first(truth, archs):
+    fail = archs[3].text()
+    mf = MultiFidelityEvaluator(FakeEvaluator(1, truth, fail=fail), FakeEvaluator(27, truth), promote_top=0.1)
+    assert mf.best() is None
+    mf.evaluate_many(archs[:30])
+    board = mf.leaderboard()
+    assert len(board) == 30 and len(mf.leaderboard(5)) == 5
+    confirmed = [e for e in board if e.high is not None]
+    assert board[: len(confirmed)] == confirmed and board[-1].arch.text() == fail
+    assert [e.result.val_acc for e in confirmed] == sorted((e.result.val_acc for e in confirmed), reverse=True)
+    assert mf.best() == board[0] and board[0].result.fidelity == 27
+
+
+def test_multi_fidelity_evaluator_passes_the_env_checkers():
+    cfg = load_config(PRESET)
+    space = cfg.search_space()
+    mf = MultiFidelityEvaluator(SyntheticEvaluator(space, seed=1), SyntheticEvaluator(space, seed=2), promote_top=0.5)
+    assert isinstance(mf, Evaluator)
+    env = gym.make("NasGym/LayerChain-v0", config=cfg, evaluator=mf)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=False)
+    assert mf.leaderboard()
+
+
+def test_rejects_bad_promotion_and_mismatched_spaces(truth):
+    with pytest.raises(ValueError, match="promote_top"):
+        MultiFidelityEvaluator(truth, truth, promote_top=0)
+    other = SyntheticEvaluator(load_config("mnist1d").search_space())
+    with pytest.raises(ValueError, match="different search spaces"):
+        MultiFidelityEvaluator(truth, other)
+
+
+# -- real training ---------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_each_fidelity_is_trained_and_cached_separately(tmp_path):
+    from nas_gym.evaluators.cache import ResultCache
+
+    cfg = load_config(PRESET, {"runtime.device": "cpu"})
+    cache = ResultCache(tmp_path / "c.sqlite")
+    make = training_factory(cfg, "epochs", cache=cache)
+    arch = Architecture.parse("conv3-16|maxpool")
+    low, high = make(1), make(2)
+    assert low.context != high.context
+    r_low, r_high = low.evaluate(arch), high.evaluate(arch)
+    assert (r_low.fidelity, r_high.fidelity) == (1.0, 2.0) and r_low.ok and r_high.ok
+    assert low.stats.trained == high.stats.trained == 1 and len(cache) == 2
+    again = make(1)
+    assert again.evaluate(arch) == r_low and again.stats.cache_hits == 1

@@ -1,0 +1,211 @@
+"""Backends: one batch per evaluate_many, stored and charged once; serial = process = Ray; dead workers.
+
+Faults are injected in real worker processes through ``NAS_GYM_WORKER_HOOK``, which names
+``fault_hook`` in this file: spawned and Ray workers do not see monkeypatches, but they do
+inherit the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from nas_gym.config import ConfigError, load_config
+from nas_gym.data import load_dataset
+from nas_gym.evaluators import make_evaluator
+from nas_gym.evaluators.base import EvalResult
+from nas_gym.evaluators.cache import MemoryCache, ResultCache
+from nas_gym.evaluators.parallel import HOOK_ENV, ProcessBackend, WorkerSetupError
+from nas_gym.evaluators.training import SerialBackend, TrainingEvaluator, make_backend
+from nas_gym.space import Architecture
+
+# Trained for real on mnist1d-tiny; varied enough that a thread-count or seeding difference shows.
+ARCHS = [Architecture.parse(t) for t in ("conv3-32s2|conv5-16|conv3-16", "maxpool|conv3-32s2|conv3-32s2|maxpool",
+                                         "avgpool|conv3-32s2", "maxpool|conv3-16|conv3-32s2|conv3-16")]
+DIE_ONCE, DIE_ALWAYS, RAISES = "conv5-16|maxpool", "conv3-16|avgpool", "conv3-32|maxpool"
+FAULT_DIR_ENV = "NAS_GYM_TEST_FAULT_DIR"
+
+
+def fault_hook(text: str) -> None:
+    """Runs in the workers before each evaluation: SIGKILLs itself on DIE_ONCE (first attempt only)
+    and DIE_ALWAYS (every attempt), raises on RAISES; counts attempts in files."""
+    if text not in (DIE_ONCE, DIE_ALWAYS, RAISES):
+        return
+    attempts = Path(os.environ[FAULT_DIR_ENV]) / (text.replace("|", "_") + ".attempts")
+    with attempts.open("a") as f:
+        f.write("x")
+    if text == RAISES:
+        raise RuntimeError("injected")
+    if text == DIE_ALWAYS or attempts.read_text() == "x":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def attempts(folder: Path, text: str) -> int:
+    path = folder / (text.replace("|", "_") + ".attempts")
+    return len(path.read_text()) if path.exists() else 0
+
+
+def config(tmp_path: Path | None = None, **evaluator):
+    cache = str(tmp_path / "c.sqlite") if tmp_path else None
+    return load_config("mnist1d-tiny", overrides={"evaluator.cache": cache, "runtime.device": "cpu",
+                                                  **{f"evaluator.{k}": v for k, v in evaluator.items()}})
+
+
+def comparable(results: Sequence[EvalResult]) -> list[tuple]:
+    return [(r.arch, r.val_acc, r.train_loss, r.params, r.flops, r.status) for r in results]
+
+
+# -- config and the evaluator's side, with a fake backend ------------------------------------------------
+def test_backend_fields_default_validate_and_stay_out_of_the_cache_key():
+    base = config()
+    assert (base.evaluator.backend, base.evaluator.workers, base.evaluator.max_retries) == ("serial", 1, 2)
+    tuned = config(backend="ray", workers=8, gpus_per_eval=0.25, ray_address="ray://head:10001", max_retries=0,
+                   threads_per_worker=2)
+    assert tuned.context_hash() == base.context_hash()
+    for bad in ({"backend": "dask"}, {"workers": 0}, {"gpus_per_eval": -1}, {"max_retries": -1}):
+        with pytest.raises(ConfigError, match="evaluator"):
+            config(**bad)
+
+
+class FakeBackend:
+    """Records each batch; streams the first ``stream`` results, then optionally raises."""
+
+    def __init__(self, stream: int = 0, fail: BaseException | None = None) -> None:
+        self.batches: list[list[str]] = []
+        self.stream, self.fail, self.closed = stream, fail, False
+
+    def run(self, archs, on_result=None):
+        self.batches.append([a.text() for a in archs])
+        out = [EvalResult(arch=a.text(), val_acc=0.5, params=len(a), flops=1, train_seconds=1.0) for a in archs]
+        for i in range(min(self.stream, len(out))):
+            on_result(i, out[i])
+            on_result(i, out[i])  # a misbehaving duplicate report is charged once
+        if self.fail is not None:
+            raise self.fail
+        return out
+
+    def close(self):
+        self.closed = True
+
+
+def test_misses_go_to_the_backend_as_one_batch_and_are_stored_and_charged_once():
+    a, b, c = ARCHS[:3]
+    cache = MemoryCache()
+    backend = FakeBackend(stream=1)
+    with TrainingEvaluator(config(), cache=cache, backend=backend) as ev:
+        ev.evaluate(c)
+        results = ev.evaluate_many([a, b, a, c, b])
+    assert backend.batches == [[c.text()], [a.text(), b.text()]] and backend.closed
+    assert [r.arch for r in results] == [x.text() for x in (a, b, a, c, b)]
+    assert len(cache) == 3
+    s = ev.stats
+    assert (s.evaluations, s.trained, s.cache_hits, s.train_seconds) == (6, 3, 3, 3.0)
+
+
+def test_a_crash_mid_batch_keeps_the_results_already_streamed():
+    cache = MemoryCache()
+    ev = TrainingEvaluator(config(), cache=cache, backend=FakeBackend(stream=2, fail=KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        ev.evaluate_many(ARCHS)
+    assert [e.arch for e in cache.all()] == [a.text() for a in ARCHS[:2]] and ev.stats.trained == 2
+
+
+def test_the_config_picks_the_backend_and_parallel_ones_start_nothing_up_front():
+    assert isinstance(make_backend(config()), SerialBackend)
+    process = make_backend(config(backend="process", workers=3))
+    assert isinstance(process, ProcessBackend) and process.workers == 3 and process.pids == []
+    ev = make_evaluator(config(backend="process"))
+    assert isinstance(ev.backend, ProcessBackend) and ev._data is None  # workers load their own data
+    assert ev.space == config().search_space() and ev.num_classes == 10
+    fake = FakeBackend()
+    assert make_evaluator(config(), backend=fake).backend is fake
+
+
+# -- real processes --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Iterator[str]:
+    """MNIST-1D generated once; every worker reads the saved file instead of regenerating it."""
+    root = str(tmp_path_factory.mktemp("data"))
+    load_dataset(config().data.model_copy(update={"root": root}))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NAS_GYM_DATA", root)  # default_root(): what data.root None resolves to, in workers too
+        yield root
+
+
+@pytest.fixture
+def faults(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv(HOOK_ENV, f"{__file__}:fault_hook")
+    monkeypatch.setenv(FAULT_DIR_ENV, str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def ray_backend(tmp_path_factory, data_root):
+    """One local Ray session for the Ray tests (it takes seconds to start), with faults armed."""
+    pytest.importorskip("ray")
+    import ray
+
+    from nas_gym.evaluators.ray import RayBackend
+
+    folder = tmp_path_factory.mktemp("ray_faults")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(HOOK_ENV, f"{__file__}:fault_hook")  # local Ray workers inherit the environment of ray.init
+        mp.setenv(FAULT_DIR_ENV, str(folder))
+        backend = RayBackend(config(workers=2, max_retries=1))
+        yield backend, folder
+        backend.close()
+    assert not ray.is_initialized()  # it started Ray, so it shut it down
+
+
+@pytest.mark.slow
+def test_serial_process_and_ray_give_identical_results(data_root, ray_backend):
+    with TrainingEvaluator(config(), cache=MemoryCache()) as serial:
+        expected = comparable(serial.evaluate_many(ARCHS))
+    assert all(status == "ok" for *_, status in expected)
+    with TrainingEvaluator(config(backend="process", workers=2), cache=MemoryCache()) as ev:
+        assert comparable(ev.evaluate_many(ARCHS)) == expected
+    ev = TrainingEvaluator(config(), cache=MemoryCache(), backend=ray_backend[0])
+    assert comparable(ev.evaluate_many(ARCHS)) == expected
+
+
+@pytest.mark.slow
+def test_process_backend_survives_dead_workers(tmp_path, data_root, faults):
+    batch = [ARCHS[2], Architecture.parse(DIE_ONCE), Architecture.parse(DIE_ALWAYS), Architecture.parse(RAISES)]
+    with TrainingEvaluator(config(tmp_path, backend="process", workers=2, max_retries=1)) as ev:
+        results = {r.arch: r for r in ev.evaluate_many(batch)}
+        pids = ev.backend.pids
+        assert ev.evaluate(ARCHS[3]).ok and set(pids) <= set(ev.backend.pids)  # live workers outlive a batch
+    assert results[ARCHS[2].text()].ok and results[DIE_ONCE].ok
+    assert results[DIE_ALWAYS].reason.startswith("worker_died: ") and "SIGKILL" in results[DIE_ALWAYS].reason
+    assert results[RAISES].reason == "exception: RuntimeError: injected"
+    assert (attempts(faults, DIE_ONCE), attempts(faults, DIE_ALWAYS), attempts(faults, RAISES)) == (2, 2, 1)
+    stored = sorted(e.arch for e in ResultCache(tmp_path / "c.sqlite").all())
+    assert stored == sorted([a.text() for a in batch] + [ARCHS[3].text()])  # each exactly once
+    assert (ev.stats.trained, ev.stats.failures) == (5, 2)
+    assert all(not os.path.exists(f"/proc/{pid}") for pid in pids)  # close() stopped them
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_load_the_data_raises_and_caches_nothing(tmp_path):
+    cfg = load_config("cifar10", overrides={"data.root": str(tmp_path / "nothing"), "evaluator.cache": None,
+                                            "evaluator.backend": "process", "runtime.device": "cpu"})
+    with TrainingEvaluator(cfg) as ev, pytest.raises(WorkerSetupError, match="could not start.*cifar10"):
+        ev.evaluate(Architecture.parse("conv3-64"))
+    assert len(ev.cache) == 0 and ev.stats.evaluations == 0
+
+
+@pytest.mark.slow
+def test_ray_backend_retries_dead_workers_and_records_the_rest(tmp_path, ray_backend):
+    backend, folder = ray_backend
+    batch = [ARCHS[2], Architecture.parse(DIE_ONCE), Architecture.parse(DIE_ALWAYS)]
+    ev = TrainingEvaluator(config(tmp_path), backend=backend)
+    results = {r.arch: r for r in ev.evaluate_many(batch)}
+    assert results[ARCHS[2].text()].ok and results[DIE_ONCE].ok
+    assert results[DIE_ALWAYS].reason.startswith("worker_died: ")
+    assert (attempts(folder, DIE_ONCE), attempts(folder, DIE_ALWAYS)) == (2, 2)
+    assert sorted(e.arch for e in ev.cache.all()) == sorted(a.text() for a in batch)
+    assert (ev.stats.trained, ev.stats.failures) == (3, 1)

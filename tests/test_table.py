@@ -1,0 +1,266 @@
+"""The tabular benchmark: format, lookups, the simulated clock, config matching, the env, and
+an honesty check that the shipped table is what the trainer really gives."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import nas_gym  # noqa: F401  (registers the env)
+from nas_gym.config import Config, ConfigError, RuntimeConfig, load_config
+from nas_gym.evaluators import AVAILABLE_KINDS, make_evaluator
+from nas_gym.evaluators.base import EvalResult, Evaluator
+from nas_gym.evaluators.cache import MemoryCache
+from nas_gym.evaluators.table import (
+    TABLE_DIR,
+    TableEvaluator,
+    built_config,
+    load_table,
+    make_row,
+    read_header,
+    write_table,
+)
+from nas_gym.space import Architecture, ArchitectureError
+
+ROOT = Path(__file__).resolve().parent.parent
+PRESET = "mnist1d-tiny"
+SHIPPED = TABLE_DIR / f"{PRESET}.jsonl.gz"
+needs_table = pytest.mark.skipif(not SHIPPED.is_file(), reason=f"{SHIPPED.name} not built (scripts/build_table.py)")
+
+
+def build_table_module() -> ModuleType:
+    """``scripts/build_table.py`` as a module: the tests rebuild rows with the builder's own code."""
+    if "build_table" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("build_table", ROOT / "scripts" / "build_table.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["build_table"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["build_table"]
+
+
+# -- a five-architecture table with made-up numbers: fast tests of the logic ---------------------
+def mini_config(**overrides) -> Config:
+    base = {"space.ops": ["conv3-16", "maxpool"], "space.max_depth": 2, "train.epochs": 1}
+    return load_config(PRESET, {**base, **overrides})
+
+
+def fake_result(arch: Architecture, seed: int) -> EvalResult:
+    n = len(arch.text())
+    if arch.text() == "maxpool":
+        return EvalResult.failure(arch.text(), "nan_loss", params=10, flops=10, train_seconds=0.25)
+    return EvalResult(arch=arch.text(), val_acc=(n + seed) / 100, test_acc=(n + seed) / 100 + 0.5, params=n * 10,
+                      flops=n * 100, train_seconds=1.0 + seed + n / 100, train_loss=0.5)
+
+
+@pytest.fixture
+def mini(tmp_path) -> tuple[Config, Path]:
+    cfg = mini_config()
+    archs = list(cfg.search_space().enumerate())
+    rows = [make_row(a, [fake_result(a, s) for s in (0, 1)]) for a in archs]
+    path = tmp_path / "mini.jsonl.gz"
+    write_table(path, build_table_module().make_header(cfg, [0, 1], rows, workers=1), rows)
+    return cfg, path
+
+
+def test_mini_table_lookup_and_seed_choice(mini):
+    cfg, path = mini
+    a = Architecture.parse("conv3-16|maxpool")
+    n = len(a.text())
+    mean, s1 = TableEvaluator(cfg, path=path), TableEvaluator(cfg, seed=1, path=path)
+    assert isinstance(mean, Evaluator) and mean.space == cfg.search_space() and mean.num_classes == 10
+    assert mean.evaluate(a).val_acc == pytest.approx((n + 0.5) / 100)
+    assert s1.evaluate(a).val_acc == pytest.approx((n + 1) / 100)
+    assert mean.evaluate(a).test_acc is None  # search never sees test accuracy
+    assert mean.test_acc(a) == pytest.approx((n + 0.5) / 100 + 0.5)
+    assert s1.evaluate("maxpool").status == "failed" and s1.test_acc("maxpool") is None
+    with pytest.raises(ConfigError, match="seed 7 is not one of its seeds"):
+        TableEvaluator(cfg, seed=7, path=path)
+
+
+def test_simulated_clock_charges_once_per_architecture(mini):
+    cfg, path = mini
+    ev = TableEvaluator(cfg, seed=0, path=path)
+    a, b = Architecture.parse("conv3-16"), Architecture.parse("conv3-16|conv3-16")
+    ev.evaluate(a)
+    ev.evaluate(a)
+    ev.evaluate_many([b, a])
+    expected = fake_result(a, 0).train_seconds + fake_result(b, 0).train_seconds
+    assert ev.stats.train_seconds == pytest.approx(expected, abs=1e-4)
+    assert (ev.stats.evaluations, ev.stats.trained, ev.stats.cache_hits) == (4, 2, 2)
+    assert TableEvaluator(cfg, seed=0, path=path).stats.train_seconds == 0  # a fresh evaluator, a fresh clock
+
+
+@pytest.mark.parametrize("arch, why", [
+    ("conv3-16|conv3-16|conv3-16", "depth limit 2"),
+    ("conv5-16", "not in this search space's vocabulary"),
+    ("maxpool|maxpool", "straight after pooling"),
+], ids=["too-deep", "unknown-op", "rule"])
+def test_outside_the_space_is_an_architecture_error(mini, arch, why):
+    cfg, path = mini
+    ev = TableEvaluator(cfg, path=path)
+    with pytest.raises(ArchitectureError, match=f"not in the table's search space.*{why}"):
+        ev.evaluate(Architecture.parse(arch))
+    with pytest.raises(ArchitectureError):
+        ev.evaluate_many([Architecture.parse("conv3-16"), Architecture.parse(arch)])
+    assert ev.stats.evaluations == 0  # the batch is checked before anything is charged
+
+
+def test_optimum_and_all_results(mini):
+    cfg, path = mini
+    ev = TableEvaluator(cfg, path=path)
+    arch, acc = ev.optimum()
+    results = ev.all_results()
+    assert len(results) == 5 and acc == max(r.val_acc for r in results) and arch.text() == "conv3-16|conv3-16"
+    assert all(r.test_acc is None for r in results)
+    assert [r.test_acc for r in ev.all_results(with_test=True)] == [ev.test_acc(r.arch) for r in results]
+    assert ev.stats.evaluations == 0  # reports are free
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"train.epochs": 2}, "built with train.epochs=1, the config has 2"),
+    ({"data.val_fraction": 0.3}, "data.val_fraction"),
+    ({"space.max_depth": 3}, "its space"),
+    ({"data.name": "digits"}, "its space"),
+], ids=["epochs", "split", "depth", "dataset"])
+def test_refuses_a_config_the_table_was_not_built_for(mini, overrides, match):
+    _, path = mini
+    with pytest.raises(ConfigError, match=match) as e:
+        TableEvaluator(mini_config(**overrides), path=path)
+    assert "\n" not in str(e.value)
+
+
+def test_train_seed_and_runtime_do_not_matter(mini):
+    _, path = mini
+    TableEvaluator(mini_config(**{"train.seed": 5, "runtime.device": "cpu"}), path=path)
+
+
+def test_incomplete_or_foreign_table_is_refused(mini, tmp_path):
+    cfg, path = mini
+    lines = gzip.open(path, "rt").read().splitlines()
+    partial = tmp_path / "partial.jsonl.gz"
+    partial.write_bytes(gzip.compress(("\n".join(lines[:-1]) + "\n").encode()))
+    with pytest.raises(ConfigError, match="not exactly the 5 architectures"):
+        TableEvaluator(cfg, path=partial)
+    foreign = tmp_path / "foreign.jsonl.gz"
+    foreign.write_bytes(gzip.compress(b'{"hello": 1}\n'))
+    with pytest.raises(ConfigError, match="not a nas-gym table"):
+        TableEvaluator(cfg, path=foreign)
+
+
+def test_loaded_once_per_process_and_written_reproducibly(mini, tmp_path):
+    cfg, path = mini
+    assert load_table(path) is load_table(path)
+    assert TableEvaluator(cfg, path=path).table is TableEvaluator(cfg, path=path).table
+    table = load_table(path)
+    again = tmp_path / "again.jsonl.gz"
+    write_table(again, table.header, table.rows)
+    assert again.read_bytes() == path.read_bytes()
+
+
+# -- the shipped table ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def shipped() -> TableEvaluator:
+    return TableEvaluator(load_config(PRESET))
+
+
+@needs_table
+def test_shipped_table_covers_exactly_the_space_and_is_small(shipped):
+    space = load_config(PRESET).search_space()
+    assert list(shipped.table.archs) == list(space.enumerate())
+    assert shipped.table.header["space_size"] == space.size() == 1174
+    assert SHIPPED.stat().st_size < 1_000_000
+
+
+@needs_table
+def test_shipped_header_matches_the_preset():
+    header = read_header(SHIPPED)
+    cfg = load_config(PRESET)
+    assert header["preset"] == PRESET
+    for s in header["seeds"]:
+        assert header["context_hashes"][str(s)] == load_config(PRESET, {"train.seed": s}).context_hash()
+    built = built_config(header)
+    assert (built.space, built.data, built.train) == (cfg.space, cfg.data, cfg.train)
+    assert {"torch", "numpy", "nas_gym", "python"} <= set(header["versions"])
+
+
+@needs_table
+def test_shipped_val_is_never_test(shipped):
+    rows = shipped.table.rows
+    assert all(r.test_acc is None for r in shipped.all_results())
+    assert sum(r["val_acc"] != r["test_acc"] for r in rows) > len(rows) // 2
+    for row, result in zip(rows, shipped.all_results(), strict=True):
+        if result.ok:
+            assert result.val_acc == pytest.approx(float(np.mean(row["val_acc"])))
+
+
+@needs_table
+def test_make_evaluator_and_env(shipped):
+    cfg = load_config(PRESET, {"evaluator.kind": "table"})
+    assert "table" in AVAILABLE_KINDS
+    assert isinstance(make_evaluator(cfg), TableEvaluator)
+    env = gym.make("NasGym/LayerChain-v0", config=PRESET, evaluator="table")
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=False)
+    env.reset(seed=0)
+    for action in (0, 4, 2):  # conv3-16, maxpool, conv3-32, then stop
+        env.step(action)
+    _, reward, terminated, _, info = env.step(env.unwrapped.space.stop_action)
+    assert terminated and info["arch"] == "conv3-16|maxpool|conv3-32"
+    assert reward == pytest.approx(shipped.evaluate(Architecture.parse(info["arch"])).val_acc)
+
+
+@needs_table
+def test_table_lookup_is_fast(shipped):
+    archs = list(shipped.table.archs)
+    start = time.perf_counter()
+    for a in archs * 10:
+        shipped.evaluate(a)
+    assert (time.perf_counter() - start) / (10 * len(archs)) < 20e-6
+
+
+# -- honesty: the table is what the trainer gives ---------------------------------------------------
+@needs_table
+@pytest.mark.slow
+def test_retraining_reproduces_table_entries_exactly(shipped):
+    """CPU, one torch thread, the same seed and the same library versions: training is
+    deterministic, so the tolerance is zero (accuracies are counts over a fixed split)."""
+    from nas_gym.data import load_dataset
+    from nas_gym.train import evaluate_architecture
+
+    header, rows = shipped.table.header, shipped.table.rows
+    data = load_dataset(load_config(PRESET).data)
+    picks = np.random.default_rng(2024).choice(len(rows), size=3, replace=False)
+    for i in picks:
+        row = rows[i]
+        for k, seed in enumerate(header["seeds"]):
+            cfg = load_config(PRESET, {"train.seed": seed})
+            r = evaluate_architecture(Architecture.parse(row["arch"]), data, cfg.train,
+                                      RuntimeConfig(device="cpu", threads=1), want_test=True)
+            assert (r.val_acc, r.test_acc, r.params, r.flops) == (
+                row["val_acc"][k], row["test_acc"][k], row["params"], row["flops"]), row["arch"]
+
+
+@needs_table
+@pytest.mark.slow
+def test_rebuilding_rows_with_the_builder_matches_the_shipped_table(shipped):
+    build = build_table_module()
+    header = shipped.table.header
+    cfg = load_config(PRESET)
+    picks = [shipped.table.archs[i] for i in np.random.default_rng(7).choice(len(shipped.table.archs), 2, replace=False)]
+    results = build.evaluate_all(cfg, header["seeds"], picks, MemoryCache(), workers=1)
+    fresh = build.make_rows(picks, header["seeds"], results)
+    for row in fresh:
+        stored = dict(shipped.table.rows[shipped.table.index[Architecture.parse(row["arch"])]])
+        assert row.pop("train_seconds") and stored.pop("train_seconds")  # timings vary run to run
+        assert json.loads(json.dumps(row)) == stored

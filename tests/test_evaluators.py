@@ -160,9 +160,10 @@ def test_make_evaluator_defaults_to_the_config_kind(tmp_path):
     assert isinstance(ev, SyntheticEvaluator)
 
 
-def test_make_evaluator_table_not_available_yet(tmp_path):
-    with pytest.raises(ConfigError, match="evaluator kind 'table' is not available yet"):
-        make_evaluator(config(tmp_path), "table")
+def test_make_evaluator_table_is_the_shipped_benchmark(tmp_path):
+    from nas_gym.evaluators.table import TableEvaluator
+
+    assert isinstance(make_evaluator(config(tmp_path), "table"), TableEvaluator)
 
 
 def test_make_evaluator_unknown_kind(tmp_path):
@@ -177,7 +178,7 @@ def test_real_training_then_cache_hit(tmp_path):
     ev = make_evaluator(cfg)
     arch = Architecture.parse("conv3-16|maxpool|conv3-32")
     first = ev.evaluate(arch)
-    assert first.ok and 0.1 < first.val_acc <= 1.0 and first.train_seconds > 0 and first.fidelity == 3.0
+    assert first.ok and 0.1 < first.val_acc <= 1.0 and first.train_seconds > 0 and first.fidelity == cfg.train.epochs
     assert ev.evaluate(arch) == first
     assert (ev.stats.trained, ev.stats.cache_hits) == (1, 1)
     fresh = TrainingEvaluator(cfg, data=ev.data)

@@ -9,12 +9,14 @@ way, by the evaluator behind the env, and recorded by the same wrapper.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
+import numpy as np
 
 from nas_gym.space import Architecture
 
@@ -26,6 +28,7 @@ BUILTIN_AGENTS: dict[str, str] = {
     "a2c": "agents.sb3:A2CAgent",
     "dqn": "agents.sb3:DQNAgent",
     "maskable_ppo": "agents.sb3:MaskablePPOAgent",
+    "reinforce": "agents.reinforce:Reinforce",
 }
 ENTRY_POINT_GROUP = "nas_gym.agents"
 
@@ -42,7 +45,14 @@ class Agent(Protocol):
     ``learn(episodes)`` runs exactly ``episodes`` episodes on ``env``. An agent may write its
     own TensorBoard data under ``logdir``, and may log scalars through
     ``env.record_scalar(tag, value)`` when the env has it (the search recorder does).
-    ``save`` / ``load`` are optional (resumable searches).
+    ``save`` / ``load`` are optional (resumable searches: ``nas-gym search`` calls ``learn`` in
+    chunks of ``--checkpoint-every`` episodes and saves between them, so ``learn(a)`` then
+    ``learn(b)`` should do what ``learn(a + b)`` does). Also optional: a ``total_episodes``
+    attribute, set to the search's budget before the first ``learn``, for schedules scaled to
+    it; and ``checkpoints_in_learn = True`` for an agent whose ``learn(episodes, checkpoint=fn,
+    checkpoint_every=n)`` calls ``fn(done)`` itself instead of being chunked (see ``agents.sb3``).
+    An agent without ``save`` / ``load`` is resumed from its first episode, its evaluations
+    coming back from the cache.
     """
 
     def __init__(self, env: gym.Env, seed: int = 0, hparams: dict[str, Any] | None = None,
@@ -75,6 +85,26 @@ def play(env: gym.Env, arch: Architecture) -> tuple[float, dict[str, Any]]:
         if terminated or truncated:
             return float(reward), info
     raise RuntimeError(f"episode for {arch} did not end")  # unreachable for a valid arch
+
+
+def wrapper_attr(env: gym.Env, name: str) -> Any:
+    """An attribute of the outermost wrapper that has it, or None: gymnasium 1.x wrappers do
+    not forward plain attribute access, so ``env.action_masks`` would miss the env's own."""
+    getter = getattr(env, "get_wrapper_attr", None)
+    try:
+        return getter(name) if getter is not None else getattr(env, name)
+    except AttributeError:
+        return None
+
+
+def mask_source(env: gym.Env) -> Callable[[], np.ndarray]:
+    """``action_masks`` of the outermost wrapper defining it (so a wrapper may restrict the
+    actions further); an env without masks allows every action."""
+    masks = wrapper_attr(env, "action_masks")
+    if masks is not None:
+        return lambda: np.asarray(masks(), dtype=bool)
+    n = int(env.action_space.n)
+    return lambda: np.ones(n, dtype=bool)
 
 
 def _load_attr(spec: str) -> Any:

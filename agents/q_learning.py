@@ -44,8 +44,9 @@ class QLearningArgs:
     :param replay: past episodes sampled (with replacement, as MetaQNN) after each episode.
     :param epsilon_schedule: explicit ``(epsilon, episodes)`` stages; None means MetaQNN's shape
         scaled to the budget. Past the last stage the last epsilon stays.
-    :param total_episodes: the budget the MetaQNN schedule is scaled to; None means the episodes
-        already done plus those asked of ``learn`` (so a resumed run must pass the original total).
+    :param total_episodes: the budget the MetaQNN schedule is scaled to; None means the search's
+        budget when a search sets the agent's ``total_episodes`` (``run_search`` does), else the
+        episodes already done plus those asked of ``learn``.
     """
 
     learning_rate: float = 0.01
@@ -106,6 +107,7 @@ class QLearning:
         self.memory: list[_Episode] = []
         self.episodes_done = 0
         self._total = self.args.total_episodes
+        self._total_fixed = self.args.total_episodes is not None
         self._masks = _mask_source(env)
         self._record = _scalar_sink(env)
 
@@ -116,6 +118,18 @@ class QLearning:
             return list(self.args.epsilon_schedule)
         total = total if total is not None else (self._total or sum(n for _, n in METAQNN_SCHEDULE))
         return scaled_schedule(total)
+
+    @property
+    def total_episodes(self) -> int | None:
+        """The budget the schedule is scaled to. Setting it before the first ``learn`` keeps the
+        schedule of one ``learn(total)`` call when a search learns in chunks between checkpoints;
+        an explicit ``total_episodes`` hyperparameter wins over it."""
+        return self._total
+
+    @total_episodes.setter
+    def total_episodes(self, total: int | None) -> None:
+        if self.args.total_episodes is None:
+            self._total, self._total_fixed = total, total is not None
 
     @property
     def epsilon(self) -> float:
@@ -180,7 +194,7 @@ class QLearning:
 
     def learn(self, episodes: int) -> None:
         """Play ``episodes`` episodes, each followed by a replay update."""
-        if self.args.total_episodes is None:
+        if not self._total_fixed:
             self._total = self.episodes_done + episodes
         stages = self.schedule(self._total)
         for _ in range(episodes):
@@ -210,6 +224,7 @@ class QLearning:
             "version": 1,
             "episodes_done": self.episodes_done,
             "total": self._total,
+            "total_fixed": self._total_fixed,
             "rng": self.rng.bit_generator.state,
             "states": [k.hex() for k in keys],
             "q": [{str(a): v for a, v in self.q[k].items()} for k in keys],
@@ -231,6 +246,7 @@ class QLearning:
         state = json.loads(Path(path).read_text())
         self.episodes_done = int(state["episodes_done"])
         self._total = state["total"]
+        self._total_fixed = bool(state.get("total_fixed", self.args.total_episodes is not None))
         self.rng.bit_generator.state = state["rng"]
         keys = [bytes.fromhex(k) for k in state["states"]]
         self.q = {k: {int(a): float(v) for a, v in row.items()} for k, row in zip(keys, state["q"], strict=True)}

@@ -6,6 +6,8 @@ actions: a uniform choice at each step would favour short chains (see ``SearchSp
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ class RandomSearch:
         self.env = env
         self.args = make_hparams(RandomSearchArgs, hparams)
         self.rng = np.random.default_rng(seed)
+        self.episodes_done = 0
 
     def learn(self, episodes: int) -> None:
         space, evaluator = self.env.unwrapped.space, self.env.unwrapped.evaluator
@@ -41,3 +44,16 @@ class RandomSearch:
             for arch in archs:
                 play(self.env, arch)
             done += len(archs)
+            self.episodes_done += len(archs)
+
+    def save(self, path: str | Path) -> None:
+        """The generator's state is all there is: a loaded agent draws the architectures an
+        uninterrupted one would have drawn next."""
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(json.dumps({"episodes_done": self.episodes_done, "rng": self.rng.bit_generator.state}))
+        os.replace(tmp, path)
+
+    def load(self, path: str | Path) -> None:
+        state = json.loads(Path(path).read_text())
+        self.episodes_done = int(state["episodes_done"])
+        self.rng.bit_generator.state = state["rng"]

@@ -12,16 +12,30 @@ Masks: MaskablePPO asks the vector env for ``env_method("action_masks")``, which
 down through ``Monitor`` and any ``gym.Wrapper`` to the NasGym env. A wrapper needs its own
 ``action_masks`` only when it changes the action space or the meaning of actions.
 
-Defaults are small on purpose: every episode trains a network, so a search is hundreds of
+Hyperparameters come from ``envs_config/agents/<algo>.yaml`` (shipped as
+``nas_gym/presets/agents/``), in rl-baselines3-zoo's shape: one entry per preset plus
+``default``, each a mapping of constructor keywords, with the reason for each number beside it.
+The env's preset picks its entry (else ``default``); an entry stands alone, as in the zoo
+(YAML merge keys, ``<<: *default``, share the common part); ``hparams`` override single keys.
+The numbers are small on purpose: every episode trains a network, so a search is hundreds of
 episodes, not millions of steps; a PPO rollout of 2,048 steps would be the whole search.
+
+Checkpoints (``nas-gym search --resume``): these agents save from a callback inside one
+``learn`` call (:class:`CheckpointEvery`), not between chunked calls, because ``learn(10) +
+learn(10)`` is not ``learn(20)`` here: SB3 drops the rollout a stop cuts short (PPO, A2C) and
+DQN the stopping step's transition, the one with the reward. So checkpoints leave an
+uninterrupted run unchanged. A resumed run is not equal to it after the checkpoint: the
+rollout in flight and DQN's last transition before the save are not saved, and the env
+restarts with a fresh episode (model, replay buffer, counts and random states are saved).
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import pickle
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,6 +50,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.base import AgentError
+from agents.hparams import named_activation, preset_hparams, preset_name
 
 # Shared by all four: the only reward is at the end of an episode, so discounting would just
 # make deeper networks look worse; the networks are tiny MLPs, which run best on the CPU.
@@ -48,6 +63,25 @@ class StopAfterEpisodes(StopTrainingOnMaxEpisodes):
 
     def _init_callback(self) -> None:
         self._total_max_episodes = self.max_episodes
+
+
+class CheckpointEvery(BaseCallback):
+    """Calls ``checkpoint(n)`` from inside SB3's loop each time the episodes finished in this
+    ``learn`` call pass a multiple of ``every``, except at the last one (the caller saves at the
+    end). Like SB3's own ``CheckpointCallback``, it changes nothing in the run it saves."""
+
+    def __init__(self, every: int, episodes: int, checkpoint: Callable[[int], None]) -> None:
+        super().__init__()
+        self.every, self.episodes, self.checkpoint = every, episodes, checkpoint
+        self.done = 0
+
+    def _on_step(self) -> bool:
+        finished = int(np.sum(self.locals["dones"]))
+        if finished:
+            before, self.done = self.done, self.done + finished
+            if self.done < self.episodes and self.done // self.every > before // self.every:
+                self.checkpoint(self.done)
+        return True
 
 
 class NasLoggerCallback(BaseCallback):
@@ -141,25 +175,31 @@ class _CountEpisodes(BaseCallback):
 
 
 class _SB3Agent:
-    """Shared body: ``hparams`` go to the algorithm's constructor over the class defaults.
+    """Shared body: the preset's entry of ``agents/<HPARAMS_FILE>.yaml``, then ``hparams`` over
+    it, go to the algorithm's constructor.
 
     :param env: a NasGym env (possibly wrapped) or a VecEnv of them.
     :param seed: seeds the SB3 model (its torch and numpy generators, the env's first reset).
-    :param hparams: keyword arguments of the algorithm (``policy`` too); unknown ones raise
-        :class:`AgentError`. ``tensorboard_log`` is not one: give ``logdir``.
+    :param hparams: keyword arguments of the algorithm (``policy`` too), each replacing the
+        file's value; unknown ones raise :class:`AgentError`. ``tensorboard_log`` is not one: give ``logdir``.
     :param logdir: SB3's TensorBoard output goes to ``logdir / "sb3"``.
     """
 
     vectorized = True  # takes a VecEnv: `nas-gym search --workers N` gives it N batched sub-envs
 
     ALGO: ClassVar[type[BaseAlgorithm]]
-    DEFAULTS: ClassVar[dict[str, Any]] = {}
+    HPARAMS_FILE: ClassVar[str | None] = None  # envs_config/agents/<name>.yaml; None: SB3's defaults
     LOG_INTERVAL: ClassVar[int] = 1  # on-policy: dump every rollout (a few episodes), not every 100
     # Torch CPU threads while learning. The policies are MLPs of 64 units on batches of 32, where
     # a second thread only adds synchronisation: measured here (2 cores, another process busy),
     # PPO and DQN learned 100 episodes 8x and 25x faster on one thread than on two. The trainer
     # sets its own count for each evaluation and restores this one afterwards.
     threads: int = 1
+    # The search's whole budget, set by run_search before the first learn (DQN scales its
+    # exploration to it, so resuming keeps the schedule of one learn call).
+    total_episodes: int | None = None
+    checkpoints_in_learn = True  # run_search passes learn a checkpoint hook instead of chunking it
+    _learning = False
 
     def __init__(self, env: gym.Env | VecEnv, seed: int = 0, hparams: dict[str, Any] | None = None,
                  logdir: Path | None = None) -> None:
@@ -167,7 +207,12 @@ class _SB3Agent:
         self.seed = seed
         self.logdir = Path(logdir) if logdir is not None else None
         self.hparams = self.check_hparams(hparams)
-        kwargs = {**_COMMON, **self.DEFAULTS, **self.hparams}
+        self.file_hparams, self.hparams_source = {}, ""
+        if self.HPARAMS_FILE is not None:
+            self.file_hparams, self.hparams_source = preset_hparams(self.HPARAMS_FILE, preset_name(env))
+            self.check_hparams(self.file_hparams, where=self.hparams_source)
+        kwargs = named_activation({**_COMMON, **self.file_hparams, **self.hparams},
+                                   self.hparams_source or self.ALGO.__name__)
         policy = kwargs.pop("policy", "MlpPolicy")
         self._rng_state: tuple | None = None
         with self._own_globals():
@@ -176,12 +221,12 @@ class _SB3Agent:
         self.nas_callback = NasLoggerCallback()
 
     @classmethod
-    def check_hparams(cls, hparams: dict[str, Any] | None) -> dict[str, Any]:
+    def check_hparams(cls, hparams: dict[str, Any] | None, where: str = "") -> dict[str, Any]:
         known = set(inspect.signature(cls.ALGO.__init__).parameters) - _RESERVED
         unknown = set(hparams or {}) - known
         if unknown:
-            raise AgentError(f"unknown hyperparameter(s) {', '.join(sorted(unknown))} for {cls.ALGO.__name__}; "
-                             f"known: {', '.join(sorted(known))}")
+            raise AgentError(f"unknown hyperparameter(s) {', '.join(sorted(unknown))} for {cls.ALGO.__name__}"
+                             f"{f' in {where}' if where else ''}; known: {', '.join(sorted(known))}")
         return dict(hparams or {})
 
     @contextlib.contextmanager
@@ -237,36 +282,68 @@ class _SB3Agent:
         """Episodes over all ``learn`` calls; stored on the model so that save / load keep it."""
         return int(getattr(self.model, "nas_episodes_done", 0))
 
-    def learn(self, episodes: int) -> None:
-        """Run exactly ``episodes`` episodes (with one env), training as SB3 does."""
+    def learn(self, episodes: int, checkpoint: Callable[[int], None] | None = None, checkpoint_every: int = 0) -> None:
+        """Run exactly ``episodes`` episodes (with one env), training as SB3 does.
+
+        :param checkpoint: called as ``checkpoint(n)`` after ``n`` episodes of this call, every
+            ``checkpoint_every`` episodes, at a moment ``save`` captures a consistent state.
+        """
         if episodes < 1:
             return
+        base = self.episodes_done
         stop = StopAfterEpisodes(episodes)
-        callbacks = CallbackList([stop, self.nas_callback, *self._extra_callbacks(episodes)])
+        extra = self._extra_callbacks(episodes)
+        if checkpoint is not None and checkpoint_every > 0:
+            def at(n: int) -> None:
+                self.model.nas_episodes_done = base + n  # type: ignore[attr-defined]
+                checkpoint(n)
+
+            extra.append(CheckpointEvery(checkpoint_every, episodes, at))
+        callbacks = CallbackList([stop, self.nas_callback, *extra])
         # A stop on the episode count leaves SB3's last observation stale (it returns before
         # storing it, and the env has been reset): drop it so SB3 resets the env itself.
         self.model._last_obs = None  # type: ignore[assignment]
-        with self._own_globals():
-            self.model.learn(total_timesteps=episodes * self._max_episode_steps(), callback=callbacks,
-                             log_interval=self.LOG_INTERVAL, reset_num_timesteps=False)
-        self.model.nas_episodes_done = self.episodes_done + stop.n_episodes  # type: ignore[attr-defined]
+        self._learning = True
+        try:
+            with self._own_globals():
+                self.model.learn(total_timesteps=episodes * self._max_episode_steps(), callback=callbacks,
+                                 log_interval=self.LOG_INTERVAL, reset_num_timesteps=False)
+        finally:
+            self._learning = False
+        self.model.nas_episodes_done = base + stop.n_episodes  # type: ignore[attr-defined]
+
+    @staticmethod
+    def rng_path(path: str | Path) -> Path:
+        return Path(f"{path}.rng.pkl")
 
     def save(self, path: str | Path) -> None:
+        """The model, and beside it (``<path>.rng.pkl``) the random states it does not hold: the
+        private global ones SB3 draws from (DQN's epsilon-greedy, replay sampling) and the action
+        space's (DQN's random actions), which SB3's ``load`` would otherwise re-seed."""
         self.model.save(path)
+        # inside learn (a checkpoint hook) the agent's states are the live globals
+        globals_ = (random.getstate(), np.random.get_state(), torch.get_rng_state()) if self._learning else self._rng_state
+        with self.rng_path(path).open("wb") as f:
+            pickle.dump({"globals": globals_,
+                         "action_space": self.model.action_space.np_random.bit_generator.state}, f)
 
     def load(self, path: str | Path) -> None:
         """Replace the model by the saved one, on the same env; the logger is set up again."""
         with self._own_globals():
             self.model = self.ALGO.load(path, env=self.model.get_env(), device=self.model.device)
+        if self.rng_path(path).exists():  # after the context, which stores the globals on exit
+            with self.rng_path(path).open("rb") as f:
+                saved = pickle.load(f)  # our own file, written by save
+            self._rng_state = saved["globals"]
+            self.model.action_space.np_random.bit_generator.state = saved["action_space"]
         self._set_logger()
 
 
 class PPOAgent(_SB3Agent):
-    """PPO with rollouts of 32 steps (about 8 episodes of a 4-layer chain) and one minibatch."""
+    """PPO with rollouts of a handful of episodes and one minibatch (``agents/ppo.yaml``)."""
 
     ALGO = PPO
-    DEFAULTS: ClassVar[dict[str, Any]] = {"n_steps": 32, "batch_size": 32, "n_epochs": 10,
-                                          "learning_rate": 1e-3, "ent_coef": 0.01}
+    HPARAMS_FILE = "ppo"
 
 
 class MaskablePPOAgent(_SB3Agent):
@@ -274,31 +351,29 @@ class MaskablePPOAgent(_SB3Agent):
     so no episode is wasted on a forbidden layer."""
 
     ALGO = MaskablePPO
-    DEFAULTS = PPOAgent.DEFAULTS
+    HPARAMS_FILE = "maskable_ppo"
 
 
 class A2CAgent(_SB3Agent):
-    """A2C updating every 8 steps (about two episodes)."""
+    """A2C updating about every two episodes (``agents/a2c.yaml``)."""
 
     ALGO = A2C
-    DEFAULTS: ClassVar[dict[str, Any]] = {"n_steps": 8, "learning_rate": 1e-3, "ent_coef": 0.01}
+    HPARAMS_FILE = "a2c"
 
 
 class DQNAgent(_SB3Agent):
-    """DQN with a small buffer, learning from the 32nd step, and epsilon decaying over the first
-    half of the episode budget (see :class:`EpisodeExploration`)."""
+    """DQN with a small buffer, learning after a few episodes, and epsilon decaying over a fraction
+    of the episode budget (``agents/dqn.yaml``; see :class:`EpisodeExploration`)."""
 
     ALGO = DQN
     LOG_INTERVAL = 4  # off-policy: counted in episodes (SB3's default)
-    DEFAULTS: ClassVar[dict[str, Any]] = {"learning_rate": 1e-3, "buffer_size": 10_000, "learning_starts": 32,
-                                          "batch_size": 32, "train_freq": 1, "target_update_interval": 50,
-                                          "exploration_fraction": 0.5, "exploration_final_eps": 0.05}
+    HPARAMS_FILE = "dqn"
 
     def _extra_callbacks(self, episodes: int) -> list[BaseCallback]:
         # Installed on every learn: SB3's load rebuilds its own LinearSchedule.
         m = self.model
         schedule = EpisodeExploration(m.exploration_initial_eps, m.exploration_final_eps, m.exploration_fraction)
-        schedule.done, schedule.total = self.episodes_done, self.episodes_done + episodes
+        schedule.done, schedule.total = self.episodes_done, self.total_episodes or self.episodes_done + episodes
         m.exploration_schedule = schedule
         return [_CountEpisodes(schedule)]
 

@@ -4,6 +4,8 @@
 until an env is made) and exports the public names.
 """
 
+from typing import Any
+
 from gymnasium.envs.registration import register, registry
 
 from nas_gym.config import Config, ConfigError, load_config
@@ -29,4 +31,13 @@ __all__ = [
     "Op",
     "SearchSpace",
     "load_config",
+    "load_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "load_model":  # lazy: it needs torch, and ``import nas_gym`` does not import torch
+        from nas_gym.retrain import load_model
+
+        return load_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

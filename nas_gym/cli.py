@@ -104,7 +104,7 @@ def _progress(episodes: int) -> tuple[Progress, callable]:
 
 @app.command()
 def search(
-    agent: Annotated[str, typer.Option(help="Agent: random, qlearning, ppo, a2c, dqn, maskable_ppo, or module:Class.")] = "qlearning",
+    agent: Annotated[str, typer.Option(help="Agent: random, evolution, qlearning, reinforce, ppo, a2c, dqn, maskable_ppo, or module:Class.")] = "qlearning",
     config: ConfigOpt = "mnist1d",
     episodes: Annotated[int, typer.Option(help="Episodes (architectures) to run.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the agent and the env.")] = 0,
@@ -115,22 +115,39 @@ def search(
     backend: Annotated[str | None, typer.Option(help="Where evaluations run: serial, process or ray.")] = None,
     ray_address: Annotated[str | None, typer.Option(help="Address of a running Ray cluster (ray start --head).")] = None,
     overrides: SetOpt = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the stopped run in this run folder; repeat its command (command.txt) with this option.")] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Episodes between checkpoints (what --resume continues from).")] = 10,
 ) -> None:
     """Run a search and print the top architectures."""
-    from nas_gym.search import run_search
+    from nas_gym.search import SearchInterrupted, run_search
 
     try:
         if episodes < 1:
             raise ValueError(f"--episodes must be >= 1, got {episodes}")
+        if checkpoint_every < 1:
+            raise ValueError(f"--checkpoint-every must be >= 1, got {checkpoint_every}")
         extra = {"evaluator.kind": evaluator, "evaluator.workers": workers, "evaluator.backend": backend,
                  "evaluator.ray_address": ray_address}
         cfg = _load(config, overrides, {k: v for k, v in extra.items() if v is not None})
         agent_hparams = _parse_hparams(hparams)
+        from nas_gym.evaluators.training import check_setup
+
+        check_setup(cfg)  # a missing dataset or a foreign cache file fails before a run folder exists
         progress, update = _progress(episodes)
         with progress:
-            summary = run_search(cfg, agent, episodes, seed, logdir, hparams=agent_hparams, on_episode=update)
+            summary = run_search(cfg, agent, episodes, seed, logdir, hparams=agent_hparams, on_episode=update,
+                                 checkpoint_every=checkpoint_every, resume=resume)
     except (*_bad_input_types(), ValueError) as e:
         raise _fail(str(e)) from None
+    except SearchInterrupted as e:
+        console.print(f"interrupted; {e.episodes_done} episodes are checkpointed. Resume with the same command and "
+                      f"--resume {e.run_dir}", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    if summary.already_finished:
+        out.print(f"Run {summary.run_dir} already finished its {summary.episodes} episodes; nothing to resume.",
+                  soft_wrap=True, highlight=False)
+    elif summary.resumed_from:
+        out.print(f"Resumed after episode {summary.resumed_from}.", highlight=False)
     _print_summary(summary)
 
 
@@ -212,6 +229,54 @@ def leaderboard(
         for e in failures:
             fail.add_row(e.arch, e.reason, str(e.evaluations))
         out.print(fail)
+
+
+@app.command("retrain")
+def retrain_cmd(
+    target: Annotated[str, typer.Argument(metavar="ARCH|RUN_DIR", help="Architecture text, or a run folder whose best architecture is retrained.")],
+    config: Annotated[str | None, typer.Option("--config", "-c", help="Preset name or YAML path (default: the run folder's config.yaml, else mnist1d).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: max(4 x the preset's epochs, 20)).")] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds 0..K-1; test accuracy is reported as mean and std over them.")] = 3,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the models and retrain.json (default: runs/retrain/PRESET-KEY).")] = None,
+    export: Annotated[str | None, typer.Option(help="Also export every model: torchscript or onnx.")] = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Retrain an architecture on train+validation at full budget; report test accuracy over seeds, save the models."""
+    from nas_gym.retrain import check_export, resolve_target
+    from nas_gym.retrain import retrain as run_retrain
+
+    def on_seed(r) -> None:
+        acc = "-" if r.test_acc is None else f"{r.test_acc:.4f}"
+        console.print(f"seed {r.seed}: {r.status}, test acc {acc} ({r.seconds:.1f} s)", highlight=False)
+
+    try:
+        if seeds < 1 or (epochs is not None and epochs < 1):
+            raise ValueError(f"need --seeds >= 1 and --epochs >= 1, got {seeds} and {epochs}")
+        check_export(export)
+        arch, source = resolve_target(target)
+        if config is None:
+            config = str(source / "config.yaml") if source and (source / "config.yaml").is_file() else "mnist1d"
+        cfg = _load(config, overrides)
+        out_dir = out_dir or Path("runs") / "retrain" / f"{cfg.name}-{arch.key()[:8]}"
+        report = run_retrain(cfg, arch, out_dir=out_dir, epochs=epochs, seeds=seeds, export=export, source=source,
+                             on_seed=on_seed)
+    except (*_bad_input_types(), ValueError) as e:
+        raise _fail(str(e)) from None
+    table = Table(title=f"{report.arch}  ({report.preset}, {report.epochs} epochs on train+validation, "
+                        f"{report.train_size:,} samples)")
+    for col in ("seed", "status", "test acc", "train loss", "seconds", "model"):
+        table.add_column(col, justify="left" if col in ("status", "model") else "right",
+                         overflow="fold" if col == "model" else "ellipsis")
+    for r in report.seeds:
+        table.add_row(str(r.seed), r.status if r.ok else f"{r.status}: {r.reason}",
+                      "-" if r.test_acc is None else f"{r.test_acc:.4f}", f"{r.train_loss:.4f}", f"{r.seconds:.1f}",
+                      str(r.model_path or "-"))
+    out.print(table)
+    mean, std = report.test_acc_mean, report.test_acc_std
+    summary = "no seed trained" if mean is None else f"{mean:.4f}" + ("" if std is None else f" +- {std:.4f}")
+    out.print(f"Test accuracy ({report.test_size:,} test samples, {len(report.test_accs)} of {len(report.seeds)} seeds, "
+              f"mean +- sample std): {summary}", highlight=False)
+    out.print(f"Report: {report.out_dir / 'retrain.json'}", soft_wrap=True, highlight=False)
 
 
 def _parse_hparams(text: str | None) -> dict | None:

@@ -37,11 +37,20 @@ PRESET_DIRS = (
 
 
 class ConfigError(ValueError):
-    """A config that cannot be used; the message is one line naming the field and the fix."""
+    """A config that cannot be used; the message is one line naming the field and the fix.
+
+    Unprintable characters (a newline inside a YAML key or a path) are escaped here, once for
+    every message, so the promise of one line does not rest on each caller.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message)))
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN or infinity anywhere: a NaN weight or failure reward would turn every reward NaN
+    # and poison the value estimates of every agent, long after the config was accepted.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SpaceConfig(_Frozen):
@@ -55,9 +64,15 @@ class SpaceConfig(_Frozen):
     @classmethod
     def _ops_parse(cls, ops: tuple[str, ...]) -> tuple[str, ...]:
         try:
-            return tuple(Op.parse(t).text() for t in ops)
+            texts = tuple(Op.parse(t).text() for t in ops)
         except ArchitectureError as e:
             raise ValueError(str(e)) from None
+        # Compared in canonical form (conv3-16s1 is conv3-16): SearchSpace refuses repeats, and
+        # failing here names the field instead of failing later, when the env is made.
+        repeated = sorted({t for t in texts if texts.count(t) > 1})
+        if repeated:
+            raise ValueError(f"op {repeated[0]} is listed twice; list each op once")
+        return texts
 
     @model_validator(mode="after")
     def _depths(self) -> SpaceConfig:
@@ -97,7 +112,7 @@ class TrainConfig(_Frozen):
     warmup_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     schedule: Literal["linear", "cosine", "constant"] = "linear"
     augment: bool = False
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, lt=2**63)  # torch seeds are 64-bit: larger ones fail every training
     max_params: int = Field(default=5_000_000, ge=1)
 
 
@@ -123,10 +138,13 @@ class RewardConfig(_Frozen):
     :param failure_reward: reward of an architecture that failed to train; None means chance
         level, 1 / num_classes, as MetaQNN did.
     :param invalid_action_reward: reward when an agent sends an action the mask forbids.
+    :param cost: ``params``, ``flops`` or ``latency`` (measured milliseconds of a batch-1
+        forward pass; only the ``train`` evaluator measures it, and it is not reproducible
+        across machines: see ``nas_gym.rewards``).
     """
 
     kind: Literal["accuracy", "mnas", "constraint"] = "accuracy"
-    cost: Literal["params", "flops"] = "params"
+    cost: Literal["params", "flops", "latency"] = "params"
     target: float | None = Field(default=None, gt=0.0)
     weight: float = -0.07
     failure_reward: float | None = None
@@ -188,6 +206,24 @@ class Config(_Frozen):
     runtime: RuntimeConfig = RuntimeConfig()
     reward: RewardConfig = RewardConfig()
     evaluator: EvaluatorConfig = EvaluatorConfig()
+
+    @model_validator(mode="after")
+    def _latency_needs_training(self) -> Config:
+        # Tables and proxies have no model on a device to time; failing here beats a reward
+        # that silently treats every architecture as free.
+        if self.reward.cost == "latency" and self.evaluator.kind != "train":
+            raise ValueError(f"reward.cost 'latency' is measured by the 'train' evaluator only, "
+                             f"not {self.evaluator.kind!r}; use cost 'params' or 'flops' with it")
+        return self
+
+    @model_validator(mode="after")
+    def _space_not_empty(self) -> Config:
+        # Pooling rules and min_depth can leave no valid chain at all (ops [maxpool], min_depth
+        # 2); sampling from such a space would crash in the middle of a search instead.
+        if self.search_space().size() == 0:
+            raise ValueError(f"space: no chain of these ops satisfies min_depth {self.space.min_depth} on "
+                             f"{self.data.name} inputs; lower space.min_depth or add ops to space.ops")
+        return self
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -276,7 +312,8 @@ def load_config(source: str | Path | Config = "mnist1d", overrides: Mapping[str,
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             where = getattr(e, "problem_mark", None)
             line = f" line {where.line + 1}" if where else ""
-            raise ConfigError(f"{path}:{line} is not valid YAML; fix the syntax ({getattr(e, 'problem', e)})") from None
+            detail = getattr(e, "problem", None) or str(e).partition("\n")[0]  # ReaderError: no .problem
+            raise ConfigError(f"{path}:{line} is not valid YAML; fix the syntax ({detail})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of sections (space, data, train, ...), got {type(raw).__name__}")
     if overrides:
@@ -294,5 +331,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=4")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({getattr(e, 'problem', None) or e}); "
+                              "quote it, e.g. --set 'name=\"a: b\"'") from None
     return out

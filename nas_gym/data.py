@@ -59,6 +59,23 @@ class Dataset:
 _TENSORS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
 
+def merge_train_val(data: Dataset) -> Dataset:
+    """Train and validation as one training set, for the final retraining of a chosen network.
+
+    Once search is over the validation set has done its job (ranking), and more training data
+    is worth more than a second held-out score. The validation tensors become empty rather than
+    staying around, so nothing can report a score on data the model was trained on; the test
+    tensors are passed through untouched (the same objects).
+    """
+    return replace(
+        data,
+        x_train=torch.cat([data.x_train, data.x_val]),
+        y_train=torch.cat([data.y_train, data.y_val]),
+        x_val=data.x_val[:0],
+        y_val=data.y_val[:0],
+    )
+
+
 def default_root() -> Path:
     return Path(os.environ.get("NAS_GYM_DATA", Path.home() / ".cache" / "nas-gym" / "data"))
 

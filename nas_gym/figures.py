@@ -34,7 +34,8 @@ def pareto_figure(points: Sequence[tuple[int, float]], front: Sequence[tuple[int
     ax.set_ylabel("validation accuracy")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    if points:  # a search where every architecture failed has nothing to label
+        ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
 

@@ -12,6 +12,21 @@ Three kinds (``RewardConfig.kind``):
   made stricter; a gentler one is not, since it would no longer be a hard constraint (use
   ``mnas`` for that).
 
+The cost (``RewardConfig.cost``) is the trainable parameter count, the multiply-accumulates of
+one forward pass, or ``latency``: the measured milliseconds of a batch-1 forward pass on the
+evaluation device (``nas_gym.train.measure_latency``), which counts what FLOPs miss (memory
+traffic, per-layer overhead). Latency is a property of the machine, not of the architecture
+alone, so it is handled apart from the deterministic costs:
+
+* the training evaluator measures it once per architecture and keeps it for its own lifetime,
+  so within one env or one run the same architecture always gets the same latency, reward and
+  ``info`` (``check_env``'s determinism check passes);
+* it is not stored in the result cache, and two runs (two processes, two machines, one
+  machine under different load) measure different numbers: a latency reward, and the
+  ``info["cost"]`` where the env reports it, are *not* covered by the guarantee that the same
+  seed gives the same rewards and infos across runs. Runs compared on a latency reward
+  should run on the same machine, one at a time.
+
 A failed architecture gets ``failure_reward``, or chance level ``1 / num_classes`` when that is
 None: MetaQNN's choice, which tells the agent "no better than guessing" without the outlier a
 large negative reward would be for value estimates.
@@ -25,21 +40,37 @@ from nas_gym.config import RewardConfig
 from nas_gym.evaluators.base import EvalResult
 
 HARD_WEIGHT = -1.0  # MnasNet's beta for a hard constraint
+# The smallest cost taken at face value, so an empty measurement cannot divide by zero: one
+# parameter or MAC, one microsecond (a small network's batch-1 forward takes a fraction of a
+# millisecond on a CPU, so a floor of 1 ms would make them all equal).
+_COST_FLOOR = {"params": 1.0, "flops": 1.0, "latency": 1e-3}
 
 
 def cost(result: EvalResult, cfg: RewardConfig) -> float:
-    """The cost the reward penalises: trainable parameters or multiply-accumulates."""
+    """The cost the reward penalises: trainable parameters, multiply-accumulates or latency (ms).
+
+    A failed result has no latency and costs 0.0 (its reward is the failure reward anyway).
+    :raises ValueError: a successful result without a latency under a latency cost, i.e. it
+        came from an evaluator that does not measure latency.
+    """
+    if cfg.cost == "latency":
+        if result.latency_ms is not None:
+            return float(result.latency_ms)
+        if result.ok:
+            raise ValueError(f"reward.cost 'latency' but the result of {result.arch!r} has no latency_ms; "
+                             "only the 'train' evaluator measures it")
+        return 0.0
     return float(result.params if cfg.cost == "params" else result.flops)
 
 
 def cost_factor(result: EvalResult, cfg: RewardConfig) -> float:
     """The multiplier the cost applies to accuracy (1.0 for kind ``accuracy``).
 
-    A cost below 1 is taken as 1 so that an empty measurement cannot divide by zero.
+    A cost below the floor (1 parameter or MAC, 1 microsecond) is taken as the floor.
     """
     if cfg.kind == "accuracy" or cfg.target is None:
         return 1.0
-    ratio = max(cost(result, cfg), 1.0) / cfg.target
+    ratio = max(cost(result, cfg), _COST_FLOOR[cfg.cost]) / cfg.target
     if cfg.kind == "mnas":
         return float(ratio**cfg.weight)
     if ratio <= 1.0:

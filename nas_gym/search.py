@@ -1,13 +1,22 @@
 """Running a search: one agent, one preset, one seed, one run folder.
 
-The run folder holds everything needed to understand and repeat the run: the resolved config,
-the command line, TensorBoard events, and a CSV of every evaluated architecture.
+The run folder holds everything needed to understand, repeat and resume the run: the resolved
+config, the command line, TensorBoard events, a CSV of every evaluated architecture, and the
+checkpoint (``nas_gym.checkpoint``) that ``--resume`` continues from.
+
+A checkpoint is taken every ``checkpoint_every`` episodes: the agent learns in chunks of that
+many episodes (one ``learn`` call each), or, for agents with ``checkpoints_in_learn`` (SB3),
+in one call that saves from inside. A stopped search loses at most the episodes since the last
+checkpoint, and their evaluations are still in the persistent cache.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -19,22 +28,42 @@ import gymnasium as gym
 import yaml
 
 from agents.base import AgentError, resolve_agent
-from nas_gym.config import Config
+from nas_gym import checkpoint
+from nas_gym.config import Config, load_config
 from nas_gym.evaluators.base import EvalStats
+from nas_gym.evaluators.cache import resolve_path
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
 from nas_gym.tb import Record, RecordEpisodes, SearchLog
 
 ENV_ID = "NasGym/LayerChain-v0"
 
 
+DEFAULT_CHECKPOINT_EVERY = 10  # episodes; a checkpoint costs milliseconds, an episode seconds of training
+RUN_CACHE = "cache.sqlite"  # a run's own cache file, when the config asks for none (evaluator.cache null)
+
+
 @dataclass(frozen=True)
 class SearchSummary:
+    """:param resumed_from: episodes already done when this call started (0 for a new run).
+    :param already_finished: a resumed run that had nothing left to do."""
+
     run_dir: Path
     episodes: int
     top: list[Record]
     failures: list[Record]
     stats: EvalStats
     seconds: float
+    resumed_from: int = 0
+    already_finished: bool = False
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a search, carrying the run folder so the command can say how to resume."""
+
+    def __init__(self, run_dir: Path, episodes_done: int) -> None:
+        super().__init__(f"search interrupted; run folder {run_dir}")
+        self.run_dir = run_dir
+        self.episodes_done = episodes_done
 
 
 def make_run_dir(logdir: Path, agent: str, preset: str, seed: int) -> Path:
@@ -53,10 +82,25 @@ def make_run_dir(logdir: Path, agent: str, preset: str, seed: int) -> Path:
     return run_dir
 
 
-def write_run_files(run_dir: Path, config: Config, argv: list[str] | None = None) -> None:
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+def write_run_files(run_dir: Path, config: Config, argv: list[str] | None = None, *, resume: bool = False) -> None:
+    """The config and the command line; a resume keeps the config and appends its command."""
     argv = sys.argv if argv is None else argv
+    if resume:
+        with (run_dir / "command.txt").open("a") as f:
+            f.write(shlex.join(argv) + "\n")
+        return
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     (run_dir / "command.txt").write_text(shlex.join(argv) + "\n")
+
+
+def _pin_cache(config: Config, run_dir: Path, cache: str | None) -> Config:
+    """The config with ``evaluator.cache`` as an absolute path: ``cache`` (a resumed run's), the
+    file ``auto`` resolves to now, or the run's own file when the config asks for none. A search
+    without a file would lose every evaluation with its process, and ``--resume`` needs them."""
+    if cache is None:
+        resolved = resolve_path(config.evaluator.cache)
+        cache = str((resolved or run_dir / RUN_CACHE).resolve())
+    return load_config(config, {"evaluator.cache": cache})
 
 
 def run_search(
@@ -70,33 +114,107 @@ def run_search(
     hparams: dict[str, Any] | None = None,
     on_episode: Callable[[SearchLog], None] | None = None,
     argv: list[str] | None = None,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    resume: Path | None = None,
 ) -> SearchSummary:
-    """Run ``agent`` for ``episodes`` episodes on the env made from ``config``.
+    """Run ``agent`` for ``episodes`` episodes on the env made from ``config``, or continue the
+    stopped run in the folder ``resume`` (``logdir`` is then unused).
 
     :param evaluator: an Evaluator, an evaluator kind, or None for the config's own.
-    :raises AgentError, ConfigError, OSError: bad input, before anything is trained.
+    :param checkpoint_every: episodes between checkpoints (rounded up to a multiple of
+        ``evaluator.workers``, so batches of proposals are never cut by a checkpoint).
+    :raises AgentError, ConfigError, CheckpointError, OSError: bad input, before anything is trained.
     """
     if episodes < 1:
         raise AgentError(f"episodes must be >= 1, got {episodes}")
+    if checkpoint_every < 1:
+        raise AgentError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     agent_cls = resolve_agent(agent)
-    run_dir = make_run_dir(logdir, agent, config.name, seed)
-    write_run_files(run_dir, config, argv)
     workers = config.evaluator.workers
+    every = math.ceil(checkpoint_every / workers) * workers
+    if resume is not None:
+        run_dir = Path(resume)
+        manifest = checkpoint.read_manifest(run_dir)
+        checkpoint.check_matches(run_dir, manifest, agent=agent, config=config, seed=seed, episodes=episodes,
+                                 hparams=hparams)
+        if manifest.finished:
+            return _finished_summary(run_dir)
+        config = _pin_cache(config, run_dir, manifest.cache)
+        write_run_files(run_dir, config, argv, resume=True)
+    else:
+        run_dir = make_run_dir(logdir, agent, config.name, seed)
+        pinned = _pin_cache(config, run_dir, None)
+        manifest = checkpoint.Manifest(agent, config.name, seed, episodes, 0, pinned.evaluator.cache,
+                                       checkpoint.config_hash(config), dict(hparams or {}))
+        config = pinned
+        write_run_files(run_dir, config, argv)
+        checkpoint.write_manifest(run_dir, manifest)  # a folder --resume accepts from the very start
     run_hparams = {"agent": agent, "preset": config.name, "seed": seed, "episodes": episodes,
                    "evaluator": evaluator if isinstance(evaluator, str) else config.evaluator.kind,
                    "epochs": config.train.epochs, "max_depth": config.space.max_depth, "reward": config.reward.kind,
                    **{f"agent.{k}": v for k, v in (hparams or {}).items()}}
-    log = SearchLog(run_dir, on_episode, hparams=run_hparams)
     start = time.perf_counter()
+    resumed_from = manifest.episodes_done
+    state = checkpoint.read_state(run_dir, manifest) if resume is not None else None
+    log = SearchLog(run_dir, on_episode, hparams=run_hparams, resume=None if state is None else state.get("log", {}))
     env = _make_env(config, evaluator, seed, workers, log, vectorized=getattr(agent_cls, "vectorized", False))
+    for key, value in (state or {}).get("stats", {}).items():
+        setattr(log.evaluator.stats, key, value)  # the budget charged before the stop counts
     try:
-        instance = agent_cls(env, seed=seed, hparams=hparams, logdir=run_dir)
-        instance.learn(episodes)
+        try:
+            instance = agent_cls(env, seed=seed, hparams=hparams, logdir=run_dir)
+        except AgentError:
+            if resume is None:  # bad hyperparameters: nothing ran, so leave no run folder behind
+                log.close()
+                env.close()
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        if state:
+            checkpoint.load_agent(run_dir, manifest, instance)
+        if hasattr(instance, "total_episodes"):  # schedules scaled to the whole budget, not to one chunk
+            instance.total_episodes = episodes
+
+        def save_at(done: int) -> None:
+            nonlocal manifest
+            log.flush()
+            manifest = checkpoint.save(run_dir, dataclasses.replace(manifest, episodes_done=done), instance,
+                                       {"log": log.state(), "stats": dataclasses.asdict(log.evaluator.stats)})
+
+        if getattr(instance, "checkpoints_in_learn", False):
+            # SB3 agents: learning in chunks would change the run (see agents.sb3), so one learn
+            # call saves from inside its loop
+            if resumed_from < episodes:
+                instance.learn(episodes - resumed_from, checkpoint=lambda n: save_at(resumed_from + n),
+                               checkpoint_every=every)
+                save_at(episodes)
+        else:
+            # chunks of one learn call each give exactly the run of one call for these agents
+            done = resumed_from
+            while done < episodes:
+                chunk = min(every, episodes - done)
+                instance.learn(chunk)
+                done += chunk
+                save_at(done)
+    except KeyboardInterrupt:
+        raise SearchInterrupted(run_dir, manifest.episodes_done) from None
     finally:
         log.close()
         env.close()
     return SearchSummary(run_dir, log.episodes, log.top(5), log.failures(), log.evaluator.stats,
-                         time.perf_counter() - start)
+                         time.perf_counter() - start, resumed_from=resumed_from)
+
+
+def _finished_summary(run_dir: Path) -> SearchSummary:
+    """The summary of a run that already did all its episodes, from its CSV and last counters."""
+    from nas_gym.tb import read_rows, record_of
+
+    manifest = checkpoint.read_manifest(run_dir)
+    state = checkpoint.read_state(run_dir, manifest)
+    log = SearchLog(None)
+    log.records = [record_of(r) for r in read_rows(run_dir / "evaluations.csv")]
+    log.episodes = int(state.get("log", {}).get("episodes", manifest.episodes_done))
+    return SearchSummary(run_dir, log.episodes, log.top(5), log.failures(), EvalStats(**state.get("stats", {})), 0.0,
+                         resumed_from=manifest.episodes_done, already_finished=True)
 
 
 def _make_env(config: Config, evaluator: Any, seed: int, workers: int, log: SearchLog, vectorized: bool):

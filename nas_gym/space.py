@@ -14,17 +14,20 @@ import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 
 CONV, RES, MAXPOOL, AVGPOOL, DROPOUT = "conv", "res", "maxpool", "avgpool", "dropout"
 POOLS = (MAXPOOL, AVGPOOL)
 
+# ASCII digits only, at most 9 per integer: ``\d`` alone would accept any script's digits, and
+# integers too long for ``int`` (a ValueError that is not an ArchitectureError).
 _OP_PATTERNS = (
-    (re.compile(r"conv(\d+)-(\d+)(?:s(\d+))?"), CONV),
-    (re.compile(r"res(\d+)-(\d+)"), RES),
+    (re.compile(r"conv([0-9]{1,9})-([0-9]{1,9})(?:s([0-9]{1,9}))?"), CONV),
+    (re.compile(r"res([0-9]{1,9})-([0-9]{1,9})"), RES),
     (re.compile(r"(maxpool|avgpool)"), "pool"),
-    (re.compile(r"dropout(0?\.\d+)"), DROPOUT),
+    (re.compile(r"dropout(0?\.[0-9]+)"), DROPOUT),
 )
 
 OP_SYNTAX = "conv<k>-<c>[s<stride>], res<k>-<c>, maxpool, avgpool, dropout<rate> (e.g. conv3-32s2)"
@@ -84,7 +87,9 @@ class Op:
         if self.kind == RES:
             return f"res{self.kernel}-{self.channels}"
         if self.kind == DROPOUT:
-            return f"dropout{self.rate:g}"
+            # Shortest round-trip digits, never an exponent: ``:g`` rounded 0.1234567 to 0.123457
+            # (two rates, one key) and wrote 1e-05, which the parser does not read back.
+            return f"dropout{format(Decimal(repr(self.rate)), 'f')}"
         return self.kind
 
     __str__ = text

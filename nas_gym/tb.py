@@ -8,6 +8,7 @@ evaluator's statistics, and writes nothing back, so every agent leaves the same 
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +40,15 @@ class SearchLog:
     :param run_dir: where the TensorBoard events and ``evaluations.csv`` go; None records in
         memory only.
     :param on_episode: called after each recorded episode with the log (progress bars).
+    :param resume: the :meth:`state` saved at a checkpoint of this run folder (``{}``: start
+        over). The CSV is cut back to the episodes that checkpoint counted and TensorBoard
+        hides what was written after it, so the episodes a resumed search plays again are
+        recorded once, on the same step numbers.
     """
 
     def __init__(self, run_dir: Path | None = None, on_episode: Callable[[SearchLog], None] | None = None,
-                 hparams: dict[str, Any] | None = None, figure_every: int = 50, stage_size: int = 25) -> None:
+                 hparams: dict[str, Any] | None = None, figure_every: int = 50, stage_size: int = 25,
+                 resume: dict[str, Any] | None = None) -> None:
         self.run_dir = run_dir
         self.on_episode = on_episode
         self.hparams = dict(hparams or {})
@@ -64,8 +70,11 @@ class SearchLog:
             from torch.utils.tensorboard import SummaryWriter
 
             run_dir.mkdir(parents=True, exist_ok=True)
-            self._writer = SummaryWriter(str(run_dir))
             path = run_dir / "evaluations.csv"
+            if resume is not None:
+                self._restore(path, resume)
+            # purge_step: TensorBoard drops the events a killed run wrote past the checkpoint
+            self._writer = SummaryWriter(str(run_dir), purge_step=None if resume is None else self.episodes + 1)
             new = not path.exists()
             self._csv_file = path.open("a", newline="")
             self._csv = csv.writer(self._csv_file)
@@ -117,6 +126,47 @@ class SearchLog:
                 self._pareto_figure()
         if self.on_episode is not None:
             self.on_episode(self)
+
+    def state(self) -> dict[str, Any]:
+        """What a resumed search needs besides the CSV rows: counters and the running tallies
+        of the stage and epsilon figures (JSON-ready)."""
+        return {"episodes": self.episodes, "invalid_episodes": self.invalid_episodes, "records": len(self.records),
+                "hits_seen": self._hits_seen, "stages": self._stages, "stage_rewards": self._stage_rewards,
+                "acc_by_epsilon": [[eps, accs] for eps, accs in self._acc_by_epsilon.items()], "latest": self.latest}
+
+    def _restore(self, path: Path, state: dict[str, Any]) -> None:
+        """Take back the counters of ``state`` and the CSV rows it counted; rewrite the CSV without
+        the rest (rows of episodes that will be played again, a line cut by a kill)."""
+        self.episodes = int(state.get("episodes", 0))
+        self.invalid_episodes = int(state.get("invalid_episodes", 0))
+        self._hits_seen = int(state.get("hits_seen", 0))
+        self._stages = int(state.get("stages", 0))
+        self._stage_rewards = [float(r) for r in state.get("stage_rewards", [])]
+        self._acc_by_epsilon = {float(e): [float(a) for a in accs] for e, accs in state.get("acc_by_epsilon", [])}
+        self.latest = {k: float(v) for k, v in state.get("latest", {}).items()}
+        rows = read_rows(path)[: int(state.get("records", 0))]
+        rows = [r for r in rows if int(r["episode"]) <= self.episodes]
+        self.records = [record_of(r) for r in rows]
+        for rec in self.records:
+            if rec.status == "ok" and (self.best is None or rec.val_acc > self.best.val_acc):
+                self.best = rec
+        tmp = path.with_name(f".{path.name}.tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, CSV_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def flush(self) -> None:
+        """Put everything recorded so far on disk (fsync for the CSV): called before a checkpoint,
+        so the CSV is never behind the checkpoint that a resume will trust."""
+        if self._csv_file is not None:
+            self._csv_file.flush()
+            os.fsync(self._csv_file.fileno())
+        if self._writer is not None:
+            self._writer.flush()
 
     def top(self, k: int = 5) -> list[Record]:
         """The ``k`` best distinct architectures that trained, best first (ties: earliest)."""
@@ -186,6 +236,30 @@ class SearchLog:
         if self._csv_file is not None:
             self._csv_file.close()
             self._csv_file = None
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The complete rows of an ``evaluations.csv`` (none if missing); a row cut short by a kill
+    mid-write is dropped."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    good = []
+    for row in rows:
+        try:
+            if None not in row.values() and None not in row:
+                record_of(row)
+                good.append(row)
+        except (KeyError, ValueError):
+            pass
+    return good
+
+
+def record_of(row: dict[str, str]) -> Record:
+    """The :class:`Record` of one ``evaluations.csv`` row."""
+    return Record(int(row["episode"]), row["arch"], float(row["val_acc"]), float(row["reward"]), int(row["params"]),
+                  int(row["flops"]), row["status"], row["reason"])
 
 
 class RecordEpisodes(gym.Wrapper):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,10 +111,15 @@ def _cpu_threads(device: torch.device, threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+# What running out of memory looks like: CUDA's own error class (``torch.OutOfMemoryError`` in
+# torch >= 2.5, an alias of ``torch.cuda.OutOfMemoryError``), Python's MemoryError for host
+# memory, and the plain RuntimeErrors that MPS and older CUDA paths raise.
+_OOM_TYPES: tuple[type[BaseException], ...] = (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),
+                                                torch.cuda.OutOfMemoryError, MemoryError)
+
+
 def _is_oom(error: BaseException) -> bool:
-    return isinstance(error, torch.cuda.OutOfMemoryError) or (
-        isinstance(error, RuntimeError) and "out of memory" in str(error)
-    )
+    return isinstance(error, _OOM_TYPES) or (isinstance(error, RuntimeError) and "out of memory" in str(error))
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
@@ -260,7 +266,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, runtime: Runtime
     :param model: moved to the resolved device (in place, as ``nn.Module.to`` does).
     :param data: moved to the device if it is not there yet; move it once beforehand to
         avoid a copy per call.
-    :returns: metrics; a NaN/inf loss or running out of device memory gives ``status='failed'``
+    :returns: metrics; a NaN/inf loss or running out of device (or host) memory gives ``status='failed'``
         instead of an exception. Other exceptions propagate.
     """
     device = resolve_device(runtime.device)
@@ -273,7 +279,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, runtime: Runtime
             if device.type == "cuda":
                 torch.backends.cudnn.benchmark = True  # fixed shapes within a run: tuning pays off
             return _fit(model, data, config, run, want_test, start)
-    except RuntimeError as e:
+    except (RuntimeError, MemoryError) as e:
         if not _is_oom(e):
             raise
     finally:
@@ -285,8 +291,44 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, runtime: Runtime
     return TrainMetrics(0.0, None, float("nan"), time.perf_counter() - start, FAILED, "out_of_memory")
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def measure_latency(model: nn.Module, input_shape: tuple[int, ...], device: torch.device, *,
+                    threads: int | None = None, warmup: int = 3, repeats: int = 15) -> float:
+    """Median milliseconds of one batch-1 forward pass of ``model`` on ``device``, in eval mode.
+
+    Batch 1 is what a deployed classifier serves, and where per-layer overheads, which FLOPs
+    ignore, show. The warm-up runs absorb one-off costs (allocator, kernel selection, lazy
+    initialisation); the median of the timed runs shrugs off the interruptions another process
+    causes on a shared machine, which a mean would not. The thread count is the trainer's (one
+    by default), so networks are compared under the same conditions as they were trained.
+    Weights do not change the time of dense layers, so an untrained model measures the same as
+    a trained one. The model is moved to ``device`` and left in eval mode.
+    """
+    model.to(device).eval()
+    x = torch.randn((1, *input_shape), generator=torch.Generator().manual_seed(0)).to(device)
+    times = []
+    with _cpu_threads(device, threads), torch.inference_mode():
+        for _ in range(warmup):
+            model(x)
+        _synchronize(device)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            _synchronize(device)
+            times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
 def _exception_reason(error: BaseException) -> str:
-    return f"exception: {type(error).__name__}: {error}"
+    """One line, of bounded length: it is stored in the cache and shown in a leaderboard row,
+    and torch's messages can span many lines (a whole shape report)."""
+    return f"exception: {type(error).__name__}: {' '.join(str(error).split())}"[:300]
 
 
 def evaluate_architecture(arch: Architecture, data: Dataset, config: TrainConfig, runtime: RuntimeConfig, *,
@@ -308,7 +350,7 @@ def evaluate_architecture(arch: Architecture, data: Dataset, config: TrainConfig
         params = count_params(model)
         flops = count_flops(arch, data.input_shape, data.num_classes)
     except Exception as e:  # any builder error is a property of the architecture, not a crash
-        return EvalResult.failure(text, _exception_reason(e), fidelity=fidelity)
+        return EvalResult.failure(text, "out_of_memory" if _is_oom(e) else _exception_reason(e), fidelity=fidelity)
     if params > config.max_params:
         return EvalResult.failure(text, f"too_many_params: {params} > {config.max_params}", params, flops,
                                   fidelity=fidelity)

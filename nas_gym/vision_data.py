@@ -213,7 +213,7 @@ def load_vision(cfg: DataConfig) -> Dataset:
     missing = first_missing()
     if missing is not None and not cfg.download:
         if not root.is_dir():
-            raise DatasetError(f"{name}: data root {root} does not exist; {put}, or set data.download: true when online")
+            raise DatasetError(f"{name}: data root {root} does not exist (data.root); {put}, or set data.download: true when online")
         raise DatasetError(f"{name}: {missing} not found; {put}, or set data.download: true when online")
 
     download = missing is not None  # never re-download (or re-hash) files that are already there

@@ -80,6 +80,8 @@ def test_bad_input_exit_code_2(tmp_path, args, needle):
     assert result.exit_code == 2, result.output
     assert needle in result.output
     assert "Traceback" not in result.output
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not any(runs.iterdir()), "bad input left a run folder behind"
 
 
 def test_unwritable_logdir(tmp_path):

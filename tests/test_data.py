@@ -223,7 +223,7 @@ def test_vision_split_matches_labels(name: str, tmp_path: Path) -> None:
 @VISION
 def test_vision_missing_root(name: str, tmp_path: Path) -> None:
     root = tmp_path / "nowhere"
-    with pytest.raises(DatasetError, match=rf"^{name}: data root .*nowhere does not exist; put .*data\.download: true") as e:
+    with pytest.raises(DatasetError, match=rf"^{name}: data root .*nowhere does not exist \(data\.root\); put .*data\.download: true") as e:
         load_dataset(DataConfig(name=name, root=str(root)))
     assert str(root) in str(e.value) and "\n" not in str(e.value)
 

@@ -239,7 +239,7 @@ def test_retraining_reproduces_table_entries_exactly(shipped):
     """CPU, one torch thread, the same seed and library versions. On the machine that built the
     table retraining is bit-exact; another CPU (a different SIMD width changes float32 summation
     order) nudges the training trajectory, and we measured up to 0.25 points of validation accuracy
-    (1 of 400 samples) between this machine and the table's. Tolerance: 2 points, well below the
+    (2 of 800 samples) between this machine and the table's. Tolerance: 2 points, well below the
     ~40-point spread of the space's accuracies, so a wrong or shuffled table still fails."""
     from nas_gym.data import load_dataset
     from nas_gym.train import evaluate_architecture

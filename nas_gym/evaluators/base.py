@@ -32,6 +32,10 @@ class EvalResult:
     :param reason: why it failed (``nan_loss``, ``out_of_memory``, ``too_many_params: ...``,
         ``exception: ...``), empty when ok.
     :param fidelity: training budget in epochs the accuracy was measured at.
+    :param latency_ms: median batch-1 forward latency on the evaluating machine, in ms; None
+        unless the reward's cost is ``latency`` (only the training evaluator measures it, see
+        ``nas_gym.rewards``). The evaluator attaches it after the cache, so it is not stored:
+        it belongs to a machine, not to the training context. Rows without it load with None.
     """
 
     arch: str
@@ -44,6 +48,7 @@ class EvalResult:
     status: str = OK
     reason: str = ""
     fidelity: float = 0.0
+    latency_ms: float | None = None
 
     @property
     def ok(self) -> bool:

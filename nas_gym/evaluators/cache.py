@@ -172,6 +172,18 @@ class ResultCache:
         finally:
             ro.close()
 
+    @classmethod
+    def check(cls, path: str | os.PathLike[str], timeout: float = 30.0) -> None:
+        """Raise CacheError if ``path`` exists but is not a usable nas-gym cache; never writes.
+
+        Opening a cache creates a missing file on the spot, so a command checks first and
+        refuses bad input before it creates anything (the cache file, a run folder).
+        """
+        probe = cls.__new__(cls)
+        probe.path, probe.timeout = resolve_path(path), timeout
+        if probe.path is not None:
+            probe._check_readonly()
+
     def _open(self) -> sqlite3.Connection:
         self._check_readonly()
         try:

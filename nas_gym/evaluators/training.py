@@ -10,14 +10,18 @@ charges the budget, so a result computed twice (a retried task) is still stored 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+import torch
+
 from nas_gym import train as _train
+from nas_gym.builder import build_model
 from nas_gym.config import Config, ConfigError, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult, EvalStats
-from nas_gym.evaluators.cache import Cache, open_cache
+from nas_gym.evaluators.cache import Cache, ResultCache, open_cache
 from nas_gym.space import Architecture
 
 OnResult = Callable[[int, EvalResult], None]
@@ -87,6 +91,29 @@ def make_backend(config: Config, data: Dataset | None = None) -> Backend:
     return SerialBackend(data, config.train, config.runtime)
 
 
+def check_setup(config: Config) -> None:
+    """Raise, read-only, the one-line error that bad setup would raise later in a search.
+
+    ``run_search`` creates its run folder before the evaluator exists, and the process and Ray
+    backends load the data only inside their workers, where a missing dataset shows up as a
+    crashed worker. So a command checks first: the device, the cache file and the data (loaded
+    once more, then dropped: about a second for CIFAR-10, nothing next to a search).
+    Evaluators that need neither data nor cache (table, synthetic) pass at once.
+
+    :raises ConfigError, CacheError, DatasetError: one line naming the problem and the fix.
+    """
+    kind = config.evaluator.kind
+    if kind != "train" and not kind.startswith("proxy:"):
+        return
+    try:
+        _train.resolve_device(config.runtime.device)
+    except ValueError as e:
+        raise ConfigError(f"runtime.device: {e}") from None
+    if kind == "train" and config.evaluator.cache is not None:
+        ResultCache.check(config.evaluator.cache)
+    load_dataset(config.data)
+
+
 class TrainingEvaluator:
     """Scores architectures by training them with the config's recipe, caching every result.
 
@@ -122,16 +149,27 @@ class TrainingEvaluator:
                               "pass the matching dataset or none")
         self.config = config
         self._owns_cache = cache is None
-        self.cache: Cache = open_cache(config.evaluator.cache) if cache is None else cache
+        if cache is None and config.evaluator.cache is not None:
+            ResultCache.check(config.evaluator.cache)  # read-only: a bad file fails before the data loads
         self._data = None if data is None else data.to(self.device)
         if backend is None:
             backend = make_backend(config, self.data if config.evaluator.backend == "serial" else None)
         self.backend: Backend = backend
+        # Opened (and, if missing, created) only now: a dataset that fails to load leaves no file behind.
+        try:
+            self.cache: Cache = open_cache(config.evaluator.cache) if cache is None else cache
+        except BaseException:
+            backend.close()
+            raise
         # Without data in hand, the dataset's known shape decides the space: no load just for that.
         self.space = config.search_space(None if self._data is None else self._data.spatial_size)
         self.context = config.context_hash()
         self.num_classes = config.num_classes if self._data is None else self._data.num_classes
         self.stats = EvalStats()
+        # Latency is measured here, in the driver, whatever the backend: one device and one
+        # process for every architecture, and memoised so the env's info stays deterministic.
+        self.measures_latency = config.reward.cost == "latency"
+        self._latency_ms: dict[str, float] = {}
 
     @property
     def data(self) -> Dataset:
@@ -212,4 +250,23 @@ class TrainingEvaluator:
             found.update(zip(misses, self._compute(list(misses.values())), strict=True))
         for key in repeats:
             self.stats.charge(found[key], cached=True)
-        return [found[a.key()] for a in archs]
+        return [self._with_latency(a, found[a.key()]) for a in archs]
+
+    def _with_latency(self, arch: Architecture, result: EvalResult) -> EvalResult:
+        """``result`` with ``latency_ms`` when the reward's cost asks for it (see ``nas_gym.rewards``).
+
+        Timed on a freshly built model (weights do not change a dense network's speed), once
+        per architecture for the life of the evaluator; added after the cache, which stores
+        machine-independent results only.
+        """
+        if not self.measures_latency or not result.ok:
+            return result
+        key = arch.key()
+        if key not in self._latency_ms:
+            shape = self.config.input_shape if self._data is None else self._data.input_shape
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.config.train.seed)
+                model = build_model(arch, shape, self.num_classes)
+            self._latency_ms[key] = _train.measure_latency(model, shape, self.device,
+                                                           threads=self.config.runtime.threads)
+        return dataclasses.replace(result, latency_ms=self._latency_ms[key])

@@ -1,0 +1,262 @@
+"""Checkpoints of a search, so that ``nas-gym search --resume RUN_DIR`` continues a stopped run.
+
+A search trains networks for hours; Ctrl-C, ``kill -9`` or a power cut must cost at most the
+episodes since the last checkpoint, and even those cost no training, because their finished
+evaluations are in the persistent cache (after a power cut, all but the last few that had not
+reached the disk). What the cache cannot hold is the agent's state
+(Q-table, population, SB3 model and replay buffer, random generators) and the recorder's
+counters; those are saved here every few episodes.
+
+Layout inside the run folder::
+
+    checkpoint.json        the manifest: who ran what, how far; replaced atomically
+    checkpoint/ep-000040/  the agent's own files (``agent.save(dir / "agent")``) and
+                           ``search.json`` (recorder and evaluator counters) after 40 episodes
+
+The manifest is the commit point. A checkpoint folder is written under a temporary name,
+fsynced, renamed, and only then does the manifest start pointing at it; so a crash at any
+moment leaves either the previous checkpoint or the new one, never a half-written mix. That
+also makes agents whose ``save`` writes several files (DQN: model and replay buffer) atomic
+without their cooperation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas_gym.config import Config
+
+MANIFEST = "checkpoint.json"
+FOLDER = "checkpoint"
+STATE = "search.json"
+VERSION = 1
+# Config fields that say where and how a run computes, not what: a run may resume on another
+# machine, backend or device (results do not depend on them beyond floating-point noise, which
+# is why they are not part of the cache key either). The cache path is pinned by the manifest.
+NOT_COMPARED = ("evaluator.cache", "evaluator.backend", "evaluator.ray_address", "evaluator.gpus_per_eval",
+                "evaluator.max_retries", "evaluator.threads_per_worker", "runtime", "data.root", "data.download")
+
+
+class CheckpointError(ValueError):
+    """A folder that cannot be resumed, or a command that does not match the run; one line."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a run folder says about its search.
+
+    :param episodes_done: episodes the agent had run at the last checkpoint (0 before the first).
+    :param cache: absolute path of the SQLite cache the run evaluates through, pinned at the
+        start so a resumed run reads the same file even if ``NAS_GYM_CACHE`` changed since.
+    :param config_hash: :func:`config_hash` of the run's config.
+    :param checkpoint: folder of the last checkpoint, relative to the run folder; None when
+        there is none (before the first, or for an agent without ``save`` / ``load``).
+    """
+
+    agent: str
+    preset: str
+    seed: int
+    episodes: int
+    episodes_done: int
+    cache: str | None
+    config_hash: str
+    hparams: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+    version: int = VERSION
+
+    @property
+    def finished(self) -> bool:
+        return self.episodes_done >= self.episodes
+
+
+def _compared(config: Config) -> dict[str, Any]:
+    dump = config.model_dump(mode="json")
+    for dotted in NOT_COMPARED:
+        section, _, key = dotted.partition(".")
+        if key:
+            dump.get(section, {}).pop(key, None)
+        else:
+            dump.pop(section, None)
+    return dump
+
+
+def config_hash(config: Config) -> str:
+    """Digest of the config but its :data:`NOT_COMPARED` fields: what decides the run's results."""
+    return hashlib.sha256(json.dumps(_compared(config), sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in ``path`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a crash leaves the old file or the new one: a temporary
+    file in the same folder (same file system, so the rename is atomic), fsync, ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # not mkstemp: its 0600 would ignore the umask
+    try:
+        with tmp.open("w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_manifest(run_dir: Path, manifest: Manifest) -> None:
+    atomic_write_text(run_dir / MANIFEST, json.dumps(dataclasses.asdict(manifest), indent=1) + "\n")
+
+
+def read_manifest(run_dir: Path) -> Manifest:
+    """The manifest of ``run_dir``.
+
+    :raises CheckpointError: the folder is missing, is not a run folder, or its manifest is unreadable.
+    """
+    if not run_dir.is_dir():
+        raise CheckpointError(f"--resume {run_dir}: no such folder; give a run folder that `nas-gym search` created")
+    path = run_dir / MANIFEST
+    if not path.is_file():
+        raise CheckpointError(f"--resume {run_dir}: not a resumable run folder (no {MANIFEST}); "
+                              "give a run folder that `nas-gym search` created")
+    try:
+        raw = json.loads(path.read_text())
+        if raw.get("version", 0) > VERSION:
+            raise CheckpointError(f"--resume {run_dir}: written by a newer nas-gym (checkpoint version "
+                                  f"{raw['version']}); upgrade nas-gym to resume it")
+        return Manifest(**raw)
+    except (json.JSONDecodeError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"--resume {run_dir}: {MANIFEST} is unreadable ({e}); the run cannot be resumed") from None
+
+
+def check_matches(run_dir: Path, manifest: Manifest, *, agent: str, config: Config, seed: int, episodes: int,
+                  hparams: dict[str, Any] | None) -> None:
+    """Refuse to resume with a command that differs from the run's: its checkpoint would be
+    continued under other rules, and the result would match neither command.
+
+    :raises CheckpointError: naming the first difference and where the original command is.
+    """
+    hint = f"repeat the run's own command (see {run_dir / 'command.txt'}) with --resume"
+    ours = {"agent": manifest.agent, "seed": manifest.seed, "episodes": manifest.episodes, "config": manifest.preset}
+    given = {"agent": agent, "seed": seed, "episodes": episodes, "config": config.name}
+    for key, value in ours.items():
+        if given[key] != value:
+            raise CheckpointError(f"--resume {run_dir}: the run used --{key} {value}, this command has "
+                                  f"--{key} {given[key]}; {hint}")
+    if json.dumps(hparams or {}, sort_keys=True) != json.dumps(manifest.hparams, sort_keys=True):
+        raise CheckpointError(f"--resume {run_dir}: the run used --hparams {json.dumps(manifest.hparams)}, this command "
+                              f"has {json.dumps(hparams or {})}; {hint}")
+    if config_hash(config) != manifest.config_hash:
+        where = _config_difference(run_dir, config)
+        raise CheckpointError(f"--resume {run_dir}: the config differs from the run's{where}; {hint}")
+
+
+def _config_difference(run_dir: Path, config: Config) -> str:
+    """`` at train.epochs (run: 1, now: 2)``, read from the run's config.yaml; empty if unknown."""
+    import yaml
+
+    try:
+        run = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return ""
+
+    def first(a: Any, b: Any, prefix: str) -> str:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                if f"{prefix}{key}" not in NOT_COMPARED:
+                    found = first(a.get(key), b.get(key), f"{prefix}{key}.")
+                    if found:
+                        return found
+            return ""
+        return "" if a == b else f" at {prefix.rstrip('.')} (run: {a}, now: {b})"
+
+    return first(run, config.model_dump(mode="json"), "")
+
+
+def save(run_dir: Path, manifest: Manifest, agent: Any, state: dict[str, Any]) -> Manifest:
+    """Checkpoint ``agent`` and ``state`` after ``manifest.episodes_done`` episodes; returns the
+    manifest naming the new checkpoint folder.
+
+    An agent without ``save`` / ``load`` gets no checkpoint: its manifest only records the end of
+    the run, and a resume restarts it from episode 0 (its evaluations then come from the cache).
+
+    The caller flushes the recorder first, so the CSV on disk is never behind a checkpoint.
+    """
+    if not resumable(agent):
+        if manifest.finished:
+            write_manifest(run_dir, dataclasses.replace(manifest, checkpoint=None))
+        return manifest
+    root = run_dir / FOLDER
+    root.mkdir(exist_ok=True)
+    name = f"ep-{manifest.episodes_done:06d}"
+    tmp, final = root / f".{name}.tmp", root / name
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a crash mid-save
+    tmp.mkdir()
+    agent.save(tmp / "agent")
+    (tmp / STATE).write_text(json.dumps(state))
+    for path in tmp.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(tmp)
+    shutil.rmtree(final, ignore_errors=True)  # written by a run killed before its manifest pointed here
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    manifest = dataclasses.replace(manifest, checkpoint=f"{FOLDER}/{name}")
+    write_manifest(run_dir, manifest)
+    for old in root.iterdir():  # only now is the previous checkpoint no longer needed
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+    return manifest
+
+
+def read_state(run_dir: Path, manifest: Manifest) -> dict[str, Any]:
+    """The search state saved with the manifest's checkpoint (recorder and evaluator counters);
+    ``{}`` when there is no checkpoint yet, which means: start over from episode 0.
+
+    :raises CheckpointError: the checkpoint the manifest names is missing or unreadable.
+    """
+    if manifest.checkpoint is None:
+        return {}
+    path = run_dir / manifest.checkpoint / STATE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"--resume {run_dir}: checkpoint {manifest.checkpoint} cannot be read ({e})") from None
+
+
+def load_agent(run_dir: Path, manifest: Manifest, agent: Any) -> None:
+    """Restore ``agent`` from the manifest's checkpoint (a no-op when there is none).
+
+    :raises CheckpointError: the agent cannot load it.
+    """
+    if manifest.checkpoint is None:
+        return
+    if not resumable(agent):
+        raise CheckpointError(f"--resume {run_dir}: agent {manifest.agent} has no load(); it cannot continue a checkpoint")
+    try:
+        agent.load(run_dir / manifest.checkpoint / "agent")
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"--resume {run_dir}: checkpoint {manifest.checkpoint} cannot be loaded ({e})") from None
+
+
+def resumable(agent: Any) -> bool:
+    return callable(getattr(agent, "save", None)) and callable(getattr(agent, "load", None))

@@ -215,12 +215,14 @@ def leaderboard(
     title = "Pareto front (val acc vs params)" if pareto else f"Top {len(shown)} of {len(entries)} architectures"
     table = Table(title=title)
     several_runs = len({e.run for e in entries}) > 1
-    for col in ("#", "architecture", "val acc", "params", "FLOPs", "evals") + (("run",) if several_runs else ()):
+    confirmed = any(e.fidelity for e in entries)  # a multi-fidelity search: show which were re-trained longer
+    for col in ("#", "architecture", "val acc", "params", "FLOPs", "evals") + (("fidelity",) if confirmed else ()) + (
+            ("run",) if several_runs else ()):
         table.add_column(col, justify="left" if col in ("architecture", "run") else "right",
                          overflow="fold" if col == "architecture" else "ellipsis", min_width=24 if col == "architecture" else None)
     for i, e in enumerate(shown, 1):
         row = [str(i), e.arch, f"{e.val_acc:.4f}", f"{e.params:,}", f"{e.flops:,}", str(e.evaluations)]
-        table.add_row(*row, *([e.run] if several_runs else []))
+        table.add_row(*row, *([e.fidelity or "low"] if confirmed else []), *([e.run] if several_runs else []))
     out.print(table)
     if failures:
         fail = Table(title=f"{len(failures)} failed architectures")
@@ -304,6 +306,9 @@ def _print_summary(summary) -> None:
     s = summary.stats
     out.print(f"{summary.episodes} episodes, {s.evaluations} evaluations ({s.cache_hits} cache hits, "
               f"{s.failures} failures) in {summary.seconds:.1f} s")
+    if (summary.run_dir / "confirmed.csv").is_file():
+        out.print(f"Multi-fidelity: the leaderboard ranks by the longest training seen: nas-gym leaderboard {summary.run_dir}",
+                  soft_wrap=True, highlight=False)
     out.print(f"Run folder: {summary.run_dir}", soft_wrap=True, highlight=False)
     out.print(f"TensorBoard: tensorboard --logdir {summary.run_dir.parent}", soft_wrap=True, highlight=False)
 

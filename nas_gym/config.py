@@ -176,6 +176,11 @@ class EvaluatorConfig(_Frozen):
         (killed, out of host memory) before it is recorded as ``worker_died``.
     :param threads_per_worker: torch CPU threads in each worker: on small networks two
         one-thread workers beat one two-thread worker.
+    :param high_epochs: multi-fidelity mode (``train`` only): rewards still come from
+        ``train.epochs``, and architectures whose reward is in the top ``promote_top`` of those
+        seen so far are trained again for ``high_epochs``; the run's leaderboard ranks by the
+        highest fidelity seen. None (default) turns it off.
+    :param promote_top: the top fraction, in (0, 1], re-trained at ``high_epochs``.
     """
 
     kind: str = "train"
@@ -186,6 +191,8 @@ class EvaluatorConfig(_Frozen):
     gpus_per_eval: float = Field(default=0.0, ge=0.0)
     max_retries: int = Field(default=2, ge=0)
     threads_per_worker: int = Field(default=1, ge=1)
+    high_epochs: int | None = Field(default=None, ge=1, le=10_000)
+    promote_top: float = Field(default=0.1, gt=0.0, le=1.0)
 
     @field_validator("kind")
     @classmethod
@@ -214,6 +221,14 @@ class Config(_Frozen):
         if self.reward.cost == "latency" and self.evaluator.kind != "train":
             raise ValueError(f"reward.cost 'latency' is measured by the 'train' evaluator only, "
                              f"not {self.evaluator.kind!r}; use cost 'params' or 'flops' with it")
+        return self
+
+    @model_validator(mode="after")
+    def _high_fidelity_is_higher(self) -> Config:
+        high = self.evaluator.high_epochs
+        if high is not None and (self.evaluator.kind != "train" or high <= self.train.epochs):
+            raise ValueError(f"evaluator.high_epochs {high} needs evaluator kind 'train' and more epochs than "
+                             f"train.epochs ({self.train.epochs}); raise it or set it to null")
         return self
 
     @model_validator(mode="after")

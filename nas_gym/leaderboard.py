@@ -21,6 +21,9 @@ class Entry:
     status: str
     reason: str
     run: str
+    fidelity: str = ""  # "high" when a multi-fidelity search confirmed it with longer training
+
+CONFIRMED_CSV = "confirmed.csv"  # written by multi-fidelity searches: arch, val_acc, low_val_acc, epochs
 
 
 class LeaderboardError(ValueError):
@@ -55,11 +58,23 @@ def read_entries(paths: list[Path]) -> tuple[list[Entry], list[Entry]]:
                 target = best if row["status"] == "ok" else failures
                 if arch not in target or entry.val_acc > target[arch].val_acc:
                     target[arch] = entry
+        for arch, val_acc in _confirmed(path.parent).items():
+            if arch in best:  # the highest fidelity seen replaces the reward's short-training score
+                best[arch] = Entry(**{**best[arch].__dict__, "val_acc": val_acc, "fidelity": "high"})
     def with_count(e: Entry) -> Entry:
         return Entry(**{**e.__dict__, "evaluations": counts[e.arch]})
 
-    ok = sorted((with_count(e) for e in best.values()), key=lambda e: (-e.val_acc, e.params, e.arch))
+    # Confirmed entries first: a lucky short run must not outrank a checked long one.
+    ok = sorted((with_count(e) for e in best.values()), key=lambda e: (e.fidelity != "high", -e.val_acc, e.params, e.arch))
     return ok, [with_count(e) for e in failures.values()]
+
+
+def _confirmed(run_dir: Path) -> dict[str, float]:
+    path = run_dir / CONFIRMED_CSV
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as f:
+        return {row["arch"]: float(row["val_acc"]) for row in csv.DictReader(f) if row["status"] == "ok"}
 
 
 def pareto_front(entries: list[Entry]) -> list[Entry]:

@@ -12,6 +12,7 @@ checkpoint, and their evaluations are still in the persistent cache.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 import os
@@ -33,6 +34,7 @@ from nas_gym.config import Config, load_config
 from nas_gym.evaluators.base import EvalStats
 from nas_gym.evaluators.cache import resolve_path
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
+from nas_gym.leaderboard import CONFIRMED_CSV
 from nas_gym.tb import Record, RecordEpisodes, SearchLog
 
 ENV_ID = "NasGym/LayerChain-v0"
@@ -177,6 +179,7 @@ def run_search(
         def save_at(done: int) -> None:
             nonlocal manifest
             log.flush()
+            write_confirmed(run_dir, log.evaluator)
             manifest = checkpoint.save(run_dir, dataclasses.replace(manifest, episodes_done=done), instance,
                                        {"log": log.state(), "stats": dataclasses.asdict(log.evaluator.stats)})
 
@@ -202,6 +205,23 @@ def run_search(
         env.close()
     return SearchSummary(run_dir, log.episodes, log.top(5), log.failures(), log.evaluator.stats,
                          time.perf_counter() - start, resumed_from=resumed_from)
+
+
+def write_confirmed(run_dir: Path, evaluator: Any) -> None:
+    """A multi-fidelity search's high-fidelity results, for the leaderboard (atomically replaced,
+    like a checkpoint). Other evaluators write nothing."""
+    while evaluator is not None and not hasattr(evaluator, "leaderboard"):
+        evaluator = getattr(evaluator, "inner", None)  # under the prefetching wrapper
+    if evaluator is None:
+        return
+    rows = [(e.arch.text(), e.high.val_acc, e.low.val_acc, e.high.fidelity, e.high.params, e.high.status)
+            for e in evaluator.leaderboard() if e.high is not None]
+    tmp = run_dir / (CONFIRMED_CSV + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(("arch", "val_acc", "low_val_acc", "epochs", "params", "status"))
+        writer.writerows(rows)
+    os.replace(tmp, run_dir / CONFIRMED_CSV)
 
 
 def _finished_summary(run_dir: Path) -> SearchSummary:

@@ -18,8 +18,8 @@ from agents.q_learning import METAQNN_SCHEDULE, QLearning, epsilon_at, scaled_sc
 from agents.random_search import RandomSearch
 from agents.sb3 import DQNAgent, MaskablePPOAgent, PPOAgent
 
-ALL_AGENTS = ("random", "qlearning", "ppo", "a2c", "dqn", "maskable_ppo")
-MASK_RESPECTING = {"random", "qlearning", "maskable_ppo"}
+ALL_AGENTS = ("random", "qlearning", "reinforce", "ppo", "a2c", "dqn", "maskable_ppo")
+MASK_RESPECTING = {"random", "qlearning", "reinforce", "maskable_ppo"}
 
 
 class EpisodeLog(gym.Wrapper):

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from nas_gym.cli import app
 
 runner = CliRunner()
-AGENTS = ["random", "evolution", "qlearning", "ppo", "a2c", "dqn", "maskable_ppo"]
+AGENTS = ["random", "evolution", "qlearning", "reinforce", "ppo", "a2c", "dqn", "maskable_ppo"]
 
 
 def run(*args: str):

@@ -189,3 +189,55 @@ def test_each_fidelity_is_trained_and_cached_separately(tmp_path):
     assert low.stats.trained == high.stats.trained == 1 and len(cache) == 2
     again = make(1)
     assert again.evaluate(arch) == r_low and again.stats.cache_hits == 1
+
+
+# -- the multi-fidelity mode of a preset (evaluator.high_epochs) ----------------------------------
+@pytest.mark.parametrize("overrides, match", [
+    ({"evaluator.high_epochs": 2}, "more epochs than train.epochs"),
+    ({"evaluator.high_epochs": 8, "evaluator.kind": "table"}, "needs evaluator kind 'train'"),
+    ({"evaluator.promote_top": 0}, "evaluator.promote_top"),
+], ids=["not-higher", "not-train", "bad-fraction"])
+def test_multi_fidelity_config_is_checked(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config("mnist1d-tiny", overrides)
+
+
+def test_make_evaluator_builds_two_fidelities_with_separate_cache_keys():
+    from nas_gym.evaluators import make_evaluator
+
+    cfg = load_config("mnist1d-tiny", {"evaluator.high_epochs": 6, "evaluator.promote_top": 0.2,
+                                       "evaluator.cache": None})
+    ev = make_evaluator(cfg)
+    assert isinstance(ev, MultiFidelityEvaluator) and ev.promote_top == 0.2
+    assert (ev.low.config.train.epochs, ev.high.config.train.epochs) == (2, 6)
+    assert ev.low.context != ev.high.context
+
+
+@pytest.mark.slow
+def test_search_leaderboard_ranks_by_the_highest_fidelity(tmp_path):
+    """Through the CLI: rewards at 1 epoch, the best quarter re-trained at 3; the leaderboard
+    puts the confirmed architectures first, with their long-training accuracy."""
+    import csv
+
+    from typer.testing import CliRunner
+
+    from nas_gym.cli import app
+    from nas_gym.leaderboard import read_entries
+
+    result = CliRunner().invoke(app, [
+        "search", "--agent", "random", "--config", "mnist1d-tiny", "--episodes", "6", "--logdir", str(tmp_path),
+        "--set", "train.epochs=1", "--set", "evaluator.high_epochs=3", "--set", "evaluator.promote_top=0.25",
+        "--set", f"evaluator.cache={tmp_path / 'c.sqlite'}"])
+    assert result.exit_code == 0, result.output
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    with (run / "confirmed.csv").open() as f:
+        confirmed = {r["arch"]: r for r in csv.DictReader(f)}
+    with (run / "evaluations.csv").open() as f:
+        low = {r["arch"]: float(r["val_acc"]) for r in csv.DictReader(f)}
+    assert 1 <= len(confirmed) < len(low)
+    assert all(float(r["epochs"]) == 3 and float(r["low_val_acc"]) == low[a] for a, r in confirmed.items())
+    entries, _ = read_entries([run])
+    n = len(confirmed)
+    assert {e.arch for e in entries[:n]} == set(confirmed) and all(e.fidelity == "high" for e in entries[:n])
+    assert all(e.val_acc == float(confirmed[e.arch]["val_acc"]) for e in entries[:n])
+    assert all(e.fidelity == "" for e in entries[n:])

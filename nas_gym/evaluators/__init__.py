@@ -36,7 +36,17 @@ def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | N
     if kind == "train":
         from nas_gym.evaluators.training import TrainingEvaluator
 
-        return TrainingEvaluator(config, data=data, cache=cache, backend=backend)
+        low = TrainingEvaluator(config, data=data, cache=cache, backend=backend)
+        if config.evaluator.high_epochs is None:
+            return low
+        from nas_gym.config import load_config
+        from nas_gym.fidelity import MultiFidelityEvaluator, with_fidelity
+
+        # Same cache file, other context hash: each fidelity is cached (and resumed) separately.
+        single = load_config(config, {"evaluator.high_epochs": None})
+        high = TrainingEvaluator(with_fidelity(single, epochs=config.evaluator.high_epochs), data=data, cache=cache,
+                                 backend=backend)
+        return MultiFidelityEvaluator(low, high, promote_top=config.evaluator.promote_top)
     if kind == "synthetic":
         from nas_gym.evaluators.synthetic import SyntheticEvaluator
 

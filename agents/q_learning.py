@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.base import make_hparams
+from nas_gym.space import Architecture
 
 # MetaQNN's schedule over its 2,700 models: long pure exploration, then a slow descent.
 METAQNN_SCHEDULE: tuple[tuple[float, int], ...] = (
@@ -151,7 +152,22 @@ class QLearning:
         ties = [a for a in actions if row[a] == best]
         return ties[int(self.rng.integers(len(ties)))] if len(ties) > 1 else ties[0]
 
-    def _play(self, epsilon: float) -> _Episode:
+    def _plan(self, epsilon: float) -> tuple[list[int], Architecture]:
+        """One episode's actions, chosen from the Q-table without stepping the env (the env's
+        ``observe`` gives the state of each prefix), and the architecture they build. Draws
+        from the generator exactly as playing the episode would."""
+        core = self.env.unwrapped
+        space, arch, actions = core.space, Architecture(()), []
+        while True:
+            action = self._act(self._row(core.observe(arch).tobytes(), space.mask(arch)), epsilon)
+            actions.append(action)
+            if action == space.stop_action:
+                return actions, arch
+            arch = arch.append(space.ops[action])
+            if len(arch) == space.max_depth:
+                return actions, arch
+
+    def _play(self, epsilon: float, planned: Sequence[int] | None = None) -> _Episode:
         obs, _ = self.env.reset()
         ep = _Episode([], [], [], terminated=True)
         while True:
@@ -159,7 +175,7 @@ class QLearning:
             row = self._row(state, self._masks())
             if not row:  # nothing allowed: a broken mask; stop with whatever the env does
                 row = {self.env.action_space.n - 1: self.args.q_init}
-            action = self._act(row, epsilon)
+            action = planned[len(ep.actions)] if planned is not None else self._act(row, epsilon)
             obs, reward, terminated, truncated, _ = self.env.step(action)
             ep.states.append(state)
             ep.actions.append(action)
@@ -197,14 +213,25 @@ class QLearning:
         if not self._total_fixed:
             self._total = self.episodes_done + episodes
         stages = self.schedule(self._total)
-        for _ in range(episodes):
-            eps = epsilon_at(self.episodes_done, stages)
-            self.memory.append(self._play(eps))
-            for i in self.rng.integers(len(self.memory), size=self.args.replay):
-                self._update(self.memory[int(i)])
-            self.episodes_done += 1
-            if self._record is not None:
-                self._record("nas/epsilon", eps)
+        evaluator = getattr(self.env.unwrapped, "evaluator", None)
+        batch = max(1, getattr(evaluator, "batch_size", 1))
+        done = 0
+        while done < episodes:
+            # With N workers, N episodes are planned from the same Q-table and trained together
+            # (as asynchronous MetaQNN-style searches do); with one, each is played as it is chosen.
+            k = min(batch, episodes - done)
+            epsilons = [epsilon_at(self.episodes_done + j, stages) for j in range(k)]
+            plans = [self._plan(eps) for eps in epsilons] if k > 1 else [None]
+            if k > 1:
+                evaluator.prefetch([arch for _, arch in plans])
+            for eps, plan in zip(epsilons, plans, strict=True):
+                self.memory.append(self._play(eps, None if plan is None else plan[0]))
+                for i in self.rng.integers(len(self.memory), size=self.args.replay):
+                    self._update(self.memory[int(i)])
+                self.episodes_done += 1
+                if self._record is not None:
+                    self._record("nas/epsilon", eps)
+            done += k
 
     def greedy_actions(self, obs: np.ndarray) -> list[int]:
         """The allowed actions of best Q-value in the state ``obs`` (empty if never visited)."""

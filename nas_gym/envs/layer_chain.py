@@ -94,14 +94,19 @@ class LayerChainEnv(gym.Env):
         self.last_result: EvalResult | None = None
 
     # -- helpers --------------------------------------------------------------------------
-    def _get_obs(self) -> np.ndarray:
+    def observe(self, prefix: Architecture) -> np.ndarray:
+        """The observation the env gives after building ``prefix``: lets an agent plan several
+        episodes ahead (and hand them to the evaluator together) without stepping the env."""
         n_ops = len(self.space.ops)
         obs = np.zeros(self.observation_space.shape, dtype=np.float32)
-        for i, op in enumerate(self.arch.ops):
+        for i, op in enumerate(prefix.ops):
             obs[i * n_ops + self.space.action_of(op)] = 1.0
-        obs[-2] = len(self.arch) / self.space.max_depth
-        obs[-1] = self.space.spatial_size(self.arch) / self.space.input_size
+        obs[-2] = len(prefix) / self.space.max_depth
+        obs[-1] = self.space.spatial_size(prefix) / self.space.input_size
         return obs
+
+    def _get_obs(self) -> np.ndarray:
+        return self.observe(self.arch)
 
     def _get_info(self) -> dict[str, Any]:
         return {"arch": self.arch.text()}

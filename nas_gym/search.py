@@ -245,12 +245,14 @@ def _make_env(config: Config, evaluator: Any, seed: int, workers: int, log: Sear
         from nas_gym.envs.vec import NasVecEnv
 
         return NasVecEnv(workers, config, evaluator=evaluator, seed=seed, wrap=lambda e: RecordEpisodes(e, log))
-    if evaluator is None or isinstance(evaluator, str):
+    owned = evaluator is None or isinstance(evaluator, str)
+    if owned:
         from nas_gym.evaluators import make_evaluator
 
         evaluator = make_evaluator(config, kind=evaluator)
     batching = PrefetchEvaluator(evaluator, batch_size=workers)
-    env = gym.make(ENV_ID, config=config, evaluator=batching, seed=seed, disable_env_checker=True)
+    env = gym.make(ENV_ID, config=config, evaluator=batching, seed=seed, disable_env_checker=True,
+                   close_evaluator=owned)  # env.close() then stops the workers this search started
     return RecordEpisodes(env, log)
 
 

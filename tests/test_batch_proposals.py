@@ -85,3 +85,17 @@ def test_search_with_two_workers_through_the_cli(tmp_path, backend):
         "--set", f"evaluator.cache={tmp_path / 'c.sqlite'}"])
     assert result.exit_code == 0, result.output
     assert "4 episodes, 4 evaluations" in result.output
+
+
+@pytest.mark.slow
+def test_a_search_stops_the_ray_it_started(tmp_path):
+    """The search's evaluator is closed with its env: no Ray session (or process pool) outlives it."""
+    import ray
+
+    from nas_gym.search import run_search
+
+    assert not ray.is_initialized()
+    cfg = load_config("mnist1d-tiny", {"evaluator.backend": "ray", "evaluator.workers": 2, "train.epochs": 1,
+                                       "evaluator.cache": str(tmp_path / "c.sqlite")})
+    summary = run_search(cfg, "random", 2, 0, tmp_path / "runs")
+    assert summary.stats.evaluations == 2 and not ray.is_initialized()

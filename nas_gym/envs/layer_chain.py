@@ -55,10 +55,12 @@ class LayerChainEnv(gym.Env):
 
     ## Arguments
     ``gym.make("NasGym/LayerChain-v0", config="mnist1d", evaluator=None, seed=None,
-    overrides=None, render_mode=None)``: ``config`` is a preset name, a YAML path or a
-    ``Config``; ``evaluator`` an ``Evaluator`` instance or a kind (``train``, ``table``,
+    overrides=None, render_mode=None, close_evaluator=None)``: ``config`` is a preset name, a YAML
+    path or a ``Config``; ``evaluator`` an ``Evaluator`` instance or a kind (``train``, ``table``,
     ``synthetic``, ``proxy:<name>``), by default the preset's; ``seed`` seeds the first reset;
-    ``overrides`` maps dotted keys to values (``{"train.epochs": 2}``).
+    ``overrides`` maps dotted keys to values (``{"train.epochs": 2}``); ``close_evaluator``:
+    whether ``close()`` also closes the evaluator (stopping its worker processes or Ray), by
+    default only when the env made it.
 
     ## Version History
     * v0: initial version.
@@ -73,9 +75,12 @@ class LayerChainEnv(gym.Env):
         seed: int | None = None,
         overrides: dict[str, Any] | None = None,
         render_mode: str | None = None,
+        close_evaluator: bool | None = None,
     ) -> None:
         self.config = load_config(config, overrides)
-        if evaluator is None or isinstance(evaluator, str):
+        made_here = evaluator is None or isinstance(evaluator, str)
+        self._owns_evaluator = made_here if close_evaluator is None else close_evaluator
+        if made_here:
             from nas_gym.evaluators import make_evaluator
 
             evaluator = make_evaluator(self.config, kind=evaluator)
@@ -161,6 +166,14 @@ class LayerChainEnv(gym.Env):
         } | cost_terms(result, self.config.reward)
         r = reward(result, self.config.reward, self.num_classes)
         return self._get_obs(), float(r), True, False, info
+
+    def close(self) -> None:
+        """Stops the evaluator's workers (process pool, Ray) if this env owns the evaluator (see
+        ``close_evaluator``): one passed in belongs to the caller, who may share it between envs."""
+        close = getattr(self.evaluator, "close", None)
+        if self._owns_evaluator and close is not None:
+            close()
+        super().close()
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,16 @@ class AgentSummary:
     :param regret: mean over seeds of (optimum - best found); None if the optimum is unknown.
     :param evals_to_top: per seed, evaluations needed to reach the space's top fraction
         (None for a seed that never reached it).
+    :param train_seconds: per seed, the training seconds the evaluator charged: with the table,
+        the simulated clock (recorded training time of each distinct architecture, as
+        NAS-Bench-201 charges it), so agents can also be compared by compute, not only by count.
     """
 
     agent: str
     curves: np.ndarray
     regret: float | None
     evals_to_top: list[int | None]
+    train_seconds: tuple[float, ...] = ()
 
     @property
     def median_evals_to_top(self) -> float:
@@ -92,14 +96,15 @@ def run_comparison(config: Config, agents: list[str], budget: int, seeds: int, l
     scores = reference_scores(config, evaluator)
     summaries = []
     for agent in agents:
-        runs = []
+        runs, seconds = [], []
         for seed in range(seeds):
             summary = run_search(config, agent, budget, seed, logdir / agent, evaluator=evaluator,
                                  hparams=(hparams or {}).get(agent))
             runs.append(_val_accs(summary.run_dir / "evaluations.csv"))
+            seconds.append(summary.stats.train_seconds)
             if on_run is not None:
                 on_run(agent, seed)
-        summaries.append(summarise(agent, runs, budget, scores))
+        summaries.append(replace(summarise(agent, runs, budget, scores), train_seconds=tuple(seconds)))
     write_csv(logdir / "comparison.csv", summaries)
     return summaries, scores
 
@@ -164,5 +169,6 @@ def table_rows(summaries: list[AgentSummary], baseline: str = "random") -> list[
             "median evals to top 1%": ("-" if not known else f"> {budget}" if math.isinf(n) else f"{n:.0f}")
             + (f" ({s.reached_top}/{len(s.evals_to_top)} seeds)" if known else ""),
             "vs random": f"{n / base:.2f}x" if known and math.isfinite(n) and math.isfinite(base) else "-",
+            "train s / run": f"{np.mean(s.train_seconds):.0f}" if s.train_seconds else "-",
         })
     return rows

@@ -46,3 +46,21 @@ def test_compare_rejects_unknown_agent_before_running(tmp_path):
                                       "--logdir", str(tmp_path)])
     assert result.exit_code == 2 and "unknown agent 'nope'" in result.output
     assert not (tmp_path / "random").exists()
+
+
+def test_compare_on_the_table_reports_the_simulated_clock(tmp_path):
+    """With the table, each run is charged the recorded training seconds of every distinct
+    architecture it evaluated (repeats are cache hits), as NAS-Bench-201 charges simulated time."""
+    from nas_gym.compare import run_comparison, table_rows
+    from nas_gym.config import load_config
+    from nas_gym.evaluators.table import TableEvaluator
+
+    cfg = load_config("mnist1d-tiny")
+    summaries, _ = run_comparison(cfg, ["random"], 15, 2, tmp_path, evaluator="table")
+    (random_summary,) = summaries
+    table = TableEvaluator(cfg)
+    for seed, charged in enumerate(random_summary.train_seconds):
+        (run,) = [p for p in (tmp_path / "random").iterdir() if f"-s{seed}-" in p.name]
+        archs = {r["arch"] for r in csv.DictReader((run / "evaluations.csv").open())}
+        assert charged == pytest.approx(sum(table.evaluate(a).train_seconds for a in archs))
+    assert table_rows(summaries)[0]["train s / run"] == f"{np.mean(random_summary.train_seconds):.0f}"

@@ -24,7 +24,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import make_hparams
+from agents.base import make_hparams, mask_source, wrapper_attr
 from nas_gym.space import Architecture
 
 # MetaQNN's schedule over its 2,700 models: long pure exploration, then a slow descent.
@@ -109,7 +109,7 @@ class QLearning:
         self.episodes_done = 0
         self._total = self.args.total_episodes
         self._total_fixed = self.args.total_episodes is not None
-        self._masks = _mask_source(env)
+        self._masks = mask_source(env)
         self._record = _scalar_sink(env)
 
     # -- schedule -----------------------------------------------------------------------
@@ -281,25 +281,5 @@ class QLearning:
                                 [float(r) for r in ep["rewards"]], bool(ep["terminated"])) for ep in state["memory"]]
 
 
-def _wrapper_attr(env: gym.Env, name: str) -> Any:
-    """An attribute of the outermost wrapper that has it (gymnasium 1.x wrappers do not forward
-    plain attribute access), or None."""
-    getter = getattr(env, "get_wrapper_attr", None)
-    try:
-        return getter(name) if getter is not None else getattr(env, name)
-    except AttributeError:
-        return None
-
-
-def _mask_source(env: gym.Env) -> Callable[[], np.ndarray]:
-    """``action_masks`` from the outermost wrapper defining it, so a wrapper may restrict the
-    actions further; an env without masks allows everything."""
-    masks = _wrapper_attr(env, "action_masks")
-    if masks is not None:
-        return lambda: np.asarray(masks(), dtype=bool)
-    n = int(env.action_space.n)
-    return lambda: np.ones(n, dtype=bool)
-
-
 def _scalar_sink(env: gym.Env) -> Callable[[str, float], None] | None:
-    return _wrapper_attr(env, "record_scalar")
+    return wrapper_attr(env, "record_scalar")

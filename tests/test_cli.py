@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -116,3 +117,19 @@ def test_readme_custom_agent_runs_from_a_file_path(tmp_path):
     best_arch, _ = SyntheticEvaluator(__import__("nas_gym").load_config("mnist1d-tiny").search_space()).optimum()
     rows = list(csv.DictReader((run_dir / "evaluations.csv").open()))
     assert best_arch.text() in {r["arch"] for r in rows}
+
+
+@pytest.mark.parametrize("kind", ["table", "proxy:synflow", "proxy:jacob_cov"])
+def test_search_with_instant_evaluators_through_cli(tmp_path, kind):
+    """The table and the zero-cost proxies drive a search from the command line; the same seed
+    gives the same architectures and rewards twice (a proxy scores from a seeded minibatch)."""
+    def rows(logdir):
+        result = run("search", "--agent", "evolution", "--config", "mnist1d-tiny", "--episodes", "12", "--seed", "3",
+                     "--logdir", str(logdir), "--evaluator", kind)
+        assert result.exit_code == 0, result.output
+        (run_dir,) = logdir.iterdir()
+        return [(r["arch"], r["reward"]) for r in csv.DictReader((run_dir / "evaluations.csv").open())]
+
+    first = rows(tmp_path / "a")
+    assert len(first) == 12 and all(np.isfinite(float(r)) for _, r in first)
+    assert rows(tmp_path / "b") == first

@@ -1,5 +1,6 @@
 """The batched vector env: one evaluate_many per step, in-flight de-duplication, SB3 conventions."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from sb3_contrib import MaskablePPO
@@ -82,3 +83,18 @@ def test_maskable_ppo_learns_on_vec_env_without_invalid_actions():
     # no episode ended by a forbidden action: every finished episode was evaluated
     lengths = [len(env.get_episode_lengths()) for env in venv.envs]
     assert sum(lengths) == venv.evaluator.stats.evaluations
+
+
+def test_gymnasium_make_vec_runs_the_env_with_masks():
+    """``gymnasium.make_vec`` (sync) works on the registered id; masks come through ``call``."""
+    venv = gym.make_vec("NasGym/LayerChain-v0", num_envs=3, vectorization_mode="sync", config="mnist1d-tiny",
+                        evaluator="table")
+    venv.reset(seed=0)
+    finished = []
+    for _ in range(12):
+        masks = np.stack(venv.call("action_masks"))
+        assert masks.shape == (3, venv.single_action_space.n)
+        _, rewards, terminated, _, infos = venv.step(np.array([np.flatnonzero(m)[-1] for m in masks]))
+        finished += [float(r) for r, t in zip(rewards, terminated, strict=True) if t]
+    venv.close()
+    assert len(finished) >= 3 and all(0.0 < r <= 1.0 for r in finished)

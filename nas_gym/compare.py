@@ -133,6 +133,8 @@ def plot(summaries: list[AgentSummary], path: Path, optimum: float | None = None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from nas_gym.figures import save_figure
+
     fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
     for s in summaries:
         x = np.arange(1, s.curves.shape[1] + 1)
@@ -147,10 +149,7 @@ def plot(summaries: list[AgentSummary], path: Path, optimum: float | None = None
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

@@ -7,6 +7,7 @@ searches run on headless machines.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib
 
@@ -59,3 +60,13 @@ def architecture_figure(arch: Architecture, title: str = "") -> Figure:
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Lay out, write (creating the folder) and close ``fig``: closing matters in long searches,
+    where pyplot would otherwise keep every figure alive."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

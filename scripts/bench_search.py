@@ -103,6 +103,8 @@ def plot_comparison(summaries: list[AgentSummary], optimum: float, threshold: fl
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from nas_gym.figures import save_figure
+
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=100)
     for s in summaries:
         x = np.arange(1, s.curves.shape[1] + 1)
@@ -122,10 +124,7 @@ def plot_comparison(summaries: list[AgentSummary], optimum: float, threshold: fl
         ax.grid(alpha=0.3)
     left.legend(loc="lower right", fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_epsilon(stages: dict[str, list[tuple[float, int, float, float]]], random_mean: float, path: Path) -> None:
@@ -133,6 +132,8 @@ def plot_epsilon(stages: dict[str, list[tuple[float, int, float, float]]], rando
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from nas_gym.figures import save_figure
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
     for label, rows in stages.items():
@@ -145,10 +146,7 @@ def plot_epsilon(stages: dict[str, list[tuple[float, int, float, float]]], rando
     ax.set_title(f"Q-learning on {PRESET}: sampled accuracy per epsilon stage")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def markdown(rows: list[list[str]], header: list[str], text_columns: int = 1) -> str:

@@ -19,6 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
+from nas_gym.figures import save_figure  # noqa: E402
+
 CURVES = ("nas/val_acc", "nas/best_val_acc")
 
 
@@ -48,11 +50,7 @@ def export_curves(acc: EventAccumulator, out: Path, prefix: str) -> Path:
     ax.set_ylabel("validation accuracy")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    path = out / f"{prefix}-curves.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / f"{prefix}-curves.png")
 
 
 def main() -> None:

@@ -9,12 +9,12 @@ created.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cache_files import write_foreign_sqlite, write_garbage
 from typer.testing import CliRunner
 
 from nas_gym.cli import app
@@ -23,16 +23,6 @@ from nas_gym.evaluators.cache import ResultCache
 runner = CliRunner()
 
 
-def _garbage(path: Path) -> None:
-    path.write_bytes(os.urandom(4096))
-
-
-def _foreign_sqlite(path: Path) -> None:
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE notes (text TEXT)")
-    conn.execute("INSERT INTO notes VALUES ('precious')")
-    conn.commit()
-    conn.close()
 
 
 def _future_schema(path: Path) -> None:
@@ -68,9 +58,9 @@ CASES: list[tuple[str, list, list[str], Callable[[Path], None] | None]] = [
      ["cifar10", "data root /nonexistent does not exist (data.root)", "data.download"], None),
     ("data-root-eval", ["eval", "conv3-64", "--config", "cifar10", "--set", "data.root=/nonexistent"],
      ["data root /nonexistent does not exist"], None),
-    ("cache-garbage", ["search"], ["c.sqlite", "not an SQLite database", "evaluator.cache"], _garbage),
-    ("cache-garbage-eval", ["eval", "conv3-16"], ["c.sqlite", "not a nas-gym cache"], _garbage),
-    ("cache-foreign-sqlite", ["search"], ["c.sqlite", "holding other tables", "evaluator.cache"], _foreign_sqlite),
+    ("cache-garbage", ["search"], ["c.sqlite", "not an SQLite database", "evaluator.cache"], write_garbage),
+    ("cache-garbage-eval", ["eval", "conv3-16"], ["c.sqlite", "not a nas-gym cache"], write_garbage),
+    ("cache-foreign-sqlite", ["search"], ["c.sqlite", "holding other tables", "evaluator.cache"], write_foreign_sqlite),
     ("cache-future-schema", ["search"], ["c.sqlite", "newer nas-gym (schema 99", "upgrade"], _future_schema),
 ]
 

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from cache_files import write_foreign_sqlite, write_garbage
 
 from nas_gym.evaluators import cache as cache_mod
 from nas_gym.evaluators.base import EvalResult
@@ -109,13 +110,6 @@ def test_empty_file_is_adopted(tmp_path):
         assert c.put(A, "ctx", result(A))
 
 
-def _foreign_sqlite(path: Path) -> None:
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE notes (text TEXT)")
-    conn.execute("INSERT INTO notes VALUES ('precious')")
-    conn.commit()
-    conn.close()
-
 
 def _other_app(path: Path) -> None:
     conn = sqlite3.connect(path)
@@ -124,9 +118,6 @@ def _other_app(path: Path) -> None:
     conn.commit()
     conn.close()
 
-
-def _garbage(path: Path) -> None:
-    path.write_bytes(os.urandom(4096))
 
 
 def _text(path: Path) -> None:
@@ -151,9 +142,9 @@ def _with_schema(version: str | None):
 @pytest.mark.parametrize(
     "make, message",
     [
-        (_foreign_sqlite, "SQLite database holding other tables.*not a nas-gym cache.*left untouched"),
+        (write_foreign_sqlite, "SQLite database holding other tables.*not a nas-gym cache.*left untouched"),
         (_other_app, r"another application \(application_id 0x4d2\)"),
-        (_garbage, "is not an SQLite database"),
+        (write_garbage, "is not an SQLite database"),
         (_text, "is not an SQLite database"),
         (_with_schema("99"), r"newer nas-gym \(schema 99, this one reads 1\).*upgrade"),
         (_with_schema("0"), r"old schema 0.*delete it"),

@@ -22,11 +22,13 @@ without their cooperation.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,37 @@ NOT_COMPARED = ("evaluator.cache", "evaluator.backend", "evaluator.ray_address",
 
 class CheckpointError(ValueError):
     """A folder that cannot be resumed, or a command that does not match the run; one line."""
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir`` while a search writes to it, so two processes
+    (say, the same ``--resume`` typed in two terminals) never interleave checkpoints and CSV
+    rows. The OS drops the lock when the process dies, so a killed run never blocks its resume.
+    POSIX only; elsewhere this is a no-op.
+
+    :raises CheckpointError: another process holds the folder.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    if not run_dir.is_dir():
+        raise CheckpointError(f"--resume {run_dir}: no such run folder; give a folder made by nas-gym search")
+    with (run_dir / LOCK_FILE).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise CheckpointError(f"run folder {run_dir} is in use by another nas-gym search; wait for it to "
+                                  "finish (or stop it) before resuming") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

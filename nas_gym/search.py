@@ -135,76 +135,78 @@ def run_search(
     workers = config.evaluator.workers
     every = math.ceil(checkpoint_every / workers) * workers
     if resume is not None:
-        run_dir = Path(resume)
-        manifest = checkpoint.read_manifest(run_dir)
-        checkpoint.check_matches(run_dir, manifest, agent=agent, config=config, seed=seed, episodes=episodes,
-                                 hparams=hparams)
-        if manifest.finished:
-            return _finished_summary(run_dir)
-        config = _pin_cache(config, run_dir, manifest.cache)
-        write_run_files(run_dir, config, argv, resume=True)
-    else:
-        run_dir = make_run_dir(logdir, agent, config.name, seed)
-        pinned = _pin_cache(config, run_dir, None)
-        manifest = checkpoint.Manifest(agent, config.name, seed, episodes, 0, pinned.evaluator.cache,
-                                       checkpoint.config_hash(config), dict(hparams or {}))
-        config = pinned
-        write_run_files(run_dir, config, argv)
-        checkpoint.write_manifest(run_dir, manifest)  # a folder --resume accepts from the very start
-    run_hparams = {"agent": agent, "preset": config.name, "seed": seed, "episodes": episodes,
-                   "evaluator": evaluator if isinstance(evaluator, str) else config.evaluator.kind,
-                   "epochs": config.train.epochs, "max_depth": config.space.max_depth, "reward": config.reward.kind,
-                   **{f"agent.{k}": v for k, v in (hparams or {}).items()}}
-    start = time.perf_counter()
-    resumed_from = manifest.episodes_done
-    state = checkpoint.read_state(run_dir, manifest) if resume is not None else None
-    log = SearchLog(run_dir, on_episode, hparams=run_hparams, resume=None if state is None else state.get("log", {}))
-    env = _make_env(config, evaluator, seed, workers, log, vectorized=getattr(agent_cls, "vectorized", False))
-    for key, value in (state or {}).get("stats", {}).items():
-        setattr(log.evaluator.stats, key, value)  # the budget charged before the stop counts
-    try:
-        try:
-            instance = agent_cls(env, seed=seed, hparams=hparams, logdir=run_dir)
-        except AgentError:
-            if resume is None:  # bad hyperparameters: nothing ran, so leave no run folder behind
-                log.close()
-                env.close()
-                shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-        if state:
-            checkpoint.load_agent(run_dir, manifest, instance)
-        if hasattr(instance, "total_episodes"):  # schedules scaled to the whole budget, not to one chunk
-            instance.total_episodes = episodes
-
-        def save_at(done: int) -> None:
-            nonlocal manifest
-            log.flush()
-            write_confirmed(run_dir, log.evaluator)
-            manifest = checkpoint.save(run_dir, dataclasses.replace(manifest, episodes_done=done), instance,
-                                       {"log": log.state(), "stats": dataclasses.asdict(log.evaluator.stats)})
-
-        if getattr(instance, "checkpoints_in_learn", False):
-            # SB3 agents: learning in chunks would change the run (see agents.sb3), so one learn
-            # call saves from inside its loop
-            if resumed_from < episodes:
-                instance.learn(episodes - resumed_from, checkpoint=lambda n: save_at(resumed_from + n),
-                               checkpoint_every=every)
-                save_at(episodes)
+        checkpoint.read_manifest(Path(resume))  # a folder that is not a run fails before anything is written
+    run_dir = Path(resume) if resume is not None else make_run_dir(logdir, agent, config.name, seed)
+    with checkpoint.run_lock(run_dir):  # one search per run folder at a time
+        if resume is not None:
+            manifest = checkpoint.read_manifest(run_dir)
+            checkpoint.check_matches(run_dir, manifest, agent=agent, config=config, seed=seed, episodes=episodes,
+                                     hparams=hparams)
+            if manifest.finished:
+                return _finished_summary(run_dir)
+            config = _pin_cache(config, run_dir, manifest.cache)
+            write_run_files(run_dir, config, argv, resume=True)
         else:
-            # chunks of one learn call each give exactly the run of one call for these agents
-            done = resumed_from
-            while done < episodes:
-                chunk = min(every, episodes - done)
-                instance.learn(chunk)
-                done += chunk
-                save_at(done)
-    except KeyboardInterrupt:
-        raise SearchInterrupted(run_dir, manifest.episodes_done) from None
-    finally:
-        log.close()
-        env.close()
-    return SearchSummary(run_dir, log.episodes, log.top(5), log.failures(), log.evaluator.stats,
-                         time.perf_counter() - start, resumed_from=resumed_from)
+            pinned = _pin_cache(config, run_dir, None)
+            manifest = checkpoint.Manifest(agent, config.name, seed, episodes, 0, pinned.evaluator.cache,
+                                           checkpoint.config_hash(config), dict(hparams or {}))
+            config = pinned
+            write_run_files(run_dir, config, argv)
+            checkpoint.write_manifest(run_dir, manifest)  # a folder --resume accepts from the very start
+        run_hparams = {"agent": agent, "preset": config.name, "seed": seed, "episodes": episodes,
+                       "evaluator": evaluator if isinstance(evaluator, str) else config.evaluator.kind,
+                       "epochs": config.train.epochs, "max_depth": config.space.max_depth, "reward": config.reward.kind,
+                       **{f"agent.{k}": v for k, v in (hparams or {}).items()}}
+        start = time.perf_counter()
+        resumed_from = manifest.episodes_done
+        state = checkpoint.read_state(run_dir, manifest) if resume is not None else None
+        log = SearchLog(run_dir, on_episode, hparams=run_hparams, resume=None if state is None else state.get("log", {}))
+        env = _make_env(config, evaluator, seed, workers, log, vectorized=getattr(agent_cls, "vectorized", False))
+        for key, value in (state or {}).get("stats", {}).items():
+            setattr(log.evaluator.stats, key, value)  # the budget charged before the stop counts
+        try:
+            try:
+                instance = agent_cls(env, seed=seed, hparams=hparams, logdir=run_dir)
+            except AgentError:
+                if resume is None:  # bad hyperparameters: nothing ran, so leave no run folder behind
+                    log.close()
+                    env.close()
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                raise
+            if state:
+                checkpoint.load_agent(run_dir, manifest, instance)
+            if hasattr(instance, "total_episodes"):  # schedules scaled to the whole budget, not to one chunk
+                instance.total_episodes = episodes
+
+            def save_at(done: int) -> None:
+                nonlocal manifest
+                log.flush()
+                write_confirmed(run_dir, log.evaluator)
+                manifest = checkpoint.save(run_dir, dataclasses.replace(manifest, episodes_done=done), instance,
+                                           {"log": log.state(), "stats": dataclasses.asdict(log.evaluator.stats)})
+
+            if getattr(instance, "checkpoints_in_learn", False):
+                # SB3 agents: learning in chunks would change the run (see agents.sb3), so one learn
+                # call saves from inside its loop
+                if resumed_from < episodes:
+                    instance.learn(episodes - resumed_from, checkpoint=lambda n: save_at(resumed_from + n),
+                                   checkpoint_every=every)
+                    save_at(episodes)
+            else:
+                # chunks of one learn call each give exactly the run of one call for these agents
+                done = resumed_from
+                while done < episodes:
+                    chunk = min(every, episodes - done)
+                    instance.learn(chunk)
+                    done += chunk
+                    save_at(done)
+        except KeyboardInterrupt:
+            raise SearchInterrupted(run_dir, manifest.episodes_done) from None
+        finally:
+            log.close()
+            env.close()
+        return SearchSummary(run_dir, log.episodes, log.top(5), log.failures(), log.evaluator.stats,
+                             time.perf_counter() - start, resumed_from=resumed_from)
 
 
 def write_confirmed(run_dir: Path, evaluator: Any) -> None:

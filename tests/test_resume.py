@@ -282,3 +282,21 @@ def test_search_killed_with_sigkill_resumes_without_losing_or_retraining(tmp_pat
     (again,) = (tmp_path / "again").iterdir()
     assert [r["arch"] for r in rows_of(again)] == [r["arch"] for r in rows]
     assert {r["cached"] for r in rows_of(again)} == {"1"}
+
+
+def test_a_run_folder_in_use_is_refused(tmp_path):
+    """Two resumes of one folder at once would interleave checkpoints: the second is refused
+    (the lock is the OS's, so a killed search never leaves it held)."""
+    import fcntl
+
+    logdir = tmp_path / "runs"
+    interrupted = cli_search(logdir, "--episodes", "12")
+    assert interrupted.exit_code == 0, interrupted.output
+    (run_dir,) = logdir.iterdir()
+    with (run_dir / ".lock").open("a") as other_process:
+        fcntl.flock(other_process, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = cli_search(logdir, "--resume", str(run_dir))
+        fcntl.flock(other_process, fcntl.LOCK_UN)
+    assert result.exit_code == 2, result.output
+    assert "is in use by another nas-gym search" in result.output
+    assert cli_search(logdir, "--resume", str(run_dir)).exit_code == 0  # free again

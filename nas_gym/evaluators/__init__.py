@@ -44,7 +44,9 @@ def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | N
 
         # Same cache file, other context hash: each fidelity is cached (and resumed) separately.
         single = load_config(config, {"evaluator.high_epochs": None})
-        high = TrainingEvaluator(with_fidelity(single, epochs=config.evaluator.high_epochs), data=data, cache=cache,
+        # In this process, both fidelities train on the one copy of the data the low one loaded.
+        shared = low.data if config.evaluator.backend == "serial" else data
+        high = TrainingEvaluator(with_fidelity(single, epochs=config.evaluator.high_epochs), data=shared, cache=cache,
                                  backend=backend)
         return MultiFidelityEvaluator(low, high, promote_top=config.evaluator.promote_top)
     if kind == "synthetic":

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
-from nas_gym.space import Architecture
+from nas_gym.spaces.base import Architecture
 
 BUILTIN_AGENTS: dict[str, str] = {
     "random": "agents.random_search:RandomSearch",
@@ -73,14 +73,10 @@ def make_hparams(cls: type, values: dict[str, Any] | None):
 
 
 def play(env: gym.Env, arch: Architecture) -> tuple[float, dict[str, Any]]:
-    """Play ``arch``'s actions (then ``stop`` if it is shorter than the depth limit) in a freshly
-    reset ``env``; return the final reward and info."""
-    space = env.unwrapped.space
+    """Play the actions that build ``arch`` (the space's ``actions_of``) in a freshly reset
+    ``env``; return the final reward and info."""
     env.reset()
-    actions = [space.action_of(op) for op in arch.ops]
-    if len(actions) < space.max_depth:
-        actions.append(space.stop_action)
-    for action in actions:
+    for action in env.unwrapped.space.actions_of(arch):
         _, reward, terminated, truncated, info = env.step(action)
         if terminated or truncated:
             return float(reward), info

@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.base import AgentError, make_hparams, play
-from nas_gym.space import Architecture
+from nas_gym.spaces.base import Architecture
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class RegularizedEvolution:
 
     def load(self, path: str | Path) -> None:
         state = json.loads(Path(path).read_text())
-        self.population = deque((Architecture.parse(a), float(r)) for a, r in state["population"])
+        space = self.env.unwrapped.space
+        self.population = deque((space.parse(a), float(r)) for a, r in state["population"])
         self.episodes_done = int(state["episodes_done"])
         self.rng.bit_generator.state = state["rng"]

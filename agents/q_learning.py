@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.base import make_hparams, mask_source, wrapper_attr
-from nas_gym.space import Architecture
+from nas_gym.spaces.base import Architecture
 
 # MetaQNN's schedule over its 2,700 models: long pure exploration, then a slow descent.
 METAQNN_SCHEDULE: tuple[tuple[float, int], ...] = (
@@ -156,15 +156,13 @@ class QLearning:
         """One episode's actions, chosen from the Q-table without stepping the env (the env's
         ``observe`` gives the state of each prefix), and the architecture they build. Draws
         from the generator exactly as playing the episode would."""
-        core = self.env.unwrapped
-        space, arch, actions = core.space, Architecture(()), []
+        space = self.env.unwrapped.space
+        arch, actions = space.empty(), []
         while True:
-            action = self._act(self._row(core.observe(arch).tobytes(), space.mask(arch)), epsilon)
+            action = self._act(self._row(space.observe(arch).tobytes(), space.mask(arch)), epsilon)
             actions.append(action)
-            if action == space.stop_action:
-                return actions, arch
-            arch = arch.append(space.ops[action])
-            if len(arch) == space.max_depth:
+            arch, complete = space.step(arch, action)
+            if complete:
                 return actions, arch
 
     def _play(self, epsilon: float, planned: Sequence[int] | None = None) -> _Episode:

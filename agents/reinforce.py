@@ -223,7 +223,7 @@ class Reinforce:
         """The policy's distribution over the next action after the chain ``actions`` (under the
         masks the env gives along it): for inspection and tests, it does not step the env."""
         space = self.env.unwrapped.space
-        prefix = []
+        prefix = space.empty()
         with torch.no_grad():
             token, h, c = self.policy.initial()
             for action in [*actions, None]:
@@ -231,7 +231,7 @@ class Reinforce:
                 logp, h, c = self.policy.step(token, h, c, mask)
                 if action is None:
                     return logp.exp()[0].numpy()
-                prefix.append(space.ops[action])
+                prefix, _ = space.step(prefix, action)
                 token = torch.tensor([action])
         raise AssertionError("unreachable")
 

@@ -270,7 +270,7 @@ class _SB3Agent:
         else:
             space = getattr(self.env.unwrapped, "space", None)
         if space is not None:
-            return int(space.max_depth) + 1
+            return int(space.max_steps)
         spec = getattr(self.env, "spec", None)
         return int(getattr(spec, "max_episode_steps", None) or 10_000)
 

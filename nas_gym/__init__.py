@@ -10,26 +10,34 @@ from gymnasium.envs.registration import register, registry
 
 from nas_gym.config import Config, ConfigError, load_config
 from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator
-from nas_gym.space import Architecture, ArchitectureError, Op, SearchSpace
+from nas_gym.spaces import Architecture, ArchitectureError, SearchSpace, SpaceParams
+from nas_gym.spaces.chain import Chain, Op
+from nas_gym.spaces.layer_chain import LayerChainSpace
 
 __version__ = "0.1.0"
 
-ENV_IDS = ("NasGym/LayerChain-v0",)
+# One env class over any space; each id only picks a default preset.
+ENV_DEFAULT_PRESETS = {"NasGym/LayerChain-v0": "mnist1d", "NasGym/Cell-v0": "mnist1d-cell"}
+ENV_IDS = tuple(ENV_DEFAULT_PRESETS)
 
-if "NasGym/LayerChain-v0" not in registry:
-    register(id="NasGym/LayerChain-v0", entry_point="nas_gym.envs.layer_chain:LayerChainEnv")
+for _env_id, _preset in ENV_DEFAULT_PRESETS.items():
+    if _env_id not in registry:
+        register(id=_env_id, entry_point="nas_gym.envs.nas_env:NasEnv", kwargs={"config": _preset})
 
 __all__ = [
     "ENV_IDS",
     "Architecture",
     "ArchitectureError",
+    "Chain",
     "Config",
     "ConfigError",
     "EvalResult",
     "EvalStats",
     "Evaluator",
+    "LayerChainSpace",
     "Op",
     "SearchSpace",
+    "SpaceParams",
     "load_config",
     "load_model",
 ]

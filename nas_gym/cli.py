@@ -31,7 +31,7 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
     from agents.base import AgentError
     from nas_gym.config import ConfigError
     from nas_gym.data import DatasetError
-    from nas_gym.space import ArchitectureError
+    from nas_gym.spaces.base import ArchitectureError
 
     types: list[type[BaseException]] = [AgentError, ConfigError, DatasetError, ArchitectureError, OSError]
     try:
@@ -65,10 +65,9 @@ def eval_cmd(
     """Train one architecture and print its result."""
     try:
         from nas_gym.evaluators import make_evaluator
-        from nas_gym.space import Architecture
 
         cfg = _load(config, overrides, {"train.seed": seed} if seed is not None else None)
-        parsed = cfg.search_space().validate(Architecture.parse(arch))
+        parsed = cfg.search_space().validate(arch)
         evaluator = make_evaluator(cfg)
         result = evaluator.evaluate(parsed)
     except _bad_input_types() as e:
@@ -85,14 +84,19 @@ def eval_cmd(
 
 
 def _progress(episodes: int) -> tuple[Progress, callable]:
+    """A progress bar that appears with the first finished episode: a search refused for bad
+    input (a ``--resume`` that contradicts its run) prints its one line without a bar above it."""
     progress = Progress(
         TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
         TextColumn("best val {task.fields[best]}"), TextColumn("{task.fields[rate]} eval/min"),
         TextColumn("cache hits {task.fields[hits]}"), TimeElapsedColumn(), console=console,
     )
-    task = progress.add_task("search", total=episodes, best="-", rate="-", hits=0)
+    task = progress.add_task("search", total=episodes, best="-", rate="-", hits=0, start=False)
 
     def update(recorder) -> None:
+        if not progress.live.is_started:
+            progress.start()
+            progress.start_task(task)
         stats = recorder.evaluator.stats
         elapsed = progress.tasks[task].elapsed or 1e-9
         best = f"{recorder.best.val_acc:.4f}" if recorder.best else "-"
@@ -102,12 +106,29 @@ def _progress(episodes: int) -> tuple[Progress, callable]:
     return progress, update
 
 
+def _resumed_settings(run_dir: Path, agent: str | None, config: str | None, seed: int | None, episodes: int | None,
+                      hparams: str | None) -> tuple[str, str, int, int, dict | None]:
+    """Agent, config, seed, episodes and hyperparameters of a search: those given on the command
+    line, the rest from the run folder being resumed (its manifest and config.yaml), or the
+    defaults for a new run. A given one that contradicts the run is refused later, by the check
+    every resume goes through (``nas_gym.checkpoint.check_matches``)."""
+    if run_dir is None:
+        return (agent or "qlearning", config or "mnist1d", 0 if seed is None else seed,
+                100 if episodes is None else episodes, _parse_hparams(hparams))
+    from nas_gym.checkpoint import read_manifest
+
+    run = read_manifest(run_dir)
+    return (run.agent if agent is None else agent, str(run_dir / "config.yaml") if config is None else config,
+            run.seed if seed is None else seed, run.episodes if episodes is None else episodes,
+            run.hparams if hparams is None else _parse_hparams(hparams))
+
+
 @app.command()
 def search(
-    agent: Annotated[str, typer.Option(help="Agent: random, evolution, qlearning, reinforce, ppo, a2c, dqn, maskable_ppo, or module:Class.")] = "qlearning",
-    config: ConfigOpt = "mnist1d",
-    episodes: Annotated[int, typer.Option(help="Episodes (architectures) to run.")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the agent and the env.")] = 0,
+    agent: Annotated[str | None, typer.Option(help="Agent: random, evolution, qlearning, reinforce, ppo, a2c, dqn, maskable_ppo, or module:Class. [default: qlearning]")] = None,
+    config: Annotated[str | None, typer.Option("--config", "-c", help="Preset name (see envs_config/) or YAML path. [default: mnist1d]")] = None,
+    episodes: Annotated[int | None, typer.Option(help="Episodes (architectures) to run; with --resume, more than the run's extends it. [default: 100]")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the agent and the env. [default: 0]")] = None,
     logdir: Annotated[Path, typer.Option(help="Folder for run folders (TensorBoard, CSV, config).")] = Path("runs"),
     evaluator: Annotated[str | None, typer.Option(help="Evaluator kind: train, table, synthetic, proxy:<name>.")] = None,
     hparams: Annotated[str | None, typer.Option(help="Agent hyperparameters as JSON or YAML, e.g. '{lr: 0.01}'.")] = None,
@@ -115,13 +136,14 @@ def search(
     backend: Annotated[str | None, typer.Option(help="Where evaluations run: serial, process or ray.")] = None,
     ray_address: Annotated[str | None, typer.Option(help="Address of a running Ray cluster (ray start --head).")] = None,
     overrides: SetOpt = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue the stopped run in this run folder; repeat its command (command.txt) with this option.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the stopped run in this run folder, with its own agent, config, seed, episodes and hyperparameters (an option given must agree with the run's).")] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Episodes between checkpoints (what --resume continues from).")] = 10,
 ) -> None:
     """Run a search and print the top architectures."""
     from nas_gym.search import SearchInterrupted, run_search
 
     try:
+        agent, config, seed, episodes, agent_hparams = _resumed_settings(resume, agent, config, seed, episodes, hparams)
         if episodes < 1:
             raise ValueError(f"--episodes must be >= 1, got {episodes}")
         if checkpoint_every < 1:
@@ -129,23 +151,24 @@ def search(
         extra = {"evaluator.kind": evaluator, "evaluator.workers": workers, "evaluator.backend": backend,
                  "evaluator.ray_address": ray_address}
         cfg = _load(config, overrides, {k: v for k, v in extra.items() if v is not None})
-        agent_hparams = _parse_hparams(hparams)
         from nas_gym.evaluators.training import check_setup
 
         check_setup(cfg)  # a missing dataset or a foreign cache file fails before a run folder exists
         progress, update = _progress(episodes)
-        with progress:
+        try:
             summary = run_search(cfg, agent, episodes, seed, logdir, hparams=agent_hparams, on_episode=update,
                                  checkpoint_every=checkpoint_every, resume=resume)
+        finally:
+            progress.stop()
     except (*_bad_input_types(), ValueError) as e:
         raise _fail(str(e)) from None
     except SearchInterrupted as e:
-        console.print(f"interrupted; {e.episodes_done} episodes are checkpointed. Resume with the same command and "
+        console.print(f"interrupted; {e.episodes_done} episodes are checkpointed. Resume with: nas-gym search "
                       f"--resume {e.run_dir}", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     if summary.already_finished:
-        out.print(f"Run {summary.run_dir} already finished its {summary.episodes} episodes; nothing to resume.",
-                  soft_wrap=True, highlight=False)
+        out.print(f"Run {summary.run_dir} already finished its {summary.episodes} episodes; nothing to resume "
+                  "(give a larger --episodes to extend it).", soft_wrap=True, highlight=False)
     elif summary.resumed_from:
         out.print(f"Resumed after episode {summary.resumed_from}.", highlight=False)
     _print_summary(summary)
@@ -255,10 +278,11 @@ def retrain_cmd(
         if seeds < 1 or (epochs is not None and epochs < 1):
             raise ValueError(f"need --seeds >= 1 and --epochs >= 1, got {seeds} and {epochs}")
         check_export(export)
-        arch, source = resolve_target(target)
+        arch_text, source = resolve_target(target)
         if config is None:
             config = str(source / "config.yaml") if source and (source / "config.yaml").is_file() else "mnist1d"
         cfg = _load(config, overrides)
+        arch = cfg.search_space().parse(arch_text)
         out_dir = out_dir or Path("runs") / "retrain" / f"{cfg.name}-{arch.key()[:8]}"
         report = run_retrain(cfg, arch, out_dir=out_dir, epochs=epochs, seeds=seeds, export=export, source=source,
                              on_seed=on_seed)

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
-from nas_gym.space import ArchitectureError, Op, SearchSpace
+from nas_gym.spaces import SpaceError, resolve_space
+from nas_gym.spaces.base import ArchitectureError, SearchSpace, SpaceParams
 
 # name -> (input shape (C, L) or (C, H, W), number of classes): known without loading the data,
 # so table, proxy and synthetic evaluators can build the search space for free.
@@ -51,34 +52,6 @@ class _Frozen(BaseModel):
     # No NaN or infinity anywhere: a NaN weight or failure reward would turn every reward NaN
     # and poison the value estimates of every agent, long after the config was accepted.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class SpaceConfig(_Frozen):
-    """The search space: op vocabulary (text forms, see ``nas_gym.space``) and depth limits."""
-
-    ops: tuple[str, ...] = Field(min_length=1)
-    max_depth: int = Field(ge=1, le=64)
-    min_depth: int = Field(default=1, ge=1)
-
-    @field_validator("ops")
-    @classmethod
-    def _ops_parse(cls, ops: tuple[str, ...]) -> tuple[str, ...]:
-        try:
-            texts = tuple(Op.parse(t).text() for t in ops)
-        except ArchitectureError as e:
-            raise ValueError(str(e)) from None
-        # Compared in canonical form (conv3-16s1 is conv3-16): SearchSpace refuses repeats, and
-        # failing here names the field instead of failing later, when the env is made.
-        repeated = sorted({t for t in texts if texts.count(t) > 1})
-        if repeated:
-            raise ValueError(f"op {repeated[0]} is listed twice; list each op once")
-        return texts
-
-    @model_validator(mode="after")
-    def _depths(self) -> SpaceConfig:
-        if self.min_depth > self.max_depth:
-            raise ValueError(f"min_depth {self.min_depth} is above max_depth {self.max_depth}")
-        return self
 
 
 class DataConfig(_Frozen):
@@ -207,7 +180,7 @@ class Config(_Frozen):
 
     name: str = "custom"
     description: str = ""
-    space: SpaceConfig
+    space: SerializeAsAny[SpaceParams]
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     runtime: RuntimeConfig = RuntimeConfig()
@@ -231,13 +204,28 @@ class Config(_Frozen):
                              f"train.epochs ({self.train.epochs}); raise it or set it to null")
         return self
 
+    @field_validator("space", mode="before")
+    @classmethod
+    def _space_params(cls, value: Any) -> Any:
+        """The ``space:`` mapping validated by its own space's ``Params`` (``kind`` defaults to
+        the layer chain), so a new space brings its fields without an edit here."""
+        if isinstance(value, SpaceParams) or not isinstance(value, Mapping):
+            return value
+        kind = value.get("kind", "layer_chain")
+        try:
+            space_cls = resolve_space(str(kind))
+        except SpaceError as e:
+            raise ValueError(str(e)) from None
+        return space_cls.Params.model_validate({**value, "kind": kind})
+
     @model_validator(mode="after")
-    def _space_not_empty(self) -> Config:
-        # Pooling rules and min_depth can leave no valid chain at all (ops [maxpool], min_depth
-        # 2); sampling from such a space would crash in the middle of a search instead.
-        if self.search_space().size() == 0:
-            raise ValueError(f"space: no chain of these ops satisfies min_depth {self.space.min_depth} on "
-                             f"{self.data.name} inputs; lower space.min_depth or add ops to space.ops")
+    def _space_builds(self) -> Config:
+        # A space can be unusable only on this data (a layer chain whose pooling rules and
+        # min_depth leave no chain): failing here beats failing in the middle of a search.
+        try:
+            self.search_space()
+        except (ArchitectureError, SpaceError) as e:
+            raise ValueError(str(e)) from None
         return self
 
     @property
@@ -248,12 +236,11 @@ class Config(_Frozen):
     def num_classes(self) -> int:
         return DATASET_INFO[self.data.name][1]
 
-    def search_space(self, input_size: int | None = None) -> SearchSpace:
-        """The search space for data whose spatial size (length or side) is ``input_size``
-        (by default the dataset's known size)."""
-        s = self.space
-        input_size = self.input_shape[1] if input_size is None else input_size
-        return SearchSpace.from_texts(s.ops, s.max_depth, input_size, s.min_depth)
+    def search_space(self, input_shape: tuple[int, ...] | None = None) -> SearchSpace:
+        """The search space for data of one sample's ``input_shape`` (by default the dataset's
+        known shape)."""
+        shape = self.input_shape if input_shape is None else tuple(input_shape)
+        return resolve_space(self.space.kind).from_params(self.space, shape)
 
     def context_hash(self) -> str:
         """Digest of everything besides the architecture that decides a training result:

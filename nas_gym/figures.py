@@ -6,6 +6,7 @@ searches run on headless machines.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,8 +16,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
-
-from nas_gym.space import Architecture  # noqa: E402
 
 _COLOURS = {"conv": "#4c72b0", "res": "#8172b2", "maxpool": "#dd8452", "avgpool": "#e5ae38", "dropout": "#937860"}
 
@@ -41,10 +40,13 @@ def pareto_figure(points: Sequence[tuple[int, float]], front: Sequence[tuple[int
     return fig
 
 
-def architecture_figure(arch: Architecture, title: str = "") -> Figure:
-    """A left-to-right diagram of the chain: one coloured box per layer, then the fixed head."""
-    labels = [op.text() for op in arch.ops] + ["GAP + linear"]
-    kinds = [op.kind for op in arch.ops] + ["head"]
+def architecture_figure(text: str, title: str = "") -> Figure:
+    """A left-to-right diagram of an architecture's text form: one coloured box per token (a
+    chain's layer, a cell's edge ``op~source``), then the fixed head. Works from the text alone,
+    so it draws any space's architectures."""
+    tokens = [t for t in text.split("|") if t.strip() and t != "+"]
+    labels = tokens + ["GAP + linear"]
+    kinds = [re.match(r"[a-z_]*", t)[0] for t in tokens] + ["head"]
     width = max(4.0, 1.3 * len(labels))
     fig, ax = plt.subplots(figsize=(width, 1.6), dpi=100)
     for i, (label, kind) in enumerate(zip(labels, kinds, strict=True)):

@@ -11,7 +11,7 @@ that touches the test split:
   are sized to rank many networks fast, a few epochs each, and short runs rank about as long
   runs do (Spearman ~0.9 between 12 and 200 epochs on NAS-Bench-201) but stop short of what a
   network reaches: on MNIST-1D a small CNN needs about 20 epochs to reach the paper's ~93-94%
-  (ANCHORS.md). The learning-rate schedule stretches with the step count, so nothing else changes.
+  (measured on MNIST-1D). The learning-rate schedule stretches with the step count, so nothing else changes.
 * **Seeds**: 0..K-1, each a different initialisation, batch order and dropout stream. The
   spread between seeds is often as large as the gap between good architectures, so the report
   is the mean and the sample standard deviation (n - 1; none for a single seed).
@@ -38,11 +38,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas_gym.builder import build_model, count_flops, count_params
 from nas_gym.config import Config
 from nas_gym.data import load_dataset, merge_train_val
-from nas_gym.space import Architecture
-from nas_gym.train import resolve_device, train
+from nas_gym.spaces import space_from_params
+from nas_gym.spaces.base import Architecture
+from nas_gym.train import count_params, resolve_device, train
 
 FORMAT, FORMAT_VERSION = "nas-gym-model", 1
 EXPORTS = ("torchscript", "onnx")
@@ -63,12 +63,12 @@ def default_epochs(config: Config) -> int:
     return max(RETRAIN_FACTOR * config.train.epochs, RETRAIN_MIN_EPOCHS)
 
 
-def resolve_target(target: str) -> tuple[Architecture, Path | None]:
+def resolve_target(target: str) -> tuple[str, Path | None]:
     """An architecture text, or a run folder whose best architecture (``evaluations.csv``, read
-    as ``nas-gym leaderboard`` does) is taken; returns the architecture and the folder, if any.
+    as ``nas-gym leaderboard`` does) is taken; returns the architecture's text (parsed later by
+    the preset's space) and the folder, if any.
 
     :raises RetrainError: a folder without a successful evaluation, or a path that does not exist.
-    :raises ArchitectureError: the text does not parse.
     """
     from nas_gym.leaderboard import LeaderboardError, read_entries
 
@@ -80,10 +80,10 @@ def resolve_target(target: str) -> tuple[Architecture, Path | None]:
             raise RetrainError(f"{target}: cannot read a best architecture ({e})") from None
         if not entries:
             raise RetrainError(f"{target}: no architecture in evaluations.csv trained successfully; nothing to retrain")
-        return Architecture.parse(entries[0].arch), path
+        return entries[0].arch, path
     if "/" in target or os.sep in target:
         raise RetrainError(f"{target}: no such run folder; give a run folder made by nas-gym search or an architecture text")
-    return Architecture.parse(target), None
+    return target, None
 
 
 def check_export(export: str | None) -> None:
@@ -103,13 +103,14 @@ def check_export(export: str | None) -> None:
                                f"pip install {' '.join(missing)}")
 
 
-def save_model(model: nn.Module, path: Path, *, arch: Architecture, input_shape: tuple[int, ...], num_classes: int,
-               preset: str, meta: dict[str, Any] | None = None) -> Path:
+def save_model(model: nn.Module, path: Path, *, arch: Architecture, config: Config, input_shape: tuple[int, ...],
+               num_classes: int, meta: dict[str, Any] | None = None) -> Path:
     """One file with the weights and what rebuilds the module; plain types only, so
     ``torch.load(weights_only=True)`` (no arbitrary unpickling) can read it."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "version": FORMAT_VERSION, "arch": arch.text(), "input_shape": list(input_shape),
-               "num_classes": int(num_classes), "preset": preset, "meta": dict(meta or {}), "state_dict": state}
+               "num_classes": int(num_classes), "preset": config.name,
+               "space": config.space.model_dump(mode="json"), "meta": dict(meta or {}), "state_dict": state}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)
     return path
@@ -132,7 +133,15 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     if payload.get("version", 0) > FORMAT_VERSION:
         raise ModelFileError(f"{path}: model format {payload['version']} is newer than this nas-gym reads "
                              f"({FORMAT_VERSION}); upgrade nas-gym")
-    model = build_model(Architecture.parse(payload["arch"]), tuple(payload["input_shape"]), payload["num_classes"])
+    shape = tuple(payload["input_shape"])
+    if "space" in payload:
+        space = space_from_params(payload["space"], shape)
+        model = space.build_model(space.parse(payload["arch"]), shape, payload["num_classes"])
+    else:  # written before spaces were pluggable: a layer chain, whose builder needs no space
+        from nas_gym.spaces.chain import Chain
+        from nas_gym.spaces.layer_chain_model import build_model
+
+        model = build_model(Chain.parse(payload["arch"]), shape, payload["num_classes"])
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval()
 
@@ -246,11 +255,12 @@ def retrain(config: Config, arch: Architecture, *, out_dir: Path, epochs: int | 
         raise RetrainError(f"runtime.device: {e}") from None
     data = load_dataset(config.data.model_copy(update={"train_fraction": 1.0}))
     data = merge_train_val(data).to(device)
+    space = config.search_space(data.input_shape)
     try:
-        params = count_params(build_model(arch, data.input_shape, data.num_classes))
+        params = count_params(space.build_model(arch, data.input_shape, data.num_classes))
     except ValueError as e:
         raise RetrainError(f"{arch.text()}: {e}") from None
-    flops = count_flops(arch, data.input_shape, data.num_classes)
+    flops = space.count_flops(arch, data.input_shape, data.num_classes)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     results = []
@@ -258,14 +268,14 @@ def retrain(config: Config, arch: Architecture, *, out_dir: Path, epochs: int | 
         recipe = config.train.model_copy(update={"epochs": epochs, "seed": seed})
         with torch.random.fork_rng(devices=[]):  # the same initial weights as search gives this seed
             torch.manual_seed(seed)
-            model = build_model(arch, data.input_shape, data.num_classes)
+            model = space.build_model(arch, data.input_shape, data.num_classes)
         m = train(model, data, recipe, config.runtime, want_test=True)
         model_path = export_path = None
         if m.ok:
             model = model.cpu().eval()
             meta = {"seed": seed, "epochs": epochs, "test_acc": m.test_acc, "data": "train+validation"}
-            model_path = save_model(model, out_dir / f"model-seed{seed}.pt", arch=arch, input_shape=data.input_shape,
-                                    num_classes=data.num_classes, preset=config.name, meta=meta)
+            model_path = save_model(model, out_dir / f"model-seed{seed}.pt", arch=arch, config=config,
+                                    input_shape=data.input_shape, num_classes=data.num_classes, meta=meta)
             if export is not None:
                 suffix = ".torchscript.pt" if export == "torchscript" else ".onnx"
                 export_path = export_model(model, data.input_shape, out_dir / f"model-seed{seed}{suffix}", export)

@@ -25,20 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import yaml
 
 from agents.base import AgentError, resolve_agent
 from nas_gym import checkpoint
 from nas_gym.config import Config, load_config
-from nas_gym.evaluators.base import EvalStats
+from nas_gym.envs.nas_env import NasEnv
+from nas_gym.evaluators.base import EvalStats, Evaluator
 from nas_gym.evaluators.cache import resolve_path
+from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
 from nas_gym.leaderboard import CONFIRMED_CSV
 from nas_gym.tb import Record, RecordEpisodes, SearchLog
-
-ENV_ID = "NasGym/LayerChain-v0"
-
 
 DEFAULT_CHECKPOINT_EVERY = 10  # episodes; a checkpoint costs milliseconds, an episode seconds of training
 RUN_CACHE = "cache.sqlite"  # a run's own cache file, when the config asks for none (evaluator.cache null)
@@ -139,9 +137,8 @@ def run_search(
     run_dir = Path(resume) if resume is not None else make_run_dir(logdir, agent, config.name, seed)
     with checkpoint.run_lock(run_dir):  # one search per run folder at a time
         if resume is not None:
-            manifest = checkpoint.read_manifest(run_dir)
-            checkpoint.check_matches(run_dir, manifest, agent=agent, config=config, seed=seed, episodes=episodes,
-                                     hparams=hparams)
+            manifest = checkpoint.resume_manifest(run_dir, agent=agent, config=config, seed=seed, episodes=episodes,
+                                                  hparams=hparams)
             if manifest.finished:
                 return _finished_summary(run_dir)
             config = _pin_cache(config, run_dir, manifest.cache)
@@ -155,15 +152,15 @@ def run_search(
             checkpoint.write_manifest(run_dir, manifest)  # a folder --resume accepts from the very start
         run_hparams = {"agent": agent, "preset": config.name, "seed": seed, "episodes": episodes,
                        "evaluator": evaluator if isinstance(evaluator, str) else config.evaluator.kind,
-                       "epochs": config.train.epochs, "max_depth": config.space.max_depth, "reward": config.reward.kind,
+                       "epochs": config.train.epochs, "space": config.space.kind, "reward": config.reward.kind,
                        **{f"agent.{k}": v for k, v in (hparams or {}).items()}}
         start = time.perf_counter()
         resumed_from = manifest.episodes_done
         state = checkpoint.read_state(run_dir, manifest) if resume is not None else None
         log = SearchLog(run_dir, on_episode, hparams=run_hparams, resume=None if state is None else state.get("log", {}))
         env = _make_env(config, evaluator, seed, workers, log, vectorized=getattr(agent_cls, "vectorized", False))
-        for key, value in (state or {}).get("stats", {}).items():
-            setattr(log.evaluator.stats, key, value)  # the budget charged before the stop counts
+        if state and "evaluator" in state:  # the budget charged before the stop counts, and what it found
+            log.evaluator.load_state(state["evaluator"])
         try:
             try:
                 instance = agent_cls(env, seed=seed, hparams=hparams, logdir=run_dir)
@@ -183,7 +180,8 @@ def run_search(
                 log.flush()
                 write_confirmed(run_dir, log.evaluator)
                 manifest = checkpoint.save(run_dir, dataclasses.replace(manifest, episodes_done=done), instance,
-                                           {"log": log.state(), "stats": dataclasses.asdict(log.evaluator.stats)})
+                                           {"log": log.state(), "stats": dataclasses.asdict(log.evaluator.stats),
+                                            "evaluator": log.evaluator.state()})
 
             if getattr(instance, "checkpoints_in_learn", False):
                 # SB3 agents: learning in chunks would change the run (see agents.sb3), so one learn
@@ -209,12 +207,12 @@ def run_search(
                              time.perf_counter() - start, resumed_from=resumed_from)
 
 
-def write_confirmed(run_dir: Path, evaluator: Any) -> None:
+def write_confirmed(run_dir: Path, evaluator: Evaluator) -> None:
     """A multi-fidelity search's high-fidelity results, for the leaderboard (atomically replaced,
-    like a checkpoint). Other evaluators write nothing."""
-    while evaluator is not None and not hasattr(evaluator, "leaderboard"):
-        evaluator = getattr(evaluator, "inner", None)  # under the prefetching wrapper
-    if evaluator is None:
+    like a checkpoint; a resumed evaluator holds those from before the stop). Other evaluators
+    write nothing."""
+    evaluator = evaluator.unwrapped
+    if not isinstance(evaluator, MultiFidelityEvaluator):
         return
     rows = [(e.arch.text(), e.high.val_acc, e.low.val_acc, e.high.fidelity, e.high.params, e.high.status)
             for e in evaluator.leaderboard() if e.high is not None]
@@ -253,8 +251,7 @@ def _make_env(config: Config, evaluator: Any, seed: int, workers: int, log: Sear
 
         evaluator = make_evaluator(config, kind=evaluator)
     batching = PrefetchEvaluator(evaluator, batch_size=workers)
-    env = gym.make(ENV_ID, config=config, evaluator=batching, seed=seed, disable_env_checker=True,
-                   close_evaluator=owned)  # env.close() then stops the workers this search started
+    env = NasEnv(config, evaluator=batching, seed=seed, close_evaluator=owned)  # env.close() then stops the workers this search started
     return RecordEpisodes(env, log)
 
 

@@ -26,11 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_gym.builder import build_model, count_flops, count_params
 from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
 from nas_gym.evaluators.base import FAILED, OK, EvalResult
-from nas_gym.space import Architecture
+from nas_gym.spaces.base import Architecture, SearchSpace
 
 # Evaluation keeps no activations for backward, so a batch several times the training batch
 # fits wherever training fitted; fewer, larger batches cut the per-call overhead.
@@ -325,6 +324,11 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], device: torc
     return 1000.0 * statistics.median(times)
 
 
+def count_params(model: nn.Module) -> int:
+    """Trainable parameters (batch-norm running statistics are buffers, not counted)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def _exception_reason(error: BaseException) -> str:
     """One line, of bounded length: it is stored in the cache and shown in a leaderboard row,
     and torch's messages can span many lines (a whole shape report)."""
@@ -332,15 +336,21 @@ def _exception_reason(error: BaseException) -> str:
 
 
 def evaluate_architecture(arch: Architecture, data: Dataset, config: TrainConfig, runtime: RuntimeConfig, *,
-                          want_test: bool = False) -> EvalResult:
+                          want_test: bool = False, space: SearchSpace | None = None) -> EvalResult:
     """Build, count, train and score ``arch``; every failure comes back as a failed result.
 
     A network over ``config.max_params`` is refused before any training, so an agent that
     proposes huge networks pays almost nothing for them. The initial weights come from
     ``config.seed`` in a forked RNG: the same architecture always starts from the same weights.
 
+    :param space: the space that builds ``arch``; None means a layer chain (``Chain``).
     :raises ValueError: only for an unusable ``runtime.device`` (a setup error, not a result).
     """
+    if space is None:  # a layer chain: its builder needs nothing from the space
+        from nas_gym.spaces.chain import count_flops
+        from nas_gym.spaces.layer_chain_model import build_model
+    else:
+        build_model, count_flops = space.build_model, space.count_flops
     device = resolve_device(runtime.device)
     text, fidelity = arch.text(), float(config.epochs)
     try:

@@ -26,7 +26,7 @@ from nas_gym.config import Config, load_config
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import MemoryCache
 from nas_gym.evaluators.training import Backend, OnResult, TrainingEvaluator, make_backend
-from nas_gym.space import Architecture
+from nas_gym.spaces.chain import Chain
 
 
 class Timed:
@@ -36,7 +36,7 @@ class Timed:
         self.inner = inner
         self.first: tuple[float, str] = (float("nan"), "")
 
-    def run(self, archs: Sequence[Architecture], on_result: OnResult | None = None) -> list[EvalResult]:
+    def run(self, archs: Sequence[Chain], on_result: OnResult | None = None) -> list[EvalResult]:
         def record(i: int, result: EvalResult) -> None:
             if not self.first[1]:
                 self.first = (time.perf_counter(), result.arch)
@@ -59,10 +59,10 @@ class Row:
     results: list[EvalResult]
 
 
-def sample_archs(config: Config, n: int, seed: int) -> list[Architecture]:
+def sample_archs(config: Config, n: int, seed: int) -> list[Chain]:
     """``n`` distinct architectures: duplicates would be trained once and flatter every backend."""
     space, rng = config.search_space(), np.random.default_rng(seed)
-    found: dict[str, Architecture] = {}
+    found: dict[str, Chain] = {}
     for _ in range(100 * n):
         arch = space.sample(rng)
         found.setdefault(arch.key(), arch)
@@ -71,7 +71,7 @@ def sample_archs(config: Config, n: int, seed: int) -> list[Architecture]:
     raise SystemExit(f"the {config.name} space has fewer than {n} architectures")
 
 
-def run_backend(config: Config, backend: str, workers: int, archs: list[Architecture]) -> Row:
+def run_backend(config: Config, backend: str, workers: int, archs: list[Chain]) -> Row:
     cfg = load_config(config, overrides={"evaluator.backend": backend, "evaluator.workers": workers,
                                          "evaluator.cache": None})
     start = time.perf_counter()

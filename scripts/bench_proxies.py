@@ -28,7 +28,7 @@ from nas_gym.config import load_config
 from nas_gym.data import load_dataset
 from nas_gym.evaluators.proxy import PROXY_NAMES, ProxyEvaluator
 from nas_gym.evaluators.table import TableEvaluator
-from nas_gym.space import Architecture
+from nas_gym.spaces.chain import Chain
 
 VOTE = ("synflow", "jacob_cov", "snip")
 
@@ -56,7 +56,7 @@ def main() -> None:
     archs = [r.arch for r in results]
     y = np.array([r.val_acc for r in results])
     seeds = table.table.seeds
-    rows = [table.table.rows[table.table.index[Architecture.parse(a)]] for a in archs]
+    rows = [table.table.rows[table.table.index[Chain.parse(a)]] for a in archs]
     train_median = statistics.median(r.train_seconds for r in results)
     data = load_dataset(cfg.data)
 

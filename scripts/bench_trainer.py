@@ -33,10 +33,10 @@ from scipy.stats import spearmanr
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from nas_gym.builder import build_model, count_flops
 from nas_gym.config import Config, RuntimeConfig, TrainConfig, load_config, parse_overrides
 from nas_gym.data import Dataset, load_dataset
-from nas_gym.space import Architecture
+from nas_gym.spaces.chain import Chain, count_flops
+from nas_gym.spaces.layer_chain_model import build_model
 from nas_gym.train import evaluate_architecture, lr_factor
 
 SPEED_ARCHS = (
@@ -61,7 +61,7 @@ def _timed(fn: Callable[[], float]) -> Timing:
     return Timing(time.perf_counter() - wall, time.process_time() - cpu, acc)
 
 
-def _seeded_model(arch: Architecture, data: Dataset, seed: int) -> nn.Module:
+def _seeded_model(arch: Chain, data: Dataset, seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build_model(arch, data.input_shape, data.num_classes)
@@ -73,11 +73,11 @@ def _val_acc(model: nn.Module, data: Dataset) -> float:
     return (model(data.x_val).argmax(1) == data.y_val).float().mean().item()
 
 
-def ours(arch: Architecture, data: Dataset, cfg: TrainConfig) -> float:
+def ours(arch: Chain, data: Dataset, cfg: TrainConfig) -> float:
     return evaluate_architecture(arch, data, cfg, RUNTIME).val_acc
 
 
-def dataloader_loop(arch: Architecture, data: Dataset, cfg: TrainConfig) -> float:
+def dataloader_loop(arch: Chain, data: Dataset, cfg: TrainConfig) -> float:
     """What a torchvision-style script does: DataLoader, LambdaLR, the same recipe, the
     optimiser's defaults."""
     torch.set_num_threads(1)
@@ -100,7 +100,7 @@ def dataloader_loop(arch: Architecture, data: Dataset, cfg: TrainConfig) -> floa
     return _val_acc(model, data)
 
 
-def bare_loop(arch: Architecture, data: Dataset, cfg: TrainConfig) -> float:
+def bare_loop(arch: Chain, data: Dataset, cfg: TrainConfig) -> float:
     """The least eager PyTorch can do: slice, forward, backward, step. No schedule, no checks.
     The optimiser is the trainer's own (``foreach``), so the gap to ours is pure bookkeeping."""
     torch.set_num_threads(1)
@@ -135,10 +135,10 @@ def speed_table(data: Dataset, cfg: TrainConfig, repeats: int) -> None:
           f"{'evals/h':>8s} {'dl/ours':>12s} {'ours/bare':>12s} {'val':>5s}")
     previous = torch.get_num_threads()
     for fn in loops.values():  # pay the process's one-off start-up costs before any timing
-        fn(Architecture.parse(SPEED_ARCHS[0]), data, cfg.model_copy(update={"epochs": 1}))
+        fn(Chain.parse(SPEED_ARCHS[0]), data, cfg.model_copy(update={"epochs": 1}))
     names = list(loops)
     for text in SPEED_ARCHS:
-        arch = Architecture.parse(text)
+        arch = Chain.parse(text)
         runs: dict[str, list[Timing]] = {k: [] for k in loops}
         for r in range(repeats):  # interleaved and rotated, so a busy spell hits all three alike
             for name in names[r % 3 :] + names[: r % 3]:
@@ -163,7 +163,7 @@ def _fidelity_job(job: tuple[str, str, dict, int]) -> tuple[float, float, float,
     data = _DATA[preset]
     train = cfg.train.model_copy(update={"epochs": epochs})
     cpu = time.process_time()
-    r = evaluate_architecture(Architecture.parse(text), data, train, RUNTIME)
+    r = evaluate_architecture(Chain.parse(text), data, train, RUNTIME)
     return r.val_acc, r.train_seconds, time.process_time() - cpu, float(r.params)
 
 
@@ -191,7 +191,7 @@ def rank_fidelity(cfg: Config, preset: str, overrides: dict, n_archs: int, worke
     secs = np.array([r[1] for r in results[:n_archs]])
     cpu = np.array([r[2] for r in results[:n_archs]])
     params = np.array([r[3] for r in results[:n_archs]])
-    flops = np.array([count_flops(Architecture.parse(a), cfg.input_shape, cfg.num_classes) for a in archs])
+    flops = np.array([count_flops(Chain.parse(a), cfg.input_shape, cfg.num_classes) for a in archs])
     if verbose:
         print(f"{'architecture':55s} {'MMAC':>6s} {'val@' + str(short):>7s} {'val@' + str(long):>7s} {'wall s':>6s} {'cpu s':>6s}")
         for i in np.argsort(-acc_l):
@@ -221,7 +221,7 @@ def _memory_job(preset: str, overrides: dict, text: str) -> tuple[float, float, 
     cfg = load_config(preset, overrides)
     data = load_dataset(cfg.data)
     peak_before, rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, _rss_mib()  # KiB on Linux
-    evaluate_architecture(Architecture.parse(text), data, cfg.train, RUNTIME)
+    evaluate_architecture(Chain.parse(text), data, cfg.train, RUNTIME)
     return peak_before, rss_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, _rss_mib()
 
 

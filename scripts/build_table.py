@@ -12,7 +12,7 @@ for test accuracy too. The table is written to ``nas_gym/tables/<preset>.jsonl.g
 ``nas_gym.evaluators.table``).
 
 Resuming: every result is stored, as it arrives, in a ``ResultCache`` (default
-``~/.cache/nas-gym/table-build.sqlite``) under the context ``<context_hash>:with-test``; a
+``~/.cache/nas-gym/table-build.sqlite``) under the context ``<result_context>:with-test``; a
 killed build started again trains only what is missing. Why a context of its own rather than
 the training evaluator's: (1) the training evaluator never asks for test accuracy, so its
 entries cannot fill the table's test column, and the cache's first-write-wins rule would then
@@ -47,14 +47,14 @@ import numpy as np
 from nas_gym import __version__
 from nas_gym.config import Config, DataConfig, RuntimeConfig, TrainConfig, load_config, parse_overrides
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import Cache, ResultCache
+from nas_gym.evaluators.cache import TRAINER_VERSION, Cache, ResultCache, result_context
 from nas_gym.evaluators.table import FORMAT, FORMAT_VERSION, SUFFIX, TABLE_DIR, make_row, write_table
-from nas_gym.space import Architecture
+from nas_gym.spaces.chain import Chain
 
 DEFAULT_CACHE = Path("~/.cache/nas-gym/table-build.sqlite")
 CONTEXT_SUFFIX = ":with-test"
 RUNTIME = RuntimeConfig(device="cpu", threads=1)
-Task = tuple[Architecture, int]  # (architecture, seed)
+Task = tuple[Chain, int]  # (architecture, seed)
 WARM_UP = "conv3-8|maxpool|conv3-8s2"  # any small network; not stored
 
 
@@ -64,7 +64,7 @@ def seed_configs(config: Config, seeds: Sequence[int]) -> dict[int, Config]:
 
 
 def build_context(config: Config) -> str:
-    return config.context_hash() + CONTEXT_SUFFIX
+    return result_context(config, config.search_space()) + CONTEXT_SUFFIX
 
 
 # -- workers: data loaded once per process ----------------------------------------------------
@@ -90,7 +90,7 @@ def _train(arch_text: str, train: TrainConfig) -> EvalResult:
     from nas_gym.train import evaluate_architecture
 
     cpu = time.process_time()
-    result = evaluate_architecture(Architecture.parse(arch_text), _DATA, train, RUNTIME, want_test=True)
+    result = evaluate_architecture(Chain.parse(arch_text), _DATA, train, RUNTIME, want_test=True)
     return replace(result, train_seconds=time.process_time() - cpu)
 
 
@@ -131,7 +131,7 @@ class Reporter:
 
 
 # -- building ---------------------------------------------------------------------------------
-def evaluate_all(config: Config, seeds: Sequence[int], archs: Sequence[Architecture], cache: Cache,
+def evaluate_all(config: Config, seeds: Sequence[int], archs: Sequence[Chain], cache: Cache,
                  workers: int = 2, on_result: Callable[[EvalResult], None] | None = None) -> dict[Task, EvalResult]:
     """Results for every (architecture, seed): from ``cache`` where stored, else trained and stored.
 
@@ -180,7 +180,7 @@ def evaluate_all(config: Config, seeds: Sequence[int], archs: Sequence[Architect
     return results
 
 
-def make_rows(archs: Sequence[Architecture], seeds: Sequence[int], results: dict[Task, EvalResult]) -> list[dict]:
+def make_rows(archs: Sequence[Chain], seeds: Sequence[int], results: dict[Task, EvalResult]) -> list[dict]:
     return [make_row(a, [results[(a, s)] for s in seeds]) for a in archs]
 
 
@@ -197,6 +197,7 @@ def make_header(config: Config, seeds: Sequence[int], rows: Sequence[dict], work
         "config": config.model_dump(mode="json"),
         "seeds": [int(s) for s in seeds],
         "context_hashes": {str(s): c.context_hash() for s, c in configs.items()},
+        "trainer_version": TRAINER_VERSION,
         "space_size": len(rows),
         "status_counts": {k: statuses.count(k) for k in sorted(set(statuses))},
         "train_seconds_total": round(sum(x or 0.0 for r in rows for x in r["train_seconds"]), 1),

@@ -16,7 +16,7 @@ from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.evaluators import make_evaluator
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
-from nas_gym.space import Architecture
+from nas_gym.spaces.chain import Chain
 
 
 class Counting:
@@ -70,7 +70,7 @@ def test_qlearning_batches_still_learn():
     """Planning from one Q-table per batch must not break learning: with the greedy phase of a
     short schedule, late episodes beat the exploring ones on the synthetic score."""
     counting, played = run("qlearning", batch=4, episodes=200)
-    score = {a: counting.inner.evaluate(Architecture.parse(a)).val_acc for a in set(played)}
+    score = {a: counting.inner.evaluate(Chain.parse(a)).val_acc for a in set(played)}
     first, last = [score[a] for a in played[:50]], [score[a] for a in played[-50:]]
     assert sum(last) / 50 > sum(first) / 50 + 0.05
 

@@ -3,15 +3,16 @@ import pytest
 import torch
 from torch import nn
 
-from nas_gym.builder import build_model, count_flops, count_params
 from nas_gym.config import load_config
-from nas_gym.space import Architecture
+from nas_gym.spaces.chain import Chain, count_flops
+from nas_gym.spaces.layer_chain_model import build_model
+from nas_gym.train import count_params
 
 SHAPES = [pytest.param((1, 40), id="1d"), pytest.param((3, 12, 10), id="2d")]
 
 
-def arch(text: str) -> Architecture:
-    return Architecture.parse(text)
+def arch(text: str) -> Chain:
+    return Chain.parse(text)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

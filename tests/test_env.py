@@ -9,7 +9,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import nas_gym
 from nas_gym.config import load_config, preset_names
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
-from nas_gym.space import Architecture
+from nas_gym.spaces.chain import Chain
 
 
 def make(preset: str = "mnist1d-tiny", seed: int = 0, **kwargs) -> gym.Env:
@@ -42,7 +42,7 @@ def test_episode_builds_and_scores_architecture():
     env = make()
     space, evaluator = env.unwrapped.space, env.unwrapped.evaluator
     env.reset(seed=0)
-    arch = Architecture.parse("conv3-16|maxpool|conv5-16")
+    arch = Chain.parse("conv3-16|maxpool|conv5-16")
     for op in arch.ops:
         obs, reward, terminated, truncated, info = env.step(space.action_of(op))
         assert reward == 0.0 and not terminated and not truncated
@@ -58,10 +58,10 @@ def test_max_depth_ends_episode_with_evaluation():
     env = make()
     space = env.unwrapped.space
     env.reset(seed=0)
-    conv = space.action_of(Architecture.parse("conv3-16").ops[0])
+    conv = space.action_of(Chain.parse("conv3-16").ops[0])
     for _ in range(space.max_depth):
         _, reward, terminated, _, info = env.step(conv)
-    assert terminated and "val_acc" in info and len(Architecture.parse(info["arch"])) == space.max_depth
+    assert terminated and "val_acc" in info and len(Chain.parse(info["arch"])) == space.max_depth
 
 
 def test_equal_prefixes_equal_observations():
@@ -86,7 +86,7 @@ def test_forbidden_action_ends_episode_deterministically():
     obs, reward, terminated, truncated, info = env.step(space.stop_action)
     assert terminated and reward == -1.0 and info["invalid_action"] is True
     assert env.unwrapped.evaluator.stats.evaluations == 0
-    maxpool = space.action_of(Architecture.parse("maxpool").ops[0])
+    maxpool = space.action_of(Chain.parse("maxpool").ops[0])
     env.reset()
     env.step(maxpool)
     _, reward, terminated, _, info = env.step(maxpool)
@@ -97,8 +97,8 @@ def test_action_masks_match_space():
     env = make()
     env.reset(seed=0)
     space = env.unwrapped.space
-    env.step(space.action_of(Architecture.parse("maxpool").ops[0]))
-    assert np.array_equal(env.unwrapped.action_masks(), space.mask(Architecture.parse("maxpool")))
+    env.step(space.action_of(Chain.parse("maxpool").ops[0]))
+    assert np.array_equal(env.unwrapped.action_masks(), space.mask(Chain.parse("maxpool")))
 
 
 def test_seeded_determinism_of_random_rollouts():

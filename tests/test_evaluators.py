@@ -11,11 +11,12 @@ from nas_gym.evaluators.base import EvalResult, Evaluator
 from nas_gym.evaluators.cache import MemoryCache, ResultCache
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
-from nas_gym.space import Architecture, ArchitectureError
+from nas_gym.spaces.base import ArchitectureError
+from nas_gym.spaces.chain import Chain
 
-A = Architecture.parse("conv3-16|maxpool|conv3-32")
-B = Architecture.parse("conv5-16")
-BAD = Architecture.parse("conv3-16|avgpool")  # the fake trainer's NaN architecture
+A = Chain.parse("conv3-16|maxpool|conv3-32")
+B = Chain.parse("conv5-16")
+BAD = Chain.parse("conv3-16|avgpool")  # the fake trainer's NaN architecture
 
 
 def fake_data(name: str = "mnist1d") -> Dataset:
@@ -106,9 +107,9 @@ def test_evaluate_many_keeps_order_and_trains_duplicates_once(tmp_path, trainer)
 def test_invalid_architecture_is_a_caller_error(tmp_path, trainer):
     ev = evaluator(tmp_path)
     with pytest.raises(ArchitectureError, match="not in the search space"):
-        ev.evaluate(Architecture.parse("maxpool|maxpool"))
+        ev.evaluate(Chain.parse("maxpool|maxpool"))
     with pytest.raises(ArchitectureError, match="vocabulary"):
-        ev.evaluate_many([A, Architecture.parse("conv7-99")])  # checked before anything trains
+        ev.evaluate_many([A, Chain.parse("conv7-99")])  # checked before anything trains
     assert trainer.calls == [] and len(ev.cache) == 0 and ev.stats.evaluations == 0
 
 
@@ -176,7 +177,7 @@ def test_real_training_then_cache_hit(tmp_path):
     cfg = load_config("mnist1d-tiny", overrides={"evaluator.cache": str(tmp_path / "c.sqlite"),
                                                  "data.root": str(tmp_path / "data")})
     ev = make_evaluator(cfg)
-    arch = Architecture.parse("conv3-16|maxpool|conv3-32")
+    arch = Chain.parse("conv3-16|maxpool|conv3-32")
     first = ev.evaluate(arch)
     assert first.ok and 0.1 < first.val_acc <= 1.0 and first.train_seconds > 0 and first.fidelity == cfg.train.epochs
     assert ev.evaluate(arch) == first

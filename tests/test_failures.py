@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 import nas_gym.cli as cli
 from nas_gym import train as train_mod
 from nas_gym.leaderboard import read_entries
-from nas_gym.space import Architecture
+from nas_gym.spaces.chain import Chain
 
 runner = CliRunner()
 CHANCE = 0.1  # mnist1d has 10 classes: the default failure reward is 1 / 10
@@ -135,7 +135,7 @@ def test_exception_in_the_builder(tmp_path, monkeypatch):
     """A builder that raises (a multi-line message, as torch's are) fails that architecture only."""
     real_build = train_mod.build_model
 
-    def build(arch: Architecture, *args, **kwargs):
+    def build(arch: Chain, *args, **kwargs):
         if any(op.kind == "avgpool" for op in arch.ops):
             raise ValueError("cannot build avgpool here\n  (a second line of detail)")
         return real_build(arch, *args, **kwargs)

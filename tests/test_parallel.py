@@ -21,10 +21,10 @@ from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import MemoryCache, ResultCache
 from nas_gym.evaluators.parallel import HOOK_ENV, ProcessBackend, WorkerSetupError
 from nas_gym.evaluators.training import SerialBackend, TrainingEvaluator, make_backend
-from nas_gym.space import Architecture
+from nas_gym.spaces.chain import Chain
 
 # Trained for real on mnist1d-tiny; varied enough that a thread-count or seeding difference shows.
-ARCHS = [Architecture.parse(t) for t in ("conv3-32s2|conv5-16|conv3-16", "maxpool|conv3-32s2|conv3-32s2|maxpool",
+ARCHS = [Chain.parse(t) for t in ("conv3-32s2|conv5-16|conv3-16", "maxpool|conv3-32s2|conv3-32s2|maxpool",
                                          "avgpool|conv3-32s2", "maxpool|conv3-16|conv3-32s2|conv3-16")]
 DIE_ONCE, DIE_ALWAYS, RAISES = "conv5-16|maxpool", "conv3-16|avgpool", "conv3-32|maxpool"
 FAULT_DIR_ENV = "NAS_GYM_TEST_FAULT_DIR"
@@ -174,7 +174,7 @@ def test_serial_process_and_ray_give_identical_results(data_root, ray_backend):
 
 @pytest.mark.slow
 def test_process_backend_survives_dead_workers(tmp_path, data_root, faults):
-    batch = [ARCHS[2], Architecture.parse(DIE_ONCE), Architecture.parse(DIE_ALWAYS), Architecture.parse(RAISES)]
+    batch = [ARCHS[2], Chain.parse(DIE_ONCE), Chain.parse(DIE_ALWAYS), Chain.parse(RAISES)]
     with TrainingEvaluator(config(tmp_path, backend="process", workers=2, max_retries=1)) as ev:
         results = {r.arch: r for r in ev.evaluate_many(batch)}
         pids = ev.backend.pids
@@ -194,14 +194,14 @@ def test_a_worker_that_cannot_load_the_data_raises_and_caches_nothing(tmp_path):
     cfg = load_config("cifar10", overrides={"data.root": str(tmp_path / "nothing"), "evaluator.cache": None,
                                             "evaluator.backend": "process", "runtime.device": "cpu"})
     with TrainingEvaluator(cfg) as ev, pytest.raises(WorkerSetupError, match="could not start.*cifar10"):
-        ev.evaluate(Architecture.parse("conv3-64"))
+        ev.evaluate(Chain.parse("conv3-64"))
     assert len(ev.cache) == 0 and ev.stats.evaluations == 0
 
 
 @pytest.mark.slow
 def test_ray_backend_retries_dead_workers_and_records_the_rest(tmp_path, ray_backend):
     backend, folder = ray_backend
-    batch = [ARCHS[2], Architecture.parse(DIE_ONCE), Architecture.parse(DIE_ALWAYS)]
+    batch = [ARCHS[2], Chain.parse(DIE_ONCE), Chain.parse(DIE_ALWAYS)]
     ev = TrainingEvaluator(config(tmp_path), backend=backend)
     results = {r.arch: r for r in ev.evaluate_many(batch)}
     assert results[ARCHS[2].text()].ok and results[DIE_ONCE].ok

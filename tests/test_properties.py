@@ -20,11 +20,13 @@ from typer.testing import CliRunner
 
 from nas_gym.cli import app
 from nas_gym.config import Config, ConfigError, load_config
-from nas_gym.space import Architecture, ArchitectureError, SearchSpace
+from nas_gym.spaces.base import ArchitectureError
+from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain import LayerChainSpace
 
 # A space with every kind of op, so that validation rules (pooling after pooling, dropout after
 # dropout, spatial size running out) are all reachable.
-SPACE = SearchSpace.from_texts(["conv3-16", "conv5-32s2", "res3-16", "maxpool", "avgpool", "dropout0.25"],
+SPACE = LayerChainSpace.from_texts(["conv3-16", "conv5-32s2", "res3-16", "maxpool", "avgpool", "dropout0.25"],
                                max_depth=5, input_size=8)
 FAST = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -50,11 +52,11 @@ arch_texts = st.lists(op_texts(), max_size=7).map("|".join) | st.text(max_size=2
 @given(arch_texts)
 def test_architecture_text_parses_or_fails_with_one_line(text: str) -> None:
     try:
-        arch = Architecture.parse(text)
+        arch = Chain.parse(text)
     except ArchitectureError as e:
         assert_one_line(e)
         return
-    again = Architecture.parse(arch.text())
+    again = Chain.parse(arch.text())
     assert again == arch and again.key() == arch.key() and again.text() == arch.text()
     try:
         validated = SPACE.validate(text)

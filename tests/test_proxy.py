@@ -26,7 +26,8 @@ from nas_gym.evaluators.proxy import (
     snip,
     synflow,
 )
-from nas_gym.space import Architecture, ArchitectureError
+from nas_gym.spaces.base import ArchitectureError
+from nas_gym.spaces.chain import Chain
 
 PRESETS = ("mnist1d-tiny", "digits")
 # One architecture per preset that touches every op kind of its vocabulary.
@@ -105,14 +106,14 @@ def test_logistic_is_stable_and_monotone():
 def test_every_proxy_is_finite(get, preset, name):
     ev = get(preset, name)
     for text in (RICH[preset], "conv3-16"):
-        score = ev.score(Architecture.parse(text))
+        score = ev.score(Chain.parse(text))
         assert isinstance(score, float) and math.isfinite(score), text
 
 
 @pytest.mark.parametrize("name", PROXY_NAMES)
 def test_deterministic_and_leaves_global_rng_alone(datasets, name):
     cfg = load_config("digits")
-    arch = Architecture.parse(RICH["digits"])
+    arch = Chain.parse(RICH["digits"])
     torch_state, np_state = torch.get_rng_state(), np.random.get_state()
     a = ProxyEvaluator(cfg, name, data=datasets["digits"], calibration_size=2)
     b = ProxyEvaluator(cfg, name, data=datasets["digits"], calibration_size=2)
@@ -132,16 +133,16 @@ def test_deterministic_and_leaves_global_rng_alone(datasets, name):
 ], ids=["one-layer", "two-layers"])
 def test_doubling_channels_raises_size_proxies(get, name, narrow, wide):
     ev = get("mnist1d-tiny", name)
-    assert ev.score(Architecture.parse(wide)) > ev.score(Architecture.parse(narrow))
+    assert ev.score(Chain.parse(wide)) > ev.score(Chain.parse(narrow))
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=["conv1d", "conv2d"])
 def test_jacob_cov_prefers_deep_conv_net_to_pooling(get, preset):
     ev = get(preset, "jacob_cov")
-    deep = ev.score(Architecture.parse("conv3-32|conv3-32|conv3-32|conv3-32"))
-    shallow = ev.score(Architecture.parse("conv3-16|maxpool"))
+    deep = ev.score(Chain.parse("conv3-32|conv3-32|conv3-32|conv3-32"))
+    shallow = ev.score(Chain.parse("conv3-16|maxpool"))
     assert deep > shallow + 50  # the kernel's log-det grows with every unit that separates inputs
-    failed = ev.evaluate(Architecture.parse("maxpool"))  # no ReLU at all: NASWOT is undefined
+    failed = ev.evaluate(Chain.parse("maxpool"))  # no ReLU at all: NASWOT is undefined
     assert not failed.ok and "no ReLU" in failed.reason and failed.val_acc == 0.0
 
 
@@ -168,7 +169,7 @@ def test_result_fields_and_charging(datasets):
     cfg = load_config("mnist1d-tiny")
     ev = ProxyEvaluator(cfg, "snip", data=datasets["mnist1d-tiny"], calibration_size=4)
     assert ev.stats.evaluations == 0 and ev.calibration_seconds > 0  # calibration is not charged
-    arch = Architecture.parse("conv3-32|maxpool|conv3-16")
+    arch = Chain.parse("conv3-32|maxpool|conv3-16")
     first, again = ev.evaluate(arch), ev.evaluate(arch)
     assert first == again and first.ok and first.train_seconds > 0
     model = proxy_mod.build_model(arch, (1, 40), 10)
@@ -181,13 +182,13 @@ def test_result_fields_and_charging(datasets):
 def test_non_finite_score_and_too_many_params_fail(datasets, monkeypatch):
     cfg = load_config("mnist1d-tiny", {"train.max_params": 1000})
     ev = ProxyEvaluator(cfg, "grad_norm", data=datasets["mnist1d-tiny"], calibration_size=2)
-    big = ev.evaluate(Architecture.parse("conv3-32|conv3-32"))
+    big = ev.evaluate(Chain.parse("conv3-32|conv3-32"))
     assert not big.ok and big.reason.startswith("too_many_params") and big.params > 1000
     monkeypatch.setattr(proxy_mod, "proxy_score", lambda *args: math.nan)
-    nan = ev.evaluate(Architecture.parse("conv5-16"))
+    nan = ev.evaluate(Chain.parse("conv5-16"))
     assert not nan.ok and nan.reason.startswith("non_finite_score") and nan.val_acc == 0.0
     monkeypatch.setattr(proxy_mod, "proxy_score", lambda *args: 1 / 0)
-    boom = ev.evaluate(Architecture.parse("conv3-16|avgpool"))
+    boom = ev.evaluate(Chain.parse("conv3-16|avgpool"))
     assert not boom.ok and "ZeroDivisionError" in boom.reason
     assert ev.stats.failures == 3
 
@@ -196,9 +197,9 @@ def test_invalid_architecture_raises_before_any_scoring(get):
     ev = get("mnist1d-tiny", "params")
     before = ev.stats.evaluations
     with pytest.raises(ArchitectureError):
-        ev.evaluate(Architecture.parse("conv3-64"))  # not in the tiny vocabulary
+        ev.evaluate(Chain.parse("conv3-64"))  # not in the tiny vocabulary
     with pytest.raises(ArchitectureError):
-        ev.evaluate_many([Architecture.parse("conv3-16"), Architecture.parse("maxpool|maxpool")])
+        ev.evaluate_many([Chain.parse("conv3-16"), Chain.parse("maxpool|maxpool")])
     assert ev.stats.evaluations == before
 
 
@@ -220,7 +221,7 @@ def test_env_runs_on_proxy_reward():
     sb3_check_env(env.unwrapped, warn=False)
     space, ev = env.unwrapped.space, env.unwrapped.evaluator
     env.reset(seed=0)
-    arch = Architecture.parse("conv3-32|maxpool|conv3-16")
+    arch = Chain.parse("conv3-32|maxpool|conv3-16")
     for op in arch.ops:
         env.step(space.action_of(op))
     _, reward, terminated, _, info = env.step(space.stop_action)

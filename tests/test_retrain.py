@@ -17,7 +17,7 @@ from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.data import Dataset, load_dataset, merge_train_val
 from nas_gym.retrain import ModelFileError, RetrainReport, default_epochs, retrain
-from nas_gym.space import Architecture
+from nas_gym.spaces.chain import Chain
 from nas_gym.tb import CSV_FIELDS
 
 runner = CliRunner()
@@ -29,7 +29,7 @@ BEST = "conv5-16|conv3-32s2"
 def retrained(tmp_path_factory) -> RetrainReport:
     """One short retraining through the Python API, shared by the tests that inspect its outputs."""
     out = tmp_path_factory.mktemp("retrain")
-    return retrain(load_config("mnist1d-tiny"), Architecture.parse(ARCH), out_dir=out, epochs=1, seeds=1,
+    return retrain(load_config("mnist1d-tiny"), Chain.parse(ARCH), out_dir=out, epochs=1, seeds=1,
                    export="torchscript")
 
 

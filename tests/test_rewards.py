@@ -112,11 +112,11 @@ def test_latency_needs_the_training_evaluator():
 def test_measured_latency_is_positive_and_finite():
     import torch
 
-    from nas_gym.builder import build_model
-    from nas_gym.space import Architecture
+    from nas_gym.spaces.chain import Chain
+    from nas_gym.spaces.layer_chain_model import build_model
     from nas_gym.train import measure_latency
 
-    model = build_model(Architecture.parse("conv3-16|maxpool"), (1, 40), 10)
+    model = build_model(Chain.parse("conv3-16|maxpool"), (1, 40), 10)
     ms = measure_latency(model, (1, 40), torch.device("cpu"), warmup=1, repeats=3)
     assert type(ms) is float and math.isfinite(ms) and ms > 0.0
     assert not model.training
@@ -128,7 +128,7 @@ def test_training_evaluator_attaches_latency_once_and_keeps_it_out_of_the_cache(
     from nas_gym.config import load_config
     from nas_gym.evaluators.cache import MemoryCache
     from nas_gym.evaluators.training import TrainingEvaluator
-    from nas_gym.space import Architecture
+    from nas_gym.spaces.chain import Chain
 
     class Instant:
         def run(self, archs, on_result=None):
@@ -140,7 +140,7 @@ def test_training_evaluator_attaches_latency_once_and_keeps_it_out_of_the_cache(
     cfg = load_config("mnist1d-tiny", {"reward.kind": "mnas", "reward.cost": "latency", "reward.target": 1.0,
                                        "runtime.device": "cpu"})
     cache = MemoryCache()
-    arch = Architecture.parse("conv3-16|maxpool")
+    arch = Chain.parse("conv3-16|maxpool")
     with TrainingEvaluator(cfg, cache=cache, backend=Instant()) as evaluator:
         first, again = evaluator.evaluate(arch), evaluator.evaluate(arch)
     assert first.latency_ms is not None and first.latency_ms > 0 and again.latency_ms == first.latency_ms

@@ -1,4 +1,4 @@
-"""Search-space rules, the Architecture value, sampling, enumeration and mutation."""
+"""Search-space rules, the Chain value, sampling, enumeration and mutation."""
 
 import subprocess
 import sys
@@ -7,49 +7,51 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from nas_gym.space import Architecture, ArchitectureError, Op, SearchSpace
+from nas_gym.spaces.base import ArchitectureError
+from nas_gym.spaces.chain import Chain, Op
+from nas_gym.spaces.layer_chain import LayerChainSpace
 
 
 @pytest.fixture
-def space() -> SearchSpace:
-    return SearchSpace.from_texts(["conv3-16", "conv3-32s2", "maxpool", "avgpool", "dropout0.2"], max_depth=4, input_size=8)
+def space() -> LayerChainSpace:
+    return LayerChainSpace.from_texts(["conv3-16", "conv3-32s2", "maxpool", "avgpool", "dropout0.2"], max_depth=4, input_size=8)
 
 
 @pytest.mark.parametrize("text", ["conv3-32", "conv5-64s2", "res3-32", "maxpool", "avgpool", "dropout0.2",
                                   "conv3-32|conv3-32s2|maxpool|conv5-64"])
 def test_parse_round_trip(text):
-    assert Architecture.parse(text).text() == text
-    assert Architecture.parse(text) == Architecture.parse(f" {text} ")
+    assert Chain.parse(text).text() == text
+    assert Chain.parse(text) == Chain.parse(f" {text} ")
 
 
 @pytest.mark.parametrize("bad", ["", "conv4-32", "conv3-0", "conv3-32s3", "res3-32s2", "pool", "dropout1.5",
                                  "conv3-32||maxpool", "conv3-32|stop"], ids=repr)
 def test_parse_rejects_bad_text_with_one_line(bad):
     with pytest.raises(ArchitectureError) as e:
-        Architecture.parse(bad)
+        Chain.parse(bad)
     assert "\n" not in str(e.value)
 
 
 def test_architecture_is_hashable_and_immutable():
-    a, b = Architecture.parse("conv3-16|maxpool"), Architecture.parse("conv3-16|maxpool")
+    a, b = Chain.parse("conv3-16|maxpool"), Chain.parse("conv3-16|maxpool")
     assert a == b and hash(a) == hash(b) and len({a, b}) == 1
     with pytest.raises(AttributeError):
         a.ops = ()  # type: ignore[misc]
 
 
 def test_key_is_stable_across_processes():
-    arch = Architecture.parse("conv3-32|conv3-32s2|maxpool|conv5-64")
-    code = "from nas_gym.space import Architecture; print(Architecture.parse('conv3-32|conv3-32s2|maxpool|conv5-64').key())"
+    arch = Chain.parse("conv3-32|conv3-32s2|maxpool|conv5-64")
+    code = "from nas_gym.spaces.chain import Chain; print(Chain.parse('conv3-32|conv3-32s2|maxpool|conv5-64').key())"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == arch.key()
 
 
 def test_key_pinned():
     """The key must never change between versions: caches and tables depend on it."""
-    assert Architecture.parse("conv3-16|maxpool").key() == Architecture.parse("conv3-16|maxpool").key()
+    assert Chain.parse("conv3-16|maxpool").key() == Chain.parse("conv3-16|maxpool").key()
     import hashlib
 
-    assert Architecture.parse("conv3-16|maxpool").key() == hashlib.sha256(b"conv3-16|maxpool").hexdigest()[:20]
+    assert Chain.parse("conv3-16|maxpool").key() == hashlib.sha256(b"conv3-16|maxpool").hexdigest()[:20]
 
 
 def test_mask_rules(space):
@@ -57,18 +59,18 @@ def test_mask_rules(space):
     m = space.mask(())
     assert not m[stop], "min_depth 1: stop is not allowed on the empty chain"
     assert m[:stop].all() is np.True_ or m[:stop].all()
-    after_pool = space.mask(Architecture.parse("maxpool"))
+    after_pool = space.mask(Chain.parse("maxpool"))
     assert not after_pool[space.action_of(Op.parse("maxpool"))] and not after_pool[space.action_of(Op.parse("avgpool"))]
     assert after_pool[stop]
-    after_drop = space.mask(Architecture.parse("dropout0.2"))
+    after_drop = space.mask(Chain.parse("dropout0.2"))
     assert not after_drop[space.action_of(Op.parse("dropout0.2"))]
     # 8 -> 4 -> 2 -> 1: no downsampling at size 1
-    small = Architecture.parse("conv3-32s2|maxpool|conv3-32s2")
+    small = Chain.parse("conv3-32s2|maxpool|conv3-32s2")
     assert space.spatial_size(small) == 1
     m = space.mask(small)
     assert not m[space.action_of(Op.parse("maxpool"))] and not m[space.action_of(Op.parse("conv3-32s2"))]
     assert m[space.action_of(Op.parse("conv3-16"))]
-    full = Architecture.parse("conv3-16|conv3-16|conv3-16|conv3-16")
+    full = Chain.parse("conv3-16|conv3-16|conv3-16|conv3-16")
     assert space.mask(full).tolist() == [False] * stop + [True]
 
 
@@ -78,7 +80,7 @@ def test_mask_rules(space):
     ("conv3-32s2|maxpool|conv3-32s2|maxpool", False), ("conv3-32s2|maxpool|conv3-32s2|conv3-16", True),
 ])
 def test_is_valid(space, text, ok):
-    assert space.is_valid(Architecture.parse(text)) is ok
+    assert space.is_valid(Chain.parse(text)) is ok
     if not ok:
         with pytest.raises(ArchitectureError, match="not in the search space"):
             space.validate(text)
@@ -106,7 +108,7 @@ def test_sample_is_uniform_and_seeded(space):
 
 def test_mutate_gives_valid_neighbour(space):
     rng = np.random.default_rng(1)
-    arch = Architecture.parse("conv3-16|maxpool")
+    arch = Chain.parse("conv3-16|maxpool")
     for _ in range(50):
         child = space.mutate(arch, rng)
         assert child != arch and space.is_valid(child)
@@ -116,6 +118,6 @@ def test_mutate_gives_valid_neighbour(space):
 
 def test_space_rejects_bad_vocabulary():
     with pytest.raises(ArchitectureError):
-        SearchSpace.from_texts(["conv3-16", "conv3-16"], max_depth=3, input_size=8)
+        LayerChainSpace.from_texts(["conv3-16", "conv3-16"], max_depth=3, input_size=8)
     with pytest.raises(ArchitectureError):
-        SearchSpace.from_texts(["conv3-16"], max_depth=2, input_size=8, min_depth=3)
+        LayerChainSpace.from_texts(["conv3-16"], max_depth=2, input_size=8, min_depth=3)

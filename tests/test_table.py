@@ -30,7 +30,8 @@ from nas_gym.evaluators.table import (
     read_header,
     write_table,
 )
-from nas_gym.space import Architecture, ArchitectureError
+from nas_gym.spaces.base import ArchitectureError
+from nas_gym.spaces.chain import Chain
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESET = "mnist1d-tiny"
@@ -54,7 +55,7 @@ def mini_config(**overrides) -> Config:
     return load_config(PRESET, {**base, **overrides})
 
 
-def fake_result(arch: Architecture, seed: int) -> EvalResult:
+def fake_result(arch: Chain, seed: int) -> EvalResult:
     n = len(arch.text())
     if arch.text() == "maxpool":
         return EvalResult.failure(arch.text(), "nan_loss", params=10, flops=10, train_seconds=0.25)
@@ -74,7 +75,7 @@ def mini(tmp_path) -> tuple[Config, Path]:
 
 def test_mini_table_lookup_and_seed_choice(mini):
     cfg, path = mini
-    a = Architecture.parse("conv3-16|maxpool")
+    a = Chain.parse("conv3-16|maxpool")
     n = len(a.text())
     mean, s1 = TableEvaluator(cfg, path=path), TableEvaluator(cfg, seed=1, path=path)
     assert isinstance(mean, Evaluator) and mean.space == cfg.search_space() and mean.num_classes == 10
@@ -90,7 +91,7 @@ def test_mini_table_lookup_and_seed_choice(mini):
 def test_simulated_clock_charges_once_per_architecture(mini):
     cfg, path = mini
     ev = TableEvaluator(cfg, seed=0, path=path)
-    a, b = Architecture.parse("conv3-16"), Architecture.parse("conv3-16|conv3-16")
+    a, b = Chain.parse("conv3-16"), Chain.parse("conv3-16|conv3-16")
     ev.evaluate(a)
     ev.evaluate(a)
     ev.evaluate_many([b, a])
@@ -109,9 +110,9 @@ def test_outside_the_space_is_an_architecture_error(mini, arch, why):
     cfg, path = mini
     ev = TableEvaluator(cfg, path=path)
     with pytest.raises(ArchitectureError, match=f"not in the table's search space.*{why}"):
-        ev.evaluate(Architecture.parse(arch))
+        ev.evaluate(Chain.parse(arch))
     with pytest.raises(ArchitectureError):
-        ev.evaluate_many([Architecture.parse("conv3-16"), Architecture.parse(arch)])
+        ev.evaluate_many([Chain.parse("conv3-16"), Chain.parse(arch)])
     assert ev.stats.evaluations == 0  # the batch is checked before anything is charged
 
 
@@ -216,7 +217,7 @@ def test_make_evaluator_and_env(shipped):
         env.step(action)
     _, reward, terminated, _, info = env.step(env.unwrapped.space.stop_action)
     assert terminated and info["arch"] == "conv3-16|maxpool|conv3-32"
-    assert reward == pytest.approx(shipped.evaluate(Architecture.parse(info["arch"])).val_acc)
+    assert reward == pytest.approx(shipped.evaluate(Chain.parse(info["arch"])).val_acc)
 
 
 @needs_table
@@ -251,7 +252,7 @@ def test_retraining_reproduces_table_entries_exactly(shipped):
         row = rows[i]
         for k, seed in enumerate(header["seeds"]):
             cfg = load_config(PRESET, {"train.seed": seed})
-            r = evaluate_architecture(Architecture.parse(row["arch"]), data, cfg.train,
+            r = evaluate_architecture(Chain.parse(row["arch"]), data, cfg.train,
                                       RuntimeConfig(device="cpu", threads=1), want_test=True)
             assert (r.params, r.flops) == (row["params"], row["flops"]), row["arch"]
             assert r.val_acc == pytest.approx(row["val_acc"][k], abs=0.02), row["arch"]
@@ -268,7 +269,7 @@ def test_rebuilding_rows_with_the_builder_matches_the_shipped_table(shipped):
     results = build.evaluate_all(cfg, header["seeds"], picks, MemoryCache(), workers=1)
     fresh = build.make_rows(picks, header["seeds"], results)
     for row in fresh:
-        stored = dict(shipped.table.rows[shipped.table.index[Architecture.parse(row["arch"])]])
+        stored = dict(shipped.table.rows[shipped.table.index[Chain.parse(row["arch"])]])
         assert row.pop("train_seconds") and stored.pop("train_seconds")  # timings vary run to run
         # Same tolerance as the honesty test above, and for the same reason (another CPU).
         for key, tol in (("val_acc", 0.02), ("test_acc", 0.02), ("train_loss", 0.05)):

@@ -5,16 +5,16 @@ import pytest
 import torch
 
 import nas_gym.train as train_module
-from nas_gym.builder import build_model
 from nas_gym.config import RuntimeConfig, TrainConfig, load_config
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.space import Architecture
+from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain_model import build_model
 from nas_gym.train import augment_images, evaluate_architecture, lr_factor, resolve_device, train
 
 CPU = RuntimeConfig(device="cpu")
-CNN = Architecture.parse("conv5-32|conv3-32s2|conv3-32")
-POOLS = Architecture.parse("avgpool|maxpool")
+CNN = Chain.parse("conv5-32|conv3-32s2|conv3-32")
+POOLS = Chain.parse("avgpool|maxpool")
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_too_many_params_refused_without_training(tiny, monkeypatch):
 
 def test_builder_error_becomes_failure(tiny):
     data, cfg = tiny
-    too_deep = Architecture.parse("|".join(["maxpool", "avgpool"] * 4))  # length 40 halves below 1
+    too_deep = Chain.parse("|".join(["maxpool", "avgpool"] * 4))  # length 40 halves below 1
     result = evaluate_architecture(too_deep, data, cfg, CPU)
     assert result.status == "failed" and result.reason.startswith("exception: ValueError: ")
 
@@ -125,7 +125,7 @@ def test_global_state_is_restored(tiny):
     train(model, data, cfg, CPU)
     assert torch.equal(torch.get_rng_state(), rng_after_build)
     torch.set_rng_state(rng)
-    evaluate_architecture(Architecture.parse("conv3-16|dropout0.2|maxpool"), data, cfg, CPU)
+    evaluate_architecture(Chain.parse("conv3-16|dropout0.2|maxpool"), data, cfg, CPU)
     assert torch.equal(torch.get_rng_state(), rng)
     assert torch.get_num_threads() == threads
 
@@ -159,7 +159,7 @@ def test_augment_crops_and_flips_each_image():
 def test_images_train_with_augmentation():
     data = make_images()
     cfg = TrainConfig(epochs=2, batch_size=16, augment=True)
-    model = build_model(Architecture.parse("conv3-8|maxpool|res3-8"), data.input_shape, data.num_classes)
+    model = build_model(Chain.parse("conv3-8|maxpool|res3-8"), data.input_shape, data.num_classes)
     metrics = train(model, data, cfg, CPU, want_test=True)
     assert metrics.ok and metrics.test_acc is not None
 

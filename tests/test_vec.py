@@ -12,7 +12,7 @@ from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import MemoryCache
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
-from nas_gym.space import Architecture
+from nas_gym.spaces.chain import Chain
 
 
 @pytest.fixture
@@ -42,8 +42,8 @@ def test_finished_architectures_are_evaluated_together_and_once(counting_evaluat
     evaluator, trained, calls = counting_evaluator
     venv = NasVecEnv(4, "mnist1d-tiny", evaluator=evaluator, seed=0)
     space = evaluator.space
-    conv = space.action_of(Architecture.parse("conv3-16").ops[0])
-    pool = space.action_of(Architecture.parse("maxpool").ops[0])
+    conv = space.action_of(Chain.parse("conv3-16").ops[0])
+    pool = space.action_of(Chain.parse("maxpool").ops[0])
     venv.reset()
     venv.step(np.array([conv, conv, conv, pool]))
     obs, rewards, dones, infos = venv.step(np.full(4, space.stop_action))

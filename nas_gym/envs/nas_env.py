@@ -1,4 +1,9 @@
-"""``NasGym/LayerChain-v0``: build a network one layer at a time; its trained accuracy is the reward."""
+"""The one env over any search space: ``NasGym/LayerChain-v0``, ``NasGym/Cell-v0`` and users' spaces.
+
+The space (chosen by the preset's ``space.kind``) decides what an action does, which actions are
+allowed, when the architecture is complete and how it is observed; the env only keeps the
+partial architecture, asks the evaluator when it is complete and turns the result into a reward.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +14,29 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from nas_gym.config import Config, load_config
-from nas_gym.evaluators.base import EvalResult, Evaluator
+from nas_gym.config import Config, ConfigError, load_config
+from nas_gym.evaluators.base import Evaluator
 from nas_gym.rewards import cost_terms, reward
-from nas_gym.space import EMPTY, Architecture
 
 
-class LayerChainEnv(gym.Env):
+class NasEnv(gym.Env):
     """
     ## Description
-    A MetaQNN-style architecture search: each step appends one layer (convolution, residual
-    block, pooling, dropout) to a chain that a fixed head (global average pooling + linear)
-    closes. When the chain stops, the evaluator scores it (real training, a lookup table, a
-    zero-cost proxy or a synthetic score) and the reward function turns the score into a reward.
+    Builds an architecture of the preset's search space one decision per step; when the space
+    says it is complete, the evaluator scores it (real training, a lookup table, a zero-cost
+    proxy, a surrogate, a supernet or a synthetic score) and the reward function turns the
+    score into a reward. ``NasGym/LayerChain-v0`` and ``NasGym/Cell-v0`` are this env with the
+    layer-chain and the cell presets; any preset (a user's space included) works with either id.
 
     ## Action Space
-    ``Discrete(len(ops) + 1)``: action ``i < len(ops)`` appends ``ops[i]`` of the preset's
-    vocabulary (see ``env.unwrapped.space.ops``); the last action is ``stop``.
+    ``Discrete(space.n_actions)``; what action ``i`` means is the space's (layer chain: append
+    ``ops[i]``, the last action is ``stop``; cell: the op of the next edge).
 
     ## Observation Space
-    A flat ``Box(0, 1, (max_depth * len(ops) + 2,), float32)``: one one-hot row per position of
-    the chain (all zeros past its end), then the depth divided by ``max_depth`` and the current
-    spatial size divided by the input's. Equal prefixes give equal observations.
+    ``Box(0, 1, (space.observation_size,), float32)``, the space's encoding of the partial
+    architecture (layer chain: one one-hot row per position, then depth / max_depth and spatial
+    size / input size; cell: one one-hot row per edge, then the share of edges chosen). Equal
+    partial architectures give equal observations.
 
     ## Rewards
     0.0 on every step but the last. On the last, the preset's reward (default: validation
@@ -39,28 +45,30 @@ class LayerChainEnv(gym.Env):
     failure reward (default: chance level, 1 / num_classes).
 
     ## Starting State
-    The empty chain.
+    The space's empty architecture (no layer; no edge chosen).
 
     ## Episode End
-    Terminates on ``stop``, on reaching ``max_depth`` (the chain is then evaluated), or on an
-    action that ``action_masks()`` forbids: the episode then ends at once, nothing is evaluated,
-    the reward is the preset's ``invalid_action_reward`` (default 0.0) and ``info`` carries
-    ``invalid_action=True``. Truncation is left to ``TimeLimit``.
+    Terminates when the space says the architecture is complete (layer chain: ``stop`` or
+    ``max_depth`` layers; cell: all 6 edges chosen), or on an action that ``action_masks()``
+    forbids: the episode then ends at once, nothing is evaluated, the reward is the preset's
+    ``invalid_action_reward`` (default 0.0) and ``info`` carries ``invalid_action=True``.
+    Truncation is left to ``TimeLimit``.
 
     ## Info
-    Every step: ``arch`` (text of the chain so far). Last step: also ``val_acc``, ``params``,
-    ``flops``, ``status``, ``reason`` and the reward's cost terms. Wall-clock times and cache
-    hits are not in ``info`` (they would break determinism); they are in
+    Every step: ``arch`` (text of the architecture so far). Last step: also ``val_acc``,
+    ``params``, ``flops``, ``status``, ``reason`` and the reward's cost terms. Wall-clock times and
+    cache hits are not in ``info`` (they would break determinism); they are in
     ``env.unwrapped.evaluator.stats``.
 
     ## Arguments
     ``gym.make("NasGym/LayerChain-v0", config="mnist1d", evaluator=None, seed=None,
     overrides=None, render_mode=None, close_evaluator=None)``: ``config`` is a preset name, a YAML
     path or a ``Config``; ``evaluator`` an ``Evaluator`` instance or a kind (``train``, ``table``,
-    ``synthetic``, ``proxy:<name>``), by default the preset's; ``seed`` seeds the first reset;
-    ``overrides`` maps dotted keys to values (``{"train.epochs": 2}``); ``close_evaluator``:
-    whether ``close()`` also closes the evaluator (stopping its worker processes or Ray), by
-    default only when the env made it.
+    ``surrogate``, ``supernet``, ``synthetic``, ``proxy:<name>``), by default the preset's;
+    ``seed`` seeds the first reset; ``overrides`` maps dotted keys to values
+    (``{"train.epochs": 2}``); ``close_evaluator``: whether ``close()`` also closes the evaluator
+    (stopping its worker processes or Ray). The rule, the same for the vector env: whoever makes
+    an evaluator closes it, so by default the env closes only one it made from a kind.
 
     ## Version History
     * v0: initial version.
@@ -78,6 +86,8 @@ class LayerChainEnv(gym.Env):
         close_evaluator: bool | None = None,
     ) -> None:
         self.config = load_config(config, overrides)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode {render_mode!r} is not supported; use 'ansi' or None")
         made_here = evaluator is None or isinstance(evaluator, str)
         self._owns_evaluator = made_here if close_evaluator is None else close_evaluator
         if made_here:
@@ -86,32 +96,27 @@ class LayerChainEnv(gym.Env):
             evaluator = make_evaluator(self.config, kind=evaluator)
         self.evaluator = evaluator
         self.space = evaluator.space
+        expected = self.config.search_space()
+        if self.space != expected:
+            raise ConfigError(f"evaluator's space ({type(self.space).__name__}) differs from config "
+                              f"{self.config.name!r}'s space ({type(expected).__name__}); make the evaluator "
+                              "from the same config")
         self.num_classes = evaluator.num_classes
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode {render_mode!r} is not supported; use 'ansi' or None")
         self.render_mode = render_mode
         self._first_seed = seed
-        n_ops, depth = len(self.space.ops), self.space.max_depth
         self.action_space = spaces.Discrete(self.space.n_actions)
-        self.observation_space = spaces.Box(0.0, 1.0, shape=(depth * n_ops + 2,), dtype=np.float32)
-        self.arch: Architecture = EMPTY
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(self.space.observation_size,), dtype=np.float32)
+        self.arch = self.space.empty()
         self._done = False
-        self.last_result: EvalResult | None = None
 
     # -- helpers --------------------------------------------------------------------------
-    def observe(self, prefix: Architecture) -> np.ndarray:
-        """The observation the env gives after building ``prefix``: lets an agent plan several
-        episodes ahead (and hand them to the evaluator together) without stepping the env."""
-        n_ops = len(self.space.ops)
-        obs = np.zeros(self.observation_space.shape, dtype=np.float32)
-        for i, op in enumerate(prefix.ops):
-            obs[i * n_ops + self.space.action_of(op)] = 1.0
-        obs[-2] = len(prefix) / self.space.max_depth
-        obs[-1] = self.space.spatial_size(prefix) / self.space.input_size
-        return obs
+    def observe(self, partial: Any) -> np.ndarray:
+        """The observation after building ``partial``: lets an agent plan several episodes ahead
+        (and hand them to the evaluator together) without stepping the env."""
+        return self.space.observe(partial)
 
     def _get_obs(self) -> np.ndarray:
-        return self.observe(self.arch)
+        return self.space.observe(self.arch)
 
     def _get_info(self) -> dict[str, Any]:
         return {"arch": self.arch.text()}
@@ -122,41 +127,39 @@ class LayerChainEnv(gym.Env):
             return np.ones(self.space.n_actions, dtype=bool)
         return self.space.mask(self.arch)
 
-    def pending_architecture(self, action: int) -> Architecture | None:
+    def _allowed(self, action: int) -> bool:
+        return not self._done and 0 <= action < self.space.n_actions and bool(self.space.mask(self.arch)[action])
+
+    def pending_architecture(self, action: int) -> Any | None:
         """The architecture ``step(action)`` would hand to the evaluator, or None if that step
         evaluates nothing. Lets a vector env batch the evaluations of one step."""
         action = int(action)
-        if self._done or not 0 <= action < self.space.n_actions or not self.space.mask(self.arch)[action]:
+        if not self._allowed(action):
             return None
-        if action == self.space.stop_action:
-            return self.arch
-        if len(self.arch) + 1 == self.space.max_depth:
-            return self.arch.append(self.space.ops[action])
-        return None
+        arch, complete = self.space.step(self.arch, action)
+        return arch if complete else None
 
     # -- gymnasium API --------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is None and self._first_seed is not None:
             seed, self._first_seed = self._first_seed, None
         super().reset(seed=seed)
-        self.arch, self._done, self.last_result = EMPTY, False, None
+        self.arch, self._done = self.space.empty(), False
         return self._get_obs(), self._get_info()
 
     def step(self, action):
         action = int(action)
         if self._done:
             raise RuntimeError("step() called after the episode ended; call reset() first")
-        if not 0 <= action < self.space.n_actions or not self.space.mask(self.arch)[action]:
+        if not self._allowed(action):
             self._done = True
             info = self._get_info() | {"invalid_action": True}
             return self._get_obs(), float(self.config.reward.invalid_action_reward), True, False, info
-        if action != self.space.stop_action:
-            self.arch = self.arch.append(self.space.ops[action])
-            if len(self.arch) < self.space.max_depth:
-                return self._get_obs(), 0.0, False, False, self._get_info()
+        self.arch, complete = self.space.step(self.arch, action)
+        if not complete:
+            return self._get_obs(), 0.0, False, False, self._get_info()
         self._done = True
         result = self.evaluator.evaluate(self.arch)
-        self.last_result = result
         info = self._get_info() | {
             "val_acc": result.val_acc,
             "params": result.params,
@@ -168,15 +171,12 @@ class LayerChainEnv(gym.Env):
         return self._get_obs(), float(r), True, False, info
 
     def close(self) -> None:
-        """Stops the evaluator's workers (process pool, Ray) if this env owns the evaluator (see
-        ``close_evaluator``): one passed in belongs to the caller, who may share it between envs."""
-        close = getattr(self.evaluator, "close", None)
-        if self._owns_evaluator and close is not None:
-            close()
+        """Closes the evaluator only if this env owns it (see ``close_evaluator``)."""
+        if self._owns_evaluator:
+            self.evaluator.close()
         super().close()
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None
-        depth, size = len(self.arch), self.space.spatial_size(self.arch)
-        return f"{self.arch.text() or '<empty>'}  (depth {depth}/{self.space.max_depth}, spatial size {size})\n"
+        return self.space.describe(self.arch) + "\n"

@@ -19,13 +19,13 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from nas_gym.config import Config, load_config
-from nas_gym.envs.layer_chain import LayerChainEnv
+from nas_gym.envs.nas_env import NasEnv
 from nas_gym.evaluators.base import Evaluator
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
 
 
 class NasVecEnv(DummyVecEnv):
-    """``n_envs`` LayerChain envs sharing one evaluator, usable wherever SB3 takes a ``VecEnv``.
+    """``n_envs`` envs (any space) sharing one evaluator, usable wherever SB3 takes a ``VecEnv``.
 
     :param n_envs: number of sub-envs (the most architectures evaluated together).
     :param config: preset name, YAML path or Config.
@@ -33,22 +33,26 @@ class NasVecEnv(DummyVecEnv):
         batch is trained: serial, process pool or Ray).
     :param seed: seeds sub-env ``i`` with ``seed + i``.
     :param wrap: applied to each sub-env (after ``Monitor``), e.g. to record episodes.
+    :param close_evaluator: whether ``close()`` closes the evaluator; by default only one made
+        here from a kind (the env's rule: whoever makes an evaluator closes it).
     """
 
     def __init__(self, n_envs: int, config: str | Path | Config = "mnist1d", evaluator: Evaluator | str | None = None,
                  seed: int | None = None, overrides: dict[str, Any] | None = None,
-                 wrap: Callable[[gym.Env], gym.Env] | None = None) -> None:
+                 wrap: Callable[[gym.Env], gym.Env] | None = None, close_evaluator: bool | None = None) -> None:
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
         cfg = load_config(config, overrides)
-        if evaluator is None or isinstance(evaluator, str):
+        made_here = evaluator is None or isinstance(evaluator, str)
+        self._owns_evaluator = made_here if close_evaluator is None else close_evaluator
+        if made_here:
             from nas_gym.evaluators import make_evaluator
 
             evaluator = make_evaluator(cfg, kind=evaluator)
         self.evaluator = PrefetchEvaluator(evaluator)
 
         def make_env() -> gym.Env:
-            env: gym.Env = Monitor(LayerChainEnv(cfg, evaluator=self.evaluator))
+            env: gym.Env = Monitor(NasEnv(cfg, evaluator=self.evaluator))
             return wrap(env) if wrap is not None else env
 
         super().__init__([make_env for _ in range(n_envs)])
@@ -67,5 +71,6 @@ class NasVecEnv(DummyVecEnv):
         return np.stack([env.unwrapped.action_masks() for env in self.envs])
 
     def close(self) -> None:
-        super().close()
-        self.evaluator.close()
+        super().close()  # the sub-envs share the evaluator but do not own it
+        if self._owns_evaluator:
+            self.evaluator.close()

@@ -41,7 +41,7 @@ from nas_gym import train as _train
 from nas_gym.config import Config, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.space import Architecture
+from nas_gym.spaces.base import Architecture, SearchSpace
 
 HOOK_ENV = "NAS_GYM_WORKER_HOOK"
 _STOP_SECONDS = 5.0  # a worker gets this long to exit cleanly before it is killed
@@ -86,6 +86,7 @@ class WorkerState:
     data: Dataset
     train: TrainConfig
     runtime: RuntimeConfig
+    space: SearchSpace
     hook: Callable[[str], Any] | None = None
 
     def evaluate(self, text: str) -> EvalResult:
@@ -93,7 +94,8 @@ class WorkerState:
         try:
             if self.hook is not None:
                 self.hook(text)
-            return _train.evaluate_architecture(Architecture.parse(text), self.data, self.train, self.runtime)
+            return _train.evaluate_architecture(self.space.parse(text), self.data, self.train, self.runtime,
+                                                space=self.space)
         except Exception as e:  # noqa: BLE001 - one bad architecture must not end a search
             return EvalResult.failure(text, f"exception: {type(e).__name__}: {e}", fidelity=float(self.train.epochs))
 
@@ -110,7 +112,8 @@ def setup_worker(config: Config, threads: int, device: str, data: Dataset | None
 
     runtime = config.runtime.model_copy(update={"device": device, "threads": threads})
     data = (load_dataset(config.data) if data is None else data).to(device)
-    return WorkerState(data, config.train, runtime, load_hook(os.environ.get(HOOK_ENV)))
+    return WorkerState(data, config.train, runtime, config.search_space(data.input_shape),
+                       load_hook(os.environ.get(HOOK_ENV)))
 
 
 def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, index: int) -> None:

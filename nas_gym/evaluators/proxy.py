@@ -20,18 +20,18 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_gym.builder import build_model, count_flops, count_params
 from nas_gym.config import Config, ConfigError
 from nas_gym.data import Dataset, load_dataset
-from nas_gym.evaluators.base import EvalResult, EvalStats
-from nas_gym.space import Architecture
-from nas_gym.train import _cpu_threads, _forked_rng, resolve_device
+from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
+from nas_gym.spaces.base import Architecture
+from nas_gym.train import _cpu_threads, _forked_rng, count_params, resolve_device
 
 PROXY_NAMES = ("synflow", "jacob_cov", "snip", "grad_norm", "params", "flops")
 # Positive scores spanning orders of magnitude (synflow is a product over layers): they are
@@ -148,9 +148,9 @@ def grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float(sum(g.double().norm() for g in grads))
 
 
-def proxy_score(name: str, model: nn.Module, arch: Architecture, x: torch.Tensor, y: torch.Tensor,
-                num_classes: int) -> float:
-    """The raw score of proxy ``name`` for ``model`` (built from ``arch``) on the batch ``(x, y)``.
+def proxy_score(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, flops: int) -> float:
+    """The raw score of proxy ``name`` for ``model`` on the batch ``(x, y)``; ``flops`` is the
+    model's multiply-accumulates per sample (the ``flops`` baseline returns it).
 
     :raises ValueError: ``name`` is not in ``PROXY_NAMES``.
     :raises ProxyError: the proxy is undefined for this network.
@@ -166,7 +166,7 @@ def proxy_score(name: str, model: nn.Module, arch: Architecture, x: torch.Tensor
     if name == "params":
         return float(count_params(model))
     if name == "flops":
-        return float(count_flops(arch, tuple(x.shape[1:]), num_classes))
+        return float(flops)
     raise ValueError(f"unknown proxy {name!r}; choose one of {', '.join(PROXY_NAMES)}")
 
 
@@ -198,7 +198,7 @@ class _Computed:
     reason: str = ""  # empty when the score is usable
 
 
-class ProxyEvaluator:
+class ProxyEvaluator(EvaluatorBase):
     """Scores architectures with a zero-cost proxy; ``val_acc`` is the proxy mapped into (0, 1).
 
     Normalisation: a raw score ``s`` becomes ``t = log(s)`` for the positive, multiplicative
@@ -242,7 +242,7 @@ class ProxyEvaluator:
         data = load_dataset(config.data) if data is None else data
         self.config, self.name = config, name
         self.seed = config.train.seed
-        self.space = config.search_space(data.spatial_size)
+        self.space = config.search_space(data.input_shape)
         self.num_classes = data.num_classes
         self.input_shape = data.input_shape
         self.stats = EvalStats()
@@ -277,12 +277,13 @@ class ProxyEvaluator:
         try:
             with _cpu_threads(self.device, self.config.runtime.threads), _forked_rng(self.device):
                 torch.manual_seed(self.seed)
-                model = build_model(arch, self.input_shape, self.num_classes)
-                params, flops = count_params(model), count_flops(arch, self.input_shape, self.num_classes)
+                model = self.space.build_model(arch, self.input_shape, self.num_classes)
+                params = count_params(model)
+                flops = self.space.count_flops(arch, self.input_shape, self.num_classes)
                 if params > self.config.train.max_params:
                     reason = f"too_many_params: {params} > {self.config.train.max_params}"
                 else:
-                    score = proxy_score(self.name, model.to(self.device), arch, self._x, self._y, self.num_classes)
+                    score = proxy_score(self.name, model.to(self.device), self._x, self._y, flops)
                     if not math.isfinite(score):
                         reason = f"non_finite_score: {self.name} = {score}"
         except ProxyError as e:
@@ -337,3 +338,11 @@ class ProxyEvaluator:
         """Results in order; every architecture is validated before any is scored."""
         archs = [self.space.validate(a) for a in archs]
         return [self.evaluate(a) for a in archs]
+
+    def state(self) -> dict[str, Any]:
+        """The budget and which architectures were charged (scores are recomputed, deterministically)."""
+        return {**super().state(), "charged": sorted(self._charged)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self._charged = set(state["charged"])

@@ -1,24 +1,24 @@
 """An instant, made-up evaluator with a known optimum: for testing env logic and agents.
 
 Like SB3's ``IdentityEnv``, it ships in the package so tests and agent research need no
-training. The score is additive over positions (``W[position, op]``), so the best architecture
-is found exactly by dynamic programming and an agent that learns the per-position preferences
-can reach it; the weights come from a seeded generator, so every seed is a different problem.
+training. The score is additive over the episode's steps (``W[step, action]``), so the best architecture
+is found exactly by dynamic programming over the space's transition keys, and an agent that
+learns the per-step preferences can reach it; any space works; the weights come from a seeded generator, so every seed is a different problem.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 
 import numpy as np
 
-from nas_gym.evaluators.base import EvalResult, EvalStats
-from nas_gym.space import Architecture, ArchitectureError, SearchSpace
+from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
+from nas_gym.spaces.base import Architecture, ArchitectureError, SearchSpace
 
 
-class SyntheticEvaluator:
-    """Validation accuracy ``0.5 + 0.45 * sum_i W[i, op_i] / max_depth`` with ``W ~ U(-0.5, 1)``.
+class SyntheticEvaluator(EvaluatorBase):
+    """Validation accuracy ``0.5 + 0.45 * sum_t W[t, a_t] / max_steps`` over the actions ``a_t``
+    that build the architecture, with ``W ~ U(-0.5, 1)``.
 
     :param space: the search space whose architectures it scores.
     :param seed: seed of the weight table.
@@ -29,17 +29,17 @@ class SyntheticEvaluator:
         self.space = space
         self.num_classes = num_classes
         self.stats = EvalStats()
-        self.weights = np.random.default_rng(seed).uniform(-0.5, 1.0, size=(space.max_depth, len(space.ops)))
+        self.weights = np.random.default_rng(seed).uniform(-0.5, 1.0, size=(space.max_steps, space.n_actions))
 
     def score(self, arch: Architecture) -> float:
-        total = sum(self.weights[i, self.space.action_of(op)] for i, op in enumerate(arch.ops))
-        return float(0.5 + 0.45 * total / self.space.max_depth)
+        total = sum(self.weights[t, a] for t, a in enumerate(self.space.actions_of(arch)))
+        return float(0.5 + 0.45 * total / self.space.max_steps)
 
     def evaluate(self, arch: Architecture) -> EvalResult:
         reason = self.space.violation(arch)
         if reason:
-            raise ArchitectureError(f"architecture {arch} is not in the search space: {reason}")
-        params = sum(op.channels * op.kernel for op in arch.ops) + 10
+            raise ArchitectureError(f"architecture {arch.text()} is not in the search space: {reason}")
+        params = 10 + int(sum(37 * (a + 1) for a in self.space.actions_of(arch)))
         result = EvalResult(arch=arch.text(), val_acc=self.score(arch), params=params, flops=params * 40,
                             train_loss=0.0, fidelity=1.0)
         self.stats.charge(result, cached=False)
@@ -48,19 +48,26 @@ class SyntheticEvaluator:
     def evaluate_many(self, archs: Sequence[Architecture]) -> list[EvalResult]:
         return [self.evaluate(a) for a in archs]
 
+    def close(self) -> None:
+        """Nothing to release."""
+
     def optimum(self) -> tuple[Architecture, float]:
-        """The best architecture and its accuracy, exactly, by dynamic programming over states."""
-        space = self.space
+        """The best architecture and its accuracy, exactly, by dynamic programming over (step,
+        the space's transition key): the rest of an episode depends on nothing else."""
+        space, memo = self.space, {}
 
-        @cache
-        def best(state) -> tuple[float, tuple]:  # (sum of weights still to come, ops)
-            options = [(0.0, ())] if state.depth >= space.min_depth else []
-            for a, op in enumerate(space.ops):
-                if space._allowed(state, op) is None:
-                    rest, ops = best(space._next(state, op))
-                    options.append((self.weights[state.depth, a] + rest, (op,) + ops))
-            return max(options, key=lambda o: o[0])
+        def best(partial, t: int) -> tuple[float, tuple[int, ...]]:
+            key = (t, space.transition_key(partial))
+            if key not in memo:
+                options = []
+                for a in map(int, np.flatnonzero(space.mask(partial))):
+                    nxt, complete = space.step(partial, a)
+                    rest, actions = (0.0, ()) if complete else best(nxt, t + 1)
+                    options.append((self.weights[t, a] + rest, (a,) + actions))
+                memo[key] = max(options, key=lambda o: o[0])
+            return memo[key]
 
-        _, ops = best(space._state(()))
-        arch = Architecture(ops)
+        arch = space.empty()
+        for a in best(arch, 0)[1]:
+            arch, _ = space.step(arch, a)
         return arch, self.score(arch)

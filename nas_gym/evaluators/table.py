@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nas_gym.config import Config, ConfigError
-from nas_gym.evaluators.base import FAILED, OK, EvalResult, EvalStats
-from nas_gym.space import Architecture, ArchitectureError
+from nas_gym.evaluators.base import FAILED, OK, EvalResult, EvalStats, EvaluatorBase
+from nas_gym.evaluators.cache import TRAINER_VERSION
+from nas_gym.spaces.base import Architecture, ArchitectureError
 
 FORMAT, FORMAT_VERSION = "nas-gym-table", 1
 TABLE_DIR = Path(__file__).resolve().parent.parent / "tables"
@@ -126,19 +127,20 @@ class Table:
     header: dict[str, Any]
     archs: tuple[Architecture, ...]
     rows: tuple[dict[str, Any], ...]
-    index: dict[Architecture, int] = field(default_factory=dict, repr=False)
+    index: dict[str, int] = field(default_factory=dict, repr=False)  # canonical key -> row
     _results: dict = field(default_factory=dict, repr=False)
 
     @property
     def seeds(self) -> tuple[int, ...]:
         return tuple(self.header["seeds"])
 
-    def results(self, seed: SeedChoice) -> dict[Architecture, EvalResult]:
-        """Architecture -> result for one seed or the mean of all; built once per table and seed choice,
+    def results(self, seed: SeedChoice) -> dict[str, EvalResult]:
+        """Canonical key -> result for one seed or the mean of all; built once per table and seed choice,
         so a second evaluator over the same table costs nothing to construct."""
         if seed not in self._results:
             epochs = float(built_config(self.header).train.epochs)
-            self._results[seed] = {a: _row_result(r, self.seeds, seed, epochs) for a, r in zip(self.archs, self.rows, strict=True)}
+            self._results[seed] = {a.key(): _row_result(r, self.seeds, seed, epochs)
+                                   for a, r in zip(self.archs, self.rows, strict=True)}
         return self._results[seed]
 
 
@@ -187,18 +189,19 @@ def load_table(path: str | os.PathLike[str]) -> Table:
     with gzip.open(path, "rt") as f:
         f.readline()
         rows = tuple(json.loads(line) for line in f if line.strip())
+    space = built_config(header).search_space()
     try:
-        archs = tuple(Architecture.parse(r["arch"]) for r in rows)
+        archs = tuple(space.parse(r["arch"]) for r in rows)
     except (ArchitectureError, KeyError, TypeError) as e:
         raise ConfigError(f"table {path}: a row is malformed ({e}); rebuild it with scripts/build_table.py") from None
     n_seeds = len(header["seeds"])
     if any(len(r["val_acc"]) != n_seeds for r in rows):
         raise ConfigError(f"table {path}: rows do not all have {n_seeds} seeds; rebuild it with scripts/build_table.py")
-    space = built_config(header).search_space()
-    if len(set(archs)) != len(archs) or set(archs) != set(space.enumerate()):
-        raise ConfigError(f"table {path}: its {len(archs)} rows are not exactly the {space.size()} architectures of "
+    keys = [a.key() for a in archs]
+    if len(set(keys)) != len(keys) or set(keys) != {a.key() for a in space.enumerate()}:
+        raise ConfigError(f"table {path}: its {len(archs)} rows are not exactly the distinct architectures of "
                           "its space; rebuild it with scripts/build_table.py")
-    table = Table(path, header, archs, rows, {a: i for i, a in enumerate(archs)})
+    table = Table(path, header, archs, rows, {k: i for i, k in enumerate(keys)})
     for old in [k for k in _TABLES if k[0] == key[0]]:
         del _TABLES[old]
     _TABLES[key] = table
@@ -211,7 +214,12 @@ def available_tables() -> list[Path]:
 
 
 def _space_fields(config: Config) -> tuple:
-    return (config.space.ops, config.space.max_depth, config.space.min_depth, config.input_shape)
+    return (config.space, config.input_shape)
+
+
+def _space_text(config: Config) -> str:
+    fields = config.space.model_dump(exclude={"kind"})
+    return f"{config.space.kind}: " + "; ".join(f"{k}={v}" for k, v in fields.items())
 
 
 def mismatch(header: dict[str, Any], config: Config, seeds: Sequence[int] | None = None) -> str | None:
@@ -222,10 +230,15 @@ def mismatch(header: dict[str, Any], config: Config, seeds: Sequence[int] | None
     config would give. ``config.train.seed`` itself is ignored: the table's seeds stand in.
     """
     built = built_config(header)
+    # The trainer version is recorded apart from the recipe hash, so a table outlives renames of
+    # code that leave results alone; a header without it predates it and was built by version 1.
+    built_by = header.get("trainer_version", 1)
+    if built_by != TRAINER_VERSION:
+        return (f"it was built by trainer version {built_by}, and this nas-gym trains with version "
+                f"{TRAINER_VERSION} (its results changed)")
     if _space_fields(built) != _space_fields(config):
-        return (f"its space ({', '.join(built.space.ops)}; depth {built.space.min_depth}-{built.space.max_depth}; "
-                f"{built.data.name}) differs from the config's ({', '.join(config.space.ops)}; depth "
-                f"{config.space.min_depth}-{config.space.max_depth}; {config.data.name})")
+        return (f"its space ({_space_text(built)}; {built.data.name}) differs from the config's "
+                f"({_space_text(config)}; {config.data.name})")
     for s in header["seeds"] if seeds is None else seeds:
         with_seed = config.model_copy(update={"train": config.train.model_copy(update={"seed": s})})
         if with_seed.context_hash() != header["context_hashes"][str(s)]:
@@ -258,7 +271,7 @@ def find_table(config: Config) -> Path:
 
 
 # -- the evaluator --------------------------------------------------------------------------
-class TableEvaluator:
+class TableEvaluator(EvaluatorBase):
     """Looks architectures up in a table built by real training; charges a simulated clock.
 
     ``stats.train_seconds`` grows by the recorded training seconds of each architecture the
@@ -287,7 +300,7 @@ class TableEvaluator:
         self.num_classes = config.num_classes
         self.stats = EvalStats()
         self._results = self.table.results(seed)
-        self._seen: set[Architecture] = set()
+        self._seen: set[str] = set()  # canonical keys: an isomorphic repeat is not charged again
 
     def __repr__(self) -> str:
         return f"TableEvaluator({self.table.path.name!r}, seed={self.seed!r})"
@@ -299,8 +312,8 @@ class TableEvaluator:
 
     def _lookup(self, arch: Architecture | str) -> tuple[Architecture, EvalResult]:
         if isinstance(arch, str):
-            arch = Architecture.parse(arch)
-        result = self._results.get(arch)
+            arch = self.space.parse(arch)
+        result = self._results.get(arch.key())
         if result is None:
             raise self._outside(arch)
         return arch, result
@@ -311,9 +324,9 @@ class TableEvaluator:
         :raises ArchitectureError: ``arch`` is not in the table's space.
         """
         arch, result = self._lookup(arch)
-        seen = arch in self._seen
+        seen = arch.key() in self._seen
         if not seen:
-            self._seen.add(arch)
+            self._seen.add(arch.key())
         self.stats.charge(result, cached=seen)
         return result
 
@@ -322,18 +335,26 @@ class TableEvaluator:
         looked_up = [self._lookup(a)[0] for a in archs]
         return [self.evaluate(a) for a in looked_up]
 
+    def state(self) -> dict[str, Any]:
+        """The budget and which architectures were charged: a resumed search pays nothing for a repeat."""
+        return {**super().state(), "seen": sorted(self._seen)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self._seen = set(state["seen"])
+
     # -- for reports: not charged ------------------------------------------------------------
     def optimum(self) -> tuple[Architecture, float]:
         """The architecture with the best validation accuracy as this evaluator scores it (the
         mean over seeds by default), first in table order on ties: the target for regret."""
-        arch, result = max(self._results.items(), key=lambda kv: (kv[1].ok, kv[1].val_acc))
-        return arch, result.val_acc
+        key, result = max(self._results.items(), key=lambda kv: (kv[1].ok, kv[1].val_acc))
+        return self.table.archs[self.table.index[key]], result.val_acc
 
     def all_results(self, with_test: bool = False) -> list[EvalResult]:
         """Every architecture's result in table order; ``with_test`` fills ``test_acc`` (reports only)."""
         if not with_test:
             return list(self._results.values())
-        return [_with_test(r, self.test_acc(a)) for a, r in self._results.items()]
+        return [_with_test(r, self.test_acc(a)) for a, r in zip(self.table.archs, self._results.values(), strict=True)]
 
     def test_acc(self, arch: Architecture | str) -> float | None:
         """Test accuracy of ``arch`` (this evaluator's seed, or the mean); None if it failed.
@@ -343,7 +364,7 @@ class TableEvaluator:
         arch, result = self._lookup(arch)
         if not result.ok:
             return None
-        row = self.table.rows[self.table.index[arch]]
+        row = self.table.rows[self.table.index[arch.key()]]
         seeds = self.table.seeds
         idx = range(len(seeds)) if self.seed == "mean" else [seeds.index(self.seed)]
         return _mean([row["test_acc"][i] for i in idx])

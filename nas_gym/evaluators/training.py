@@ -17,12 +17,11 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from nas_gym import train as _train
-from nas_gym.builder import build_model
 from nas_gym.config import Config, ConfigError, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
-from nas_gym.evaluators.base import EvalResult, EvalStats
-from nas_gym.evaluators.cache import Cache, ResultCache, open_cache
-from nas_gym.space import Architecture
+from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
+from nas_gym.evaluators.cache import Cache, ResultCache, open_cache, result_context
+from nas_gym.spaces.base import Architecture, SearchSpace
 
 OnResult = Callable[[int, EvalResult], None]
 
@@ -49,13 +48,13 @@ class SerialBackend:
     Looks ``evaluate_architecture`` up on the module at every call, so tests can replace it.
     """
 
-    def __init__(self, data: Dataset, train: TrainConfig, runtime: RuntimeConfig) -> None:
-        self.data, self.train, self.runtime = data, train, runtime
+    def __init__(self, data: Dataset, train: TrainConfig, runtime: RuntimeConfig, space: SearchSpace) -> None:
+        self.data, self.train, self.runtime, self.space = data, train, runtime, space
 
     def run(self, archs: Sequence[Architecture], on_result: OnResult | None = None) -> list[EvalResult]:
         out = []
         for i, arch in enumerate(archs):
-            result = _train.evaluate_architecture(arch, self.data, self.train, self.runtime)
+            result = _train.evaluate_architecture(arch, self.data, self.train, self.runtime, space=self.space)
             if on_result is not None:
                 on_result(i, result)
             out.append(result)
@@ -88,7 +87,7 @@ def make_backend(config: Config, data: Dataset | None = None) -> Backend:
         return RayBackend(config)
     if data is None:
         data = load_dataset(config.data).to(_train.resolve_device(config.runtime.device))
-    return SerialBackend(data, config.train, config.runtime)
+    return SerialBackend(data, config.train, config.runtime, config.search_space(data.input_shape))
 
 
 def check_setup(config: Config) -> None:
@@ -114,13 +113,15 @@ def check_setup(config: Config) -> None:
     load_dataset(config.data)
 
 
-class TrainingEvaluator:
+class TrainingEvaluator(EvaluatorBase):
     """Scores architectures by training them with the config's recipe, caching every result.
 
-    Failures (NaN loss, out of memory, too many parameters, a worker that kept dying) are
+    Failures that belong to the architecture (NaN loss, out of memory, too many parameters) are
     cached too, with their reason: training is seeded, so the same architecture under the same
     context would fail again, and retraining it would only charge the budget twice for the
-    same answer.
+    same answer. A failure of our own code (``exception: ...``) or a worker that kept dying
+    (``worker_died: ...``) is returned and charged but not cached (``EvalResult.cacheable``):
+    it says nothing about the architecture, so the next request trains it again.
 
     Use it as a context manager (or call ``close``) when the backend runs worker processes.
 
@@ -162,8 +163,8 @@ class TrainingEvaluator:
             backend.close()
             raise
         # Without data in hand, the dataset's known shape decides the space: no load just for that.
-        self.space = config.search_space(None if self._data is None else self._data.spatial_size)
-        self.context = config.context_hash()
+        self.space = config.search_space(None if self._data is None else self._data.input_shape)
+        self.context = result_context(config, self.space)
         self.num_classes = config.num_classes if self._data is None else self._data.num_classes
         self.stats = EvalStats()
         # Latency is measured here, in the driver, whatever the backend: one device and one
@@ -266,7 +267,7 @@ class TrainingEvaluator:
             shape = self.config.input_shape if self._data is None else self._data.input_shape
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.config.train.seed)
-                model = build_model(arch, shape, self.num_classes)
+                model = self.space.build_model(arch, shape, self.num_classes)
             self._latency_ms[key] = _train.measure_latency(model, shape, self.device,
                                                            threads=self.config.runtime.threads)
         return dataclasses.replace(result, latency_ms=self._latency_ms[key])

@@ -1,4 +1,4 @@
-"""Turn an Architecture into a torch module, and count its parameters and multiply-accumulates.
+"""The layer chain's model builder: a Chain to a torch module, and its parameter and MAC counts.
 
 The same chain builds a Conv1d network for sequences (input ``(C, L)``) or a Conv2d network for
 images (input ``(C, H, W)``): the search space only talks about "spatial size", so one builder
@@ -11,12 +11,10 @@ head's cost is the same function of the last channel count for every architectur
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from nas_gym.space import AVGPOOL, CONV, DROPOUT, MAXPOOL, RES, Architecture, Op
+from nas_gym.spaces.chain import AVGPOOL, CONV, DROPOUT, MAXPOOL, RES, Chain, Op
 
 _LAYERS = {
     1: (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d),
@@ -74,7 +72,7 @@ def _op_module(op: Op, dims: int, c_in: int) -> tuple[nn.Module, int]:
     raise ValueError(f"builder does not know op kind {op.kind!r}")
 
 
-def build_model(arch: Architecture, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+def build_model(arch: Chain, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """A ``nn.Sequential`` of the chain's ops, then global average pooling, flatten and linear.
 
     :param arch: the chain (validated by the search space; the builder only checks it can build).
@@ -93,35 +91,3 @@ def build_model(arch: Architecture, input_shape: tuple[int, ...], num_classes: i
         layers.append(module)
     layers += [_LAYERS[dims][4](1), nn.Flatten(1), nn.Linear(channels, num_classes)]
     return nn.Sequential(*layers)
-
-
-def count_params(model: nn.Module) -> int:
-    """Trainable parameters (batch-norm running statistics are buffers, not counted)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def count_flops(arch: Architecture, input_shape: tuple[int, ...], num_classes: int) -> int:
-    """Multiply-accumulates of one forward pass of one sample, from the architecture alone.
-
-    Counted: convolutions (the 1x1 projections of residual blocks included) and the linear head,
-    i.e. the layers whose cost grows with channels x kernel. Batch norm, ReLU, pooling, dropout
-    and the residual addition are element-wise and left out, as most FLOP counters do, so the
-    number ranks architectures by the work that dominates their training time.
-    Spatial sizes follow ``Op.out_size``, the same rule the search space uses.
-    """
-    dims = _spatial_dims(input_shape)
-    channels, sizes = input_shape[0], list(input_shape[1:])
-    total = 0
-    for op in arch.ops:
-        sizes = [op.out_size(s) for s in sizes]
-        positions = math.prod(sizes)
-        kernel_area = op.kernel**dims
-        if op.kind == CONV:
-            total += channels * op.channels * kernel_area * positions
-        elif op.kind == RES:
-            total += (channels + op.channels) * op.channels * kernel_area * positions
-            if channels != op.channels:
-                total += channels * op.channels * positions
-        if op.kind in (CONV, RES):
-            channels = op.channels
-    return int(total + channels * num_classes)

@@ -45,17 +45,16 @@ from typing import Any
 import numpy as np
 
 from nas_gym import __version__
-from nas_gym.config import Config, DataConfig, RuntimeConfig, TrainConfig, load_config, parse_overrides
+from nas_gym.config import Config, RuntimeConfig, TrainConfig, load_config, parse_overrides
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import TRAINER_VERSION, Cache, ResultCache, result_context
 from nas_gym.evaluators.table import FORMAT, FORMAT_VERSION, SUFFIX, TABLE_DIR, make_row, write_table
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.base import Architecture
 
 DEFAULT_CACHE = Path("~/.cache/nas-gym/table-build.sqlite")
 CONTEXT_SUFFIX = ":with-test"
 RUNTIME = RuntimeConfig(device="cpu", threads=1)
-Task = tuple[Chain, int]  # (architecture, seed)
-WARM_UP = "conv3-8|maxpool|conv3-8s2"  # any small network; not stored
+Task = tuple[Architecture, int]  # (architecture, seed)
 
 
 def seed_configs(config: Config, seeds: Sequence[int]) -> dict[int, Config]:
@@ -69,20 +68,22 @@ def build_context(config: Config) -> str:
 
 # -- workers: data loaded once per process ----------------------------------------------------
 _DATA: Any = None
+_SPACE: Any = None
 
 
-def _init_worker(data: DataConfig) -> None:
+def _init_worker(config: Config) -> None:
     import torch
 
     from nas_gym.data import load_dataset
 
     torch.set_num_threads(1)
-    global _DATA
-    _DATA = load_dataset(data)
+    global _DATA, _SPACE
+    _DATA = load_dataset(config.data)
+    _SPACE = config.search_space(_DATA.input_shape)
     # The first training in a process pays one-off costs (lazy kernel set-up, first-call
     # allocations: about 1.7 s here, ten times a small network's run). Pay them on a throwaway
     # network, or the clock would charge them to whichever architecture a worker trains first.
-    _train(WARM_UP, TrainConfig(epochs=1))
+    _train(_SPACE.sample(np.random.default_rng(0)).text(), TrainConfig(epochs=1))
 
 
 def _train(arch_text: str, train: TrainConfig) -> EvalResult:
@@ -90,7 +91,7 @@ def _train(arch_text: str, train: TrainConfig) -> EvalResult:
     from nas_gym.train import evaluate_architecture
 
     cpu = time.process_time()
-    result = evaluate_architecture(Chain.parse(arch_text), _DATA, train, RUNTIME, want_test=True)
+    result = evaluate_architecture(_SPACE.parse(arch_text), _DATA, train, RUNTIME, want_test=True, space=_SPACE)
     return replace(result, train_seconds=time.process_time() - cpu)
 
 
@@ -131,7 +132,7 @@ class Reporter:
 
 
 # -- building ---------------------------------------------------------------------------------
-def evaluate_all(config: Config, seeds: Sequence[int], archs: Sequence[Chain], cache: Cache,
+def evaluate_all(config: Config, seeds: Sequence[int], archs: Sequence[Architecture], cache: Cache,
                  workers: int = 2, on_result: Callable[[EvalResult], None] | None = None) -> dict[Task, EvalResult]:
     """Results for every (architecture, seed): from ``cache`` where stored, else trained and stored.
 
@@ -147,8 +148,10 @@ def evaluate_all(config: Config, seeds: Sequence[int], archs: Sequence[Chain], c
                 results[(arch, s)] = hit
             else:
                 todo.append((arch, s))
-    order = {a: i for i, a in enumerate(archs)}
-    todo.sort(key=lambda t: (order[t[0]], t[1]))  # architecture-major: a partial build covers both seeds
+    # a seeded shuffle: a partial build is a uniform sample of the space, useful before it is complete
+    shuffled = np.random.default_rng(0).permutation(len(archs))
+    order = {archs[int(j)]: i for i, j in enumerate(shuffled)}
+    todo.sort(key=lambda t: (order[t[0]], t[1]))  # architecture-major: a partial row has every seed
 
     def store(task: Task, result: EvalResult) -> None:
         arch, s = task
@@ -162,12 +165,12 @@ def evaluate_all(config: Config, seeds: Sequence[int], archs: Sequence[Chain], c
     if not todo:
         return results
     if workers == 1:
-        _init_worker(config.data)
+        _init_worker(config)
         for task in todo:
             store(task, _train(task[0].text(), configs[task[1]].train))
         return results
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                               initializer=_init_worker, initargs=(config.data,))
+                               initializer=_init_worker, initargs=(config,))
     try:
         futures: dict[Future, Task] = {pool.submit(_train, a.text(), configs[s].train): (a, s) for a, s in todo}
         pending = set(futures)
@@ -180,7 +183,7 @@ def evaluate_all(config: Config, seeds: Sequence[int], archs: Sequence[Chain], c
     return results
 
 
-def make_rows(archs: Sequence[Chain], seeds: Sequence[int], results: dict[Task, EvalResult]) -> list[dict]:
+def make_rows(archs: Sequence[Architecture], seeds: Sequence[int], results: dict[Task, EvalResult]) -> list[dict]:
     return [make_row(a, [results[(a, s)] for s in seeds]) for a in archs]
 
 
@@ -210,6 +213,12 @@ def make_header(config: Config, seeds: Sequence[int], rows: Sequence[dict], work
     }
 
 
+def distinct_architectures(config: Config) -> list[Architecture]:
+    """One architecture per canonical key, in the space's enumeration order: a table stores each
+    distinct network once (isomorphic cells share a row)."""
+    return list({a.key(): a for a in config.search_space().enumerate()}.values())
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="mnist1d-tiny", help="preset name or YAML path")
@@ -230,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # every finished evaluation is already in the cache for the next run.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     config = load_config(args.config, parse_overrides(args.overrides))
-    archs = list(config.search_space().enumerate())
+    archs = distinct_architectures(config)
     cache = ResultCache(args.cache)
     seeds = list(dict.fromkeys(args.seeds))
     start = time.perf_counter()

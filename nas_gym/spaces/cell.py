@@ -1,0 +1,253 @@
+"""The cell space (NAS-Bench-201's shape): choose the op of each of a cell's 6 edges.
+
+A cell is a DAG of 4 nodes; node 0 is the cell's input, node 3 its output, and every edge
+j -> i (j < i) carries one of 5 ops: ``none`` (zero), ``skip``, ``conv1`` / ``conv3``
+(ReLU-conv-BN, kernel 1 / 3) and ``avgpool3``. A node sums its incoming edges. The network is a
+fixed skeleton (``nas_gym.spaces.cell_model``) that stacks copies of the one cell.
+
+Text form, as NAS-Bench-201 writes it, one group per node listing each incoming edge's op and
+source: ``|conv3~0|+|skip~0|conv1~1|+|none~0|conv3~1|avgpool3~2|``.
+
+Canonical key: two cells that compute the same network share one key, so the cache and the
+table store them once. Edges that no path from input to output uses are dropped first (their
+``none`` edges cut them off: NAS-Bench-201's pruning), then nodes 1 and 2 are swapped when no
+edge joins them (the isomorphism a 4-node ordered DAG allows) and the smaller form is kept.
+Over the 5^6 = 15,625 cells this leaves 6,466 distinct networks, NAS-Bench-201's count
+(``tests/test_cell_space.py`` recomputes it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from nas_gym.spaces.base import ArchitectureError, SpaceParams
+
+if TYPE_CHECKING:
+    from torch import nn
+
+CELL_OPS = ("none", "skip", "conv1", "conv3", "avgpool3")
+NONE = 0
+EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))  # (source, target), in NAS-Bench-201's order
+N_NODES = 4
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A complete cell (6 op indices into ``CELL_OPS``, one per edge of ``EDGES``) or, during an
+    episode, the ops of its first edges."""
+
+    ops: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ops, tuple) or len(self.ops) > len(EDGES) or \
+                not all(isinstance(o, int) and 0 <= o < len(CELL_OPS) for o in self.ops):
+            raise ArchitectureError(f"a cell is up to {len(EDGES)} op indices in 0..{len(CELL_OPS) - 1}, got {self.ops}")
+
+    @property
+    def complete(self) -> bool:
+        return len(self.ops) == len(EDGES)
+
+    def text(self) -> str:
+        """NAS-Bench-201's string; edges not chosen yet print as ``?``."""
+        ops = [CELL_OPS[o] for o in self.ops] + ["?"] * (len(EDGES) - len(self.ops))
+        groups = []
+        for node in range(1, N_NODES):
+            groups.append("|".join(f"{ops[e]}~{src}" for e, (src, dst) in enumerate(EDGES) if dst == node))
+        return "|" + "|+|".join(groups) + "|"
+
+    __str__ = text
+
+    @classmethod
+    def parse(cls, text: str) -> Cell:
+        groups = text.strip().strip("|").split("|+|")
+        if len(groups) != N_NODES - 1:
+            raise ArchitectureError(f"cannot parse cell {text!r}: expected {N_NODES - 1} node groups joined by '|+|', "
+                                    "e.g. |conv3~0|+|skip~0|conv1~1|+|none~0|conv3~1|avgpool3~2|")
+        found: dict[tuple[int, int], int] = {}
+        for node, group in enumerate(groups, start=1):
+            for token in group.split("|"):
+                name, sep, src = token.partition("~")
+                if not sep or name not in CELL_OPS or not src.isdigit() or int(src) >= node:
+                    raise ArchitectureError(f"cannot parse cell edge {token!r} of node {node}: expected op~source with "
+                                            f"op one of {', '.join(CELL_OPS)} and source < {node}")
+                found[(int(src), node)] = CELL_OPS.index(name)
+        if set(found) != set(EDGES):
+            raise ArchitectureError(f"cell {text!r} must name every edge j~i (j < i) exactly once")
+        return cls(tuple(found[e] for e in EDGES))
+
+    def key(self) -> str:
+        """The digest of the canonical form: equal networks, equal keys (see the module docstring)."""
+        return hashlib.sha256(canonical(self).text().encode()).hexdigest()[:20]
+
+
+def live_edges(ops: tuple[int, ...]) -> list[bool]:
+    """Which edges lie on a path from the input (node 0) to the output (node 3) of non-``none``
+    edges: the others change nothing in the network."""
+    forward = {0}
+    for src, dst in EDGES:  # EDGES is in topological order of targets
+        if src in forward and ops[EDGES.index((src, dst))] != NONE:
+            forward.add(dst)
+    backward = {N_NODES - 1}
+    for src, dst in reversed(EDGES):
+        if dst in backward and ops[EDGES.index((src, dst))] != NONE:
+            backward.add(src)
+    return [op != NONE and src in forward and dst in backward for op, (src, dst) in zip(ops, EDGES, strict=True)]
+
+
+def _swap_middle(ops: tuple[int, ...]) -> tuple[int, ...]:
+    """Relabel nodes 1 <-> 2 (valid only when edge 1 -> 2 is ``none``)."""
+    e = {edge: op for edge, op in zip(EDGES, ops, strict=True)}
+    return (e[(0, 2)], e[(0, 1)], e[(1, 2)], e[(0, 3)], e[(2, 3)], e[(1, 3)])
+
+
+def canonical(cell: Cell) -> Cell:
+    """The representative of ``cell``'s network: dead edges set to ``none``, then the smaller
+    of the cell and its 1 <-> 2 relabelling (when that is a valid ordering)."""
+    if not cell.complete:
+        raise ArchitectureError(f"cell {cell.text()} is incomplete; choose all {len(EDGES)} edges")
+    pruned = tuple(op if live else NONE for op, live in zip(cell.ops, live_edges(cell.ops), strict=True))
+    forms = [pruned]
+    if pruned[EDGES.index((1, 2))] == NONE:
+        forms.append(_swap_middle(pruned))
+    return Cell(min(forms))
+
+
+class CellParams(SpaceParams):
+    """``space:`` of a cell preset: the fixed skeleton around the searched cell.
+
+    :param channels: channels of the first stage; each later stage doubles them.
+    :param stages: stages of cells, with a residual reduction block (stride 2) between two.
+    :param cells_per_stage: copies of the cell per stage (NAS-Bench-201: 5).
+    """
+
+    kind: Literal["cell"] = "cell"
+    channels: int = Field(default=16, ge=1, le=1024)
+    stages: int = Field(default=3, ge=1, le=6)
+    cells_per_stage: int = Field(default=1, ge=1, le=20)
+
+
+@dataclass(frozen=True)
+class CellSpace:
+    """Episodes of exactly 6 steps, one per edge in ``EDGES`` order; every op is allowed on
+    every edge, so the mask is all True and there is no stop action."""
+
+    channels: int
+    stages: int
+    cells_per_stage: int
+    input_shape: tuple[int, ...]
+
+    kind = "cell"
+    Params = CellParams
+    n_actions = len(CELL_OPS)
+    observation_size = len(EDGES) * len(CELL_OPS) + 1
+    max_steps = len(EDGES)
+
+    @classmethod
+    def from_params(cls, params: CellParams, input_shape: tuple[int, ...]) -> CellSpace:
+        if len(input_shape) not in (2, 3):
+            raise ArchitectureError(f"cell space: input shape must be (C, L) or (C, H, W), got {tuple(input_shape)}")
+        if min(input_shape[1:]) < 2 ** (params.stages - 1):
+            raise ArchitectureError(f"cell space: {params.stages} stages halve inputs of size {min(input_shape[1:])} "
+                                    "below 1; lower space.stages")
+        return cls(params.channels, params.stages, params.cells_per_stage, tuple(input_shape))
+
+    # -- episodes ------------------------------------------------------------------------------
+    def empty(self) -> Cell:
+        return Cell(())
+
+    def step(self, partial: Cell, action: int) -> tuple[Cell, bool]:
+        cell = Cell(partial.ops + (int(action),))
+        return cell, cell.complete
+
+    def mask(self, partial: Cell) -> np.ndarray:
+        return np.ones(self.n_actions, dtype=bool)
+
+    def observe(self, partial: Cell) -> np.ndarray:
+        """One one-hot row per edge (zeros for edges not chosen yet), then the share chosen."""
+        obs = np.zeros(self.observation_size, dtype=np.float32)
+        for e, op in enumerate(partial.ops):
+            obs[e * len(CELL_OPS) + op] = 1.0
+        obs[-1] = len(partial.ops) / len(EDGES)
+        return obs
+
+    def actions_of(self, arch: Cell) -> list[int]:
+        return list(arch.ops)
+
+    def transition_key(self, partial: Cell) -> Hashable:
+        return len(partial.ops)
+
+    def describe(self, partial: Cell) -> str:
+        return f"{partial.text()}  ({len(partial.ops)}/{len(EDGES)} edges)"
+
+    def identity(self) -> dict[str, Any]:
+        return {"channels": self.channels, "stages": self.stages, "cells_per_stage": self.cells_per_stage}
+
+    # -- architectures -------------------------------------------------------------------------
+    def parse(self, text: str) -> Cell:
+        return Cell.parse(text)
+
+    def violation(self, arch: Any) -> str | None:
+        if not isinstance(arch, Cell):
+            return f"{type(arch).__name__} is not a cell"
+        if not arch.complete:
+            return f"only {len(arch.ops)} of {len(EDGES)} edges chosen"
+        return None
+
+    def validate(self, arch: Cell | str) -> Cell:
+        if isinstance(arch, str):
+            arch = Cell.parse(arch)
+        reason = self.violation(arch)
+        if reason:
+            raise ArchitectureError(f"architecture {getattr(arch, 'text', lambda: arch)()} is not in the search space: {reason}")
+        return arch
+
+    def sample(self, rng: np.random.Generator) -> Cell:
+        """Uniform over the 15,625 cells (as NAS-Bench-201's random search samples)."""
+        return Cell(tuple(int(o) for o in rng.integers(len(CELL_OPS), size=len(EDGES))))
+
+    def neighbours(self, arch: Cell) -> list[Cell]:
+        """The 24 cells that differ from ``arch`` in one edge's op."""
+        return [Cell(arch.ops[:e] + (op,) + arch.ops[e + 1:]) for e in range(len(EDGES))
+                for op in range(len(CELL_OPS)) if op != arch.ops[e]]
+
+    def mutate(self, arch: Cell, rng: np.random.Generator) -> Cell:
+        edge = int(rng.integers(len(EDGES)))
+        op = int(rng.integers(len(CELL_OPS) - 1))
+        op += op >= arch.ops[edge]  # any op but the current one, uniformly
+        return Cell(arch.ops[:edge] + (op,) + arch.ops[edge + 1:])
+
+    def size(self) -> int:
+        return len(CELL_OPS) ** len(EDGES)
+
+    def enumerate(self) -> Iterator[Cell]:
+        return (Cell(ops) for ops in itertools.product(range(len(CELL_OPS)), repeat=len(EDGES)))
+
+    def distinct(self) -> list[Cell]:
+        """One representative (the canonical form) of every distinct network, in a fixed order."""
+        return sorted({canonical(c) for c in self.enumerate()}, key=lambda c: c.ops)
+
+    def features(self, arch: Cell) -> np.ndarray:
+        """Per-edge one-hots of the canonical cell, then the count of each op on live edges."""
+        canon = canonical(arch)
+        counts = np.bincount(np.array(canon.ops), minlength=len(CELL_OPS)).astype(np.float32)
+        return np.concatenate([self.observe(canon)[:-1], counts])
+
+    # -- models ----------------------------------------------------------------------------------
+    def build_model(self, arch: Cell, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        from nas_gym.spaces.cell_model import build_cell_network
+
+        return build_cell_network(canonical(arch), input_shape, num_classes, self.channels, self.stages,
+                                  self.cells_per_stage)
+
+    def count_flops(self, arch: Cell, input_shape: tuple[int, ...], num_classes: int) -> int:
+        from nas_gym.spaces.cell_flops import cell_network_flops
+
+        return cell_network_flops(canonical(arch), input_shape, num_classes, self.channels, self.stages,
+                                  self.cells_per_stage)

@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.base import make_hparams, mask_source, wrapper_attr
+from agents.epsilon_figure import AccuracyByEpsilon
 from nas_gym.spaces.base import Architecture
 
 # MetaQNN's schedule over its 2,700 models: long pure exploration, then a slow descent.
@@ -89,6 +90,7 @@ class _Episode:
     actions: list[int]
     rewards: list[float]
     terminated: bool
+    val_acc: float | None = None  # for MetaQNN's figure; not replayed, not saved
 
 
 class QLearning:
@@ -111,6 +113,7 @@ class QLearning:
         self._total_fixed = self.args.total_episodes is not None
         self._masks = mask_source(env)
         self._record = _scalar_sink(env)
+        self.by_epsilon = AccuracyByEpsilon(self._record)
 
     # -- schedule -----------------------------------------------------------------------
     def schedule(self, total: int | None = None) -> list[tuple[float, int]]:
@@ -174,7 +177,7 @@ class QLearning:
             if not row:  # nothing allowed: a broken mask; stop with whatever the env does
                 row = {self.env.action_space.n - 1: self.args.q_init}
             action = planned[len(ep.actions)] if planned is not None else self._act(row, epsilon)
-            obs, reward, terminated, truncated, _ = self.env.step(action)
+            obs, reward, terminated, truncated, info = self.env.step(action)
             ep.states.append(state)
             ep.actions.append(action)
             ep.rewards.append(float(reward))
@@ -184,6 +187,7 @@ class QLearning:
                     self._row(last, self._masks())
                     ep.states.append(last)
                 ep.terminated = bool(terminated)
+                ep.val_acc = info.get("val_acc")
                 return ep
 
     def _update(self, ep: _Episode) -> None:
@@ -223,12 +227,15 @@ class QLearning:
             if k > 1:
                 evaluator.prefetch([arch for _, arch in plans])
             for eps, plan in zip(epsilons, plans, strict=True):
-                self.memory.append(self._play(eps, None if plan is None else plan[0]))
+                self.memory.append(ep := self._play(eps, None if plan is None else plan[0]))
                 for i in self.rng.integers(len(self.memory), size=self.args.replay):
                     self._update(self.memory[int(i)])
                 self.episodes_done += 1
+                self.by_epsilon.add(eps, ep.val_acc)
                 if self._record is not None:
                     self._record("nas/epsilon", eps)
+                if self.episodes_done == self._total:  # the schedule is spent: MetaQNN's figure
+                    self.by_epsilon.write()
             done += k
 
     def greedy_actions(self, obs: np.ndarray) -> list[int]:
@@ -255,6 +262,7 @@ class QLearning:
             "q": [{str(a): v for a, v in self.q[k].items()} for k in keys],
             "memory": [{"states": [index[s] for s in ep.states], "actions": ep.actions, "rewards": ep.rewards,
                         "terminated": ep.terminated} for ep in self.memory],
+            "by_epsilon": self.by_epsilon.state(),
         }
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -277,7 +285,8 @@ class QLearning:
         self.q = {k: {int(a): float(v) for a, v in row.items()} for k, row in zip(keys, state["q"], strict=True)}
         self.memory = [_Episode([keys[i] for i in ep["states"]], [int(a) for a in ep["actions"]],
                                 [float(r) for r in ep["rewards"]], bool(ep["terminated"])) for ep in state["memory"]]
+        self.by_epsilon.load(state.get("by_epsilon", []))
 
 
-def _scalar_sink(env: gym.Env) -> Callable[[str, float], None] | None:
+def _scalar_sink(env: gym.Env) -> Callable[..., None] | None:
     return wrapper_attr(env, "record_scalar")

@@ -85,20 +85,29 @@ class CheckpointEvery(BaseCallback):
 
 
 class NasLoggerCallback(BaseCallback):
-    """Adds NAS scalars to SB3's logger, next to its own ``rollout/`` and ``train/`` keys.
+    """Adds NAS scalars to SB3's logger, next to its own ``rollout/`` and ``train/`` keys, for an
+    env that no search recorder wraps; and dumps the logger when training stops.
 
     ``nas/val_acc`` is the mean over the episodes that finished since the last dump (SB3 dumps
     per rollout, or every few episodes off-policy); ``nas/best_val_acc`` and the evaluator's
     counts are running totals. It lives as long as the agent, so the best survives several
     ``learn`` calls.
+
+    :param record_nas: False inside ``nas-gym search``: its recorder writes every ``nas/*`` tag
+        to the run folder's own stream with one point per episode (x = episodes), and the same
+        tags here, in ``sb3/`` on SB3's timestep axis, would draw two curves of one name against
+        different x axes. SB3's own keys stay here, on timesteps.
     """
 
-    def __init__(self, verbose: int = 0) -> None:
+    def __init__(self, verbose: int = 0, record_nas: bool = True) -> None:
         super().__init__(verbose)
+        self.record_nas = record_nas
         self.best_val_acc: float | None = None
         self.invalid_episodes = 0
 
     def _on_step(self) -> bool:
+        if not self.record_nas:
+            return True
         ended = False
         for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
             if not done:
@@ -218,7 +227,8 @@ class _SB3Agent:
         with self._own_globals():
             self.model = self.ALGO(policy, env, seed=seed, **kwargs)
         self._set_logger()
-        self.nas_callback = NasLoggerCallback()
+        # a search's recorder answers record_scalar and writes nas/* itself (see NasLoggerCallback)
+        self.nas_callback = NasLoggerCallback(record_nas=not self.model.get_env().has_attr("record_scalar"))
 
     @classmethod
     def check_hparams(cls, hparams: dict[str, Any] | None, where: str = "") -> dict[str, Any]:

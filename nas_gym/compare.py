@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from nas_gym.config import Config
+from nas_gym.runlog import read_records
 from nas_gym.search import run_search
 
 
@@ -100,18 +101,13 @@ def run_comparison(config: Config, agents: list[str], budget: int, seeds: int, l
         for seed in range(seeds):
             summary = run_search(config, agent, budget, seed, logdir / agent, evaluator=evaluator,
                                  hparams=(hparams or {}).get(agent))
-            runs.append(_val_accs(summary.run_dir / "evaluations.csv"))
+            runs.append([r.val_acc if r.status == "ok" else 0.0 for r in read_records(summary.run_dir)])
             seconds.append(summary.stats.train_seconds)
             if on_run is not None:
                 on_run(agent, seed)
         summaries.append(replace(summarise(agent, runs, budget, scores), train_seconds=tuple(seconds)))
     write_csv(logdir / "comparison.csv", summaries)
     return summaries, scores
-
-
-def _val_accs(path: Path) -> list[float]:
-    with path.open() as f:
-        return [float(r["val_acc"]) if r["status"] == "ok" else 0.0 for r in csv.DictReader(f)]
 
 
 def write_csv(path: Path, summaries: list[AgentSummary]) -> None:

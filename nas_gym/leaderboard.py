@@ -10,6 +10,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from nas_gym.runlog import EVALUATIONS_CSV, read_rows
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -34,9 +36,9 @@ def run_csvs(paths: list[Path]) -> list[Path]:
     """``evaluations.csv`` of each path: a run folder, or a folder holding run folders."""
     found: list[Path] = []
     for path in paths:
-        if (path / "evaluations.csv").is_file():
-            found.append(path / "evaluations.csv")
-        elif path.is_dir() and (nested := sorted(path.glob("**/evaluations.csv"))):
+        if (path / EVALUATIONS_CSV).is_file():
+            found.append(path / EVALUATIONS_CSV)
+        elif path.is_dir() and (nested := sorted(path.glob(f"**/{EVALUATIONS_CSV}"))):
             found.extend(nested)
         else:
             raise LeaderboardError(f"{path}: no evaluations.csv here or below; give a run folder made by nas-gym search")
@@ -49,15 +51,14 @@ def read_entries(paths: list[Path]) -> tuple[list[Entry], list[Entry]]:
     counts: dict[str, int] = {}
     failures: dict[str, Entry] = {}
     for path in run_csvs(paths):
-        with path.open(newline="") as f:
-            for row in csv.DictReader(f):
-                arch = row["arch"]
-                counts[arch] = counts.get(arch, 0) + 1
-                entry = Entry(arch, float(row["val_acc"]), int(row["params"]), int(row["flops"]), 0, row["status"],
-                              row["reason"], path.parent.name)
-                target = best if row["status"] == "ok" else failures
-                if arch not in target or entry.val_acc > target[arch].val_acc:
-                    target[arch] = entry
+        for row in read_rows(path):  # a row cut short by a kill is skipped
+            arch = row["arch"]
+            counts[arch] = counts.get(arch, 0) + 1
+            entry = Entry(arch, float(row["val_acc"]), int(row["params"]), int(row["flops"]), 0, row["status"],
+                          row["reason"], path.parent.name)
+            target = best if row["status"] == "ok" else failures
+            if arch not in target or entry.val_acc > target[arch].val_acc:
+                target[arch] = entry
         for arch, val_acc in _confirmed(path.parent).items():
             if arch in best:  # the highest fidelity seen replaces the reward's short-training score
                 best[arch] = Entry(**{**best[arch].__dict__, "val_acc": val_acc, "fidelity": "high"})

@@ -36,7 +36,8 @@ from nas_gym.evaluators.cache import resolve_path
 from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
 from nas_gym.leaderboard import CONFIRMED_CSV
-from nas_gym.tb import Record, RecordEpisodes, SearchLog
+from nas_gym.recorder import RecordEpisodes, SearchLog
+from nas_gym.runlog import Record, failures, read_records, top
 
 DEFAULT_CHECKPOINT_EVERY = 10  # episodes; a checkpoint costs milliseconds, an episode seconds of training
 RUN_CACHE = "cache.sqlite"  # a run's own cache file, when the config asks for none (evaluator.cache null)
@@ -226,14 +227,11 @@ def write_confirmed(run_dir: Path, evaluator: Evaluator) -> None:
 
 def _finished_summary(run_dir: Path) -> SearchSummary:
     """The summary of a run that already did all its episodes, from its CSV and last counters."""
-    from nas_gym.tb import read_rows, record_of
-
     manifest = checkpoint.read_manifest(run_dir)
     state = checkpoint.read_state(run_dir, manifest)
-    log = SearchLog(None)
-    log.records = [record_of(r) for r in read_rows(run_dir / "evaluations.csv")]
-    log.episodes = int(state.get("log", {}).get("episodes", manifest.episodes_done))
-    return SearchSummary(run_dir, log.episodes, log.top(5), log.failures(), EvalStats(**state.get("stats", {})), 0.0,
+    records = read_records(run_dir)
+    episodes = int(state.get("log", {}).get("episodes", manifest.episodes_done))
+    return SearchSummary(run_dir, episodes, top(records, 5), failures(records), EvalStats(**state.get("stats", {})), 0.0,
                          resumed_from=manifest.episodes_done, already_finished=True)
 
 

@@ -45,7 +45,7 @@ class EpisodeLog(gym.Wrapper):
             self.invalid += bool(info.get("invalid_action"))
         return obs, reward, terminated, truncated, info
 
-    def record_scalar(self, tag: str, value: float) -> None:
+    def record_scalar(self, tag: str, value: float, step: int | None = None) -> None:
         self.scalars.setdefault(tag, []).append(value)
 
     @property

@@ -59,7 +59,11 @@ def test_sb3_agent_keeps_sb3_keys(tmp_path):
     acc = EventAccumulator(str(sb3_dirs[0].parent))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    assert "rollout/ep_rew_mean" in tags and "nas/best_val_acc" in tags
+    assert "rollout/ep_rew_mean" in tags and not any(t.startswith("nas/") for t in tags), "nas/* on one axis only"
+    own = EventAccumulator(str(run_dir))
+    own.Reload()
+    steps = [e.step for e in own.Scalars("nas/best_val_acc")]  # the run's own stream, x = episodes
+    assert steps == sorted(set(steps)) and 1 <= len(steps) <= steps[-1] <= 40
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -23,8 +23,8 @@ from agents.base import resolve_agent
 from nas_gym.checkpoint import MANIFEST, read_manifest
 from nas_gym.cli import app
 from nas_gym.config import load_config
+from nas_gym.recorder import RecordEpisodes, SearchLog
 from nas_gym.search import SearchInterrupted, run_search
-from nas_gym.tb import RecordEpisodes, SearchLog
 from tests.conftest import make_synthetic_env
 
 REPO = Path(__file__).resolve().parent.parent

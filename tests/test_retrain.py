@@ -17,8 +17,8 @@ from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.data import Dataset, load_dataset, merge_train_val
 from nas_gym.retrain import ModelFileError, RetrainReport, default_epochs, retrain
+from nas_gym.runlog import CSV_FIELDS
 from nas_gym.spaces.chain import Chain
-from nas_gym.tb import CSV_FIELDS
 
 runner = CliRunner()
 ARCH = "conv3-16|maxpool|conv3-32"
@@ -88,7 +88,7 @@ def test_default_epochs_is_a_full_budget():
 
 
 def _fake_run(folder: Path) -> Path:
-    """A run folder as nas-gym search leaves it: evaluations.csv (tb.py's columns) and config.yaml."""
+    """A run folder as nas-gym search leaves it: evaluations.csv (the run record's columns) and config.yaml."""
     folder.mkdir()
     rows = [(1, ARCH, 0.61, "ok", ""), (2, BEST, 0.74, "ok", ""), (3, "conv3-32|conv3-32", 0.0, "failed", "nan_loss"),
             (4, ARCH, 0.66, "ok", "")]

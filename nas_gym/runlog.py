@@ -1,0 +1,175 @@
+"""The run record: every architecture a search evaluated, in memory and in ``evaluations.csv``.
+
+The CSV is what ``nas-gym leaderboard``, ``compare`` and ``retrain`` read back, and what a
+resumed search cuts back to its checkpoint. Rows are buffered and written by :meth:`RunLog.flush`,
+which the search calls before each checkpoint and at the end: a stop loses no row a checkpoint
+counted, and an instant evaluator is not slowed by one write per episode.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EVALUATIONS_CSV = "evaluations.csv"
+CSV_FIELDS = ("episode", "arch", "val_acc", "reward", "params", "flops", "status", "reason", "evaluations", "cached")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One evaluated architecture, as the search saw it."""
+
+    episode: int
+    arch: str
+    val_acc: float
+    reward: float
+    params: int
+    flops: int
+    status: str
+    reason: str
+
+
+def record_of(row: dict[str, str]) -> Record:
+    """The :class:`Record` of one ``evaluations.csv`` row."""
+    return Record(int(row["episode"]), row["arch"], float(row["val_acc"]), float(row["reward"]), int(row["params"]),
+                  int(row["flops"]), row["status"], row["reason"])
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The complete rows of an ``evaluations.csv`` (none if missing); a row cut short by a kill
+    mid-write is dropped."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    good = []
+    for row in rows:
+        try:
+            if None not in row.values() and None not in row:
+                record_of(row)
+                good.append(row)
+        except (KeyError, ValueError):
+            pass
+    return good
+
+
+def read_records(run_dir: Path) -> list[Record]:
+    """The records of a run folder's ``evaluations.csv``, in episode order."""
+    return [record_of(r) for r in read_rows(run_dir / EVALUATIONS_CSV)]
+
+
+def best_of(records: list[Record]) -> Record | None:
+    """The first record with the highest validation accuracy among those that trained."""
+    best = top(records, 1)
+    return best[0] if best else None
+
+
+def top(records: list[Record], k: int = 5) -> list[Record]:
+    """The ``k`` best distinct architectures that trained, best first (ties: earliest)."""
+    seen: dict[str, Record] = {}
+    for rec in records:
+        if rec.status == "ok" and rec.arch not in seen:
+            seen[rec.arch] = rec
+    return sorted(seen.values(), key=lambda r: (-r.val_acc, r.episode))[:k]
+
+
+def failures(records: list[Record]) -> list[Record]:
+    return [r for r in records if r.status != "ok"]
+
+
+class RunLog:
+    """The record of one search: counters, every evaluation, the best so far, and the CSV.
+
+    :param run_dir: where ``evaluations.csv`` goes; None keeps the record in memory only.
+    :param resume: the :meth:`state` saved at a checkpoint of this run folder (None: a new run).
+        The CSV is cut back to the rows that checkpoint counted, so the episodes a resumed
+        search plays again are recorded once.
+    """
+
+    def __init__(self, run_dir: Path | None = None, resume: dict[str, Any] | None = None) -> None:
+        self.path = None if run_dir is None else run_dir / EVALUATIONS_CSV
+        self.episodes = 0
+        self.invalid_episodes = 0
+        self.records: list[Record] = []
+        self.best: Record | None = None
+        self._hits_seen = 0
+        self._pending: list[tuple[Any, ...]] = []
+        self._file = None
+        if self.path is None:
+            return
+        if resume is not None:
+            self._restore(resume)
+        new = not self.path.exists()
+        self._file = self.path.open("a", newline="")
+        self._csv = csv.writer(self._file)
+        if new:
+            self._csv.writerow(CSV_FIELDS)
+
+    def add_invalid(self) -> None:
+        """An episode ended by a forbidden action: counted, nothing evaluated, no row."""
+        self.episodes += 1
+        self.invalid_episodes += 1
+
+    def add(self, reward: float, info: dict[str, Any], evaluations: int, cache_hits: int) -> tuple[Record, bool]:
+        """Record one evaluated episode; returns its record and whether it is a new best.
+
+        :param evaluations: the evaluator's count after it (the ``evaluations`` column).
+        :param cache_hits: the evaluator's hit count after it: ``cached`` is 1 when it moved since
+            the last record (batched evaluations can move it by several; a hint for humans).
+        """
+        self.episodes += 1
+        rec = Record(self.episodes, info["arch"], float(info["val_acc"]), float(reward), int(info["params"]),
+                     int(info["flops"]), info["status"], info["reason"])
+        self.records.append(rec)
+        new_best = rec.status == "ok" and (self.best is None or rec.val_acc > self.best.val_acc)
+        if new_best:
+            self.best = rec
+        if self._file is not None:
+            self._pending.append((rec.episode, rec.arch, f"{rec.val_acc:.6f}", f"{rec.reward:.6f}", rec.params,
+                                  rec.flops, rec.status, rec.reason, evaluations, int(cache_hits > self._hits_seen)))
+        self._hits_seen = cache_hits
+        return rec, new_best
+
+    def flush(self) -> None:
+        """Write the buffered rows and fsync: called before a checkpoint, so the CSV is never
+        behind the checkpoint that a resume will trust."""
+        if self._file is None:
+            return
+        self._csv.writerows(self._pending)
+        self._pending = []
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self.flush()
+            self._file.close()
+            self._file = None
+
+    def state(self) -> dict[str, Any]:
+        """What a resumed search needs besides the CSV rows (JSON-ready)."""
+        return {"episodes": self.episodes, "invalid_episodes": self.invalid_episodes, "records": len(self.records),
+                "hits_seen": self._hits_seen}
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Take back the counters of ``state`` and the CSV rows it counted; rewrite the CSV without
+        the rest (rows of episodes that will be played again, a line cut by a kill)."""
+        from nas_gym.checkpoint import atomic_write_text  # imports the config models: only on resume
+
+        self.episodes = int(state.get("episodes", 0))
+        self.invalid_episodes = int(state.get("invalid_episodes", 0))
+        self._hits_seen = int(state.get("hits_seen", 0))
+        assert self.path is not None
+        rows = read_rows(self.path)[: int(state.get("records", 0))]
+        rows = [r for r in rows if int(r["episode"]) <= self.episodes]
+        self.records = [record_of(r) for r in rows]
+        self.best = best_of(self.records)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path, text.getvalue())

@@ -57,12 +57,13 @@ def reference_scores(config: Config, evaluator_kind: str | None) -> np.ndarray |
     """Validation accuracy of every architecture in the space, when it can be known for free:
     from the shipped table, or by scoring every architecture with the synthetic evaluator."""
     from nas_gym.evaluators import make_evaluator
+    from nas_gym.evaluators.table import TableEvaluator
 
     kind = evaluator_kind or config.evaluator.kind
     if kind not in ("table", "synthetic"):
         return None
     evaluator = make_evaluator(config, kind=kind)
-    if hasattr(evaluator, "all_results"):
+    if isinstance(evaluator, TableEvaluator):
         return np.array([r.val_acc for r in evaluator.all_results() if r.ok])
     if config.search_space().size() > 200_000:
         return None
@@ -124,14 +125,10 @@ def write_csv(path: Path, summaries: list[AgentSummary]) -> None:
 def plot(summaries: list[AgentSummary], path: Path, optimum: float | None = None, title: str = "") -> Path:
     """Best-so-far validation accuracy against evaluations: mean and a 95% confidence band
     (1.96 standard errors over seeds) per agent; the space's optimum as a dashed line."""
-    import matplotlib
+    from nas_gym.figures import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from nas_gym.figures import save_figure
-
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    fig = new_figure((8, 5))
+    ax = fig.subplots()
     for s in summaries:
         x = np.arange(1, s.curves.shape[1] + 1)
         mean = s.curves.mean(axis=0)

@@ -118,7 +118,15 @@ class TensorBoardLog:
         entries = [Entry(r.arch, r.val_acc, r.params, r.flops, 1, r.status, "", "") for r in ok]
         front = [(e.params, e.val_acc) for e in pareto_front(entries)]
         fig = pareto_figure([(r.params, r.val_acc) for r in ok], front, f"after {len(records)} evaluations")
-        self._writer.add_figure("nas/pareto_front", fig, step)
+        self._add_figure("nas/pareto_front", fig, step)
+
+    def _add_figure(self, tag: str, fig: Any, step: int) -> None:
+        """Draw ``fig`` on its Agg canvas and write it as an image (``SummaryWriter.add_figure``
+        would import pyplot for the same pixels)."""
+        import numpy as np
+
+        fig.canvas.draw()
+        self._writer.add_image(tag, np.asarray(fig.canvas.buffer_rgba())[..., :3], step, dataformats="HWC")
 
     def close(self, records: Sequence[Record], best: Record | None, step: int) -> None:
         """The last stage, the figures and the HParams entry, then close the event file."""
@@ -130,7 +138,7 @@ class TensorBoardLog:
             from nas_gym.figures import architecture_figure
 
             title = f"best: val acc {best.val_acc:.4f}, {best.params:,} params"
-            self._writer.add_figure("nas/best_architecture", architecture_figure(best.arch, title), step)
+            self._add_figure("nas/best_architecture", architecture_figure(best.arch, title), step)
         if self.hparams:
             clean = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in self.hparams.items()}
             metrics = {"hparam/best_val_acc": best.val_acc if best else 0.0, "hparam/evaluations": float(len(records))}

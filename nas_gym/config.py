@@ -16,21 +16,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
+from nas_gym.data.settings import DataConfig
 from nas_gym.spaces import SpaceError, resolve_space
 from nas_gym.spaces.base import ArchitectureError, SearchSpace, SpaceParams
 
-# name -> (input shape (C, L) or (C, H, W), number of classes): known without loading the data,
-# so table, proxy and synthetic evaluators can build the search space for free.
-DATASET_INFO: dict[str, tuple[tuple[int, ...], int]] = {
-    "mnist1d": ((1, 40), 10),
-    "digits": ((1, 8, 8), 10),
-    "mnist": ((1, 28, 28), 10),
-    "fashion_mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
-    "cifar100": ((3, 32, 32), 100),
-    "svhn": ((3, 32, 32), 10),
-}
-DATASETS = tuple(DATASET_INFO)
 PRESET_DIRS = (
     Path(__file__).resolve().parent / "presets",  # inside an installed wheel
     Path(__file__).resolve().parent.parent / "envs_config",  # in a source checkout
@@ -52,24 +41,6 @@ class _Frozen(BaseModel):
     # No NaN or infinity anywhere: a NaN weight or failure reward would turn every reward NaN
     # and poison the value estimates of every agent, long after the config was accepted.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class DataConfig(_Frozen):
-    """The dataset and its fixed train / validation / test split.
-
-    :param root: folder holding torchvision datasets, and where MNIST-1D is cached after it is
-        generated; None means ``~/.cache/nas-gym/data``.
-    :param val_fraction: share of the official training set held out for validation (rewards).
-    :param train_fraction: share of the remaining training set used to train (a fidelity knob).
-    :param split_seed: seed of the train / validation split, fixed so every run sees the same split.
-    """
-
-    name: Literal[DATASETS] = "mnist1d"  # type: ignore[valid-type]
-    root: str | None = None
-    download: bool = False
-    val_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
-    train_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
-    split_seed: int = Field(default=0, ge=0)
 
 
 class TrainConfig(_Frozen):
@@ -188,6 +159,16 @@ class Config(_Frozen):
     evaluator: EvaluatorConfig = EvaluatorConfig()
 
     @model_validator(mode="after")
+    def _data_fills_a_batch(self) -> Config:
+        # A user's data smaller than one batch would train one partial batch per epoch: a
+        # budget that means something else than the preset says. Built-in sets are far larger.
+        size = self.data.info().train_size
+        if size is not None and size < self.train.batch_size:
+            raise ValueError(f"train.batch_size {self.train.batch_size} is more than the {size} training samples of "
+                             f"{self.data.root or self.data.path}; lower train.batch_size or add samples")
+        return self
+
+    @model_validator(mode="after")
     def _latency_needs_training(self) -> Config:
         # Tables and proxies have no model on a device to time; failing here beats a reward
         # that silently treats every architecture as free.
@@ -230,11 +211,11 @@ class Config(_Frozen):
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return DATASET_INFO[self.data.name][0]
+        return self.data.info().shape
 
     @property
     def num_classes(self) -> int:
-        return DATASET_INFO[self.data.name][1]
+        return self.data.info().classes
 
     def search_space(self, input_shape: tuple[int, ...] | None = None) -> SearchSpace:
         """The search space for data of one sample's ``input_shape`` (by default the dataset's
@@ -246,7 +227,7 @@ class Config(_Frozen):
         """Digest of everything besides the architecture that decides a training result:
         dataset, split and trainer recipe (seed included). Part of every cache key."""
         payload = json.dumps(
-            {"data": self.data.model_dump(exclude={"root", "download"}), "train": self.train.model_dump()},
+            {"data": self.data.identity(), "train": self.train.model_dump()},
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:20]

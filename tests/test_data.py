@@ -189,7 +189,7 @@ VISION = pytest.mark.parametrize("name", list(WRITERS), ids=list(WRITERS))
 
 @VISION
 def test_vision_loads_real_formats(name: str, tmp_path: Path) -> None:
-    from nas_gym.vision_data import NORMALISATION
+    from nas_gym.data.torchvision_sets import NORMALISATION
 
     write, k, _ = WRITERS[name]
     x, y, xt, yt = write(tmp_path)
@@ -209,7 +209,7 @@ def test_vision_loads_real_formats(name: str, tmp_path: Path) -> None:
 @VISION
 def test_vision_split_matches_labels(name: str, tmp_path: Path) -> None:
     """Each training image keeps its own label through the split."""
-    from nas_gym.vision_data import NORMALISATION
+    from nas_gym.data.torchvision_sets import NORMALISATION
 
     x, y, _, _ = WRITERS[name][0](tmp_path)
     d = load_dataset(DataConfig(name=name, root=str(tmp_path)))

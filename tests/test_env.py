@@ -3,6 +3,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+from data_files import preset_data
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -20,8 +21,9 @@ def make(preset: str = "mnist1d-tiny", seed: int = 0, **kwargs) -> gym.Env:
 
 @pytest.mark.parametrize("env_id", nas_gym.ENV_IDS)
 @pytest.mark.parametrize("preset", preset_names())
-def test_env_checkers(env_id, preset):
-    cfg = load_config(preset)
+def test_env_checkers(env_id, preset, tmp_path, monkeypatch):
+    monkeypatch.setenv("NAS_GYM_DATA", str(tmp_path / "cache"))  # where an image folder's tensors are cached
+    cfg = load_config(preset, preset_data(preset, tmp_path))  # presets of a user's data get a small one
     env = gym.make(env_id, config=cfg, evaluator=SyntheticEvaluator(cfg.search_space()))
     gym_check_env(env.unwrapped, skip_render_check=True)
     sb3_check_env(env.unwrapped, warn=False)

@@ -1,0 +1,68 @@
+"""The registry of datasets: one entry per ``data.name``, the single place that says what each
+dataset is.
+
+Entries name their loaders by import path, as Gymnasium registers envs, so asking for a shape
+or a class count imports neither torch nor torchvision. A built-in set's shape and class count
+are constants; for the data a user brings (an image folder, an array file) only the data can
+tell, so those entries name a ``describe`` function that reads just enough of it (and checks
+it: bad data fails while the config is validated, before anything is trained or written).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset.
+
+    :param loader: ``module:function`` taking a ``DataConfig`` and returning a ``Dataset``.
+    :param shape: one sample's shape ``(C, L)`` or ``(C, H, W)``; None when only the data knows.
+    :param classes: the number of classes; None when only the data knows.
+    :param describe: ``module:function`` taking a ``DataConfig`` and returning a ``DatasetInfo``,
+        for entries whose shape and classes are None.
+    :param needs: the ``data`` field that must be set for this entry (``root`` or ``path``).
+    :param fields: the optional ``data`` fields only this entry reads (kept out of other
+        entries' cache keys, so adding one never changes an existing key).
+    """
+
+    loader: str
+    shape: tuple[int, ...] | None = None
+    classes: int | None = None
+    describe: str | None = None
+    needs: str | None = None
+    fields: tuple[str, ...] = ()
+
+    @property
+    def user_data(self) -> bool:
+        return self.describe is not None
+
+
+_TV = "nas_gym.data.torchvision_sets:load"
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist1d": DatasetSpec("nas_gym.data.mnist1d:load", (1, 40), 10),
+    "digits": DatasetSpec("nas_gym.data.digits:load", (1, 8, 8), 10),
+    "mnist": DatasetSpec(_TV, (1, 28, 28), 10),
+    "fashion_mnist": DatasetSpec(_TV, (1, 28, 28), 10),
+    "cifar10": DatasetSpec(_TV, (3, 32, 32), 10),
+    "cifar100": DatasetSpec(_TV, (3, 32, 32), 100),
+    "svhn": DatasetSpec(_TV, (3, 32, 32), 10),
+    "folder": DatasetSpec("nas_gym.data.folder:load", describe="nas_gym.data.folder:describe", needs="root",
+                          fields=("image_size", "test_fraction")),
+    "arrays": DatasetSpec("nas_gym.data.arrays:load", describe="nas_gym.data.arrays:describe", needs="path",
+                          fields=("layout", "test_fraction")),
+}
+DATASET_NAMES = tuple(DATASETS)
+OPTIONAL_FIELDS = tuple(sorted({f for spec in DATASETS.values() for f in spec.fields}))
+"""``data`` fields that only some entries read."""
+
+
+def entry_point(target: str) -> Callable[..., Any]:
+    """The function ``module:function`` names, imported now."""
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)

@@ -105,7 +105,8 @@ class EvaluatorConfig(_Frozen):
     """Which evaluator scores architectures, and where results are cached.
 
     :param kind: ``train`` (real training), ``table`` (the shipped benchmark), ``proxy:<name>``
-        (a zero-cost proxy) or ``synthetic`` (an instant made-up score with a known optimum,
+        (a zero-cost proxy), ``supernet`` (one weight-sharing network trained once per run, each
+        architecture scored as a path through it) or ``synthetic`` (an instant made-up score with a known optimum,
         for testing agents and env logic).
     :param cache: SQLite file; ``auto`` means ``~/.cache/nas-gym/evaluations.sqlite``, None disables.
     :param backend: where ``train`` runs the architectures of one batch: ``serial`` (in this
@@ -125,6 +126,13 @@ class EvaluatorConfig(_Frozen):
         seen so far are trained again for ``high_epochs``; the run's leaderboard ranks by the
         highest fidelity seen. None (default) turns it off.
     :param promote_top: the top fraction, in (0, 1], re-trained at ``high_epochs``.
+    :param table_seed: what the ``table`` evaluator returns: ``draw`` (one of the table's seeds
+        per architecture, drawn from the run's seed, as NAS-Bench-201's simulations do),
+        ``mean`` (the mean over seeds: less noisy than any real search), or one seed.
+    :param supernet_epochs: ``supernet`` only: epochs (passes over the training split, one random
+        path per batch) the shared weights train for, once per run, with the ``train`` recipe.
+    :param supernet_val_samples: ``supernet`` only: validation samples (a fixed subset) each
+        architecture is scored on; scoring time grows linearly with it, ties shrink with it.
     """
 
     kind: str = "train"
@@ -137,12 +145,16 @@ class EvaluatorConfig(_Frozen):
     threads_per_worker: int = Field(default=1, ge=1)
     high_epochs: int | None = Field(default=None, ge=1, le=10_000)
     promote_top: float = Field(default=0.1, gt=0.0, le=1.0)
+    table_seed: int | Literal["draw", "mean"] = "draw"
+    supernet_epochs: int = Field(default=30, ge=1, le=10_000)
+    supernet_val_samples: int = Field(default=500, ge=1)
 
     @field_validator("kind")
     @classmethod
     def _kind(cls, kind: str) -> str:
-        if kind not in ("train", "table", "synthetic") and not kind.startswith("proxy:"):
-            raise ValueError(f"evaluator kind {kind!r} is not one of train, table, synthetic, proxy:<name>")
+        if kind not in ("train", "table", "synthetic", "surrogate", "supernet") and not kind.startswith("proxy:"):
+            raise ValueError(f"evaluator kind {kind!r} is not one of train, table, surrogate, supernet, synthetic, "
+                             "proxy:<name>")
         return kind
 
 

@@ -247,11 +247,9 @@ def _make_env(config: Config, evaluator: Any, seed: int, workers: int, log: Sear
     if owned:
         from nas_gym.evaluators import make_evaluator
 
-        evaluator = make_evaluator(config, kind=evaluator)
+        evaluator = make_evaluator(config, kind=evaluator, run_seed=seed)
     batching = PrefetchEvaluator(evaluator, batch_size=workers)
-    env = NasEnv(config, evaluator=batching, seed=seed, close_evaluator=owned)  # env.close() then stops the workers this search started
+    # env.close() then stops the workers this search started
+    env = NasEnv(config, evaluator=batching, seed=seed, close_evaluator=owned)
     return RecordEpisodes(env, log)
 
-
-def default_logdir() -> Path:
-    return Path(os.environ.get("NAS_GYM_LOGDIR", "runs"))

@@ -77,7 +77,7 @@ def test_mini_table_lookup_and_seed_choice(mini):
     cfg, path = mini
     a = Chain.parse("conv3-16|maxpool")
     n = len(a.text())
-    mean, s1 = TableEvaluator(cfg, path=path), TableEvaluator(cfg, seed=1, path=path)
+    mean, s1 = TableEvaluator(cfg, seed="mean", path=path), TableEvaluator(cfg, seed=1, path=path)
     assert isinstance(mean, Evaluator) and mean.space == cfg.search_space() and mean.num_classes == 10
     assert mean.evaluate(a).val_acc == pytest.approx((n + 0.5) / 100)
     assert s1.evaluate(a).val_acc == pytest.approx((n + 1) / 100)
@@ -86,6 +86,28 @@ def test_mini_table_lookup_and_seed_choice(mini):
     assert s1.evaluate("maxpool").status == "failed" and s1.test_acc("maxpool") is None
     with pytest.raises(ConfigError, match="seed 7 is not one of its seeds"):
         TableEvaluator(cfg, seed=7, path=path)
+
+
+def test_draw_mode_gives_one_seed_per_architecture(mini):
+    """The default: each architecture's reward is one of its seeds, drawn from the run's seed and
+    the architecture (NAS-Bench-201's simulations): repeats agree, runs differ, order does not matter."""
+    cfg, path = mini
+    archs = list(cfg.search_space().enumerate())
+    per_run = []
+    for run_seed in (0, 1):
+        ev = TableEvaluator(cfg, path=path, run_seed=run_seed)
+        forward = {a.text(): ev.evaluate(a).val_acc for a in archs}
+        backward = {a.text(): TableEvaluator(cfg, path=path, run_seed=run_seed).evaluate(a).val_acc
+                    for a in reversed(archs)}
+        assert forward == backward and ev.evaluate(archs[0]).val_acc == forward[archs[0].text()]
+        for a in archs:
+            ok = fake_result(a, 0).ok
+            assert not ok or forward[a.text()] == pytest.approx(fake_result(a, ev.drawn_seed(a)).val_acc)
+        per_run.append(forward)
+        assert ev.test_acc(archs[1]) == TableEvaluator(cfg, seed="mean", path=path).test_acc(archs[1])
+    assert per_run[0] != per_run[1]
+    drawn = [TableEvaluator(cfg, path=path, run_seed=0).drawn_seed(a) for a in archs]
+    assert set(drawn) == {0, 1}  # both seeds are used
 
 
 def test_simulated_clock_charges_once_per_architecture(mini):

@@ -93,7 +93,7 @@ class NasEnv(gym.Env):
         if made_here:
             from nas_gym.evaluators import make_evaluator
 
-            evaluator = make_evaluator(self.config, kind=evaluator)
+            evaluator = make_evaluator(self.config, kind=evaluator, run_seed=seed or 0)
         self.evaluator = evaluator
         self.space = evaluator.space
         expected = self.config.search_space()

@@ -48,7 +48,7 @@ class NasVecEnv(DummyVecEnv):
         if made_here:
             from nas_gym.evaluators import make_evaluator
 
-            evaluator = make_evaluator(cfg, kind=evaluator)
+            evaluator = make_evaluator(cfg, kind=evaluator, run_seed=seed or 0)
         self.evaluator = PrefetchEvaluator(evaluator)
 
         def make_env() -> gym.Env:

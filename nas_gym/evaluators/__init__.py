@@ -18,18 +18,20 @@ if TYPE_CHECKING:
     from nas_gym.evaluators.cache import Cache
     from nas_gym.evaluators.training import Backend, TrainingEvaluator
 
-AVAILABLE_KINDS = ("train", "table", "synthetic", "proxy:synflow", "proxy:jacob_cov", "proxy:snip", "proxy:grad_norm",
-                   "proxy:params", "proxy:flops")
+AVAILABLE_KINDS = ("train", "table", "surrogate", "supernet", "synthetic", "proxy:synflow", "proxy:jacob_cov", "proxy:snip",
+                   "proxy:grad_norm", "proxy:params", "proxy:flops")
 
 
 def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | None = None,
-                   cache: Cache | None = None, backend: Backend | None = None) -> Evaluator:
+                   cache: Cache | None = None, backend: Backend | None = None, run_seed: int = 0) -> Evaluator:
     """The evaluator ``kind`` names (default: ``config.evaluator.kind``).
 
     :param data: an already-loaded dataset for ``train`` and ``proxy:<name>`` (see ``TrainingEvaluator``).
     :param cache: a cache for ``train``; default: the one ``config.evaluator.cache`` names.
     :param backend: where ``train`` runs its batches (see ``nas_gym.evaluators.training.Backend``);
         default: the one ``config.evaluator.backend`` names.
+    :param run_seed: the search's seed, for evaluators that draw noise per run (the table's
+        per-architecture seed, the surrogate's sampled accuracy).
     :raises ConfigError: the kind is unknown or not available yet.
     """
     kind = config.evaluator.kind if kind is None else kind
@@ -40,7 +42,7 @@ def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | N
         if config.evaluator.high_epochs is None:
             return low
         from nas_gym.config import load_config
-        from nas_gym.fidelity import MultiFidelityEvaluator, with_fidelity
+        from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator, with_fidelity
 
         # Same cache file, other context hash: each fidelity is cached (and resumed) separately.
         single = load_config(config, {"evaluator.high_epochs": None})
@@ -60,8 +62,16 @@ def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | N
     if kind == "table":
         from nas_gym.evaluators.table import TableEvaluator
 
-        return TableEvaluator(config)
-    raise ConfigError(f"evaluator kind {kind!r} is not one of train, table, synthetic, proxy:<name>")
+        return TableEvaluator(config, seed=config.evaluator.table_seed, run_seed=run_seed)
+    if kind == "surrogate":
+        from nas_gym.evaluators.surrogate import SurrogateEvaluator
+
+        return SurrogateEvaluator(config)
+    if kind == "supernet":
+        from nas_gym.evaluators.supernet import SupernetEvaluator
+
+        return SupernetEvaluator(config, data=data)
+    raise ConfigError(f"evaluator kind {kind!r} is not one of train, table, surrogate, supernet, synthetic, proxy:<name>")
 
 
 def __getattr__(name: str) -> Any:

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators.base import FAILED, OK, EvalResult, EvalStats, EvaluatorBase
 from nas_gym.evaluators.cache import TRAINER_VERSION
@@ -40,7 +42,7 @@ from nas_gym.spaces.base import Architecture, ArchitectureError
 FORMAT, FORMAT_VERSION = "nas-gym-table", 1
 TABLE_DIR = Path(__file__).resolve().parent.parent / "tables"
 SUFFIX = ".jsonl.gz"
-SeedChoice = int | Literal["mean"]
+SeedChoice = int | Literal["mean", "draw"]
 
 
 # -- the file format ----------------------------------------------------------------------------
@@ -198,8 +200,9 @@ def load_table(path: str | os.PathLike[str]) -> Table:
     if any(len(r["val_acc"]) != n_seeds for r in rows):
         raise ConfigError(f"table {path}: rows do not all have {n_seeds} seeds; rebuild it with scripts/build_table.py")
     keys = [a.key() for a in archs]
-    if len(set(keys)) != len(keys) or set(keys) != {a.key() for a in space.enumerate()}:
-        raise ConfigError(f"table {path}: its {len(archs)} rows are not exactly the distinct architectures of "
+    distinct = {a.key() for a in space.enumerate()}  # isomorphic architectures share one row
+    if len(set(keys)) != len(keys) or set(keys) != distinct:
+        raise ConfigError(f"table {path}: its {len(archs)} rows are not exactly the {len(distinct)} architectures of "
                           "its space; rebuild it with scripts/build_table.py")
     table = Table(path, header, archs, rows, {k: i for i, k in enumerate(keys)})
     for old in [k for k in _TABLES if k[0] == key[0]]:
@@ -280,18 +283,26 @@ class TableEvaluator(EvaluatorBase):
     the table (see the header), so compare agents on it, not on wall time.
 
     :param config: must describe the table's space and trainer recipe (``train.seed`` aside).
-    :param seed: one of the table's seeds, or ``"mean"`` (mean validation accuracy over seeds:
-        less noisy rewards, and the ranking NAS-Bench-201 reports).
+    :param seed: ``"draw"`` (default): each architecture's reward is one training seed of the
+        table, drawn per architecture from a generator seeded by ``run_seed`` and the
+        architecture's key, as NAS-Bench-201's search simulations draw one seed per query: the
+        noise a real search sees, the same for a repeat (as a cache would give), reproducible
+        and independent of query order. ``"mean"``: the mean over the table's seeds (less noisy
+        than any real search: name it when you report it). Or one of the table's seeds.
     :param path: the table file; default: the shipped table matching ``config`` (``find_table``).
+    :param run_seed: the search's seed, for ``"draw"``.
     :raises ConfigError: no table, or one built for another space, dataset or trainer recipe.
     """
 
-    def __init__(self, config: Config, seed: SeedChoice = "mean", path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, config: Config, seed: SeedChoice = "draw", path: str | os.PathLike[str] | None = None,
+                 run_seed: int = 0) -> None:
         self.table = load_table(find_table(config) if path is None else path)
         name = self.table.path.name
-        if seed != "mean" and (isinstance(seed, bool) or not isinstance(seed, int) or seed not in self.table.seeds):
-            raise ConfigError(f"table {name}: seed {seed!r} is not one of its seeds {list(self.table.seeds)} or 'mean'")
-        problem = mismatch(self.table.header, config, None if seed == "mean" else [seed])
+        if seed not in ("mean", "draw") and (isinstance(seed, bool) or not isinstance(seed, int)
+                                             or seed not in self.table.seeds):
+            raise ConfigError(f"table {name}: seed {seed!r} is not one of its seeds {list(self.table.seeds)}, "
+                              "'draw' or 'mean'")
+        problem = mismatch(self.table.header, config, None if seed in ("mean", "draw") else [seed])
         if problem:
             raise ConfigError(f"table {name} does not fit config {config.name!r}: {problem}; use preset "
                               f"{self.table.header['preset']} unchanged or build a table with scripts/build_table.py")
@@ -299,11 +310,17 @@ class TableEvaluator(EvaluatorBase):
         self.space = config.search_space()
         self.num_classes = config.num_classes
         self.stats = EvalStats()
-        self._results = self.table.results(seed)
+        self.run_seed = int(run_seed)
+        self._results = self.table.results("mean" if seed == "draw" else seed)
         self._seen: set[str] = set()  # canonical keys: an isomorphic repeat is not charged again
 
     def __repr__(self) -> str:
-        return f"TableEvaluator({self.table.path.name!r}, seed={self.seed!r})"
+        return f"TableEvaluator({self.table.path.name!r}, seed={self.seed!r}, run_seed={self.run_seed})"
+
+    def drawn_seed(self, arch: Architecture) -> int:
+        """The table seed whose result ``arch`` gets in ``"draw"`` mode."""
+        rng = np.random.default_rng([self.run_seed, int(arch.key()[:15], 16)])
+        return self.table.seeds[int(rng.integers(len(self.table.seeds)))]
 
     def _outside(self, arch: Architecture) -> ArchitectureError:
         reason = self.space.violation(arch) or "missing from the table"
@@ -324,6 +341,8 @@ class TableEvaluator(EvaluatorBase):
         :raises ArchitectureError: ``arch`` is not in the table's space.
         """
         arch, result = self._lookup(arch)
+        if self.seed == "draw":
+            result = self.table.results(self.drawn_seed(arch))[arch.key()]
         seen = arch.key() in self._seen
         if not seen:
             self._seen.add(arch.key())
@@ -346,7 +365,8 @@ class TableEvaluator(EvaluatorBase):
     # -- for reports: not charged ------------------------------------------------------------
     def optimum(self) -> tuple[Architecture, float]:
         """The architecture with the best validation accuracy as this evaluator scores it (the
-        mean over seeds by default), first in table order on ties: the target for regret."""
+        mean over seeds for ``"draw"`` and ``"mean"``), first in table order on ties: the target
+        for regret."""
         key, result = max(self._results.items(), key=lambda kv: (kv[1].ok, kv[1].val_acc))
         return self.table.archs[self.table.index[key]], result.val_acc
 
@@ -357,7 +377,8 @@ class TableEvaluator(EvaluatorBase):
         return [_with_test(r, self.test_acc(a)) for a, r in zip(self.table.archs, self._results.values(), strict=True)]
 
     def test_acc(self, arch: Architecture | str) -> float | None:
-        """Test accuracy of ``arch`` (this evaluator's seed, or the mean); None if it failed.
+        """Test accuracy of ``arch`` (the mean over seeds, or this evaluator's fixed seed): for
+        reports on the architecture a search returns, never for search; None if it failed.
 
         :raises ArchitectureError: ``arch`` is not in the table's space.
         """
@@ -366,7 +387,7 @@ class TableEvaluator(EvaluatorBase):
             return None
         row = self.table.rows[self.table.index[arch.key()]]
         seeds = self.table.seeds
-        idx = range(len(seeds)) if self.seed == "mean" else [seeds.index(self.seed)]
+        idx = range(len(seeds)) if self.seed in ("mean", "draw") else [seeds.index(self.seed)]
         return _mean([row["test_acc"][i] for i in idx])
 
 

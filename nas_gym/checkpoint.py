@@ -4,14 +4,15 @@ A search trains networks for hours; Ctrl-C, ``kill -9`` or a power cut must cost
 episodes since the last checkpoint, and even those cost no training, because their finished
 evaluations are in the persistent cache (after a power cut, all but the last few that had not
 reached the disk). What the cache cannot hold is the agent's state
-(Q-table, population, SB3 model and replay buffer, random generators) and the recorder's
-counters; those are saved here every few episodes.
+(Q-table, population, SB3 model and replay buffer, random generators), the recorder's
+counters and the evaluator's own state (its budget charged so far, a multi-fidelity evaluator's
+confirmed results); those are saved here every few episodes.
 
 Layout inside the run folder::
 
     checkpoint.json        the manifest: who ran what, how far; replaced atomically
     checkpoint/ep-000040/  the agent's own files (``agent.save(dir / "agent")``) and
-                           ``search.json`` (recorder and evaluator counters) after 40 episodes
+                           ``search.json`` (the recorder's counters, the evaluator's ``state()``) after 40 episodes
 
 The manifest is the commit point. A checkpoint folder is written under a temporary name,
 fsynced, renamed, and only then does the manifest start pointing at it; so a crash at any
@@ -183,13 +184,17 @@ def read_manifest(run_dir: Path) -> Manifest:
 def check_matches(run_dir: Path, manifest: Manifest, *, agent: str, config: Config, seed: int, episodes: int,
                   hparams: dict[str, Any] | None) -> None:
     """Refuse to resume with a command that differs from the run's: its checkpoint would be
-    continued under other rules, and the result would match neither command.
+    continued under other rules, and the result would match neither command. More episodes
+    than the run's are allowed: they extend it.
 
-    :raises CheckpointError: naming the first difference and where the original command is.
+    :raises CheckpointError: naming the first difference and how to continue the run as it was.
     """
-    hint = f"repeat the run's own command (see {run_dir / 'command.txt'}) with --resume"
-    ours = {"agent": manifest.agent, "seed": manifest.seed, "episodes": manifest.episodes, "config": manifest.preset}
-    given = {"agent": agent, "seed": seed, "episodes": episodes, "config": config.name}
+    hint = f"leave the option out to continue with the run's own (its command is in {run_dir / 'command.txt'})"
+    if episodes < manifest.episodes:
+        raise CheckpointError(f"--resume {run_dir}: the run used --episodes {manifest.episodes}, this command has "
+                              f"--episodes {episodes}; give at least {manifest.episodes} (more extends the run) or {hint}")
+    ours = {"agent": manifest.agent, "seed": manifest.seed, "config": manifest.preset}
+    given = {"agent": agent, "seed": seed, "config": config.name}
     for key, value in ours.items():
         if given[key] != value:
             raise CheckpointError(f"--resume {run_dir}: the run used --{key} {value}, this command has "
@@ -200,6 +205,22 @@ def check_matches(run_dir: Path, manifest: Manifest, *, agent: str, config: Conf
     if config_hash(config) != manifest.config_hash:
         where = _config_difference(run_dir, config)
         raise CheckpointError(f"--resume {run_dir}: the config differs from the run's{where}; {hint}")
+
+
+def resume_manifest(run_dir: Path, *, agent: str, config: Config, seed: int, episodes: int,
+                    hparams: dict[str, Any] | None) -> Manifest:
+    """The manifest to continue ``run_dir`` with, after :func:`check_matches`; with more episodes
+    than the run's, the run is extended and its manifest says so at once, so a later ``--resume``
+    without ``--episodes`` continues to the new end.
+
+    :raises CheckpointError: the folder is not a run, or the command differs from the run's.
+    """
+    manifest = read_manifest(run_dir)
+    check_matches(run_dir, manifest, agent=agent, config=config, seed=seed, episodes=episodes, hparams=hparams)
+    if episodes > manifest.episodes:
+        manifest = dataclasses.replace(manifest, episodes=episodes)
+        write_manifest(run_dir, manifest)
+    return manifest
 
 
 def _config_difference(run_dir: Path, config: Config) -> str:
@@ -262,7 +283,7 @@ def save(run_dir: Path, manifest: Manifest, agent: Any, state: dict[str, Any]) -
 
 
 def read_state(run_dir: Path, manifest: Manifest) -> dict[str, Any]:
-    """The search state saved with the manifest's checkpoint (recorder and evaluator counters);
+    """The search state saved with the manifest's checkpoint (the recorder's counters, the evaluator's state);
     ``{}`` when there is no checkpoint yet, which means: start over from episode 0.
 
     :raises CheckpointError: the checkpoint the manifest names is missing or unreadable.

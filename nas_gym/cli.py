@@ -106,7 +106,7 @@ def _progress(episodes: int) -> tuple[Progress, callable]:
     return progress, update
 
 
-def _resumed_settings(run_dir: Path, agent: str | None, config: str | None, seed: int | None, episodes: int | None,
+def _resumed_settings(run_dir: Path | None, agent: str | None, config: str | None, seed: int | None, episodes: int | None,
                       hparams: str | None) -> tuple[str, str, int, int, dict | None]:
     """Agent, config, seed, episodes and hyperparameters of a search: those given on the command
     line, the rest from the run folder being resumed (its manifest and config.yaml), or the
@@ -159,7 +159,8 @@ def search(
             summary = run_search(cfg, agent, episodes, seed, logdir, hparams=agent_hparams, on_episode=update,
                                  checkpoint_every=checkpoint_every, resume=resume)
         finally:
-            progress.stop()
+            if progress.live.is_started:
+                progress.stop()
     except (*_bad_input_types(), ValueError) as e:
         raise _fail(str(e)) from None
     except SearchInterrupted as e:

@@ -21,13 +21,13 @@ from nas_gym.evaluators.cache import (
     open_cache,
     resolve_path,
 )
-from nas_gym.space import Architecture
+from nas_gym.spaces.chain import Chain
 
-A = Architecture.parse("conv3-16|maxpool|conv3-32")
-B = Architecture.parse("conv5-16")
+A = Chain.parse("conv3-16|maxpool|conv3-32")
+B = Chain.parse("conv5-16")
 
 
-def result(arch: Architecture, acc: float = 0.5, **kw) -> EvalResult:
+def result(arch: Chain, acc: float = 0.5, **kw) -> EvalResult:
     return EvalResult(arch=arch.text(), val_acc=acc, params=100, flops=1000, train_seconds=1.5, train_loss=0.7,
                       fidelity=3.0, **kw)
 
@@ -52,7 +52,7 @@ def test_many_and_all(any_cache):
     assert any_cache.put_many([(A, result(A, 0.1)), (B, result(B, 0.2))], "c1") == 2
     assert any_cache.put_many([(A, result(A, 0.3)), (A, result(A, 0.4))], "c2") == 1
     assert any_cache.put_many([], "c2") == 0
-    assert any_cache.get_many([B, A, B, Architecture.parse("avgpool")], "c1") == [
+    assert any_cache.get_many([B, A, B, Chain.parse("avgpool")], "c1") == [
         result(B, 0.2), result(A, 0.1), result(B, 0.2), None]
     entries = list(any_cache.all("c2"))
     assert [(e.arch, e.context, e.result.val_acc) for e in entries] == [(A.text(), "c2", 0.3)]
@@ -71,6 +71,16 @@ def test_non_finite_and_failures_round_trip(tmp_path):
         assert math.isnan(got.train_loss) and not got.ok
         assert (got.reason, got.params, got.fidelity) == ("too_many_params: 9 > 8", 9, 3.0)
         assert c.get(B, "ctx") == odd
+
+
+def test_crashes_are_never_stored(any_cache):
+    """A failure of our code or of a worker process is not a property of the architecture: a
+    store refuses it (whoever writes), and a later result for the same key is stored."""
+    crashed = [EvalResult.failure(A.text(), "exception: KeyError: 'x'"), EvalResult.failure(A.text(), "worker_died: SIGKILL")]
+    assert [any_cache.put(A, "ctx", r) for r in crashed] == [False, False]
+    assert any_cache.put_many([(A, crashed[0]), (B, EvalResult.failure(B.text(), "nan_loss"))], "ctx") == 1
+    assert any_cache.get(A, "ctx") is None and any_cache.get(B, "ctx").reason == "nan_loss"
+    assert any_cache.put(A, "ctx", result(A)) and any_cache.get(A, "ctx") == result(A)
 
 
 def test_persists_across_reopen_and_pickle(tmp_path):
@@ -201,7 +211,7 @@ def test_real_fork(tmp_path):
 
 def _writer(path: str, index: int, barrier, queue) -> None:
     """Spawned worker: all workers write the same 40 keys with their own values, at once."""
-    archs = [Architecture.parse(f"conv3-{c}") for c in range(1, 41)]
+    archs = [Chain.parse(f"conv3-{c}") for c in range(1, 41)]
     c = ResultCache(path, timeout=60)
     barrier.wait()
     stored = 0

@@ -1,9 +1,12 @@
-"""Multi-fidelity: the fidelity knob, successive halving and the multi-fidelity evaluator."""
+"""Multi-fidelity: the fidelity knob, successive halving (a searcher, in ``agents``) and the
+multi-fidelity evaluator."""
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import pytest
@@ -11,18 +14,20 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import nas_gym  # noqa: F401  (registers the env)
+from agents.successive_halving import SuccessiveHalving, training_factory
 from nas_gym.config import ConfigError, load_config
-from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator
+from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator, EvaluatorBase
+from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator, with_fidelity
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
-from nas_gym.fidelity import MultiFidelityEvaluator, SuccessiveHalving, training_factory, with_fidelity
-from nas_gym.space import Architecture
+from nas_gym.spaces.chain import Chain
 
 PRESET = "mnist1d-tiny"
 
 
-class FakeEvaluator:
+class FakeEvaluator(EvaluatorBase):
     """Score = the synthetic score plus a budget-dependent error that shrinks with the budget,
-    so low budgets mis-rank and high budgets rank like the truth; costs ``budget`` seconds."""
+    so low budgets mis-rank and high budgets rank like the truth; costs ``budget`` seconds, a
+    repeat nothing (as a cache hit)."""
 
     def __init__(self, budget: float, truth: SyntheticEvaluator, fail: str | None = None) -> None:
         self.budget, self.truth, self.fail = budget, truth, fail
@@ -31,7 +36,7 @@ class FakeEvaluator:
         self.calls: list[str] = []
         self._seen: set[str] = set()
 
-    def evaluate(self, arch: Architecture) -> EvalResult:
+    def evaluate(self, arch: Chain) -> EvalResult:
         text = arch.text()
         self.calls.append(text)
         noise = ((zlib.crc32(text.encode()) % 1000) / 1000 - 0.5) * 0.2 / self.budget
@@ -44,8 +49,15 @@ class FakeEvaluator:
         self._seen.add(text)
         return result
 
-    def evaluate_many(self, archs: Sequence[Architecture]) -> list[EvalResult]:
+    def evaluate_many(self, archs: Sequence[Chain]) -> list[EvalResult]:
         return [self.evaluate(a) for a in archs]
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "seen": sorted(self._seen)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self._seen = set(state["seen"])
 
 
 @pytest.fixture
@@ -54,7 +66,7 @@ def truth() -> SyntheticEvaluator:
 
 
 @pytest.fixture
-def archs(truth) -> list[Architecture]:
+def archs(truth) -> list[Chain]:
     return list(truth.space.enumerate())[:81]
 
 
@@ -154,6 +166,30 @@ def test_leaderboard_ranks_confirmed_results_first(truth, archs):
     assert mf.best() == board[0] and board[0].result.fidelity == 27
 
 
+def test_a_resumed_multi_fidelity_evaluator_continues_as_if_never_stopped(truth, archs):
+    """Its state (through JSON, as in a checkpoint) carries both evaluators' charges, every
+    low result and every promotion: a fresh evaluator that loads it ranks, promotes and charges
+    the rest exactly as the one that never stopped."""
+    def fresh() -> MultiFidelityEvaluator:
+        return MultiFidelityEvaluator(FakeEvaluator(1, truth), FakeEvaluator(27, truth), promote_top=0.2)
+
+    def board(mf: MultiFidelityEvaluator) -> list[tuple]:  # NaN losses never compare equal: compare the rest
+        return [(e.arch, e.low.val_acc, e.high and (e.high.val_acc, e.high.fidelity)) for e in mf.leaderboard()]
+
+    first, second = archs[:30], archs[20:60]  # overlapping: repeats after the stop are cache hits
+    straight = fresh()
+    straight.evaluate_many(first)
+    resumed = fresh()
+    resumed.load_state(json.loads(json.dumps(straight.state())))
+    assert resumed.stats == straight.stats and resumed.promoted == straight.promoted
+    assert board(resumed) == board(straight)
+    confirmed_before = len(straight.high.calls)
+    assert [r.val_acc for r in straight.evaluate_many(second)] == [r.val_acc for r in resumed.evaluate_many(second)]
+    assert resumed.stats == straight.stats and resumed.stats.evaluations == 70 + len(straight.promoted)
+    assert resumed.promoted == straight.promoted and resumed.high.calls == straight.high.calls[confirmed_before:]
+    assert board(resumed) == board(straight)
+
+
 def test_multi_fidelity_evaluator_passes_the_env_checkers():
     cfg = load_config(PRESET)
     space = cfg.search_space()
@@ -181,7 +217,7 @@ def test_each_fidelity_is_trained_and_cached_separately(tmp_path):
     cfg = load_config(PRESET, {"runtime.device": "cpu"})
     cache = ResultCache(tmp_path / "c.sqlite")
     make = training_factory(cfg, "epochs", cache=cache)
-    arch = Architecture.parse("conv3-16|maxpool")
+    arch = Chain.parse("conv3-16|maxpool")
     low, high = make(1), make(2)
     assert low.context != high.context
     r_low, r_high = low.evaluate(arch), high.evaluate(arch)

@@ -178,7 +178,7 @@ def test_resuming_a_finished_run_is_a_no_op(finished_run):
 @pytest.mark.parametrize("change,needle", [
     (["--agent", "random"], "the run used --agent qlearning, this command has --agent random"),
     (["--seed", "1"], "the run used --seed 0"),
-    (["--episodes", "20"], "the run used --episodes 12"),
+    (["--episodes", "5"], "the run used --episodes 12, this command has --episodes 5; give at least 12"),
     (["--set", "train.epochs=3"], "config differs from the run's at train.epochs (run: 2, now: 3)"),
     (["--hparams", "{replay: 4}"], "the run used --hparams {}"),
 ], ids=["agent", "seed", "episodes", "config", "hparams"])
@@ -193,6 +193,7 @@ def test_resume_with_other_arguments_exits_2(tmp_path, finished_run, change, nee
     result = runner.invoke(app, [*args, "--logdir", str(tmp_path), "--resume", str(finished_run)])
     assert result.exit_code == 2, result.output
     assert needle in " ".join(result.output.split()) and "command.txt" in result.output
+    assert result.output.startswith("error:")  # no progress bar drawn before the refusal
     assert "Traceback" not in result.output and not list(tmp_path.iterdir())
 
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from nas_gym.space import Architecture
+if TYPE_CHECKING:
+    from nas_gym.spaces.base import Architecture, SearchSpace
 
 OK, FAILED = "ok", "failed"
+# Failures that say something went wrong around the architecture, not what it is: our own code
+# raised, or the worker process running it died. They are never cached (see ``EvalResult.cacheable``).
+NOT_CACHED_REASONS = ("exception:", "worker_died")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,14 @@ class EvalResult:
     @property
     def ok(self) -> bool:
         return self.status == OK
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether the result is a property of the architecture under its training context, one
+        that training it again would give again: a score, NaN loss, out of memory, too many
+        parameters. A failure of our own code (``exception: ...``) or of a worker process
+        (``worker_died: ...``) is not: after a fix, or on a healthy worker, it may well train."""
+        return self.ok or not self.reason.startswith(NOT_CACHED_REASONS)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -95,10 +107,78 @@ class EvalStats:
 
 @runtime_checkable
 class Evaluator(Protocol):
-    """Turns architectures into results. Implementations: training, table, proxy."""
+    """Turns architectures into results; everything the env, the agents and a search ask of one.
 
+    Implementations: training (``nas_gym.evaluators.training``, whatever its backend), table,
+    proxy, synthetic, multi-fidelity, and the prefetching wrapper. Subclassing
+    :class:`EvaluatorBase` gives the defaults most of them need.
+
+    :ivar space: the search space whose architectures it scores.
+    :ivar num_classes: classes of the task (the chance level of a failure's reward).
+    :ivar stats: what it has been charged; the budget agents are compared on.
+    :ivar batch_size: how many architectures an agent should propose at a time (then handed
+        over together with ``prefetch``) to keep parallel workers busy; 1 when batching gains nothing.
+    """
+
+    space: SearchSpace
+    num_classes: int
+    stats: EvalStats
+    batch_size: int
+
+    def evaluate(self, arch: Architecture) -> EvalResult:
+        """The result of one architecture, charged to ``stats``."""
+
+    def evaluate_many(self, archs: Sequence[Architecture]) -> list[EvalResult]:
+        """Results in the order of ``archs``; a parallel evaluator computes them together."""
+
+    def prefetch(self, archs: Sequence[Architecture]) -> None:
+        """A hint that ``archs`` will be evaluated next, one by one: a batching evaluator
+        computes them together now; others ignore it."""
+
+    def close(self) -> None:
+        """Release workers, files and connections; safe to call twice. An evaluator closes the
+        evaluators it wraps; whoever made an evaluator closes it (an env closes only one it made)."""
+
+    def state(self) -> dict[str, Any]:
+        """Everything a resumed search needs to continue charging and ranking as if it had never
+        stopped (JSON-ready); the persistent cache holds the results themselves."""
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Take back what ``state()`` returned, in a fresh evaluator of the same kind and config."""
+
+    @property
+    def unwrapped(self) -> Evaluator:
+        """The evaluator under any wrapper (like ``gymnasium.Env.unwrapped``): itself if none."""
+
+
+class EvaluatorBase:
+    """Defaults for the :class:`Evaluator` protocol: no batching, nothing to release, and a
+    state that is the budget charged so far. Subclasses set ``space``, ``num_classes`` and
+    ``stats`` and override what they hold beyond that."""
+
+    batch_size: int = 1
+    space: SearchSpace
+    num_classes: int
     stats: EvalStats
 
-    def evaluate(self, arch: Architecture) -> EvalResult: ...
+    def evaluate_many(self, archs: Sequence[Architecture]) -> list[EvalResult]:
+        raise NotImplementedError
 
-    def evaluate_many(self, archs: Sequence[Architecture]) -> list[EvalResult]: ...
+    def evaluate(self, arch: Architecture) -> EvalResult:
+        return self.evaluate_many([arch])[0]
+
+    def prefetch(self, archs: Sequence[Architecture]) -> None:
+        """Nothing to gain from knowing ahead: results are computed when asked for."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def state(self) -> dict[str, Any]:
+        return {"stats": dataclasses.asdict(self.stats)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.stats = EvalStats(**state.get("stats", {}))
+
+    @property
+    def unwrapped(self) -> Evaluator:
+        return self  # type: ignore[return-value]

@@ -2,8 +2,11 @@
 
 Training an architecture costs seconds to hours and the same architecture comes back again and
 again (MetaQNN reuses a repeated architecture's stored accuracy), so every evaluator looks here
-first. The key is ``Architecture.key()`` plus ``Config.context_hash()`` (dataset, split and
-trainer recipe), so a result is only reused under the exact conditions that produced it.
+first. The key is ``Architecture.key()`` plus a context (:func:`result_context`: the dataset,
+split and trainer recipe, the search space's identity, and :data:`TRAINER_VERSION`), so a result
+is only reused under the exact conditions, and the code, that produced it. Only results that are
+properties of the architecture are stored (``EvalResult.cacheable``): a crash of our own code or
+of a worker process is retried the next time, not remembered.
 
 Why it is built the way it is:
 
@@ -21,6 +24,7 @@ Why it is built the way it is:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -29,10 +33,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.space import Architecture
+from nas_gym.spaces.base import Architecture
+
+if TYPE_CHECKING:
+    from nas_gym.config import Config
+    from nas_gym.spaces.base import SearchSpace
 
 APPLICATION_ID = 0x4E415347  # "NASG": marks the file as ours in the SQLite header
 SCHEMA_VERSION = 1
@@ -40,6 +48,9 @@ DEFAULT_PATH = Path("~/.cache/nas-gym/evaluations.sqlite")
 ENV_VAR = "NAS_GYM_CACHE"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _CHUNK = 500  # stays under SQLite's bound-variable limit in get_many
+# Bump by hand whenever a change to the trainer (``nas_gym.train``) or to a space's model builder
+# changes the results it gives: stored results then stop matching, and are trained again.
+TRAINER_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -87,6 +98,17 @@ def resolve_path(spec: str | os.PathLike[str] | None) -> Path | None:
     if str(spec) == "auto":
         return Path(os.environ.get(ENV_VAR) or DEFAULT_PATH).expanduser()
     return Path(spec).expanduser()
+
+
+def result_context(config: Config, space: SearchSpace) -> str:
+    """The context of a result, the second half of its cache key: everything besides the
+    architecture's key that decides it. That is the config's training recipe
+    (``Config.context_hash``: data, split, trainer, seed), the space (its kind and
+    ``identity()``: two spaces' architectures may share a text, not a network) and the code that
+    trains and builds (:data:`TRAINER_VERSION`)."""
+    payload = {"recipe": config.context_hash(), "space": space.kind, "identity": space.identity(),
+               "trainer_version": TRAINER_VERSION}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def _json_float(x: float | None) -> float | None:
@@ -309,17 +331,17 @@ class ResultCache:
 
     # -- writing ---------------------------------------------------------------------------
     def put(self, arch: Architecture, context: str, result: EvalResult) -> bool:
-        """Store ``result`` unless one is already stored; True if this call stored it."""
+        """Store ``result`` unless one is already stored or it is not ``cacheable``; True if this call stored it."""
         return self.put_many([(arch, result)], context) == 1
 
     def put_many(self, items: Iterable[tuple[Architecture, EvalResult]], context: str) -> int:
-        """Store several results in one transaction; returns how many were new."""
+        """Store several results in one transaction (all but those not ``cacheable``); returns how many were new."""
         now = time.time()
         rows = [
             (a.key(), context, a.text(), r.status, r.reason, r.val_acc, _json_float(r.test_acc),
              _json_float(r.train_loss), int(r.params), int(r.flops), r.train_seconds, r.fidelity,
              json.dumps(r.to_dict()), now)
-            for a, r in items
+            for a, r in items if r.cacheable
         ]
         if not rows:
             return 0
@@ -369,7 +391,7 @@ class MemoryCache:
 
     def put(self, arch: Architecture, context: str, result: EvalResult) -> bool:
         key = (arch.key(), context)
-        if key in self._results:
+        if key in self._results or not result.cacheable:
             return False
         self._results[key] = (arch.text(), result, time.time())
         return True

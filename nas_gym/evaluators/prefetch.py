@@ -5,14 +5,18 @@ A vector env's sub-envs each call ``evaluate`` for their own architecture, one a
 the real evaluator together (``evaluate_many``: trained concurrently by a process or Ray
 backend, identical ones trained once), then serves each sub-env its result. Charging happens
 once, in the inner evaluator, so budgets stay comparable with the unbatched env.
+
+The wrapper owns the evaluator it wraps, as a gymnasium wrapper owns its env: closing it closes
+the inner one, and its state is the inner one's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator
-from nas_gym.space import Architecture
+from nas_gym.spaces.base import Architecture, SearchSpace
 
 
 class PrefetchEvaluator:
@@ -31,7 +35,7 @@ class PrefetchEvaluator:
         return self.inner.stats
 
     @property
-    def space(self):
+    def space(self) -> SearchSpace:
         return self.inner.space
 
     @property
@@ -59,6 +63,15 @@ class PrefetchEvaluator:
         return [self.evaluate(a) for a in archs]
 
     def close(self) -> None:
-        close = getattr(self.inner, "close", None)
-        if close is not None:
-            close()
+        self.inner.close()
+
+    def state(self) -> dict[str, Any]:
+        """The inner evaluator's: a checkpoint falls between batches, so nothing waits here."""
+        return self.inner.state()
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.inner.load_state(state)
+
+    @property
+    def unwrapped(self) -> Evaluator:
+        return self.inner.unwrapped

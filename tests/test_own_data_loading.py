@@ -247,3 +247,13 @@ def test_labels_accepted_exactly_when_they_are_0_to_k_minus_1(y: list[int]) -> N
         assert not ok and str(e).startswith("arrays: f.npz: y_train")
     else:
         assert ok and out.dtype == np.int64 and out.tolist() == y
+
+
+def test_relative_locations_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run folder's config.yaml then finds the data from any working directory (retrain, --resume)."""
+    write_arrays(tmp_path / "a.npz")
+    write_image_folder(tmp_path / "im", classes=2, per_class=5)
+    monkeypatch.chdir(tmp_path)
+    assert DataConfig(name="arrays", path="a.npz").path == str(tmp_path / "a.npz")
+    assert DataConfig(name="folder", root="im").root == str(tmp_path / "im")
+    assert DataConfig(name="mnist1d", root="cache").root == "cache"  # the built-in sets keep theirs as given

@@ -7,6 +7,7 @@ line, before a run folder, a cache row or a training step exists.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -54,6 +55,16 @@ class DataConfig(BaseModel):
     split_seed: int = Field(default=0, ge=0)
     image_size: int | None = Field(default=None, ge=1, le=1024)
     layout: Literal["NL", "NCL", "NHW", "NCHW"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _absolute_location(cls, raw: Any) -> Any:
+        # A run folder's config.yaml must find the same data from any working directory
+        # (``retrain``, ``--resume``); ``~`` is expanded here once for every reader.
+        spec = DATASETS.get(raw.get("name")) if isinstance(raw, dict) else None
+        if spec is not None and spec.needs and isinstance(raw.get(spec.needs), str):
+            raw = {**raw, spec.needs: str(Path(raw[spec.needs]).expanduser().absolute())}
+        return raw
 
     @model_validator(mode="after")
     def _fields_match_name(self) -> DataConfig:

@@ -59,7 +59,6 @@ def test_search_through_cli(tmp_path: Path, preset: str, data: Callable[[Path], 
     assert max(float(r["val_acc"]) for r in rows) > 1 / 3
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("preset", "data"), [("folder-example", images), ("arrays-example", arrays)], ids=["folder", "arrays"])
 def test_search_through_gym_make(tmp_path: Path, preset: str, data: Callable[[Path], Overrides]) -> None:
     overrides = {**data(tmp_path), **TINY, "evaluator.cache": None}

@@ -62,12 +62,6 @@ def read_records(run_dir: Path) -> list[Record]:
     return [record_of(r) for r in read_rows(run_dir / EVALUATIONS_CSV)]
 
 
-def best_of(records: list[Record]) -> Record | None:
-    """The first record with the highest validation accuracy among those that trained."""
-    best = top(records, 1)
-    return best[0] if best else None
-
-
 def top(records: list[Record], k: int = 5) -> list[Record]:
     """The ``k`` best distinct architectures that trained, best first (ties: earliest)."""
     seen: dict[str, Record] = {}
@@ -79,6 +73,16 @@ def top(records: list[Record], k: int = 5) -> list[Record]:
 
 def failures(records: list[Record]) -> list[Record]:
     return [r for r in records if r.status != "ok"]
+
+
+def best_of(records: list[Record]) -> Record | None:
+    """The first record with the highest validation accuracy among those that trained (the rule
+    :meth:`RunLog.add` follows as records come)."""
+    best = None
+    for rec in records:
+        if rec.status == "ok" and (best is None or rec.val_acc > best.val_acc):
+            best = rec
+    return best
 
 
 class RunLog:
@@ -108,6 +112,7 @@ class RunLog:
         self._csv = csv.writer(self._file)
         if new:
             self._csv.writerow(CSV_FIELDS)
+            self._file.flush()  # a run folder read before the first checkpoint shows its columns
 
     def add_invalid(self) -> None:
         """An episode ended by a forbidden action: counted, nothing evaluated, no row."""

@@ -9,7 +9,8 @@ live or die by these numbers. One table, side by side:
   and the bare env, driven by a uniform policy over the allowed actions (``action_masks()``);
 - the policy alone (masks and random draws without stepping), to show what the env costs;
 - the whole ``nas-gym search`` command with random search and with evolution (run folder,
-  checkpoints, CSV, TensorBoard, figures, progress bar), in process, imports already paid;
+  checkpoints, CSV, TensorBoard, figures, progress bar), in process, imports already paid; and
+  random search again with a single checkpoint at the end, to show what checkpoints cost;
 - ``nas-gym compare`` of random search and evolution, counted per agent run.
 
 For the commands, "fixed s" is the cost of a run of one episode (run folder, table load, final
@@ -125,6 +126,9 @@ def main() -> None:
     runs = args.compare_budget * COMPARE_SEEDS * len(COMPARE_AGENTS.split(","))
     commands = {f"nas-gym search --agent {a}": (args.search_episodes, search_args(args.config, a, args.search_episodes),
                                                  search_args(args.config, a, 1)) for a in ("random", "evolution")}
+    episodes, whole, single = commands["nas-gym search --agent random"]
+    once = ["--checkpoint-every", str(args.search_episodes)]  # one checkpoint, at the end: what checkpoints cost
+    commands["nas-gym search --agent random, checkpoint at the end only"] = (episodes, whole + once, single + once)
     commands["nas-gym compare, per agent run"] = (args.compare_budget, compare_args(args.config, args.compare_budget),
                                                   compare_args(args.config, 1))
     env_times: dict[str, list[tuple[float, int]]] = {k: [] for k in env_variants}

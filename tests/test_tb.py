@@ -4,9 +4,12 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from typer.testing import CliRunner
 
+from agents.epsilon_figure import TAG
 from agents.random_search import RandomSearch
 from nas_gym.cli import app
+from nas_gym.config import load_config
 from nas_gym.recorder import RecordEpisodes, SearchLog
+from nas_gym.search import SearchInterrupted, run_search
 from tests.conftest import make_synthetic_env
 
 EPISODES = 120
@@ -51,7 +54,7 @@ def test_reward_histograms_per_stage(qlearning_run):
 
 def test_metaqnn_accuracy_per_epsilon(qlearning_run):
     """Q-learning writes MetaQNN's figure itself, once, with x = 100 * (1 - epsilon)."""
-    points = qlearning_run.Scalars("nas/mean_val_acc_by_epsilon")
+    points = qlearning_run.Scalars(TAG)
     assert [p.step for p in points] == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]
     assert all(0.0 < p.value < 1.0 for p in points)
 
@@ -81,3 +84,23 @@ def test_pareto_figure_at_checkpoints_when_due(tmp_path, figure_seconds, figures
     acc = events(tmp_path)
     assert len(acc.Images("nas/pareto_front")) == figures
     assert [e.step for e in acc.Scalars("nas/val_acc")] == list(range(1, 17))
+
+
+def test_epsilon_figure_survives_a_resume(tmp_path):
+    """The tallies travel in Q-learning's checkpoint: a run stopped mid-schedule and resumed
+    draws the same MetaQNN figure as one that never stopped."""
+    cfg = load_config("mnist1d-tiny", {"evaluator.kind": "synthetic"})
+    whole = run_search(cfg, "qlearning", 30, 0, tmp_path / "whole", checkpoint_every=5, argv=["a"]).run_dir
+
+    def stop(log: SearchLog) -> None:
+        if log.episodes == 18:
+            raise KeyboardInterrupt
+
+    with pytest.raises(SearchInterrupted) as stopped:
+        run_search(cfg, "qlearning", 30, 0, tmp_path / "runs", on_episode=stop, checkpoint_every=5, argv=["a"])
+    run_search(cfg, "qlearning", 30, 0, tmp_path / "unused", checkpoint_every=5, resume=stopped.value.run_dir, argv=["b"])
+
+    def points(run_dir) -> list[tuple[int, float]]:
+        return [(p.step, p.value) for p in events(run_dir).Scalars(TAG)]
+
+    assert len(points(whole)) == 10 and points(stopped.value.run_dir) == points(whole)

@@ -8,11 +8,13 @@ MetaQNN's figure), whose step is ``100 * (1 - epsilon)``, written once when its 
 SB3 agents write only their own ``rollout/`` and ``train/`` keys, in ``sb3/``, on SB3's timestep
 axis (see ``agents.sb3``): no tag is written to two streams with different axes.
 
-Speed: an instant evaluator (the table) finishes thousands of episodes a second, so nothing
-here costs per episode more than building a few protobuf values. Scalars are buffered and
-written, one event per step, by :meth:`TensorBoardLog.flush` (at each checkpoint and at the
-end); the Pareto figure (about 0.1 s with matplotlib) is redrawn at a checkpoint only when
-``figure_seconds`` have passed since the last one, and always at the end.
+Speed: an instant evaluator (the table) finishes thousands of episodes a second, so an episode
+costs here only a few protobuf values, buffered and written by :meth:`TensorBoardLog.flush` (at
+each checkpoint and at the end) as one event per step. Tensorboard's writer checksums each
+event in pure Python, so one event instead of eight is what counts: about 60 us per episode on
+a shared 2-core machine, against about 300 us for eight ``add_scalar`` calls.
+The Pareto figure (0.1-0.2 s of CPU) is redrawn at a checkpoint only when ``figure_seconds``
+have passed since the last one, and always at the end.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ BUILTIN_AGENTS: dict[str, str] = {
     "dqn": "agents.sb3:DQNAgent",
     "maskable_ppo": "agents.sb3:MaskablePPOAgent",
     "reinforce": "agents.reinforce:Reinforce",
+    "greedy": "agents.greedy:Greedy",
+    "enas": "agents.enas:Enas",
+    "darts": "agents.darts:Darts",
 }
 ENTRY_POINT_GROUP = "nas_gym.agents"
 

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     from torch import nn
 
+    from nas_gym.supernet.base import Supernet
+
 
 class ArchitectureError(ValueError):
     """An architecture text that does not parse, or an architecture the search space forbids."""
@@ -129,6 +131,11 @@ class SearchSpace(Protocol):
 
     def count_flops(self, arch: Any, input_shape: tuple[int, ...], num_classes: int) -> int:
         """Multiply-accumulates of one forward pass of one sample."""
+
+    def build_supernet(self, input_shape: tuple[int, ...], num_classes: int) -> Supernet:
+        """One module holding the weights of every architecture of the space (weight sharing:
+        the supernet evaluator, ENAS, DARTS); see ``nas_gym.supernet.base.Supernet`` for what it
+        must answer. Optional: a space without it cannot use those three."""
 
 
 class SpaceDefinition(Protocol):

@@ -32,6 +32,8 @@ from nas_gym.spaces.base import ArchitectureError, SpaceParams
 if TYPE_CHECKING:
     from torch import nn
 
+    from nas_gym.supernet.base import Supernet
+
 CELL_OPS = ("none", "skip", "conv1", "conv3", "avgpool3")
 NONE = 0
 EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))  # (source, target), in NAS-Bench-201's order
@@ -251,3 +253,8 @@ class CellSpace:
 
         return cell_network_flops(canonical(arch), input_shape, num_classes, self.channels, self.stages,
                                   self.cells_per_stage)
+
+    def build_supernet(self, input_shape: tuple[int, ...], num_classes: int) -> Supernet:
+        from nas_gym.spaces.cell_supernet import CellSupernet
+
+        return CellSupernet(self, input_shape, num_classes)

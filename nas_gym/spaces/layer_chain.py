@@ -23,6 +23,8 @@ from nas_gym.spaces.chain import DROPOUT, EMPTY, POOLS, Chain, Op, count_flops
 if TYPE_CHECKING:
     from torch import nn
 
+    from nas_gym.supernet.base import Supernet
+
 
 class LayerChainParams(SpaceParams):
     """``space:`` of a layer-chain preset: the op vocabulary (text forms, see
@@ -328,3 +330,8 @@ class LayerChainSpace:
 
     def count_flops(self, arch: Chain, input_shape: tuple[int, ...], num_classes: int) -> int:
         return count_flops(arch, input_shape, num_classes)
+
+    def build_supernet(self, input_shape: tuple[int, ...], num_classes: int) -> Supernet:
+        from nas_gym.spaces.layer_chain_supernet import LayerChainSupernet
+
+        return LayerChainSupernet(self, input_shape, num_classes)

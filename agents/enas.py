@@ -1,0 +1,190 @@
+"""ENAS (Pham et al., ICML 2018): a REINFORCE controller rewarded by one set of shared weights.
+
+Two things learn in turn. The shared weights (the space's supernet) take ``shared_steps``
+weight steps, each on the path of an architecture the controller samples. Then the controller
+(the LSTM policy of ``agents.reinforce``, masked by the space's rules) samples
+``controller_steps`` architectures; each one's reward is its supernet accuracy on a validation
+batch, after recalibrating its batch norm on a training batch (``score_path``), and each takes
+one policy-gradient step against a moving-average baseline (decay ``baseline_decay``), with an
+entropy bonus, as in Zoph & Le and ENAS. No architecture is trained on its own during search:
+that is ENAS's thousandfold saving, and its risk (shared-weight rewards rank architectures
+loosely; see ``docs/one_shot.md``).
+
+Episodes: each episode is one round of both phases, then the architecture the controller
+prefers (the most likely action at every step, under the masks) is played through the env,
+where the preset's evaluator (real training, the table) scores and charges it like any agent's;
+the rounds' own seconds are charged to the same clock. The run record thus shows the
+controller's preferred architecture after every round, and the last one is ENAS's answer.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from agents.base import AgentError, make_hparams, play, wrapper_attr
+from agents.reinforce import Controller
+from nas_gym.supernet.agents import charged, one_shot_setup
+from nas_gym.supernet.base import score_path
+from nas_gym.supernet.training import BatchStream, PathTrainer
+
+_MIN_STD = 0.01  # floor of the reward scale: see agents.reinforce
+
+
+@dataclass(frozen=True)
+class EnasArgs:
+    """:param shared_steps: weight steps per episode, one sampled path each; 0 means one pass
+        over the training split.
+    :param controller_steps: architectures sampled per episode to train the controller.
+    :param learning_rate: the controller's Adam step size (``agents.reinforce``'s default: ENAS's
+        3.5e-4 was tuned for thousands of controller steps, a search here has hundreds).
+    :param hidden_size: LSTM width (ENAS: 100 units).
+    :param baseline_decay: the reward baseline's moving-average decay.
+    :param entropy_coef: weight of the entropy bonus (ENAS: 1e-4; larger here, where a short
+        search must not settle on the first good path).
+    :param max_grad_norm: gradient clipping of the controller.
+    :param reward_samples: validation samples per reward (ENAS: one minibatch).
+    """
+
+    shared_steps: int = 0
+    controller_steps: int = 30
+    learning_rate: float = 0.002
+    hidden_size: int = 64
+    baseline_decay: float = 0.9
+    entropy_coef: float = 0.01
+    max_grad_norm: float = 1.0
+    reward_samples: int = 256
+
+
+class Enas:
+    """:param env: a NasGym env whose space builds a supernet (layer chain, cell).
+    :param seed: seeds the weights, the controller, sampling and the batch order.
+    :param hparams: fields of :class:`EnasArgs`.
+    :param logdir: unused; ``enas/baseline`` and ``enas/reward`` go through ``env.record_scalar``.
+    """
+
+    def __init__(self, env: gym.Env, seed: int = 0, hparams: dict[str, Any] | None = None,
+                 logdir: Path | None = None) -> None:
+        self.env, self.seed = env, seed
+        self.args: EnasArgs = make_hparams(EnasArgs, hparams)
+        a = self.args
+        if a.shared_steps < 0 or a.controller_steps < 1 or a.reward_samples < 1 or not 0 <= a.baseline_decay < 1:
+            raise AgentError(f"enas: need shared_steps >= 0, controller_steps >= 1, reward_samples >= 1 and "
+                             f"0 <= baseline_decay < 1; got {a}")
+        try:
+            self.setup = one_shot_setup(env, seed)
+        except ValueError as e:
+            raise AgentError(str(e)) from None
+        data, train = self.setup.data, self.setup.config.train
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.controller = Controller(self.setup.space.n_actions, a.hidden_size)
+        self.controller_opt = torch.optim.Adam(self.controller.parameters(), lr=a.learning_rate)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.trainer = PathTrainer(self.setup.net, BatchStream(data.x_train, data.y_train, train.batch_size, seed),
+                                   train, None)
+        self.calib_batches = BatchStream(data.x_train, data.y_train, train.batch_size, seed + 1)
+        self.val_batches = BatchStream(data.x_val, data.y_val, a.reward_samples, seed + 2)
+        self.baseline: float | None = None
+        self.reward_var = 0.0
+        self.episodes_done = 0
+        self._record = wrapper_attr(env, "record_scalar")
+
+    # -- the controller ---------------------------------------------------------------------
+    def sample(self, greedy: bool = False) -> tuple[Any, list[int], list[list[bool]]]:
+        """An architecture from the controller (its most likely one if ``greedy``), with the
+        actions and masks that built it."""
+        space = self.setup.space
+        partial, done, actions, masks = space.empty(), False, [], []
+        with torch.no_grad():
+            token, h, c = self.controller.initial()
+            while not done:
+                mask = space.mask(partial)
+                logp, h, c = self.controller.step(token, h, c, torch.as_tensor(mask).unsqueeze(0))
+                action = int(logp.argmax()) if greedy else int(torch.multinomial(logp.exp(), 1, generator=self.generator))
+                partial, done = space.step(partial, action)
+                actions.append(action)
+                masks.append(mask.tolist())
+                token = torch.tensor([action])
+        return partial, actions, masks
+
+    def _update(self, actions: list[int], masks: list[list[bool]], reward: float) -> None:
+        """One REINFORCE step; the first reward only sets the baseline (see ``agents.reinforce``)."""
+        if self.baseline is None:
+            self.baseline = reward
+        advantage = (reward - self.baseline) / max(self.reward_var**0.5, _MIN_STD)
+        token, h, c = self.controller.initial()
+        log_prob, entropy = torch.zeros(()), torch.zeros(())
+        for action, mask in zip(actions, masks, strict=True):
+            logp, h, c = self.controller.step(token, h, c, torch.tensor([mask]))
+            log_prob = log_prob + logp[0, action]
+            entropy = entropy - (logp.exp() * logp).sum()
+            token = torch.tensor([action])
+        loss = -advantage * log_prob - self.args.entropy_coef * entropy
+        self.controller_opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.controller.parameters(), self.args.max_grad_norm)
+        self.controller_opt.step()
+        d = self.args.baseline_decay
+        self.reward_var = d * self.reward_var + (1.0 - d) * (reward - self.baseline) ** 2
+        self.baseline = d * self.baseline + (1.0 - d) * reward
+
+    def _round(self) -> float:
+        """Shared-weight steps on sampled paths, then controller steps; the mean reward."""
+        steps = self.args.shared_steps or self.trainer.batches.batches_per_pass
+        for _ in range(steps):
+            self.trainer.step(self.sample()[0])
+        rewards = []
+        for _ in range(self.args.controller_steps):
+            arch, actions, masks = self.sample()
+            val_x, val_y = self.val_batches.next()
+            reward = score_path(self.setup.net, arch, self.calib_batches.next()[0], val_x, val_y)
+            self._update(actions, masks, reward)
+            rewards.append(reward)
+        return float(np.mean(rewards))
+
+    def preferred(self) -> Any:
+        """The architecture ENAS returns now: the controller's most likely one."""
+        return self.sample(greedy=True)[0]
+
+    def learn(self, episodes: int) -> None:
+        for _ in range(episodes):
+            with charged(self.env, self.setup, self.seed + self.episodes_done):
+                mean_reward = self._round()
+            play(self.env, self.preferred())
+            self.episodes_done += 1
+            if self._record is not None:
+                self._record("enas/reward", mean_reward)
+                self._record("enas/baseline", self.baseline)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Shared weights, controller, optimizers, generators, batch streams and baseline, atomically."""
+        state = {"net": self.setup.net.state_dict(), "trainer": self.trainer.state_dict(),
+                 "controller": self.controller.state_dict(), "controller_opt": self.controller_opt.state_dict(),
+                 "generator": self.generator.get_state(), "calib": self.calib_batches.state_dict(),
+                 "val": self.val_batches.state_dict(), "baseline": self.baseline, "reward_var": self.reward_var,
+                 "episodes_done": self.episodes_done}
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load(self, path: str | Path) -> None:
+        state = torch.load(path, map_location=self.setup.device, weights_only=True)
+        self.setup.net.load_state_dict(state["net"])
+        self.trainer.load_state_dict(state["trainer"])
+        self.controller.load_state_dict(state["controller"])
+        self.controller_opt.load_state_dict(state["controller_opt"])
+        self.generator.set_state(state["generator"])
+        self.calib_batches.load_state_dict(state["calib"])
+        self.val_batches.load_state_dict(state["val"])
+        self.baseline, self.reward_var = state["baseline"], float(state["reward_var"])
+        self.episodes_done = int(state["episodes_done"])

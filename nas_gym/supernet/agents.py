@@ -1,0 +1,74 @@
+"""What the one-shot agents (ENAS, DARTS) share: their data and supernet, and how their own
+compute is charged.
+
+They train weights themselves instead of asking the env's evaluator, so the seconds they spend
+are added to that evaluator's ``stats.train_seconds``: ``compare`` then weighs them by the
+compute they used, like agents whose every architecture is trained (see ``nas_gym.evaluators``).
+The architectures they return still go through the env, and are charged there as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from nas_gym.config import Config
+from nas_gym.data import Dataset, load_dataset
+from nas_gym.spaces.base import SearchSpace
+from nas_gym.supernet.base import Supernet
+from nas_gym.train import _cpu_threads, _forked_rng, resolve_device
+
+
+@dataclass
+class OneShotSetup:
+    """The preset, its data on the device, the space and a fresh supernet of it."""
+
+    config: Config
+    device: torch.device
+    data: Dataset
+    space: SearchSpace
+    net: Supernet
+
+
+def one_shot_setup(env: gym.Env, seed: int) -> OneShotSetup:
+    """Load the env's preset's data and build its space's supernet, weights drawn from ``seed``
+    in a forked RNG (the caller's torch streams are untouched)."""
+    config: Config = env.unwrapped.config
+    device = resolve_device(config.runtime.device)
+    data = load_dataset(config.data).to(device)
+    space = env.unwrapped.space
+    if not hasattr(space, "build_supernet"):
+        raise ValueError(f"space {config.space.kind!r} has no build_supernet; one-shot agents need one")
+    with _forked_rng(device):
+        torch.manual_seed(seed)
+        net = space.build_supernet(data.input_shape, data.num_classes).to(device)
+    return OneShotSetup(config, device, data, space, net)
+
+
+@contextlib.contextmanager
+def charged(env: gym.Env, setup: OneShotSetup, seed: int) -> Iterator[None]:
+    """Run a block of the agent's own training: on the preset's CPU threads, with torch's
+    global RNG (dropout) forked and seeded by ``seed``, its seconds charged to the evaluator."""
+    start = time.perf_counter()
+    try:
+        with _cpu_threads(setup.device, setup.config.runtime.threads), _forked_rng(setup.device):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        env.unwrapped.evaluator.stats.train_seconds += time.perf_counter() - start
+
+
+def summary_writer(logdir: Any, name: str, purge_step: int | None) -> Any:
+    """A TensorBoard writer in ``logdir/name`` (its own run beside the search's curves), or
+    None without a logdir. ``purge_step`` hides what a stopped run wrote after its checkpoint."""
+    if logdir is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(logdir / name), purge_step=purge_step)

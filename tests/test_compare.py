@@ -58,9 +58,9 @@ def test_compare_on_the_table_reports_the_simulated_clock(tmp_path):
     cfg = load_config("mnist1d-tiny")
     summaries, _ = run_comparison(cfg, ["random"], 15, 2, tmp_path, evaluator="table")
     (random_summary,) = summaries
-    table = TableEvaluator(cfg)
     for seed, charged in enumerate(random_summary.train_seconds):
         (run,) = [p for p in (tmp_path / "random").iterdir() if f"-s{seed}-" in p.name]
         archs = {r["arch"] for r in csv.DictReader((run / "evaluations.csv").open())}
+        table = TableEvaluator(cfg, run_seed=seed)  # the training seed drawn per architecture follows the run's
         assert charged == pytest.approx(sum(table.evaluate(a).train_seconds for a in archs))
     assert table_rows(summaries)[0]["train s / run"] == f"{np.mean(random_summary.train_seconds):.0f}"

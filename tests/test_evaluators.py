@@ -8,7 +8,7 @@ from nas_gym.config import ConfigError, load_config
 from nas_gym.data import Dataset
 from nas_gym.evaluators import make_evaluator
 from nas_gym.evaluators.base import EvalResult, Evaluator
-from nas_gym.evaluators.cache import MemoryCache, ResultCache
+from nas_gym.evaluators.cache import MemoryCache, ResultCache, result_context
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
 from nas_gym.spaces.base import ArchitectureError
@@ -34,7 +34,7 @@ class FakeTrainer:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __call__(self, arch, data, config, runtime, *, want_test=False) -> EvalResult:
+    def __call__(self, arch, data, config, runtime, *, want_test=False, space=None) -> EvalResult:
         self.calls.append(arch.text())
         if "avgpool" in arch.text():
             return EvalResult.failure(arch.text(), "nan_loss", params=7, flops=70, train_seconds=0.5, fidelity=3.0)
@@ -60,8 +60,8 @@ def evaluator(tmp_path, **overrides) -> TrainingEvaluator:
 def test_is_an_evaluator_with_the_documented_attributes(tmp_path):
     ev = evaluator(tmp_path)
     assert isinstance(ev, Evaluator)
-    assert ev.space == ev.config.search_space(40) and ev.num_classes == 10
-    assert ev.context == ev.config.context_hash()
+    assert ev.space == ev.config.search_space((1, 40)) and ev.num_classes == 10
+    assert ev.context == result_context(ev.config, ev.space)
     assert isinstance(ev.cache, ResultCache) and ev.data.device == ev.device
 
 

@@ -25,6 +25,7 @@ import nas_gym.cli as cli
 from nas_gym import train as train_mod
 from nas_gym.leaderboard import read_entries
 from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain import LayerChainSpace
 
 runner = CliRunner()
 CHANCE = 0.1  # mnist1d has 10 classes: the default failure reward is 1 / 10
@@ -136,14 +137,14 @@ def test_out_of_memory_inside_training(tmp_path, monkeypatch, error):
 @pytest.mark.slow
 def test_exception_in_the_builder(tmp_path, monkeypatch):
     """A builder that raises (a multi-line message, as torch's are) fails that architecture only."""
-    real_build = train_mod.build_model
+    real_build = LayerChainSpace.build_model
 
-    def build(arch: Chain, *args, **kwargs):
+    def build(space, arch: Chain, *args, **kwargs):
         if any(op.kind == "avgpool" for op in arch.ops):
             raise ValueError("cannot build avgpool here\n  (a second line of detail)")
-        return real_build(arch, *args, **kwargs)
+        return real_build(space, arch, *args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "build_model", build)
+    monkeypatch.setattr(LayerChainSpace, "build_model", build)
     run_dir, rows = search(tmp_path, 8, "train.max_params=3000")
     broken = [r for r in rows if "avgpool" in r["arch"]]
     assert broken and len(broken) < len(rows)

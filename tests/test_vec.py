@@ -20,7 +20,7 @@ def counting_evaluator(monkeypatch, tmp_path):
     """A TrainingEvaluator whose training is replaced by a fake that records what it trains."""
     trained: list[str] = []
 
-    def fake(arch, data, config, runtime, *, want_test=False):
+    def fake(arch, data, config, runtime, *, want_test=False, space=None):
         trained.append(arch.text())
         return EvalResult(arch=arch.text(), val_acc=0.5 + 0.01 * len(arch), params=len(arch), flops=len(arch))
 

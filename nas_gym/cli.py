@@ -140,7 +140,7 @@ def search(
     checkpoint_every: Annotated[int, typer.Option(help="Episodes between checkpoints (what --resume continues from).")] = 10,
 ) -> None:
     """Run a search and print the top architectures."""
-    from nas_gym.search import SearchInterrupted, run_search
+    from nas_gym.search import CHECKPOINT_SECONDS, SearchInterrupted, run_search
 
     try:
         agent, config, seed, episodes, agent_hparams = _resumed_settings(resume, agent, config, seed, episodes, hparams)
@@ -157,7 +157,8 @@ def search(
         progress, update = _progress(episodes)
         try:
             summary = run_search(cfg, agent, episodes, seed, logdir, hparams=agent_hparams, on_episode=update,
-                                 checkpoint_every=checkpoint_every, resume=resume)
+                                 checkpoint_every=checkpoint_every, resume=resume,
+                                 checkpoint_seconds=CHECKPOINT_SECONDS)
         finally:
             if progress.live.is_started:
                 progress.stop()

@@ -19,7 +19,7 @@ import numpy as np
 
 from nas_gym.config import Config
 from nas_gym.runlog import read_records
-from nas_gym.search import run_search
+from nas_gym.search import CHECKPOINT_SECONDS, run_search
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def run_comparison(config: Config, agents: list[str], budget: int, seeds: int, l
         runs, seconds = [], []
         for seed in range(seeds):
             summary = run_search(config, agent, budget, seed, logdir / agent, evaluator=evaluator,
-                                 hparams=(hparams or {}).get(agent))
+                                 hparams=(hparams or {}).get(agent), checkpoint_seconds=CHECKPOINT_SECONDS)
             runs.append([r.val_acc if r.status == "ok" else 0.0 for r in read_records(summary.run_dir)])
             seconds.append(summary.stats.train_seconds)
             if on_run is not None:

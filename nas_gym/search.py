@@ -40,6 +40,10 @@ from nas_gym.recorder import RecordEpisodes, SearchLog
 from nas_gym.runlog import Record, failures, read_records, top
 
 DEFAULT_CHECKPOINT_EVERY = 10  # episodes; a checkpoint costs milliseconds, an episode seconds of training
+# Least seconds between two checkpoints of `nas-gym search` and `compare`: a checkpoint fsyncs
+# about seven files (tens of ms on a busy disk), which every 10 episodes of an instant evaluator
+# (the table) would dominate the run; with training, episodes take longer than this anyway.
+CHECKPOINT_SECONDS = 1.0
 RUN_CACHE = "cache.sqlite"  # a run's own cache file, when the config asks for none (evaluator.cache null)
 
 
@@ -116,6 +120,7 @@ def run_search(
     on_episode: Callable[[SearchLog], None] | None = None,
     argv: list[str] | None = None,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    checkpoint_seconds: float = 0.0,
     resume: Path | None = None,
 ) -> SearchSummary:
     """Run ``agent`` for ``episodes`` episodes on the env made from ``config``, or continue the
@@ -176,13 +181,18 @@ def run_search(
             if hasattr(instance, "total_episodes"):  # schedules scaled to the whole budget, not to one chunk
                 instance.total_episodes = episodes
 
+            last_save = time.monotonic()
+
             def save_at(done: int) -> None:
-                nonlocal manifest
+                nonlocal manifest, last_save
+                if done < episodes and time.monotonic() - last_save < checkpoint_seconds:
+                    return  # too soon after the last one; the end is always saved
                 log.flush()
                 write_confirmed(run_dir, log.evaluator)
                 manifest = checkpoint.save(run_dir, dataclasses.replace(manifest, episodes_done=done), instance,
                                            {"log": log.state(), "stats": dataclasses.asdict(log.evaluator.stats),
                                             "evaluator": log.evaluator.state()})
+                last_save = time.monotonic()
 
             if getattr(instance, "checkpoints_in_learn", False):
                 # SB3 agents: learning in chunks would change the run (see agents.sb3), so one learn

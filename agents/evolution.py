@@ -55,7 +55,7 @@ class RegularizedEvolution:
 
     def learn(self, episodes: int) -> None:
         evaluator = self.env.unwrapped.evaluator
-        batch = max(1, getattr(evaluator, "batch_size", 1))
+        batch = evaluator.batch_size
         done = 0
         while done < episodes:
             # with N workers, N children are proposed from the same population, as in the

@@ -9,6 +9,15 @@ reachable through it, which is what a search wants (not a discounted average).
 The table is keyed by the observation's bytes: the env's observation encodes the whole prefix
 (one-hot per position, depth, spatial size), so equal prefixes share one row. Only the actions
 allowed in a state get an entry, as MetaQNN enumerated only legal transitions.
+
+Where this differs from the paper: (1) the state is the whole prefix (the observation) rather
+than MetaQNN's (layer type, depth, filter size, representation-size bucket), so the table is
+larger but never merges prefixes that build different networks; (2) the reward is the
+validation accuracy of the final (short) training, not the best validation accuracy over
+epochs; (3) the schedule is scaled to the search's budget (MetaQNN's own 2,700 models when the
+budget is 2,700). As in MetaQNN's code, the schedule counts unique models by default: a
+re-sampled architecture costs no training (the evaluator's cache returns its stored result)
+and does not advance epsilon (``count_unique``).
 """
 
 from __future__ import annotations
@@ -49,6 +58,9 @@ class QLearningArgs:
     :param total_episodes: the budget the MetaQNN schedule is scaled to; None means the search's
         budget when a search sets the agent's ``total_episodes`` (``run_search`` does), else the
         episodes already done plus those asked of ``learn``.
+    :param count_unique: epsilon advances with the number of distinct architectures evaluated
+        (MetaQNN's models), not with episodes; a budget of N episodes may then end before the
+        last stage if the agent re-samples. False charges repeats to the schedule.
     """
 
     learning_rate: float = 0.01
@@ -57,6 +69,7 @@ class QLearningArgs:
     replay: int = 128
     epsilon_schedule: tuple[tuple[float, int], ...] | None = None
     total_episodes: int | None = None
+    count_unique: bool = True
 
 
 def scaled_schedule(total: int, stages: Sequence[tuple[float, int]] = METAQNN_SCHEDULE) -> list[tuple[float, int]]:
@@ -91,6 +104,7 @@ class _Episode:
     rewards: list[float]
     terminated: bool
     val_acc: float | None = None  # for MetaQNN's figure; not replayed, not saved
+    arch: str = ""  # the text of what the episode built, to count unique models
 
 
 class QLearning:
@@ -109,6 +123,7 @@ class QLearning:
         self.q: dict[bytes, dict[int, float]] = {}
         self.memory: list[_Episode] = []
         self.episodes_done = 0
+        self.models_seen: set[str] = set()  # canonical keys of the architectures evaluated
         self._total = self.args.total_episodes
         self._total_fixed = self.args.total_episodes is not None
         self._masks = mask_source(env)
@@ -138,7 +153,13 @@ class QLearning:
     @property
     def epsilon(self) -> float:
         """Epsilon of the next episode."""
-        return epsilon_at(self.episodes_done, self.schedule())
+        return epsilon_at(self.schedule_position, self.schedule())
+
+    @property
+    def schedule_position(self) -> int:
+        """How far along the epsilon schedule the agent is: distinct architectures evaluated
+        (``count_unique``, MetaQNN's models) or episodes."""
+        return len(self.models_seen) if self.args.count_unique else self.episodes_done
 
     # -- acting and learning -------------------------------------------------------------
     def _row(self, state: bytes, mask: np.ndarray) -> dict[int, float]:
@@ -188,6 +209,7 @@ class QLearning:
                     ep.states.append(last)
                 ep.terminated = bool(terminated)
                 ep.val_acc = info.get("val_acc")
+                ep.arch = info.get("arch", "") if "val_acc" in info else ""  # invalid actions build nothing
                 return ep
 
     def _update(self, ep: _Episode) -> None:
@@ -215,14 +237,14 @@ class QLearning:
         if not self._total_fixed:
             self._total = self.episodes_done + episodes
         stages = self.schedule(self._total)
-        evaluator = getattr(self.env.unwrapped, "evaluator", None)
-        batch = max(1, getattr(evaluator, "batch_size", 1))
+        evaluator = self.env.unwrapped.evaluator
+        batch = evaluator.batch_size
         done = 0
         while done < episodes:
             # With N workers, N episodes are planned from the same Q-table and trained together
             # (as asynchronous MetaQNN-style searches do); with one, each is played as it is chosen.
             k = min(batch, episodes - done)
-            epsilons = [epsilon_at(self.episodes_done + j, stages) for j in range(k)]
+            epsilons = [epsilon_at(self.schedule_position + j, stages) for j in range(k)]
             plans = [self._plan(eps) for eps in epsilons] if k > 1 else [None]
             if k > 1:
                 evaluator.prefetch([arch for _, arch in plans])
@@ -231,6 +253,8 @@ class QLearning:
                 for i in self.rng.integers(len(self.memory), size=self.args.replay):
                     self._update(self.memory[int(i)])
                 self.episodes_done += 1
+                if ep.arch:
+                    self.models_seen.add(self.env.unwrapped.space.parse(ep.arch).key())
                 self.by_epsilon.add(eps, ep.val_acc)
                 if self._record is not None:
                     self._record("nas/epsilon", eps)
@@ -255,6 +279,7 @@ class QLearning:
         state = {
             "version": 1,
             "episodes_done": self.episodes_done,
+            "models_seen": sorted(self.models_seen),
             "total": self._total,
             "total_fixed": self._total_fixed,
             "rng": self.rng.bit_generator.state,
@@ -278,6 +303,7 @@ class QLearning:
     def load(self, path: str | Path) -> None:
         state = json.loads(Path(path).read_text())
         self.episodes_done = int(state["episodes_done"])
+        self.models_seen = set(state.get("models_seen", []))
         self._total = state["total"]
         self._total_fixed = bool(state.get("total_fixed", self.args.total_episodes is not None))
         self.rng.bit_generator.state = state["rng"]

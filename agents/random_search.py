@@ -35,7 +35,7 @@ class RandomSearch:
 
     def learn(self, episodes: int) -> None:
         space, evaluator = self.env.unwrapped.space, self.env.unwrapped.evaluator
-        batch = max(1, getattr(evaluator, "batch_size", 1))
+        batch = evaluator.batch_size
         done = 0
         while done < episodes:
             archs = [space.sample(self.rng) for _ in range(min(batch, episodes - done))]

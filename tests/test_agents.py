@@ -86,6 +86,23 @@ def test_seeded_determinism(name, make_env):
 
 
 # -- Q-learning -------------------------------------------------------------------------------
+EPISODE_SCHEDULE = {"count_unique": False}
+
+
+def test_qlearning_counts_unique_models_by_default(make_env):
+    """MetaQNN's schedule advances with distinct models: a repeat neither retrains nor moves epsilon."""
+    env = EpisodeLog(make_env())
+    agent = QLearning(env, seed=0, hparams={"epsilon_schedule": [[1.0, 30], [0.0, 1]]})
+    agent.learn(60)
+    space = env.unwrapped.space
+    distinct = {space.parse(a).key() for a in env.archs}
+    assert len(env.archs) == 60 and agent.schedule_position == len(distinct) < 60
+    assert agent.epsilon == (1.0 if len(distinct) < 30 else 0.0)
+    episodes = QLearning(EpisodeLog(make_env()), seed=0, hparams={**EPISODE_SCHEDULE, "epsilon_schedule": [[1.0, 30], [0.0, 1]]})
+    episodes.learn(60)
+    assert episodes.schedule_position == 60 and episodes.epsilon == 0.0
+
+
 def greedy_arch(agent: QLearning, env: gym.Env) -> str:
     obs, _ = env.reset()
     while True:
@@ -96,9 +113,10 @@ def greedy_arch(agent: QLearning, env: gym.Env) -> str:
 
 @pytest.fixture(scope="module")
 def metaqnn_run(make_env):
-    """MetaQNN's full budget, 2,700 episodes (about 2 s), seed 0, on the 1,174-architecture space."""
+    """MetaQNN's full budget, 2,700 episodes (about 2 s), seed 0, on the 1,174-architecture space.
+    The schedule counts episodes: 2,700 unique models do not exist in this space."""
     env = EpisodeLog(make_env())
-    agent = QLearning(env, seed=0)
+    agent = QLearning(env, seed=0, hparams=EPISODE_SCHEDULE)
     agent.learn(2700)
     return agent, env
 
@@ -117,7 +135,7 @@ def test_qlearning_beats_random_search(make_env, seed):
     Q-learning samples are better than random ones, and its greedy chain is near the optimum
     (the claim MetaQNN makes, on the synthetic problem whose optimum is known exactly)."""
     q_env, r_env = EpisodeLog(make_env()), EpisodeLog(make_env())
-    agent = QLearning(q_env, seed=seed)
+    agent = QLearning(q_env, seed=seed, hparams=EPISODE_SCHEDULE)
     agent.learn(2700)
     RandomSearch(r_env, seed=seed).learn(2700)
     _, optimum = q_env.evaluator.optimum()
@@ -140,7 +158,7 @@ def test_metaqnn_schedule_shape():
 
 def test_qlearning_epsilon_follows_schedule(make_env):
     env = EpisodeLog(make_env())
-    agent = QLearning(env, seed=0)
+    agent = QLearning(env, seed=0, hparams=EPISODE_SCHEDULE)
     assert agent.epsilon == 1.0
     agent.learn(270)
     expected = [e for e, n in METAQNN_SCHEDULE for _ in range(n // 10)]
@@ -148,7 +166,7 @@ def test_qlearning_epsilon_follows_schedule(make_env):
     assert agent.epsilon == 0.1  # past the schedule the last value stays
 
     explicit = EpisodeLog(make_env())
-    QLearning(explicit, hparams={"epsilon_schedule": [[0.5, 2], [0.0, 1]]}).learn(4)
+    QLearning(explicit, hparams={**EPISODE_SCHEDULE, "epsilon_schedule": [[0.5, 2], [0.0, 1]]}).learn(4)
     assert explicit.scalars["nas/epsilon"] == [0.5, 0.5, 0.0, 0.0]
 
 

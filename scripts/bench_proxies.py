@@ -11,7 +11,7 @@ run agrees with another, much) and validation against test.
 An architecture for which a proxy is undefined (e.g. jacob_cov of a network without ReLU) is
 ranked at the bottom, as the env's failure reward would treat it; the count is reported.
 
-Usage: ``python scripts/bench_proxies.py [--config mnist1d-tiny] [--limit N]``
+Usage: ``python scripts/bench_proxies.py [--config mnist1d-tiny] [--limit N] [--seed S]``
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from nas_gym.config import load_config
 from nas_gym.data import load_dataset
 from nas_gym.evaluators.proxy import PROXY_NAMES, ProxyEvaluator
 from nas_gym.evaluators.table import TableEvaluator
-from nas_gym.spaces.chain import Chain
 
 VOTE = ("synflow", "jacob_cov", "snip")
 
@@ -45,18 +44,21 @@ def _rho(a: np.ndarray, b: np.ndarray) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="mnist1d-tiny")
-    p.add_argument("--limit", type=int, default=0, help="only the first N ok architectures (quick check)")
+    p.add_argument("--limit", type=int, default=0,
+                   help="a random sample of N ok architectures (seeded by --seed; a quick check)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     args = p.parse_args()
 
     cfg = load_config(args.config)
-    table = TableEvaluator(cfg)
+    table = TableEvaluator(cfg, seed="mean")
     results = [r for r in table.all_results() if r.ok]
-    if args.limit:
-        results = results[: args.limit]
+    if args.limit:  # a random sample: the table's first rows are one corner of the space
+        pick = np.random.default_rng(args.seed).choice(len(results), size=min(args.limit, len(results)), replace=False)
+        results = [results[int(i)] for i in sorted(pick)]
     archs = [r.arch for r in results]
     y = np.array([r.val_acc for r in results])
     seeds = table.table.seeds
-    rows = [table.table.rows[table.table.index[Chain.parse(a)]] for a in archs]
+    rows = [table.table.rows[table.table.index[table.space.parse(a).key()]] for a in archs]
     train_median = statistics.median(r.train_seconds for r in results)
     data = load_dataset(cfg.data)
 

@@ -144,7 +144,8 @@ class Darts:
         """One architecture step on a validation batch, then one weight step on a training batch."""
         xt, yt = self.train_batches.next()
         xv, yv = self.val_batches.next()
-        self.setup.net.train()
+        if not self.setup.net.training:
+            self.setup.net.train()
         if self.args.second_order:
             alpha_grad, val_loss = self._second_order_grad(xt, yt, xv, yv)
         else:

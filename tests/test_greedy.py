@@ -102,3 +102,13 @@ def test_a_space_it_has_exhausted_keeps_playing_its_best():
     best = max(evaluator.space.enumerate(), key=evaluator.score)
     assert len(env.archs) == 12 and set(env.archs) == {a.text() for a in evaluator.space.enumerate()}
     assert env.archs[-1] == best.text() == agent.best
+
+
+@pytest.mark.slow
+def test_greedy_appears_in_compare_beside_random(tmp_path):
+    from nas_gym.compare import run_comparison
+
+    summaries, scores = run_comparison(load_config("mnist1d-tiny"), ["greedy", "random"], budget=15, seeds=2,
+                                       logdir=tmp_path, evaluator="synthetic")
+    assert [s.agent for s in summaries] == ["greedy", "random"] and scores is not None
+    assert all(s.curves.shape == (2, 15) and s.regret is not None for s in summaries)

@@ -55,10 +55,12 @@ def score_path(net: Supernet, arch: Any, calib_x: torch.Tensor, val_x: torch.Ten
     """Accuracy of ``arch``'s path on ``val_x``, after recalibrating its batch norm on ``calib_x``
     (training data: validation data must not shape the statistics it is scored with).
 
-    Dropout is off (``eval()``), so a score is a deterministic function of the weights, the
-    path and the two batches.
+    Dropout is off, so a score is a deterministic function of the weights, the path and the two
+    batches. The net is left in eval mode: switching a module tree's mode walks every submodule,
+    which cost more than scoring a small path (trainers switch back, see ``PathTrainer``).
     """
-    net.eval()
+    if net.training:
+        net.eval()
     try:
         set_bn_mode(net.norms, "calibrate")
         net(calib_x, arch)
@@ -66,4 +68,3 @@ def score_path(net: Supernet, arch: Any, calib_x: torch.Tensor, val_x: torch.Ten
         return float((net(val_x, arch).argmax(1) == val_y).float().mean())
     finally:
         set_bn_mode(net.norms, "train")
-        net.train()

@@ -76,7 +76,8 @@ class PathTrainer:
             lr_factor(min(self.steps, self.total - 1), self.total, self.warmup, self.train.schedule)
         for group in self.optimizer.param_groups:
             group["lr"] = self.train.lr * factor
-        self.net.train()
+        if not self.net.training:
+            self.net.train()
         loss = self.criterion(self.net(x, arch), y)
         self.optimizer.zero_grad(set_to_none=True)  # off-path weights get no gradient, hence no decay
         loss.backward()

@@ -1,11 +1,10 @@
-"""Train one architecture on tensors that already live on the device, and score it.
+"""Train an architecture, or several seeds of it at once, and score it.
 
-The design follows airbench rather than a torchvision script: the whole dataset sits on the
-device, a batch is a slice of a permutation (no DataLoader, no worker processes, no per-sample
-Python), and augmentation, when asked for, runs batched on the device. On 2 CPU cores this
-measures as fast as a bare slicing loop and up to ~13% faster than a DataLoader loop for the
-smallest networks; for larger ones the arithmetic dominates, so throughput comes from the
-budget, one thread per process and parallel workers (``scripts/bench_trainer.py``).
+The loop itself is ``nas_gym.fit`` (data on the device, one gather per epoch, no DataLoader);
+the optimiser step is ``nas_gym.stepper`` (torch's fused kernels through the functional API);
+``nas_gym.model_rewrite`` turns K seeds of one network into one network K times as wide, and
+runs 1-D networks as channels-last 2-D ones on a CPU. This module decides the device, the thread
+count and what a failure looks like, and builds networks for the evaluators.
 
 Everything that could leak between evaluations is saved and restored: torch's global RNG (via
 ``fork_rng``), the CPU thread count and ``cudnn.benchmark``. The same config and seed therefore
@@ -16,50 +15,24 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import statistics
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+import warnings
+from collections.abc import Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
-from nas_gym.evaluators.base import FAILED, OK, EvalResult
+from nas_gym.evaluators.base import FAILED, EvalResult
+from nas_gym.fit import Runner, TrainMetrics, augment_images, lr_factor
+from nas_gym.fit import fit as _fit
+from nas_gym.model_rewrite import RewriteError, Rewritten, rewrite, unchanged
 from nas_gym.spaces.base import Architecture, SearchSpace
 
-# Evaluation keeps no activations for backward, so a batch several times the training batch
-# fits wherever training fitted; fewer, larger batches cut the per-call overhead.
-_EVAL_BATCH_MIN = 1024
-_EVAL_BATCH_FACTOR = 4
-
-
-@dataclass(frozen=True)
-class TrainMetrics:
-    """What one training run measured.
-
-    :param val_acc: validation accuracy in [0, 1] (0 for a failure).
-    :param test_acc: test accuracy, only when asked for, else None.
-    :param train_loss: mean training loss over the last epoch (nan for a failure).
-    :param seconds: wall-clock seconds of the whole run, final evaluation included: that is
-        what an agent pays per architecture.
-    :param status: ``ok`` or ``failed``.
-    :param reason: ``nan_loss`` or ``out_of_memory`` when failed, else empty.
-    """
-
-    val_acc: float
-    test_acc: float | None
-    train_loss: float
-    seconds: float
-    status: str = OK
-    reason: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == OK
+__all__ = ["TrainMetrics", "augment_images", "evaluate_architecture", "evaluate_seeds", "lr_factor",
+           "measure_latency", "resolve_device", "train", "train_seeds"]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -121,23 +94,6 @@ def _is_oom(error: BaseException) -> bool:
     return isinstance(error, _OOM_TYPES) or (isinstance(error, RuntimeError) and "out of memory" in str(error))
 
 
-def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
-    """Multiplier of the base learning rate at ``step`` (0-based) of ``total``.
-
-    Linear warm-up over the first ``warmup`` steps keeps large learning rates from wrecking the
-    first batches of a fresh batch-norm network; the decay after it ends just above zero, so
-    the last step still learns.
-    """
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    if schedule == "linear":
-        return 1.0 - progress
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    return 1.0
-
-
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """One parameter group with ``foreach`` kernels (fewer Python-level calls per step).
 
@@ -153,105 +109,74 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     return cls(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
-def augment_images(x: torch.Tensor, generator: torch.Generator, pad: int) -> torch.Tensor:
-    """Random crop after reflect padding plus random horizontal flip, per image, in one gather.
+def _member_net(models: Sequence[nn.Module], data: Dataset, device: torch.device) -> Rewritten | None:
+    """The network that trains ``models`` in one pass, or None if they must train one by one.
 
-    Runs batched on the data's device (as airbench does), so augmentation never becomes the
-    bottleneck; the flip is folded into the column indices rather than done as a second pass.
+    On a CPU, 1-D networks run as channels-last 2-D ones (``nas_gym.model_rewrite``); a single
+    network the rewrite cannot cover trains as it is.
     """
-    b, c, h, w = x.shape
-    dev = x.device
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    dy = torch.randint(0, 2 * pad + 1, (b, 1), device=dev, generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (b, 1), device=dev, generator=generator)
-    rows = dy + torch.arange(h, device=dev)
-    cols = dx + torch.arange(w, device=dev)
-    flip = torch.rand((b, 1), device=dev, generator=generator) < 0.5
-    cols = torch.where(flip, cols.flip(1), cols)
-    batch = torch.arange(b, device=dev)[:, None, None, None]
-    chan = torch.arange(c, device=dev)[None, :, None, None]
-    return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+    lift = device.type == "cpu" and data.x_train.ndim == 3
+    if len(models) == 1 and not lift:
+        return unchanged(models[0])
+    try:
+        rw = rewrite(models, data.input_shape, lift=lift)
+    except RewriteError:
+        rw = None
+    return unchanged(models[0]) if rw is None and len(models) == 1 else rw
 
 
-class _Runner:
-    """Per-run device settings: autocast and memory format, decided once."""
+def train_seeds(models: Sequence[nn.Module], data: Dataset, config: TrainConfig, runtime: RuntimeConfig,
+                seeds: Sequence[int], *, want_test: bool = False) -> list[TrainMetrics]:
+    """Train K networks of one architecture, ``models[k]`` built with seed ``seeds[k]``, in one
+    pass; each ends as if trained alone by ``train`` with ``config.seed = seeds[k]``.
 
-    def __init__(self, device: torch.device, runtime: RuntimeConfig, image: bool) -> None:
-        self.device = device
-        # bf16 needs no loss scaling (fp16 would); GPUs without it train in fp32 instead.
-        self.amp = device.type == "cuda" and runtime.amp and torch.cuda.is_bf16_supported()
-        self.channels_last = device.type == "cuda" and image
+    The members are stacked along channels into one network (``nas_gym.model_rewrite``), each with
+    its own data order, augmentation and dropout streams, loss term and metrics (see
+    ``nas_gym.fit``); one member's NaN loss fails that member only. The trained weights are
+    copied back into ``models``. Results equal separate runs up to float rounding (a grouped
+    convolution sums in another order); on a GPU dropout masks differ from a separate run's
+    (``MemberDropout``). Networks the rewrite cannot stack (a layer with weights and no rule, or a
+    forward that mixes channels), and a stack that runs out of memory, train one by one instead,
+    with a warning.
 
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    @torch.no_grad()
-    def accuracy(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> float:
-        model.eval()
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        with self.autocast():
-            for i in range(0, len(y), batch):
-                correct += (model(self.prepare(x[i : i + batch])).argmax(1) == y[i : i + batch]).sum()
-        return correct.item() / max(1, len(y))
-
-
-def _fit(model: nn.Module, data: Dataset, config: TrainConfig, run: _Runner, want_test: bool,
-         start: float) -> TrainMetrics:
-    device = run.device
-    model.to(device)
-    if run.channels_last:
-        model.to(memory_format=torch.channels_last)
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    n = len(y_train)
-    batch = min(config.batch_size, n)
-    # Drop the ragged last batch: a batch of one breaks batch norm, and equal batches keep
-    # the step count (and so the schedule) a simple function of the budget.
-    steps_per_epoch = n // batch
-    total = steps_per_epoch * config.epochs
-    warmup = int(config.warmup_fraction * total)
-    optimizer = _optimizer(model, config)
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    # The permutation comes from a CPU generator: the same batches on every device.
-    order_gen = torch.Generator().manual_seed(config.seed)
-    augment = config.augment and x_train.ndim == 4
-    if augment:
-        aug_gen = torch.Generator(device=device).manual_seed(config.seed)
-        pad = max(1, x_train.shape[-1] // 16)  # 2 pixels for 32x32, as airbench translates
-
-    step, last_loss = 0, float("nan")
-    for _ in range(config.epochs):
-        model.train()
-        perm = torch.randperm(n, generator=order_gen).to(device)
-        loss_sum = torch.zeros((), device=device)
-        for i in range(steps_per_epoch):
-            idx = perm[i * batch : (i + 1) * batch]
-            xb, yb = x_train[idx], y_train[idx]
-            if augment:
-                xb = augment_images(xb, aug_gen, pad)
-            factor = lr_factor(step, total, warmup, config.schedule)
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * factor
-            with run.autocast():
-                loss = criterion(model(run.prepare(xb)).float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            step += 1
-        # One host sync per epoch rather than per step; a blow-up still stops within an epoch.
-        last_loss = loss_sum.item() / steps_per_epoch
-        if not math.isfinite(last_loss):
-            return TrainMetrics(0.0, None, float("nan"), time.perf_counter() - start, FAILED, "nan_loss")
-
-    eval_batch = max(_EVAL_BATCH_MIN, _EVAL_BATCH_FACTOR * config.batch_size)
-    val_acc = run.accuracy(model, data.x_val.to(device), data.y_val.to(device), eval_batch)
-    test_acc = run.accuracy(model, data.x_test.to(device), data.y_test.to(device), eval_batch) if want_test else None
-    return TrainMetrics(val_acc, test_acc, last_loss, time.perf_counter() - start)
+    :param models: built alike, each initialised from its seed (``evaluate_seeds`` does this).
+    :param seeds: one per model; ``config.seed`` is not read.
+    :returns: one ``TrainMetrics`` per member, in order; ``seconds`` is each member's equal share.
+    """
+    if len(models) != len(seeds) or not seeds:
+        raise ValueError(f"train_seeds needs one seed per model, got {len(models)} models and {len(seeds)} seeds")
+    device = resolve_device(runtime.device)
+    run = Runner(device, runtime, image=data.x_train.ndim == 4)
+    start = time.perf_counter()
+    previous_benchmark = torch.backends.cudnn.benchmark
+    try:
+        with _cpu_threads(device, runtime.threads), _forked_rng(device):
+            torch.manual_seed(seeds[0])  # plain nn.Dropout in a network that trains unchanged
+            if device.type == "cuda":
+                torch.backends.cudnn.benchmark = True  # fixed shapes within a run: tuning pays off
+            for m in models:
+                m.to(device)
+                if run.channels_last:
+                    m.to(memory_format=torch.channels_last)
+            rw = _member_net(models, data, device)
+            if rw is not None:
+                metrics = _fit(rw, data, config, seeds, run, want_test, start)
+                rw.write_back()
+                return metrics
+    except (RuntimeError, MemoryError) as e:
+        if not _is_oom(e):
+            raise
+        if len(models) == 1:
+            # Only reached after an out-of-memory error; the traceback holding the activations is gone.
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            return [TrainMetrics(0.0, None, float("nan"), time.perf_counter() - start, FAILED, "out_of_memory")]
+        gc.collect()
+    finally:
+        torch.backends.cudnn.benchmark = previous_benchmark
+    warnings.warn(f"{len(models)} seeds trained one by one: the network could not be stacked or did not fit", stacklevel=2)
+    return [train_seeds([m], data, config, runtime, [s], want_test=want_test)[0] for m, s in zip(models, seeds, strict=True)]
 
 
 def train(model: nn.Module, data: Dataset, config: TrainConfig, runtime: RuntimeConfig, *,
@@ -262,32 +187,13 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, runtime: Runtime
     Dropout and augmentation draw from streams seeded by ``config.seed`` inside a forked RNG,
     so the caller's global torch RNG state is unchanged afterwards.
 
-    :param model: moved to the resolved device (in place, as ``nn.Module.to`` does).
+    :param model: moved to the resolved device and trained in place (as ``nn.Module.to`` moves).
     :param data: moved to the device if it is not there yet; move it once beforehand to
         avoid a copy per call.
     :returns: metrics; a NaN/inf loss or running out of device (or host) memory gives ``status='failed'``
         instead of an exception. Other exceptions propagate.
     """
-    device = resolve_device(runtime.device)
-    run = _Runner(device, runtime, image=data.x_train.ndim == 4)
-    start = time.perf_counter()
-    previous_benchmark = torch.backends.cudnn.benchmark
-    try:
-        with _cpu_threads(device, runtime.threads), _forked_rng(device):
-            torch.manual_seed(config.seed)
-            if device.type == "cuda":
-                torch.backends.cudnn.benchmark = True  # fixed shapes within a run: tuning pays off
-            return _fit(model, data, config, run, want_test, start)
-    except (RuntimeError, MemoryError) as e:
-        if not _is_oom(e):
-            raise
-    finally:
-        torch.backends.cudnn.benchmark = previous_benchmark
-    # Only reached after an out-of-memory error; the traceback holding the activations is gone.
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return TrainMetrics(0.0, None, float("nan"), time.perf_counter() - start, FAILED, "out_of_memory")
+    return train_seeds([model], data, config, runtime, [config.seed], want_test=want_test)[0]
 
 
 def _synchronize(device: torch.device) -> None:
@@ -335,6 +241,49 @@ def _exception_reason(error: BaseException) -> str:
     return f"exception: {type(error).__name__}: {' '.join(str(error).split())}"[:300]
 
 
+def evaluate_seeds(arch: Architecture, data: Dataset, config: TrainConfig, runtime: RuntimeConfig,
+                   seeds: Sequence[int], *, want_test: bool = False, space: SearchSpace | None = None) -> list[EvalResult]:
+    """``evaluate_architecture`` for each seed in ``seeds``, trained in one pass (``train_seeds``).
+
+    Result k is what ``evaluate_architecture`` gives with ``config.seed = seeds[k]``, up to float
+    rounding; ``train_seconds`` is each seed's equal share of the pass.
+    """
+    if space is None:  # a layer chain: its builder needs nothing from the space
+        from nas_gym.spaces.chain import count_flops
+        from nas_gym.spaces.layer_chain_model import build_model
+    else:
+        build_model, count_flops = space.build_model, space.count_flops
+    device = resolve_device(runtime.device)
+    text, fidelity = arch.text(), float(config.epochs)
+    try:
+        models = []
+        for seed in seeds:
+            with _forked_rng(device):
+                torch.manual_seed(seed)
+                models.append(build_model(arch, data.input_shape, data.num_classes))
+        params = count_params(models[0])
+        flops = count_flops(arch, data.input_shape, data.num_classes)
+    except Exception as e:  # any builder error is a property of the architecture, not a crash
+        reason = "out_of_memory" if _is_oom(e) else _exception_reason(e)
+        return [EvalResult.failure(text, reason, fidelity=fidelity)] * len(seeds)
+    if params > config.max_params:
+        refused = EvalResult.failure(text, f"too_many_params: {params} > {config.max_params}", params, flops,
+                                     fidelity=fidelity)
+        return [refused] * len(seeds)
+    try:
+        if not _same_device(data.device, device):
+            data = data.to(device)
+        metrics = train_seeds(models, data, config, runtime, seeds, want_test=want_test)
+    except Exception as e:  # one bad architecture (or a full device) must not end a search
+        reason = "out_of_memory" if _is_oom(e) else _exception_reason(e)
+        return [EvalResult.failure(text, reason, params, flops, fidelity=fidelity)] * len(seeds)
+    finally:
+        del models
+    return [EvalResult(arch=text, val_acc=m.val_acc, params=params, flops=flops, train_seconds=m.seconds,
+                       train_loss=m.train_loss, test_acc=m.test_acc, status=m.status, reason=m.reason,
+                       fidelity=fidelity) for m in metrics]
+
+
 def evaluate_architecture(arch: Architecture, data: Dataset, config: TrainConfig, runtime: RuntimeConfig, *,
                           want_test: bool = False, space: SearchSpace | None = None) -> EvalResult:
     """Build, count, train and score ``arch``; every failure comes back as a failed result.
@@ -346,33 +295,4 @@ def evaluate_architecture(arch: Architecture, data: Dataset, config: TrainConfig
     :param space: the space that builds ``arch``; None means a layer chain (``Chain``).
     :raises ValueError: only for an unusable ``runtime.device`` (a setup error, not a result).
     """
-    if space is None:  # a layer chain: its builder needs nothing from the space
-        from nas_gym.spaces.chain import count_flops
-        from nas_gym.spaces.layer_chain_model import build_model
-    else:
-        build_model, count_flops = space.build_model, space.count_flops
-    device = resolve_device(runtime.device)
-    text, fidelity = arch.text(), float(config.epochs)
-    try:
-        with _forked_rng(device):
-            torch.manual_seed(config.seed)
-            model = build_model(arch, data.input_shape, data.num_classes)
-        params = count_params(model)
-        flops = count_flops(arch, data.input_shape, data.num_classes)
-    except Exception as e:  # any builder error is a property of the architecture, not a crash
-        return EvalResult.failure(text, "out_of_memory" if _is_oom(e) else _exception_reason(e), fidelity=fidelity)
-    if params > config.max_params:
-        return EvalResult.failure(text, f"too_many_params: {params} > {config.max_params}", params, flops,
-                                  fidelity=fidelity)
-    try:
-        if not _same_device(data.device, device):
-            data = data.to(device)
-        m = train(model, data, config, runtime, want_test=want_test)
-    except Exception as e:  # one bad architecture (or a full device) must not end a search
-        reason = "out_of_memory" if _is_oom(e) else _exception_reason(e)
-        return EvalResult.failure(text, reason, params, flops, fidelity=fidelity)
-    finally:
-        del model
-    return EvalResult(arch=text, val_acc=m.val_acc, params=params, flops=flops, train_seconds=m.seconds,
-                      train_loss=m.train_loss, test_acc=m.test_acc, status=m.status, reason=m.reason,
-                      fidelity=fidelity)
+    return evaluate_seeds(arch, data, config, runtime, [config.seed], want_test=want_test, space=space)[0]

@@ -1,17 +1,23 @@
-"""Benchmark the trainer on this machine: speed against two plain loops, rank fidelity, memory.
+"""Benchmark the trainer on this machine: speed, distance to the hardware, rank fidelity, memory.
 
-Three questions, answered in one run so the numbers are comparable:
+Four questions, answered in one run so the numbers are comparable:
 
 1. Speed. For a few architectures from small to large, seconds per evaluation for
-   (a) ``nas_gym.train.evaluate_architecture``, (b) a textbook loop over
-   ``DataLoader(TensorDataset)`` and (c) a bare tensor-slicing loop with no schedule, no loss
-   bookkeeping and no checks: the floor for eager PyTorch. Runs are interleaved and repeated,
-   and the median is reported, because another process can take a core at any moment. CPU
-   seconds are shown next to wall seconds: with one thread they estimate the uncontended time.
-2. Rank fidelity. Spearman correlation between validation accuracy at the preset's budget and
+   (a) ``nas_gym.train.evaluate_architecture``, (b) the trainer as it was before issue 16
+   (``previous_trainer``: 1-D layers as built, ``torch.optim.AdamW`` with ``foreach``, a gather
+   per step; the same recipe and batches) and (c) a textbook loop over
+   ``DataLoader(TensorDataset)``. Runs are interleaved and repeated, and the median is reported,
+   because another process can take a core at any moment. CPU seconds are shown next to wall
+   seconds: with one thread they estimate the uncontended time.
+2. Distance to the hardware. Beside each time, the achieved GFLOP/s, counted as 2 FLOPs per
+   multiply-accumulate and 3 forward passes' worth per training sample (forward, then the
+   backward's gradients with respect to inputs and to weights) plus one forward per validation
+   sample; batch norm, activations, pooling and the optimiser are not counted. The ratio is to
+   a single-thread 1024 x 1024 float32 matmul measured in the same run (both by CPU seconds).
+3. Rank fidelity. Spearman correlation between validation accuracy at the preset's budget and
    at a 4x longer one, over architectures sampled uniformly from the preset's space. A cheap
    budget is only useful if it orders architectures as a longer one would.
-3. Peak memory (max RSS) of a fresh process that loads the data and evaluates one architecture.
+4. Peak memory (max RSS) of a fresh process that loads the data and evaluates one architecture.
 
 Usage: ``python scripts/bench_trainer.py [--quick] [--workers 2] [--set train.epochs=4 ...]``
 """
@@ -35,6 +41,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from nas_gym.config import Config, RuntimeConfig, TrainConfig, load_config, parse_overrides
 from nas_gym.data import Dataset, load_dataset
+from nas_gym.spaces.base import SearchSpace
 from nas_gym.spaces.chain import Chain, count_flops
 from nas_gym.spaces.layer_chain_model import build_model
 from nas_gym.train import evaluate_architecture, lr_factor
@@ -61,10 +68,10 @@ def _timed(fn: Callable[[], float]) -> Timing:
     return Timing(time.perf_counter() - wall, time.process_time() - cpu, acc)
 
 
-def _seeded_model(arch: Chain, data: Dataset, seed: int) -> nn.Module:
+def _seeded_model(arch: Chain, data: Dataset, seed: int, space: SearchSpace | None = None) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build_model(arch, data.input_shape, data.num_classes)
+        return (space.build_model if space else build_model)(arch, data.input_shape, data.num_classes)
 
 
 @torch.no_grad()
@@ -100,25 +107,61 @@ def dataloader_loop(arch: Chain, data: Dataset, cfg: TrainConfig) -> float:
     return _val_acc(model, data)
 
 
-def bare_loop(arch: Chain, data: Dataset, cfg: TrainConfig) -> float:
-    """The least eager PyTorch can do: slice, forward, backward, step. No schedule, no checks.
-    The optimiser is the trainer's own (``foreach``), so the gap to ours is pure bookkeeping."""
+def previous_trainer(arch: Chain, data: Dataset, cfg: TrainConfig, space: SearchSpace | None = None) -> float:
+    """The trainer before issue 16, kept as the baseline of its speed-ups: the network as built
+    (1-D layers), ``torch.optim.AdamW(foreach=True)``, one gather per step, the loss summed on
+    the device, the same seeds, batches and schedule. Gives the accuracies it gave."""
+    with torch.random.fork_rng(devices=[]):
+        torch.set_num_threads(1)
+        model = _seeded_model(arch, data, cfg.seed, space)
+        torch.manual_seed(cfg.seed)
+        n = len(data.y_train)
+        b = min(cfg.batch_size, n)
+        steps = n // b
+        total, warmup = steps * cfg.epochs, int(cfg.warmup_fraction * steps * cfg.epochs)
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+        criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        gen, step = torch.Generator().manual_seed(cfg.seed), 0
+        for _ in range(cfg.epochs):
+            model.train()
+            perm = torch.randperm(n, generator=gen)
+            loss_sum = torch.zeros(())
+            for i in range(steps):
+                idx = perm[i * b : (i + 1) * b]
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * lr_factor(step, total, warmup, cfg.schedule)
+                loss = criterion(model(data.x_train[idx]), data.y_train[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.detach()
+                step += 1
+            loss_sum.item()
+        return _val_acc(model, data)
+
+
+def matmul_gflops(repeats: int = 9) -> float:
+    """Single-thread float32 1024 x 1024 matmul, GFLOP/s by CPU seconds (median of repeats)."""
+    previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    model = _seeded_model(arch, data, cfg.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    criterion = nn.CrossEntropyLoss()
-    n, b = len(data.y_train), cfg.batch_size
-    gen = torch.Generator().manual_seed(cfg.seed)
-    model.train()
-    for _ in range(cfg.epochs):
-        perm = torch.randperm(n, generator=gen)
-        for i in range(n // b):
-            idx = perm[i * b : (i + 1) * b]
-            loss = criterion(model(data.x_train[idx]), data.y_train[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return _val_acc(model, data)
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(1024, 1024, generator=g), torch.randn(1024, 1024, generator=g)
+    a @ b
+    rates = []
+    for _ in range(repeats):
+        cpu = time.process_time()
+        for _ in range(5):
+            a @ b
+        rates.append(5 * 2 * 1024**3 / (time.process_time() - cpu) / 1e9)
+    torch.set_num_threads(previous)
+    return statistics.median(rates)
+
+
+def counted_flops(mac: int, data: Dataset, cfg: TrainConfig) -> float:
+    """FLOPs of one evaluation as the module docstring counts them."""
+    n = len(data.y_train)
+    trained = (n // min(cfg.batch_size, n)) * min(cfg.batch_size, n) * cfg.epochs
+    return 2.0 * mac * (3 * trained + len(data.y_val))
 
 
 def _paired(a: list[Timing], b: list[Timing], field: str) -> float:
@@ -128,14 +171,18 @@ def _paired(a: list[Timing], b: list[Timing], field: str) -> float:
 
 
 def speed_table(data: Dataset, cfg: TrainConfig, repeats: int) -> None:
-    loops = {"ours": ours, "dataloader": dataloader_loop, "bare": bare_loop}
+    loops = {"ours": ours, "previous": previous_trainer, "dataloader": dataloader_loop}
     print(f"\n## Speed: {cfg.epochs} epochs, batch {cfg.batch_size}, 1 thread, median of {repeats} "
-          "(wall s / CPU s per evaluation; ratios: median of paired per-repeat ratios, wall (CPU))")
-    print(f"{'architecture':55s} {'MMAC':>6s} {'ours':>13s} {'dataloader':>13s} {'bare':>13s} "
-          f"{'evals/h':>8s} {'dl/ours':>12s} {'ours/bare':>12s} {'val':>5s}")
+          "(wall s / CPU s per evaluation; ratios: median of paired per-repeat ratios, wall (CPU); "
+          "GFLOP/s and % of matmul by CPU seconds)")
     previous = torch.get_num_threads()
     for fn in loops.values():  # pay the process's one-off start-up costs before any timing
         fn(Chain.parse(SPEED_ARCHS[0]), data, cfg.model_copy(update={"epochs": 1}))
+    peak = matmul_gflops()
+    print(f"single-thread 1024x1024 matmul: {peak:.1f} GFLOP/s")
+    print(f"{'architecture':55s} {'MMAC':>6s} {'ours':>11s} {'previous':>11s} {'dataloader':>11s} "
+          f"{'evals/h':>7s} {'prev/ours':>11s} {'dl/ours':>11s} {'GFLOP/s ours (prev)':>20s} "
+          f"{'% matmul':>13s} {'val':>5s}")
     names = list(loops)
     for text in SPEED_ARCHS:
         arch = Chain.parse(text)
@@ -146,13 +193,15 @@ def speed_table(data: Dataset, cfg: TrainConfig, repeats: int) -> None:
         torch.set_num_threads(previous)
         wall = {k: statistics.median(t.wall for t in v) for k, v in runs.items()}
         cpu = {k: statistics.median(t.cpu for t in v) for k, v in runs.items()}
-        cell = {k: f"{wall[k]:5.2f}/{cpu[k]:5.2f}" for k in loops}
-        mmac = count_flops(arch, data.input_shape, data.num_classes) / 1e6
-        print(f"{text:55s} {mmac:6.2f} {cell['ours']:>13s} {cell['dataloader']:>13s} {cell['bare']:>13s} "
-              f"{3600 / wall['ours']:8.0f} "
-              f"{_paired(runs['dataloader'], runs['ours'], 'wall'):5.2f} ({_paired(runs['dataloader'], runs['ours'], 'cpu'):4.2f}) "
-              f"{_paired(runs['ours'], runs['bare'], 'wall'):5.2f} ({_paired(runs['ours'], runs['bare'], 'cpu'):4.2f}) "
-              f"{runs['ours'][0].val_acc:5.3f}")
+        cell = {k: f"{wall[k]:4.2f}/{cpu[k]:4.2f}" for k in loops}
+        mac = count_flops(arch, data.input_shape, data.num_classes)
+        rate = {k: counted_flops(mac, data, cfg) / cpu[k] / 1e9 for k in ("ours", "previous")}
+        ratio = {k: f"{_paired(runs[k], runs['ours'], 'wall'):4.2f} ({_paired(runs[k], runs['ours'], 'cpu'):4.2f})"
+                 for k in ("previous", "dataloader")}
+        print(f"{text:55s} {mac / 1e6:6.2f} {cell['ours']:>11s} {cell['previous']:>11s} {cell['dataloader']:>11s} "
+              f"{3600 / wall['ours']:7.0f} {ratio['previous']:>11s} {ratio['dataloader']:>11s} "
+              f"{rate['ours']:9.1f} ({rate['previous']:5.1f}) {100 * rate['ours'] / peak:5.0f}% "
+              f"({100 * rate['previous'] / peak:3.0f}%) {runs['ours'][0].val_acc:5.3f}")
 
 
 def _fidelity_job(job: tuple[str, str, dict, int]) -> tuple[float, float, float, float]:

@@ -84,7 +84,7 @@ def test_too_many_params_refused_without_training(tiny, monkeypatch):
     def must_not_train(*args, **kwargs):
         raise AssertionError("trained a network over the parameter limit")
 
-    monkeypatch.setattr(train_module, "train", must_not_train)
+    monkeypatch.setattr(train_module, "train_seeds", must_not_train)
     result = evaluate_architecture(CNN, data, cfg.model_copy(update={"max_params": 100}), CPU)
     assert not result.ok and result.train_seconds == 0.0
     assert result.reason == f"too_many_params: {result.params} > 100"
@@ -171,7 +171,7 @@ def test_cpu_thread_count_is_set_for_the_run_and_restored(tiny, monkeypatch, thr
 
     def record(*args, **kwargs):
         seen.append(torch.get_num_threads())
-        return train_module.TrainMetrics(0.5, None, 1.0, 0.0)
+        return [train_module.TrainMetrics(0.5, None, 1.0, 0.0)]
 
     monkeypatch.setattr(train_module, "_fit", record)
     before = torch.get_num_threads()
@@ -179,13 +179,70 @@ def test_cpu_thread_count_is_set_for_the_run_and_restored(tiny, monkeypatch, thr
     assert seen == [expected] and torch.get_num_threads() == before
 
 
-def test_bench_script_does_nothing_at_import(monkeypatch):
+@pytest.mark.parametrize("name", ["bench_trainer", "bench_multiseed", "bench_overhead"])
+def test_bench_script_does_nothing_at_import(monkeypatch, name):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_trainer.py"
-    spec = importlib.util.spec_from_file_location("bench_trainer", path)
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_trainer", module)  # dataclasses look their module up
+    monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the scripts put their own folder first
     spec.loader.exec_module(module)  # argparse lives in main(): importing must not parse sys.argv
     assert callable(module.main)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])
+def test_stepper_equals_torch_optim(optimizer):
+    """The functional step is the optimiser class's own kernel: same weights after a few steps,
+    parameters without a gradient skipped as the class skips them."""
+    from nas_gym.stepper import Stepper, fused_supported
+
+    cfg = TrainConfig(optimizer=optimizer, lr=0.05, weight_decay=0.01, momentum=0.9)
+    g = torch.Generator().manual_seed(0)
+    init = [torch.randn(4, 3, generator=g), torch.randn(3, generator=g), torch.randn(2, generator=g)]
+    ours = [torch.nn.Parameter(t.clone()) for t in init]
+    theirs = [torch.nn.Parameter(t.clone()) for t in init]
+    fused = {"fused": True} if fused_supported(torch.device("cpu")) else {"foreach": True}
+    if optimizer == "sgd":
+        reference = torch.optim.SGD(theirs, lr=cfg.lr, momentum=0.9, weight_decay=0.01, nesterov=True, **fused)
+    else:
+        cls = torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam
+        reference = cls(theirs, lr=cfg.lr, weight_decay=0.01, **fused)
+    stepper = Stepper(ours, cfg, torch.device("cpu"))
+    for step, lr in enumerate((0.05, 0.02, 0.01)):
+        grads = [torch.randn(t.shape, generator=g) for t in init]
+        for params in (ours, theirs):
+            for i, (p, grad) in enumerate(zip(params, grads, strict=True)):
+                p.grad = None if (i == 2 and step == 1) else grad.clone()
+        for group in reference.param_groups:
+            group["lr"] = lr
+        reference.step()
+        stepper.step(lr)
+        for a, b in zip(ours, theirs, strict=True):
+            assert torch.equal(a, b)
+    stepper.zero_grad()
+    assert all(p.grad is None for p in ours)
+
+
+@pytest.mark.slow
+def test_first_training_imports_nothing_heavy():
+    """torch.optim's classes import torch._dynamo (1.4-2 s) when first built, and a meta-device
+    tensor copy imports sympy: the trainer does neither, so a fresh worker's first evaluation
+    costs what a warm one does."""
+    import subprocess
+
+    code = ("import sys, torch\n"
+            "from nas_gym.config import load_config, RuntimeConfig\n"
+            "from nas_gym.data import load_dataset\n"
+            "from nas_gym.spaces.chain import Chain\n"
+            "from nas_gym.train import evaluate_architecture, evaluate_seeds\n"
+            "cfg = load_config('mnist1d-tiny', {'train.epochs': 1, 'data.train_fraction': 0.1})\n"
+            "data = load_dataset(cfg.data)\n"
+            "arch = Chain.parse('conv3-16|dropout0.2|maxpool|res3-16')\n"
+            "assert evaluate_architecture(arch, data, cfg.train, RuntimeConfig(device='cpu')).ok\n"
+            "assert all(r.ok for r in evaluate_seeds(arch, data, cfg.train, RuntimeConfig(device='cpu'), [0, 1]))\n"
+            "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, check=True)
+    assert out.stdout.strip() == "[]"

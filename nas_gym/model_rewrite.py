@@ -30,6 +30,7 @@ trains the members the plain way.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import torch
@@ -92,10 +93,40 @@ class MemberDropout(nn.Module):
         shape = (x.shape[0], x.shape[1] // self.members, *x.shape[2:])
         noise = torch.cat([torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1 - self.p, generator=g)
                            for g in self.generators], dim=1)
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            noise = noise.contiguous(memory_format=torch.channels_last)  # mixed formats run a slow kernel
         return x * noise.div_(1 - self.p)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, members={self.members}"
+
+
+class _MeanOverPositions(torch.autograd.Function):
+    """Mean over every position whose gradient keeps the input's memory format."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.shape = x.shape
+        ctx.channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        ctx.scale = 1.0 / math.prod(x.shape[2:])
+        return x.sum(tuple(range(2, x.dim())), keepdim=True).mul_(ctx.scale)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = (grad * ctx.scale).expand(ctx.shape)
+        return grad.contiguous(memory_format=torch.channels_last) if ctx.channels_last else grad
+
+
+class GlobalAvgPool(nn.Module):
+    """The mean over all positions, ``(N, C, ...) -> (N, C, 1, ...)``, for channels-last tensors.
+
+    ``mean`` (and adaptive pooling to size 1) hands back a gradient in the plain memory format;
+    every backward before it then mixes formats and takes a slow path: measured here, a ReLU
+    backward took about 1 ms instead of 0.16 ms (64 x 96 x 20), a pooling backward 1.8 ms.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _MeanOverPositions.apply(x)
 
 
 class _AnyRankBatchNorm(_BatchNorm):
@@ -141,7 +172,8 @@ def _empty_leaf(first: nn.Module, k: int, lift: bool) -> nn.Module:
         return nn.AvgPool2d((1, _one(first.kernel_size)), (1, _one(first.stride)), (0, _one(first.padding)),
                             first.ceil_mode, first.count_include_pad)
     if lift_1d and isinstance(first, nn.AdaptiveAvgPool1d):
-        return nn.AdaptiveAvgPool2d((1, _one(first.output_size)))
+        size = _one(first.output_size)
+        return GlobalAvgPool() if size == 1 else nn.AdaptiveAvgPool2d((1, size))
     if lift_1d and isinstance(first, nn.AdaptiveMaxPool1d):
         return nn.AdaptiveMaxPool2d((1, _one(first.output_size)), first.return_indices)
     if type(first) is nn.Linear:

@@ -12,7 +12,7 @@ from torch import nn
 
 from nas_gym.config import RuntimeConfig, TrainConfig, load_config
 from nas_gym.data import Dataset, load_dataset
-from nas_gym.model_rewrite import MemberDropout, RewriteError, rewrite, seed_members
+from nas_gym.model_rewrite import GlobalAvgPool, MemberDropout, RewriteError, rewrite, seed_members
 from nas_gym.spaces.layer_chain_model import build_model
 from nas_gym.train import evaluate_architecture, evaluate_seeds, train, train_seeds
 
@@ -117,6 +117,19 @@ def test_member_dropout_draws_what_a_separate_run_draws():
     for k, seed in enumerate((7, 8)):
         torch.manual_seed(seed)
         assert torch.equal(out[:, 6 * k : 6 * (k + 1)], F.dropout(x, 0.3, training=True))
+
+
+def test_global_pool_hands_back_a_channels_last_gradient():
+    """A plain-format gradient here sent every backward before it down a slow mixed-format path."""
+    x = torch.randn(2, 6, 1, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = 2 * x
+    seen = []
+    y.register_hook(seen.append)
+    out = GlobalAvgPool()(y)
+    assert torch.allclose(out, y.mean((2, 3), keepdim=True))
+    out.sum().backward()
+    assert seen[0].is_contiguous(memory_format=torch.channels_last) and seen[0].stride(1) == 1
+    assert torch.allclose(seen[0], torch.full_like(x, 1 / 5))
 
 
 def test_members_are_independent_of_their_neighbours(tiny):

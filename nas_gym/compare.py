@@ -1,61 +1,94 @@
-"""Comparing agents fairly: the same budget of evaluations, several seeds, one figure.
+"""Comparing agents fairly: the same budget, several seeds, what each run would hand back.
 
 Each (agent, seed) pair is an ordinary search (its own run folder, TensorBoard events and CSV);
-this module only reads their records back. Budget is counted in evaluations, cache hits
-included, so an agent that proposes the same architecture twice pays twice, as it would if
-nothing were cached.
+this module reads back what each run recorded and reports, per run:
+
+* the architecture it returns: its best by validation accuracy *as the search saw it* (with the
+  table, one drawn training seed per architecture, so a lucky draw can win, as in a real search);
+* that architecture's **test** accuracy, from the table (mean over the table's seeds), never shown
+  to the search: NAS-Bench-201 reports this number;
+* the **regret**: the table optimum's mean validation accuracy minus the returned architecture's
+  mean validation accuracy. Defined on validation, not test, so that it is never negative and 0
+  exactly when the run returned an optimum (the optimum by test accuracy is not what a search
+  can aim at); the test accuracy column carries the test side;
+* the evaluations and the distinct architectures it needed to reach the top 1% of the space by
+  mean validation accuracy (the drawn seed's noise does not decide whether it got there);
+* the simulated training seconds it was charged (``stats.train_seconds``; with the table, the
+  recorded seconds of each distinct architecture, repeats free, as NAS-Bench-201 charges time).
+
+Two budgets. ``evaluations``: every run plays that many episodes (cache hits count, so an agent
+that proposes the same architecture twice pays twice in count, not in seconds). ``seconds``
+(NATS-Bench's protocol): every run stops once its simulated clock passes the budget, and only
+the evaluations that finished within it count; the one that crossed it would not have finished
+in time. Agents do not know about this budget: an ``on_episode`` hook raises ``StopSearch``.
+Their schedules (Q-learning's epsilon, DQN's exploration) are scaled to ``evaluations``, the
+number they can plan for, by default the budget divided by the table's mean training seconds per
+architecture; a run that keeps repeating cached architectures (free) stops anyway after
+``CAP_FACTOR`` times that many episodes, and says so in ``stopped_by``.
+
+Without a table (training, surrogate, proxy evaluators) the test accuracy, regret and top-1%
+columns are empty: nothing knows the space's scores (with real training, the seconds budget counts
+the trainer's own seconds). The synthetic evaluator knows them (no test
+accuracy): its regret and top-1% columns are filled.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nas_gym.config import Config
-from nas_gym.runlog import read_records
-from nas_gym.search import CHECKPOINT_SECONDS, run_search
+from nas_gym.recorder import SearchLog
+from nas_gym.runlog import Record, best_of, read_records
+from nas_gym.search import CHECKPOINT_SECONDS, StopSearch, run_search
+from nas_gym.spaces.base import Architecture, SearchSpace
+
+DEFAULT_BUDGET = 100  # evaluations, when neither a count nor a table to derive one from is given
+CAP_FACTOR = 5  # with a seconds budget: episodes allowed per planned evaluation (repeats are free)
+TOP_FRACTION = 0.01
+CSV_NAME = "comparison.csv"
+CSV_COLUMNS = ("agent", "seed", "stopped_by", "evaluations", "distinct_archs", "train_seconds", "arch", "val_acc",
+               "mean_val_acc", "test_acc", "regret", "reached_top", "evals_to_top", "distinct_to_top", "run_dir")
 
 
 @dataclass(frozen=True)
-class AgentSummary:
-    """One agent over all seeds.
+class Reference:
+    """What every architecture of the space scores, known without search: for reports only.
 
-    :param curves: best-so-far validation accuracy after each evaluation, one row per seed.
-    :param regret: mean over seeds of (optimum - best found); None if the optimum is unknown.
-    :param evals_to_top: per seed, evaluations needed to reach the space's top fraction
-        (None for a seed that never reached it).
-    :param train_seconds: per seed, the training seconds the evaluator charged: with the table,
-        the simulated clock (recorded training time of each distinct architecture, as
-        NAS-Bench-201 charges it), so agents can also be compared by compute, not only by count.
+    :param scores: mean validation accuracy of every distinct architecture that trained.
+    :param value: the mean validation accuracy of one architecture (0 for a failed one).
+    :param test: its test accuracy (mean over the table's seeds), None without a table.
+    :param optimum_test: test accuracy of the optimum by mean validation accuracy.
+    :param best_test: the highest test accuracy in the table (an oracle no search can aim at).
+    :param mean_seconds: mean simulated training seconds of one architecture (table only).
     """
 
-    agent: str
-    curves: np.ndarray
-    regret: float | None
-    evals_to_top: list[int | None]
-    train_seconds: tuple[float, ...] = ()
+    scores: np.ndarray
+    value: Callable[[Architecture], float]
+    test: Callable[[Architecture], float | None] | None = None
+    optimum_test: float | None = None
+    best_test: float | None = None
+    mean_seconds: float | None = None
 
     @property
-    def median_evals_to_top(self) -> float:
-        """Median over seeds, a seed that never reached the top counting as infinity: the
-        median is finite only if at least half the seeds got there, and a mean over the
-        lucky seeds alone would flatter an agent that mostly fails."""
-        return float(np.median([math.inf if n is None else n for n in self.evals_to_top]))
+    def optimum(self) -> float:
+        return float(self.scores.max())
 
     @property
-    def reached_top(self) -> int:
-        return sum(n is not None for n in self.evals_to_top)
+    def threshold(self) -> float:
+        """Mean validation accuracy at which the top ``TOP_FRACTION`` of the space starts."""
+        return float(np.quantile(self.scores, 1.0 - TOP_FRACTION))
 
 
-def reference_scores(config: Config, evaluator_kind: str | None) -> np.ndarray | None:
-    """Validation accuracy of every architecture in the space, when it can be known for free:
-    from the shipped table, or by scoring every architecture with the synthetic evaluator."""
+def reference_for(config: Config, evaluator_kind: str | None) -> Reference | None:
+    """The table's numbers (mean over its seeds, or its fixed seed if ``evaluator.table_seed``
+    names one), or the synthetic evaluator's scores; None for other evaluators."""
     from nas_gym.evaluators import make_evaluator
     from nas_gym.evaluators.table import TableEvaluator
 
@@ -64,10 +97,112 @@ def reference_scores(config: Config, evaluator_kind: str | None) -> np.ndarray |
         return None
     evaluator = make_evaluator(config, kind=kind)
     if isinstance(evaluator, TableEvaluator):
-        return np.array([r.val_acc for r in evaluator.all_results() if r.ok])
-    if config.search_space().size() > 200_000:
+        results = evaluator.all_results()
+        by_key = {a.key(): r.val_acc for a, r in zip(evaluator.table.archs, results, strict=True)}
+        tests = [t for t in (evaluator.test_acc(a) for a in evaluator.table.archs) if t is not None]
+        return Reference(np.array([r.val_acc for r in results if r.ok]), lambda a: by_key[a.key()],
+                         evaluator.test_acc, evaluator.test_acc(evaluator.optimum()[0]), max(tests),
+                         float(np.mean([r.train_seconds for r in results])))
+    size = evaluator.space.size()
+    if size is None or size > 200_000:
         return None
-    return np.array([evaluator.score(a) for a in evaluator.space.enumerate()])
+    return Reference(np.array([evaluator.score(a) for a in evaluator.space.enumerate()]), evaluator.score)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One (agent, seed) run, cut at the budget.
+
+    :param records: the evaluations that count, in order (within the seconds budget, if any).
+    :param clock: the simulated training seconds charged after each of them.
+    :param stopped_by: ``evaluations`` (played every episode) or ``seconds`` (clock past the budget).
+    """
+
+    agent: str
+    seed: int
+    run_dir: Path
+    records: tuple[Record, ...]
+    clock: tuple[float, ...]
+    stopped_by: str
+
+    @property
+    def pick(self) -> Record | None:
+        """The architecture the run hands back: its best by validation accuracy as it saw it."""
+        return best_of(list(self.records))
+
+    def curve(self, length: int) -> np.ndarray:
+        """Best-so-far validation accuracy as the search saw it, after each evaluation, padded
+        with its last value to ``length`` entries (failures count as 0)."""
+        return best_so_far([r.val_acc if r.status == "ok" else 0.0 for r in self.records], length)
+
+    def row(self, space: SearchSpace, ref: Reference | None) -> dict[str, str]:
+        """The CSV row; a column nothing can fill is empty."""
+        pick = self.pick
+        row = dict.fromkeys(CSV_COLUMNS, "")
+        archs = [space.parse(r.arch) for r in self.records]
+        keys = [a.key() for a in archs]
+        row.update(agent=self.agent, seed=str(self.seed), stopped_by=self.stopped_by, run_dir=str(self.run_dir),
+                   evaluations=str(len(self.records)), distinct_archs=str(len(set(keys))),
+                   train_seconds=f"{self.clock[-1] if self.clock else 0.0:.4f}")
+        if pick is not None:
+            row.update(arch=pick.arch, val_acc=f"{pick.val_acc:.6f}")
+        if ref is None:
+            return row
+        if pick is not None:
+            arch = archs[self.records.index(pick)]
+            mean_val, test = ref.value(arch), ref.test(arch) if ref.test is not None else None
+            row.update(mean_val_acc=f"{mean_val:.6f}", regret=f"{ref.optimum - mean_val:.6f}",
+                       test_acc="" if test is None else f"{test:.6f}")
+        hit = next((i for i, (r, a) in enumerate(zip(self.records, archs, strict=True))
+                    if r.status == "ok" and ref.value(a) >= ref.threshold - 1e-12), None)
+        row["reached_top"] = str(int(hit is not None))
+        if hit is not None:
+            row.update(evals_to_top=str(hit + 1), distinct_to_top=str(len(set(keys[:hit + 1]))))
+        return row
+
+
+@dataclass(frozen=True)
+class AgentSummary:
+    """One agent over all seeds: its runs and their CSV rows.
+
+    :param budget: evaluations per run (the planned number, with a seconds budget).
+    """
+
+    agent: str
+    runs: tuple[RunResult, ...]
+    rows: tuple[dict[str, str], ...]
+    budget: int
+
+    def column(self, name: str) -> list[float | None]:
+        """One CSV column as numbers, None where it is empty."""
+        return [float(r[name]) if r[name] != "" else None for r in self.rows]
+
+    @property
+    def curves(self) -> np.ndarray:
+        """Best-so-far validation accuracy after each evaluation, one row per seed, padded to
+        the longest run (or the budget of evaluations)."""
+        length = max([self.budget, *(len(r.records) for r in self.runs)])
+        return np.stack([r.curve(length) for r in self.runs])
+
+    @property
+    def regret(self) -> float | None:
+        """Mean regret over seeds; None if the space's scores are unknown."""
+        values = self.column("regret")
+        return None if None in values else float(np.mean(values))
+
+    @property
+    def evals_to_top(self) -> list[int | None]:
+        return [None if v is None else int(v) for v in self.column("evals_to_top")]
+
+    def median_to_top(self, column: str = "evals_to_top") -> float:
+        """Median over seeds, a seed that never reached the top counting as infinity: the
+        median is finite only if at least half the seeds got there, and a mean over the
+        lucky seeds alone would flatter an agent that mostly fails."""
+        return float(np.median([math.inf if v is None else v for v in self.column(column)]))
+
+    @property
+    def reached_top(self) -> int:
+        return sum(v == 1.0 for v in self.column("reached_top"))
 
 
 def best_so_far(val_accs: list[float], budget: int) -> np.ndarray:
@@ -78,65 +213,97 @@ def best_so_far(val_accs: list[float], budget: int) -> np.ndarray:
     return curve[:budget]
 
 
-def summarise(agent: str, runs: list[list[float]], budget: int, scores: np.ndarray | None,
-              top_fraction: float = 0.01) -> AgentSummary:
-    curves = np.stack([best_so_far(r, budget) for r in runs])
-    regret, to_top = None, [None] * len(runs)
-    if scores is not None and len(scores):
-        optimum = float(scores.max())
-        threshold = float(np.quantile(scores, 1.0 - top_fraction))
-        regret = float(np.mean(optimum - curves[:, -1]))
-        to_top = [int(np.argmax(c >= threshold - 1e-12)) + 1 if (c >= threshold - 1e-12).any() else None
-                  for c in curves]
-    return AgentSummary(agent, curves, regret, to_top)
+class _Clock:
+    """An ``on_episode`` hook: notes the evaluator's clock after each recorded evaluation and
+    stops the run once it is past ``seconds``."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.clock: list[float] = []
+
+    def __call__(self, log: SearchLog) -> None:
+        while len(self.clock) < len(log.records):  # an episode ended by a forbidden action adds no record
+            self.clock.append(log.evaluator.stats.train_seconds)
+        if self.seconds is not None and self.clock and self.clock[-1] > self.seconds:
+            raise StopSearch
 
 
-def run_comparison(config: Config, agents: list[str], budget: int, seeds: int, logdir: Path, *,
+def planned_evaluations(budget: int | None, budget_seconds: float | None, ref: Reference | None) -> int:
+    """``budget`` if given; else, with a seconds budget and a table, how many architectures of
+    average cost fit in it; else ``DEFAULT_BUDGET``."""
+    if budget is not None:
+        return budget
+    if budget_seconds is not None and ref is not None and ref.mean_seconds:
+        return max(1, math.ceil(budget_seconds / ref.mean_seconds))
+    return DEFAULT_BUDGET
+
+
+def run_one(config: Config, agent: str, seed: int, logdir: Path, budget: int, budget_seconds: float | None, *,
+            evaluator: str | None = None, hparams: dict[str, Any] | None = None) -> RunResult:
+    """One search at the budget: ``budget`` episodes, or until the clock passes ``budget_seconds``."""
+    clock = _Clock(budget_seconds)
+    cap = budget if budget_seconds is None else CAP_FACTOR * budget
+    summary = run_search(config, agent, cap, seed, logdir, evaluator=evaluator, hparams=hparams, on_episode=clock,
+                         checkpoint_seconds=CHECKPOINT_SECONDS, schedule_episodes=budget)
+    records = read_records(summary.run_dir)
+    within = len(records) if budget_seconds is None else sum(c <= budget_seconds for c in clock.clock)
+    stopped = "seconds" if within < len(records) else "evaluations"
+    return RunResult(agent, seed, summary.run_dir, tuple(records[:within]), tuple(clock.clock[:within]), stopped)
+
+
+def run_comparison(config: Config, agents: list[str], budget: int | None, seeds: int | Sequence[int], logdir: Path, *,
                    evaluator: str | None = None, hparams: dict[str, dict[str, Any]] | None = None,
-                   on_run: Callable[[str, int], None] | None = None) -> tuple[list[AgentSummary], np.ndarray | None]:
-    """Run every agent for ``budget`` evaluations on seeds 0..seeds-1 and summarise."""
-    scores = reference_scores(config, evaluator)
+                   on_run: Callable[[str, int], None] | None = None, budget_seconds: float | None = None,
+                   ) -> tuple[list[AgentSummary], Reference | None]:
+    """Run every agent on the same seeds (``0..seeds-1``, or the given ones) at the same budget,
+    write ``comparison.csv`` (one row per run) and return one summary per agent.
+
+    :param budget: evaluations per run; with ``budget_seconds``, the evaluations agents plan
+        for (None: see :func:`planned_evaluations`).
+    :param budget_seconds: stop each run once its simulated training seconds pass this.
+    """
+    ref = reference_for(config, evaluator)
+    planned = planned_evaluations(budget, budget_seconds, ref)
+    space = config.search_space()
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     summaries = []
     for agent in agents:
-        runs, seconds = [], []
-        for seed in range(seeds):
-            summary = run_search(config, agent, budget, seed, logdir / agent, evaluator=evaluator,
-                                 hparams=(hparams or {}).get(agent), checkpoint_seconds=CHECKPOINT_SECONDS)
-            runs.append([r.val_acc if r.status == "ok" else 0.0 for r in read_records(summary.run_dir)])
-            seconds.append(summary.stats.train_seconds)
+        runs = []
+        for seed in seed_list:
+            runs.append(run_one(config, agent, seed, logdir / agent, planned, budget_seconds, evaluator=evaluator,
+                                hparams=(hparams or {}).get(agent)))
             if on_run is not None:
                 on_run(agent, seed)
-        summaries.append(replace(summarise(agent, runs, budget, scores), train_seconds=tuple(seconds)))
-    write_csv(logdir / "comparison.csv", summaries)
-    return summaries, scores
+        summaries.append(AgentSummary(agent, tuple(runs), tuple(r.row(space, ref) for r in runs), planned))
+    write_csv(logdir / CSV_NAME, summaries)
+    return summaries, ref
 
 
 def write_csv(path: Path, summaries: list[AgentSummary]) -> None:
-    """Long format: agent, seed, evaluation, best_so_far."""
+    """One row per (agent, seed), the columns of ``CSV_COLUMNS``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["agent", "seed", "evaluation", "best_val_acc"])
-        for s in summaries:
-            for seed, curve in enumerate(s.curves):
-                w.writerows([s.agent, seed, i + 1, f"{v:.6f}"] for i, v in enumerate(curve))
+        w = csv.DictWriter(f, CSV_COLUMNS)
+        w.writeheader()
+        w.writerows(row for s in summaries for row in s.rows)
 
 
 def plot(summaries: list[AgentSummary], path: Path, optimum: float | None = None, title: str = "") -> Path:
-    """Best-so-far validation accuracy against evaluations: mean and a 95% confidence band
-    (1.96 standard errors over seeds) per agent; the space's optimum as a dashed line."""
+    """Best-so-far validation accuracy (as the searches saw it) against evaluations: mean and a
+    95% confidence band (1.96 standard errors over seeds) per agent; the optimum dashed."""
     from nas_gym.figures import new_figure, save_figure
 
     fig = new_figure((8, 5))
     ax = fig.subplots()
     for s in summaries:
-        x = np.arange(1, s.curves.shape[1] + 1)
-        mean = s.curves.mean(axis=0)
-        half = 1.96 * s.curves.std(axis=0, ddof=1) / math.sqrt(len(s.curves)) if len(s.curves) > 1 else 0 * mean
+        curves = s.curves
+        x = np.arange(1, curves.shape[1] + 1)
+        mean = curves.mean(axis=0)
+        half = 1.96 * curves.std(axis=0, ddof=1) / math.sqrt(len(curves)) if len(curves) > 1 else 0 * mean
         ax.plot(x, mean, label=s.agent)
         ax.fill_between(x, mean - half, mean + half, alpha=0.2)
     if optimum is not None:
-        ax.axhline(optimum, color="black", linestyle="--", linewidth=1, label="optimum")
+        ax.axhline(optimum, color="black", linestyle="--", linewidth=1, label="optimum (mean val)")
     ax.set_xlabel("evaluations")
     ax.set_ylabel("best validation accuracy so far")
     ax.set_title(title)
@@ -146,21 +313,33 @@ def plot(summaries: list[AgentSummary], path: Path, optimum: float | None = None
     return path
 
 
-def table_rows(summaries: list[AgentSummary], baseline: str = "random") -> list[dict[str, str]]:
-    """Printable rows: final best (mean), regret, median evaluations to the top 1% and its ratio
-    to random search's (below 1: fewer evaluations than random search needs)."""
-    base = next((s.median_evals_to_top for s in summaries if s.agent == baseline), math.inf)
+def mean_std(values: list[float | None], digits: int = 4) -> str:
+    """``mean ± std`` over seeds (sample std), ``-`` when the column is empty."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return "-"
+    std = float(np.std(known, ddof=1)) if len(known) > 1 else 0.0
+    return f"{np.mean(known):.{digits}f} ± {std:.{digits}f}"
+
+
+def table_rows(summaries: list[AgentSummary]) -> list[dict[str, str]]:
+    """Printable rows, mean ± std over seeds; the evaluations to the top 1% as medians (see
+    :meth:`AgentSummary.median_to_top`) with the number of seeds that got there."""
     rows = []
     for s in summaries:
-        n, budget = s.median_evals_to_top, s.curves.shape[1]
-        known = s.regret is not None
+        known = s.rows[0]["reached_top"] != ""
+
+        def to_top(column: str, s: AgentSummary = s, known: bool = known) -> str:
+            n = s.median_to_top(column)
+            return "-" if not known else ("> budget" if math.isinf(n) else f"{n:.0f}") + f" [{s.reached_top}/{len(s.runs)}]"
+
         rows.append({
             "agent": s.agent,
-            "final best val acc": f"{s.curves[:, -1].mean():.4f}",
-            "mean regret": f"{s.regret:.4f}" if known else "-",
-            "median evals to top 1%": ("-" if not known else f"> {budget}" if math.isinf(n) else f"{n:.0f}")
-            + (f" ({s.reached_top}/{len(s.evals_to_top)} seeds)" if known else ""),
-            "vs random": f"{n / base:.2f}x" if known and math.isfinite(n) and math.isfinite(base) else "-",
-            "train s / run": f"{np.mean(s.train_seconds):.0f}" if s.train_seconds else "-",
+            "test acc of pick": mean_std(s.column("test_acc")),
+            "regret (mean val)": mean_std(s.column("regret")),
+            "evals to top 1%": to_top("evals_to_top"),
+            "distinct to top 1%": to_top("distinct_to_top"),
+            "evals": mean_std(s.column("evaluations"), 1),
+            "train s": mean_std(s.column("train_seconds"), 1),
         })
     return rows

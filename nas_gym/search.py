@@ -71,6 +71,12 @@ class SearchInterrupted(KeyboardInterrupt):
         self.episodes_done = episodes_done
 
 
+class StopSearch(Exception):
+    """Raised by an ``on_episode`` callback to end a search before its episodes are done (a budget
+    the agent does not know about, such as ``compare --budget-seconds``): ``run_search`` returns the
+    summary of what was recorded, and the run folder is as a Ctrl-C leaves it."""
+
+
 def make_run_dir(logdir: Path, agent: str, preset: str, seed: int) -> Path:
     """A fresh folder under ``logdir``; fails early, with a clear message, if it can't be written."""
     safe_agent = "".join(c if c.isalnum() or c in "-_" else "_" for c in agent.rsplit(":", 1)[-1])
@@ -122,6 +128,7 @@ def run_search(
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     checkpoint_seconds: float = 0.0,
     resume: Path | None = None,
+    schedule_episodes: int | None = None,
 ) -> SearchSummary:
     """Run ``agent`` for ``episodes`` episodes on the env made from ``config``, or continue the
     stopped run in the folder ``resume`` (``logdir`` is then unused).
@@ -129,6 +136,9 @@ def run_search(
     :param evaluator: an Evaluator, an evaluator kind, or None for the config's own.
     :param checkpoint_every: episodes between checkpoints (rounded up to a multiple of
         ``evaluator.workers``, so batches of proposals are never cut by a checkpoint).
+    :param on_episode: called after each recorded episode; it may raise :class:`StopSearch`.
+    :param schedule_episodes: the budget agents scale their schedules to (``total_episodes``),
+        when ``episodes`` is only a cap and ``on_episode`` stops the run first; default ``episodes``.
     :raises AgentError, ConfigError, CheckpointError, OSError: bad input, before anything is trained.
     """
     if episodes < 1:
@@ -179,7 +189,7 @@ def run_search(
             if state:
                 checkpoint.load_agent(run_dir, manifest, instance)
             if hasattr(instance, "total_episodes"):  # schedules scaled to the whole budget, not to one chunk
-                instance.total_episodes = episodes
+                instance.total_episodes = schedule_episodes or episodes
 
             last_save = time.monotonic()
 
@@ -209,6 +219,8 @@ def run_search(
                     instance.learn(chunk)
                     done += chunk
                     save_at(done)
+        except StopSearch:
+            pass  # the caller's budget is spent: summarise what was recorded
         except KeyboardInterrupt:
             raise SearchInterrupted(run_dir, manifest.episodes_done) from None
         finally:

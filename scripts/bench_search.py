@@ -1,32 +1,33 @@
-"""Search agents on the shipped tabular benchmark: equal budgets of evaluations, many seeds.
+"""Search agents on a table at equal simulated training time: NATS-Bench's protocol.
 
-Runs ``nas_gym.compare.run_comparison`` on preset ``mnist1d-tiny`` with the table evaluator (1,174
-architectures, each looked up, so a run costs only the agent's own compute) and writes:
+Every built-in agent searches the preset's table over the same seeds until its simulated clock
+(the table's recorded training seconds of each distinct architecture it evaluated) passes the same
+budget; each run hands back its best architecture by validation accuracy as it saw it (one
+training seed drawn per architecture, as NAS-Bench-201's simulations draw), and we report that
+architecture's *test* accuracy (mean over the table's seeds, never seen by the search) as mean ±
+std over seeds, beside the table's optimum and NAS-Bench-201's published CIFAR-10 numbers (Dong &
+Yang, ICLR 2020). Differences between agents are tested with a two-sided Mann-Whitney U test.
 
-* ``docs/images/compare.png``: best-so-far validation accuracy against evaluations, mean and 95%
-  band over seeds per agent, the space's optimum as a dashed line; beside it, the share of seeds
-  in the top 1% after each number of evaluations;
-* ``docs/images/qlearning_epsilon.png``: Q-learning's mean sampled accuracy per epsilon stage
-  (MetaQNN's figure 3, on the MetaQNN schedule scaled to the budget);
-* ``docs/bench_search.md``: the tables printed at the end.
+Writes (replacing only this preset's section of the page, so several tables share it):
 
-Usage: ``python scripts/bench_search.py [--seeds 20] [--budget 200] [--agents random,evolution,...]``.
-The default budget, 200 evaluations, is about twice what uniform random search needs on average
-to hit the top 1% of 1,174 architectures (1 / 0.01 = 100), so random search gets there in most
-but not all seeds, and an agent that needs half as many evaluations has room to show it.
-Q-learning runs twice: with MetaQNN's numbers, and with its initial Q-value raised from 0.5 to
-1.0 (see the notes the script writes for why).
+* ``docs/bench_search.md``: the protocol, then per preset the table, the ordering check and notes;
+* ``docs/images/bench_search-<preset>.png``: test accuracy of the returned architecture per agent.
+
+Usage: ``python scripts/bench_search.py [--config mnist1d-tiny] [--seeds 50] [--budget-seconds S]
+[--agents random,evolution,...] [--logdir DIR] [--out docs]``. The default budget is the time of
+``BUDGET_ARCHS`` architectures of average cost: about 17% of the 1,174 layer chains of
+``mnist1d-tiny``, 2.3% of the 8,765 cells of ``mnist1d-cell``; in both, random search's expected
+evaluations to the top 1% (100) fit in it with room for an agent that needs fewer to show it.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import math
+import os
+import re
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,241 +35,208 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents.q_learning import scaled_schedule  # noqa: E402
-from nas_gym.compare import AgentSummary, run_comparison  # noqa: E402
+from nas_gym.compare import CAP_FACTOR, AgentSummary, Reference, run_comparison, table_rows  # noqa: E402
 from nas_gym.config import load_config  # noqa: E402
 
-PRESET = "mnist1d-tiny"
-DEFAULT_AGENTS = "random,evolution,qlearning,qlearning-optimistic,reinforce,maskable_ppo,ppo"
-# label -> (agent name, hyperparameters, how to describe them)
-VARIANTS: dict[str, tuple[str, dict | None, str]] = {
-    "qlearning": ("qlearning", None, "MetaQNN: alpha 0.01, Q0 0.5, replay 128"),
-    "qlearning-optimistic": ("qlearning", {"q_init": 1.0}, "MetaQNN but Q0 1.0"),
-}
-DESCRIPTIONS = {
-    "random": "uniform over architectures",
-    "evolution": "population 10, sample 3",
-    "reinforce": "LSTM 64, Adam 2e-3, EMA baseline 0.9",
-    "maskable_ppo": f"agents/maskable_ppo.yaml:{PRESET}",
-    "ppo": f"agents/ppo.yaml:{PRESET}",
-    "a2c": f"agents/a2c.yaml:{PRESET}",
-    "dqn": f"agents/dqn.yaml:{PRESET}",
-}
+BUILTIN = ["random", "evolution", "qlearning", "reinforce", "ppo", "maskable_ppo", "dqn", "a2c"]
+DEFAULT_AGENTS = BUILTIN + (["greedy"] if (ROOT / "agents" / "greedy.py").is_file() else [])
+BUDGET_ARCHS = 200  # default budget: this many architectures of the table's mean training seconds
+# NAS-Bench-201 (Dong & Yang, ICLR 2020), CIFAR-10 test accuracy (%) of the architecture each
+# method returns, mean ± std over its runs; the optimum is the space's best.
+PUBLISHED = {"evolution": ("REA", 93.92, 0.30), "reinforce": ("REINFORCE", 93.85, 0.37), "random": ("RS", 93.70, 0.36)}
+PUBLISHED_OPTIMUM = 94.37
+ALPHA = 0.05  # Mann-Whitney U: a pair with p >= ALPHA is "within noise"
+PAGE_TITLE = "# Search agents at equal simulated training time (NATS-Bench's protocol)"
+PROTOCOL = f"""{PAGE_TITLE}
+
+`scripts/bench_search.py` runs every built-in agent on a shipped table over the same seeds, at the
+same simulated-time budget, as NAS-Bench-201 and NATS-Bench compare search methods:
+
+- **Rewards**: the table evaluator draws one of the table's training seeds per architecture
+  (seeded by the run's seed), so a search sees single-run noise, as NAS-Bench-201's simulations do.
+- **Budget**: each run's simulated clock is charged the table's recorded training seconds of every
+  *distinct* architecture it evaluates (a repeat is a cache hit and free; NATS-Bench has no cache and
+  charges every query). A run stops once the clock passes the budget, and only the evaluations that
+  finished within it count. Agents plan for the number of architectures of average cost that fit
+  (Q-learning's epsilon and DQN's exploration schedules are scaled to it); a run that keeps
+  re-proposing cached architectures is stopped after {CAP_FACTOR}x that many episodes and counts as
+  stopped by the evaluation cap.
+- **What a run returns**: its best architecture by validation accuracy as it saw it (a lucky seed
+  draw can win, as in a real search). We report that architecture's **test accuracy** (mean over the
+  table's seeds, never shown to the search), as NAS-Bench-201 does.
+- **Regret**: the table optimum's mean validation accuracy minus the returned architecture's (never
+  negative; 0 when the run returned the optimum). Top 1%: by mean validation accuracy.
+- **Noise**: mean ± sample std over seeds, and a two-sided Mann-Whitney U test (scipy) between
+  agents' test accuracies; a difference with p >= {ALPHA} is within noise.
+
+NAS-Bench-201's published CIFAR-10 test accuracies (Dong & Yang, ICLR 2020) are shown beside ours
+for the ordering only: their space, data and training budget differ from ours.
+"""
 
 
-def run_all(labels: list[str], budget: int, seeds: int, logdir: Path) -> tuple[list[AgentSummary], np.ndarray, dict]:
-    """One comparison per label (so one agent can appear with two sets of hyperparameters)."""
-    cfg = load_config(PRESET, {"evaluator.kind": "table"})
-    summaries, scores, seconds = [], None, {}
-    for label in labels:
-        agent, hparams, _ = VARIANTS.get(label, (label, None, ""))
-        start = time.perf_counter()
-        (summary,), scores = run_comparison(cfg, [agent], budget, seeds, logdir / label, evaluator="table",
-                                            hparams={agent: hparams} if hparams else None)
-        seconds[label] = (time.perf_counter() - start) / seeds
-        print(f"{label}: {seconds[label]:.1f} s per seed", file=sys.stderr, flush=True)
-        summaries.append(replace(summary, agent=label))
-    assert scores is not None, "the table evaluator knows every architecture's score"
-    return summaries, scores, seconds
+def mwu(a: list[float], b: list[float]) -> float:
+    """Two-sided Mann-Whitney U p-value (1.0 when either side is constant and equal)."""
+    from scipy.stats import mannwhitneyu
+
+    if len(set(a) | set(b)) == 1:
+        return 1.0
+    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
 
 
-def sampled_accuracies(logdir: Path, label: str, agent: str) -> list[list[float]]:
-    """Per seed, the validation accuracy of every sampled architecture in order (failures as 0)."""
-    runs = []
-    for run_dir in sorted((logdir / label / agent).glob(f"{agent}-{PRESET}-s*")):
-        with (run_dir / "evaluations.csv").open() as f:
-            runs.append([float(r["val_acc"]) if r["status"] == "ok" else 0.0 for r in csv.DictReader(f)])
-    return runs
+def tests_of(summaries: list[AgentSummary]) -> dict[str, list[float]]:
+    """Per agent, the test accuracy (%) of the returned architecture, one per seed."""
+    return {s.agent: [100 * v for v in s.column("test_acc") if v is not None] for s in summaries}
 
 
-def epsilon_stages(runs: list[list[float]], budget: int) -> list[tuple[float, int, float, float]]:
-    """(epsilon, episodes per seed, mean sampled accuracy, 95% half-width over seeds) per stage.
-
-    The half-width is over per-seed stage means, since episodes within a seed are not independent."""
-    rows, start = [], 0
-    for eps, n in scaled_schedule(budget):
-        per_seed = np.array([np.mean(r[start:start + n]) for r in runs if len(r) >= start + n])
-        half = 1.96 * per_seed.std(ddof=1) / math.sqrt(len(per_seed)) if len(per_seed) > 1 else 0.0
-        rows.append((eps, n, float(per_seed.mean()), float(half)))
-        start += n
-    return rows
+def pct(values: list[float]) -> str:
+    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1) if len(values) > 1 else 0.0:.2f}"
 
 
-def plot_comparison(summaries: list[AgentSummary], optimum: float, threshold: float, path: Path, title: str) -> None:
-    """Left: best-so-far accuracy, mean and 95% band over seeds (as ``nas-gym compare`` draws it),
-    zoomed on the top of the range where the agents differ. Right: the share of seeds that have
-    reached the top 1% after each number of evaluations, which is what the table's medians summarise."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from nas_gym.figures import save_figure
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=100)
-    for s in summaries:
-        x = np.arange(1, s.curves.shape[1] + 1)
-        mean = s.curves.mean(axis=0)
-        half = 1.96 * s.curves.std(axis=0, ddof=1) / math.sqrt(len(s.curves))
-        (line,) = left.plot(x, mean, label=s.agent)
-        left.fill_between(x, mean - half, mean + half, alpha=0.15, color=line.get_color())
-        right.plot(x, (s.curves >= threshold - 1e-12).mean(axis=0), label=s.agent, color=line.get_color())
-    left.axhline(optimum, color="black", linestyle="--", linewidth=1, label="optimum")
-    left.axhline(threshold, color="grey", linestyle=":", linewidth=1, label="top 1%")
-    left.set_ylim(threshold - 0.08, optimum + 0.005)
-    left.set_ylabel("best validation accuracy so far")
-    right.set_ylabel("share of seeds in the top 1%")
-    right.set_ylim(0, 1.02)
-    for ax in (left, right):
-        ax.set_xlabel("evaluations")
-        ax.grid(alpha=0.3)
-    left.legend(loc="lower right", fontsize=8)
-    fig.suptitle(title)
-    save_figure(fig, path)
-
-
-def plot_epsilon(stages: dict[str, list[tuple[float, int, float, float]]], random_mean: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from nas_gym.figures import save_figure
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
-    for label, rows in stages.items():
-        eps = [r[0] for r in rows]
-        ax.errorbar(eps, [r[2] for r in rows], yerr=[r[3] for r in rows], marker="o", capsize=3, label=label)
-    ax.axhline(random_mean, color="grey", linestyle=":", label="uniform random architecture")
-    ax.invert_xaxis()  # the search runs from epsilon 1.0 down to 0.1
-    ax.set_xlabel("epsilon (stage of the MetaQNN schedule)")
-    ax.set_ylabel("mean validation accuracy of sampled architectures")
-    ax.set_title(f"Q-learning on {PRESET}: sampled accuracy per epsilon stage")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    save_figure(fig, path)
-
-
-def markdown(rows: list[list[str]], header: list[str], text_columns: int = 1) -> str:
-    """A GitHub table: the first ``text_columns`` left-aligned, numbers right-aligned."""
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---" if i < text_columns else "---:" for i in range(len(header))) + "|"]
+def markdown(rows: list[list[str]], header: list[str]) -> str:
+    """A GitHub table: the first column left-aligned, the rest right-aligned."""
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def early_late(logdir: Path, label: str, window: int = 25) -> tuple[float, float]:
-    """Mean validation accuracy of the first and of the last ``window`` sampled architectures,
-    over seeds: where an agent starts (its prior) and where it ends up sampling."""
-    runs = sampled_accuracies(logdir, label, VARIANTS.get(label, (label,))[0])
-    return (float(np.mean([np.mean(r[:window]) for r in runs])), float(np.mean([np.mean(r[-window:]) for r in runs])))
-
-
-def comparison_rows(summaries: list[AgentSummary], scores: np.ndarray, sampled: dict[str, tuple[float, float]]
-                    ) -> list[list[str]]:
-    optimum = float(scores.max())
-    base = next((s.median_evals_to_top for s in summaries if s.agent == "random"), math.inf)
+def results_table(summaries: list[AgentSummary], tests: dict[str, list[float]]) -> str:
+    printed = {r["agent"]: r for r in table_rows(summaries)}
+    base = tests.get("random")
     rows = []
     for s in summaries:
-        regret = optimum - s.curves[:, -1]
-        med = s.median_evals_to_top
-        ratio = f"{med / base:.2f}x" if math.isfinite(med) and math.isfinite(base) else "-"
-        rows.append([s.agent, VARIANTS.get(s.agent, (None, None, DESCRIPTIONS.get(s.agent, "")))[2],
-                     f"{regret.mean():.4f} ± {regret.std(ddof=1) if len(regret) > 1 else 0.0:.4f}",
-                     f"{med:.0f}" if math.isfinite(med) else f"> {s.curves.shape[1]}",
-                     f"{s.reached_top}/{len(s.evals_to_top)}", ratio,
-                     "{:.3f} → {:.3f}".format(*sampled[s.agent])])
-    return rows
+        p = printed[s.agent]
+        name, mean, std = PUBLISHED.get(s.agent, ("", None, None))
+        seconds = sum(r["stopped_by"] == "seconds" for r in s.rows)
+        rows.append([s.agent, pct(tests[s.agent]), f"{name} {mean:.2f} ± {std:.2f}" if name else "",
+                     pct([100 * v for v in s.column("regret") if v is not None]), p["evals to top 1%"], p["distinct to top 1%"],
+                     f"{np.mean(s.column('distinct_archs')):.0f}", p["train s"], f"{seconds}/{len(s.rows)}",
+                     "" if base is None or s.agent == "random" else f"{mwu(tests[s.agent], base):.3f}"])
+    header = ["agent", "test acc % of pick", "NAS-Bench-201 CIFAR-10", "regret (val points)", "evals to top 1% (median)",
+              "distinct to top 1% (median)", "distinct archs", "simulated s", "stopped by seconds",
+              "p vs random (MWU)"]
+    return markdown(rows, header)
 
 
-def notes(summaries: list[AgentSummary], stages: dict[str, list], random_mean: float,
-          sampled: dict[str, tuple[float, float]], budget: int) -> list[str]:
-    """Plain statements read off the numbers (so they stay true when the script is rerun)."""
-    base = next((s for s in summaries if s.agent == "random"), None)
-    out = []
-    if base is not None and math.isfinite(base.median_evals_to_top):
-        half = [s.agent for s in summaries if s.agent != "random" and s.median_evals_to_top <= base.median_evals_to_top / 2]
-        out.append(f"Agents reaching the top 1% in at most half of random search's median evaluations "
-                   f"({base.median_evals_to_top:.0f}): {', '.join(half) or 'none'}.")
-        slower = [s.agent for s in summaries if s.median_evals_to_top > base.median_evals_to_top]
-        if slower:
-            out.append(f"Slower than random search to the top 1% (median): {', '.join(slower)}.")
-        losing_q = [label for label in slower if VARIANTS.get(label, (label,))[0] == "qlearning" and label in stages]
-        if losing_q:
-            n1, acc1 = stages[losing_q[0]][0][1], stages[losing_q[0]][0][2]
-            out.append(
-                f"Why {' and '.join(losing_q)} {'lose' if len(losing_q) > 1 else 'loses'}: MetaQNN's schedule scaled "
-                f"to {budget} evaluations spends the first {n1} at epsilon 1.0, choosing each layer uniformly. A "
-                "uniform choice per step stops early often, so the agent samples short chains: those "
-                f"{n1} average {acc1:.3f}, below the {random_mean:.3f} of a uniformly random architecture, which is "
-                "what random search draws. The schedule and alpha 0.01 were set for 2,700 models; here the greedy "
-                "stages get a few dozen episodes.")
-    starters = [k for k, (early, _) in sampled.items() if k != "random" and early < random_mean - 0.03]
-    if starters:
-        out.append(f"Agents whose first 25 samples are worse than uniformly random architectures "
-                   f"({random_mean:.3f}): {', '.join(starters)}. They start from a uniform choice per step "
-                   "(short chains); the learners among them overtake random sampling later in the run.")
-    from scipy.stats import spearmanr
-
-    for label, rows in stages.items():
-        means = [r[2] for r in rows]
-        rho = float(spearmanr([r[0] for r in rows], means).statistic)
-        out.append(f"{label}: mean sampled accuracy {means[0]:.3f} at epsilon {rows[0][0]:.1f}, {means[-1]:.3f} at "
-                   f"epsilon {rows[-1][0]:.1f} (a uniformly random architecture: {random_mean:.3f}); Spearman "
-                   f"correlation of stage mean with epsilon {rho:+.2f} ({'rises' if rho < 0 else 'does not rise'} "
-                   "as epsilon falls).")
+def ordering(tests: dict[str, list[float]]) -> list[str]:
+    """Our order of the three agents NAS-Bench-201 reports, against theirs, pair by pair."""
+    names = [a for a in PUBLISHED if a in tests and tests[a]]
+    if len(names) < 2:
+        return []
+    ours = sorted(names, key=lambda a: -np.mean(tests[a]))
+    theirs = sorted(names, key=lambda a: -PUBLISHED[a][1])
+    label = {a: PUBLISHED[a][0] for a in names}
+    out = [f"NAS-Bench-201's order: {' > '.join(label[a] for a in theirs)}; ours (mean test accuracy): "
+           f"{' > '.join(label[a] for a in ours)}: {'the same order' if ours == theirs else 'a different order'}."]
+    for i, a in enumerate(theirs):
+        for b in theirs[i + 1:]:
+            diff = np.mean(tests[a]) - np.mean(tests[b])
+            p = mwu(tests[a], tests[b])
+            verdict = "within noise" if p >= ALPHA else ("agrees" if diff > 0 else "reversed")
+            out.append(f"{label[a]} - {label[b]}: {diff:+.2f} points here (published {PUBLISHED[a][1] - PUBLISHED[b][1]:+.2f}); "
+                       f"Mann-Whitney p = {p:.3f}: {verdict}.")
     return out
 
 
-def main() -> None:
+def notes(summaries: list[AgentSummary], tests: dict[str, list[float]], ref: Reference) -> list[str]:
+    """Plain statements read off the numbers, so they stay true when the script is rerun."""
+    out = []
+    means = {a: float(np.mean(v)) for a, v in tests.items() if v}
+    best = max(means, key=means.get)
+    out.append(f"Highest mean test accuracy: {best} ({means[best]:.2f}%), {100 * ref.optimum_test - means[best]:.2f} "
+               f"points below the test accuracy of the optimum by mean validation ({100 * ref.optimum_test:.2f}%).")
+    if "random" in tests:
+        better = [a for a in tests if a != "random" and means[a] > means["random"] and mwu(tests[a], tests["random"]) < ALPHA]
+        worse = [a for a in tests if a != "random" and means[a] < means["random"] and mwu(tests[a], tests["random"]) < ALPHA]
+        out.append(f"Better than random search beyond noise (p < {ALPHA}): {', '.join(better) or 'none'}; "
+                   f"worse: {', '.join(worse) or 'none'}; the others are within noise of it.")
+    capped = [f"{s.agent} ({sum(r['stopped_by'] == 'evaluations' for r in s.rows)}/{len(s.rows)})" for s in summaries
+              if any(r["stopped_by"] == "evaluations" for r in s.rows)]
+    if capped:
+        out.append(f"Runs stopped by the evaluation cap before the clock ran out (they kept re-proposing cached "
+                   f"architectures, which cost nothing): {', '.join(capped)}. Their simulated seconds are below the budget.")
+    return out
+
+
+def plot(tests: dict[str, list[float]], ref: Reference, path: Path, title: str) -> None:
+    """Box plot of the returned architecture's test accuracy per agent, the optimum's dashed."""
+    from nas_gym.figures import new_figure, save_figure
+
+    fig = new_figure((9, 4.5))
+    ax = fig.subplots()
+    names = list(tests)
+    ax.boxplot([tests[a] for a in names], showmeans=True)
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=20)
+    ax.axhline(100 * ref.optimum_test, color="black", linestyle="--", linewidth=1,
+               label="optimum by mean validation accuracy")
+    ax.axhline(100 * ref.best_test, color="grey", linestyle=":", linewidth=1, label="best test accuracy in the table")
+    ax.set_ylabel("test accuracy (%) of the returned architecture")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(loc="lower right", fontsize=8)
+    save_figure(fig, path)
+
+
+def section(preset: str, body: str) -> str:
+    return f"<!-- bench_search:{preset} -->\n{body}\n<!-- /bench_search:{preset} -->"
+
+
+def write_page(path: Path, preset: str, body: str) -> None:
+    """The protocol, then every preset's section: this preset's replaced, the others kept."""
+    old = path.read_text() if path.is_file() else ""
+    kept = re.findall(r"<!-- bench_search:([\w.-]+) -->\n(.*?)\n<!-- /bench_search:\1 -->", old, flags=re.S)
+    sections = dict(kept) | {preset: body}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(PROTOCOL + "\n" + "\n\n".join(section(p, b) for p, b in sections.items()) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--budget", type=int, default=200, help="evaluations per run (cache hits count)")
-    parser.add_argument("--agents", default=DEFAULT_AGENTS, help="comma-separated; qlearning-optimistic is Q0 = 1")
+    parser.add_argument("--config", default="mnist1d-tiny", help="a preset with a shipped table")
+    parser.add_argument("--seeds", type=int, default=50)
+    parser.add_argument("--budget-seconds", type=float, default=None,
+                        help=f"simulated training seconds per run (default: {BUDGET_ARCHS} x the table's mean seconds)")
+    parser.add_argument("--agents", default=",".join(DEFAULT_AGENTS))
     parser.add_argument("--logdir", type=Path, default=None, help="keep the run folders here (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where bench_search.md and images/ go")
-    args = parser.parse_args()
-    labels = [a.strip() for a in args.agents.split(",") if a.strip()]
+    args = parser.parse_args(argv)
+    agents = [a.strip() for a in args.agents.split(",") if a.strip()]
+    cfg = load_config(args.config, {"evaluator.kind": "table"})
 
+    from nas_gym.compare import reference_for
+
+    ref = reference_for(cfg, "table")
+    assert ref is not None and ref.mean_seconds is not None and ref.optimum_test is not None
+    seconds = args.budget_seconds or round(BUDGET_ARCHS * ref.mean_seconds, 1)
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_search-") as tmp:
-        logdir = args.logdir or Path(tmp)
-        start = time.perf_counter()
-        summaries, scores, seconds = run_all(labels, args.budget, args.seeds, logdir)
-        stages = {label: epsilon_stages(sampled_accuracies(logdir, label, "qlearning"), args.budget)
-                  for label in labels if VARIANTS.get(label, (label,))[0] == "qlearning"}
-        sampled = {label: early_late(logdir, label) for label in labels}
-        total = time.perf_counter() - start
-
-    optimum, threshold = float(scores.max()), float(np.quantile(scores, 0.99))
-    random_mean = float(scores.mean())  # mean accuracy of a uniformly random architecture
-    title = f"{PRESET} (table, {len(scores)} architectures): {args.seeds} seeds, {args.budget} evaluations"
-    images = args.out / "images"
-    plot_comparison(summaries, optimum, threshold, images / "compare.png", title)
-    if stages:
-        plot_epsilon(stages, random_mean, images / "qlearning_epsilon.png")
-
-    header = ["agent", "hyperparameters", "final regret (mean ± std)", "median evals to top 1%",
-              "seeds reaching top 1%", "vs random", "mean sampled val acc, first 25 → last 25"]
-    table = markdown(comparison_rows(summaries, scores, sampled), header, text_columns=2)
-    eps_tables = [f"**{label}**\n\n" + markdown(
-        [[f"{e:.1f}", str(n), f"{m:.4f} ± {h:.4f}"] for e, n, m, h in rows],
-        ["epsilon", "episodes per seed", "mean sampled val acc (95% band over seeds)"]) for label, rows in stages.items()]
-    text = "\n\n".join([
-        f"## Search agents on {PRESET} (tabular benchmark)",
-        f"{title}. Optimum {optimum:.4f}; top 1% = validation accuracy >= {threshold:.4f} "
-        f"({int((scores >= threshold - 1e-12).sum())} architectures). Regret = optimum - best found after the "
-        "budget. Medians count a seed that never reached the top 1% as infinite. Cache hits count as evaluations.",
-        table, "![best so far](images/compare.png)",
-        "### Q-learning: accuracy of sampled architectures per epsilon stage", *eps_tables,
-        "![Q-learning per epsilon](images/qlearning_epsilon.png)" if stages else "",
-        "### Notes", "\n".join(f"- {n}" for n in notes(summaries, stages, random_mean, sampled, args.budget)),
-        f"Generated by `python scripts/bench_search.py --seeds {args.seeds} --budget {args.budget} "
-        f"--agents {','.join(labels)}`.",
+        summaries, _ = run_comparison(
+            cfg, agents, None, args.seeds, args.logdir or Path(tmp), evaluator="table", budget_seconds=seconds,
+            on_run=lambda a, s: print(f"{a} seed {s} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True))
+    minutes = (time.perf_counter() - start) / 60
+    tests = tests_of(summaries)
+    n = len(ref.scores)
+    image = args.out / "images" / f"bench_search-{cfg.name}.png"
+    plot(tests, ref, image, f"{cfg.name}: {args.seeds} seeds, {seconds:g} simulated s")
+    command = (f"nice -n 5 python scripts/bench_search.py --config {args.config} --seeds {args.seeds} "
+               f"--budget-seconds {seconds:g} --agents {','.join(agents)}")
+    body = "\n\n".join([
+        f"## {cfg.name}",
+        f"{n:,} architectures; mean training {ref.mean_seconds:.3f} s each (simulated clock); optimum by mean "
+        f"validation accuracy {100 * ref.optimum:.2f}%, its test accuracy **{100 * ref.optimum_test:.2f}%** (best test "
+        f"accuracy in the table {100 * ref.best_test:.2f}%); top 1% from mean validation {100 * ref.threshold:.2f}%. "
+        f"Budget {seconds:g} simulated seconds per run (about {summaries[0].budget} architectures of average cost), "
+        f"{args.seeds} seeds per agent (0..{args.seeds - 1}).",
+        results_table(summaries, tests),
+        f"Evaluations to the top 1% are medians over seeds (a seed that never got there counts as infinite: "
+        "`> budget`), with the seeds that got there in brackets. NAS-Bench-201's optimum: "
+        f"{PUBLISHED_OPTIMUM:.2f}%.",
+        f"![test accuracy of the returned architecture per agent](images/{image.name})",
+        "### Ordering against NAS-Bench-201", "\n".join(f"- {line}" for line in ordering(tests)),
+        "### Notes", "\n".join(f"- {line}" for line in notes(summaries, tests, ref)),
+        f"Command: `{command}`. Conditions: {os.cpu_count()}-core CPU shared with other jobs, no GPU, agents on one "
+        f"torch thread; {minutes:.0f} minutes wall time.",
     ])
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_search.md").write_text(text + "\n")
-    print(text)
-    print("\nseconds per seed: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items())
-          + f"; total {total / 60:.1f} min", file=sys.stderr)
+    write_page(args.out / "bench_search.md", cfg.name, body)
+    print(body)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | N
     if kind == "surrogate":
         from nas_gym.evaluators.surrogate import SurrogateEvaluator
 
-        return SurrogateEvaluator(config)
+        return SurrogateEvaluator(config, run_seed=run_seed)
     if kind == "supernet":
         from nas_gym.evaluators.supernet import SupernetEvaluator
 

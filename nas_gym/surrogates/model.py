@@ -1,0 +1,162 @@
+"""The fitted surrogate as shipped: plain arrays, predicted without scikit-learn.
+
+A fitted ensemble of gradient-boosted trees is flattened into one forest (every member's trees,
+their leaf values scaled by 1 / members, so the forest's sum is the ensemble's mean) plus a
+second forest for the log of the training seconds. Why not a pickle of the scikit-learn models:
+a pickle is tied to the library version that wrote it and loads slowly, and scikit-learn's
+``predict`` costs about a millisecond per call for one sample; here one query walks all trees
+at once with a few numpy operations per tree level, and the file is a compressed ``.npz`` that
+any numpy reads.
+
+The noise model turns the predicted mean into a plausible single-seed accuracy: seed noise
+measured on architectures trained under several seeds, as a standard deviation that depends on
+the mean accuracy (piecewise linear between knots) times a standardised residual drawn from
+the measured ones, so its tails are the data's, not a normal's.
+
+The header (JSON inside the file) records the preset, the config sections that decide results,
+the trainer version, the data's hash, the feature layout's fingerprint and library versions;
+``nas_gym.evaluators.surrogate`` refuses a model that does not fit the config it is asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas_gym.config import ConfigError
+from nas_gym.spaces.base import SearchSpace
+
+MODEL_FORMAT, MODEL_FORMAT_VERSION = "nas-gym-surrogate", 1
+MODEL_SUFFIX = ".surrogate.npz"
+ARRAY_NAMES = ("feature", "threshold", "children", "value", "roots", "tree_output", "baseline",
+           "noise_x", "noise_y", "residuals")
+
+
+def feature_fingerprint(space: SearchSpace, n: int = 16) -> str:
+    """A digest of the features of ``n`` architectures sampled with a fixed seed: a model's
+    trees index features by position, so a changed ``features`` must retire the model."""
+    rng = np.random.default_rng(12345)
+    feats = np.stack([space.features(space.sample(rng)) for _ in range(n)]).astype(np.float32)
+    return hashlib.sha256(np.round(feats, 4).tobytes() + str(feats.shape).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class SurrogateModel:
+    """A flattened forest over ``space.features`` with two outputs (0: mean validation accuracy,
+    1: log training seconds) and a noise model.
+
+    :param feature: per node, the feature index it tests (leaves: 0).
+    :param threshold: per node, go right if the feature is above it (leaves: +inf, never right).
+    :param children: ``(nodes, 2)`` global indices of the left and right child (a leaf: itself).
+    :param value: per node, the leaf's contribution (0 for inner nodes).
+    :param roots: global index of each tree's root.
+    :param tree_output: per tree, the output it adds to.
+    :param baseline: per output, the constant every prediction starts from.
+    :param noise_x: mean accuracies at which the seed-noise standard deviation is known.
+    :param noise_y: the standard deviation there.
+    :param residuals: measured standardised residuals (mean 0, std 1) to draw single seeds from.
+    :param header: provenance (see the module docstring).
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    children: np.ndarray
+    value: np.ndarray
+    roots: np.ndarray
+    tree_output: np.ndarray
+    baseline: np.ndarray
+    noise_x: np.ndarray
+    noise_y: np.ndarray
+    residuals: np.ndarray
+    header: dict[str, Any] = field(default_factory=dict)
+    depth: int = 0
+
+    def __post_init__(self) -> None:
+        if np.any(np.diff(self.tree_output) < 0):
+            raise ValueError("SurrogateModel: trees must be grouped by output (tree_output non-decreasing)")
+        if not self.depth:  # the deepest leaf bounds the walk; computed once
+            object.__setattr__(self, "depth", _max_depth(self.children, self.roots))
+        object.__setattr__(self, "_starts", np.searchsorted(self.tree_output, np.arange(len(self.baseline))))
+        object.__setattr__(self, "_flat_children", self.children.astype(np.intp).ravel())
+
+    @property
+    def n_features(self) -> int:
+        return int(self.header.get("n_features", 0))
+
+    def raw(self, features: np.ndarray) -> np.ndarray:
+        """Per output, the forest's sums for a ``(B, F)`` batch: ``(2, B)``."""
+        # Flat indices throughout (feature of sample b at b * F + f, children of n at 2n and
+        # 2n + 1): one-dimensional gathers are the cheapest numpy operation per tree and sample.
+        x = np.ascontiguousarray(features, dtype=np.float64)
+        batch, n_features = x.shape
+        flat_x, offsets = x.ravel(), np.arange(batch) * n_features
+        node = np.repeat(self.roots[:, None], batch, axis=1)  # (trees, B): every walk at its root
+        for _ in range(self.depth):
+            right = flat_x[self.feature[node] + offsets] > self.threshold[node]
+            node = self._flat_children[2 * node + right]
+        leaf = self.value[node]  # (trees, B)
+        return np.add.reduceat(leaf, self._starts, axis=0) + self.baseline[:, None]
+
+    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean validation accuracy (clipped to [0, 1]) and training seconds, per row of ``features``."""
+        raw = self.raw(features)
+        return np.clip(raw[0], 0.0, 1.0), np.exp(raw[1])
+
+    def noise_std(self, mean_acc: np.ndarray) -> np.ndarray:
+        """The seed-to-seed standard deviation expected at ``mean_acc``."""
+        return np.interp(mean_acc, self.noise_x, self.noise_y)
+
+    def draw(self, mean_acc: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+        """Single-seed accuracies: ``mean + std(mean) * residual``, the residual picked by a
+        uniform number in [0, 1) per architecture (from the caller's seeded generator)."""
+        picks = self.residuals[np.minimum((uniforms * len(self.residuals)).astype(np.intp), len(self.residuals) - 1)]
+        return np.clip(mean_acc + self.noise_std(mean_acc) * picks, 0.0, 1.0)
+
+    # -- the file -------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> int:
+        """Write atomically as a compressed ``.npz``; returns the bytes written."""
+        buf = io.BytesIO()
+        arrays = {name: getattr(self, name) for name in ARRAY_NAMES}
+        header = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, **self.header}
+        np.savez_compressed(buf, header=np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8),
+                            **arrays)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(buf.getvalue())
+        tmp.replace(path)
+        return len(buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SurrogateModel:
+        """:raises ConfigError: unreadable, not a surrogate model, or another format version."""
+        fix = "refit it with scripts/fit_surrogate.py"
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                header = json.loads(f["header"].tobytes().decode())
+                arrays = {name: f[name] for name in ARRAY_NAMES}
+        except (OSError, KeyError, ValueError) as e:
+            raise ConfigError(f"surrogate {path}: cannot be read ({type(e).__name__}: {e}); {fix}") from None
+        if header.get("format") != MODEL_FORMAT:
+            raise ConfigError(f"surrogate {path}: not a nas-gym surrogate model; {fix}")
+        if header.get("format_version") != MODEL_FORMAT_VERSION:
+            raise ConfigError(f"surrogate {path}: format version {header.get('format_version')}, this nas-gym reads "
+                              f"{MODEL_FORMAT_VERSION}; {fix}")
+        return cls(**arrays, header=header)
+
+
+def _max_depth(children: np.ndarray, roots: np.ndarray) -> int:
+    """Steps from a root to its deepest leaf, over all trees (breadth-first over node sets)."""
+    node, depth = roots.copy(), 0
+    while True:
+        nxt = np.unique(children[node].ravel())
+        if np.array_equal(np.sort(np.unique(node)), nxt):
+            return depth
+        node, depth = nxt, depth + 1

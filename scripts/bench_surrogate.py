@@ -10,7 +10,8 @@ Measured, side by side in one process:
 - the vector env (``NasVecEnv``, ``--n-envs`` sub-envs, one batched query per step).
 
 Every variant runs ``--repeats`` times, interleaved, and the median is reported: timings on a
-shared machine vary run to run. Queries use new architectures (fresh evaluators), so the
+shared machine vary run to run. Rates are given per wall second and per CPU second of this
+process: on a machine where other work takes the cores, the second is what one idle core would do. Queries use new architectures (fresh evaluators), so the
 evaluator's memo never answers for the forest.
 
 Usage: ``python scripts/bench_surrogate.py [--config mnist1d] [--episodes 3000] [--repeats 3]``
@@ -32,10 +33,20 @@ from nas_gym.evaluators import make_evaluator
 from nas_gym.evaluators.surrogate import SurrogateEvaluator
 
 
-def episodes_per_second(env: gym.Env, episodes: int, rng: np.random.Generator) -> float:
+class Clock:
+    """Wall and CPU seconds since construction."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def rates(self, count: float) -> tuple[float, float]:
+        return count / (time.perf_counter() - self.wall), count / (time.process_time() - self.cpu)
+
+
+def episodes_per_second(env: gym.Env, episodes: int, rng: np.random.Generator) -> tuple[float, float]:
     masks = env.unwrapped.action_masks
     env.reset(seed=0)
-    start = time.perf_counter()
+    clock = Clock()
     for _ in range(episodes):
         env.reset()
         done = False
@@ -43,40 +54,43 @@ def episodes_per_second(env: gym.Env, episodes: int, rng: np.random.Generator) -
             allowed = np.flatnonzero(masks())
             _, _, terminated, truncated, _ = env.step(int(allowed[rng.integers(len(allowed))]))
             done = terminated or truncated
-    return episodes / (time.perf_counter() - start)
+    return clock.rates(episodes)
 
 
-def vec_episodes_per_second(config_name: str, n_envs: int, episodes: int, rng: np.random.Generator) -> float:
+def vec_episodes_per_second(config_name: str, n_envs: int, episodes: int,
+                            rng: np.random.Generator) -> tuple[float, float]:
     from nas_gym.envs.vec import NasVecEnv
 
     env = NasVecEnv(n_envs, config_name, evaluator="surrogate", seed=0)
     env.reset()
     done_episodes = 0
-    start = time.perf_counter()
+    clock = Clock()
     while done_episodes < episodes:
         masks = env.action_masks()
         actions = np.array([rng.choice(np.flatnonzero(m)) for m in masks])
         _, _, dones, _ = env.step(actions)
         done_episodes += int(dones.sum())
-    rate = done_episodes / (time.perf_counter() - start)
+    rates = clock.rates(done_episodes)
     env.close()
-    return rate
+    return rates
 
 
-def query_microseconds(config, batch: int, n: int, rng: np.random.Generator) -> tuple[float, float]:
-    """Per architecture: one at a time, and in batches of ``batch``."""
+def query_microseconds(config, batch: int, n: int, rng: np.random.Generator) -> dict[str, tuple[float, float]]:
+    """Microseconds per architecture (wall, CPU): one at a time, and in batches of ``batch``."""
     space = config.search_space()
     archs = [space.sample(rng) for _ in range(n)]
     single = SurrogateEvaluator(config)
-    start = time.perf_counter()
+    clock = Clock()
     for a in archs:
         single.evaluate(a)
-    one = (time.perf_counter() - start) / n * 1e6
+    one = clock.rates(1e-6 * n)
     batched = SurrogateEvaluator(config, run_seed=1)
-    start = time.perf_counter()
+    clock = Clock()
     for i in range(0, n, batch):
         batched.evaluate_many(archs[i : i + batch])
-    return one, (time.perf_counter() - start) / n * 1e6
+    many = clock.rates(1e-6 * n)
+    return {"query, one architecture (us)": (1 / one[0], 1 / one[1]),
+            f"query, batches of {batch} (us per architecture)": (1 / many[0], 1 / many[1])}
 
 
 def main() -> None:
@@ -92,7 +106,7 @@ def main() -> None:
     make_evaluator(config, kind="surrogate")
     print(f"first load (model file, checks): {time.perf_counter() - start:.3f} s")
     rng = np.random.default_rng(0)
-    variants: dict[str, Callable[[], float]] = {
+    variants: dict[str, Callable[[], tuple[float, float]]] = {
         "env, surrogate (episodes/s)": lambda: episodes_per_second(
             gym.make("NasGym/LayerChain-v0", config=args.config, evaluator="surrogate"), args.episodes, rng),
         "env, synthetic (episodes/s)": lambda: episodes_per_second(
@@ -100,17 +114,16 @@ def main() -> None:
         f"vector env x{args.n_envs}, surrogate (episodes/s)": lambda: vec_episodes_per_second(
             args.config, args.n_envs, args.episodes, rng),
     }
-    results: dict[str, list[float]] = {k: [] for k in variants}
-    queries: list[tuple[float, float]] = []
+    results: dict[str, list[tuple[float, float]]] = {}
     for _ in range(args.repeats):
         for name, run in variants.items():
-            results[name].append(run())
-        queries.append(query_microseconds(config, args.batch, 1000, rng))
+            results.setdefault(name, []).append(run())
+        for name, value in query_microseconds(config, args.batch, 1000, rng).items():
+            results.setdefault(name, []).append(value)
+    print(f"{'':50s} {'wall':>8s} {'CPU':>8s}   (medians of {args.repeats}; wall runs)")
     for name, values in results.items():
-        print(f"{name:45s} median {statistics.median(values):8.0f}   runs {', '.join(f'{v:.0f}' for v in values)}")
-    print(f"{'query, one architecture (us)':45s} median {statistics.median(q[0] for q in queries):8.0f}")
-    print(f"{f'query, batches of {args.batch} (us per architecture)':45s} median "
-          f"{statistics.median(q[1] for q in queries):8.0f}")
+        wall, cpu = (statistics.median(v[i] for v in values) for i in (0, 1))
+        print(f"{name:50s} {wall:8.0f} {cpu:8.0f}   {', '.join(f'{v[0]:.0f}' for v in values)}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Usage::
 
     python scripts/fit_surrogate.py --config mnist1d            # fit, validate, write the model
     python scripts/fit_surrogate.py --config mnist1d --check    # refit from the shipped data, compare
+    python scripts/fit_surrogate.py --validate-only --params '{"max_iter": 200, "learning_rate": 0.05}'
 
 The data is ``nas_gym/surrogates/<preset>-data.jsonl.gz`` (``scripts/build_surrogate.py``);
 the model goes to ``nas_gym/surrogates/<preset>.surrogate.npz`` with its validation metrics
@@ -26,7 +27,7 @@ import numpy as np
 from nas_gym.config import ConfigError, load_config
 from nas_gym.evaluators.surrogate import recipe_mismatch
 from nas_gym.surrogates.data import SURROGATE_DIR, default_data_path, read_data
-from nas_gym.surrogates.fit import fit_surrogate, validate
+from nas_gym.surrogates.fit import HGB_PARAMS, fit_surrogate, validate
 from nas_gym.surrogates.model import ARRAY_NAMES, MODEL_SUFFIX, SurrogateModel
 
 
@@ -38,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--members", type=int, default=10, help="ensemble members (bootstrap resamples)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--check", action="store_true", help="refit the shipped model from the shipped data and compare")
+    p.add_argument("--params", type=json.loads, default=None,
+                   help="JSON object overriding HistGradientBoostingRegressor settings of the accuracy members")
+    p.add_argument("--validate-only", action="store_true", help="print the validation metrics, write nothing")
     return p
 
 
@@ -76,8 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"check passed: a refit from {header['architectures']} architectures reproduces {out.name} "
                   f"(metrics and arrays) in {time.perf_counter() - start:.0f}s")
         return 1 if problems else 0
-    metrics = validate(rows, space, members=args.members, seed=args.seed)
-    model = fit_surrogate(header, rows, space, members=args.members, seed=args.seed, metrics=metrics)
+    params = {**HGB_PARAMS, **(args.params or {})}
+    metrics = validate(rows, space, members=args.members, seed=args.seed, params=params)
+    if args.validate_only:
+        print(json.dumps({"params": params, **metrics}, indent=1))
+        return 0
+    model = fit_surrogate(header, rows, space, members=args.members, seed=args.seed, metrics=metrics, params=params)
     size = model.save(out)
     print(json.dumps(metrics, indent=1))
     print(f"wrote {out}: {model.header['architectures']} architectures, {len(model.roots)} trees, "

@@ -8,14 +8,13 @@ Usage::
 Every agent runs ``--budget`` episodes per seed through ``nas-gym search``'s own code path
 (``run_search``) with ``evaluator: surrogate``: rewards are single-seed accuracies drawn from the
 surrogate (noise seeded by the run's seed), and the clock is the predicted training time.
-Q-learning follows MetaQNN's unscaled schedule (1,500 episodes at epsilon 1, then 100-150 per
-stage down to 0.1; the agent counts episodes, where MetaQNN counted unique models), and stays at
-0.1 past it.
+Q-learning follows MetaQNN's unscaled schedule (1,500 models at epsilon 1, then 100-150 per
+stage down to 0.1, counting distinct architectures as MetaQNN did), and stays at 0.1 past it.
 
 Reported per agent: the best reward seen (what the search believes), the surrogate's noise-free
 mean accuracy of that pick (what it is worth), unique architectures and simulated training
-hours; for Q-learning, the mean sampled accuracy per epsilon stage beside random search's over
-the same episodes (MetaQNN's figure). ``--retrain K`` then trains the K best distinct picks of
+hours; for Q-learning, the mean sampled accuracy per epsilon stage, beside random search's mean
+sampled accuracy (MetaQNN's figure). ``--retrain K`` then trains the K best distinct picks of
 each agent for real (the preset's trainer, seed 0) to check that the surrogate's picks hold up.
 """
 
@@ -51,14 +50,24 @@ def run_agent(config, agent: str, budget: int, seeds: int, logdir: Path) -> list
     return runs
 
 
-def stage_means(val_accs: list[list[float]], stages: list[tuple[float, int]]) -> list[dict[str, float]]:
-    """Mean accuracy over all runs' episodes in each stage's range."""
-    out, start = [], 0
-    for eps, n in stages:
-        values = [v for run in val_accs for v in run[start : start + n]]
-        out.append({"epsilon": eps, "episodes": f"{start + 1}-{start + n}", "mean_val_acc": round(float(np.mean(values)), 4)})
-        start += n
-    return out
+def stage_means(runs: list[dict[str, Any]], stages: list[tuple[float, int]]) -> list[dict[str, Any]]:
+    """Mean sampled accuracy per epsilon stage over all runs. The agent advances its schedule
+    by distinct architectures (MetaQNN's models), so an episode's stage is found from how many
+    distinct architectures came before it (exact with one proposal at a time, as here)."""
+    sums: dict[int, list[float]] = {}
+    for run in runs:
+        seen: set[str] = set()
+        for arch, acc in zip(run["archs"], run["val_acc"], strict=True):
+            position, end, stage = len(seen), 0, len(stages) - 1
+            for i, (_, n) in enumerate(stages):
+                end += n
+                if position < end:
+                    stage = i
+                    break
+            sums.setdefault(stage, []).append(acc)
+            seen.add(arch)
+    return [{"epsilon": stages[i][0], "models": stages[i][1], "episodes": len(v),
+             "mean_val_acc": round(float(np.mean(v)), 4)} for i, v in sorted(sums.items())]
 
 
 def summarise(config, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -106,9 +115,9 @@ def main() -> None:
         all_runs[agent] = run_agent(config, agent, args.budget, args.seeds, logdir)
         results["agents"][agent] = summarise(config, all_runs[agent])
     if "qlearning" in all_runs:
-        stages = list(METAQNN_SCHEDULE) + [(0.1, args.budget - sum(n for _, n in METAQNN_SCHEDULE))]
-        results["by_epsilon"] = {name: stage_means([r["val_acc"] for r in all_runs[name]], stages)
-                                 for name in ("qlearning", "random") if name in all_runs}
+        results["qlearning_by_epsilon"] = stage_means(all_runs["qlearning"], list(METAQNN_SCHEDULE))
+    if "random" in all_runs:
+        results["random_mean_val_acc"] = round(float(np.mean([v for r in all_runs["random"] for v in r["val_acc"]])), 4)
     if args.retrain:
         for summary in results["agents"].values():
             summary["retrained"] = retrain(config, summary["picks"], args.retrain)

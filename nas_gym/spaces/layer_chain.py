@@ -87,6 +87,7 @@ class LayerChainSpace:
     _counts: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
     _choices: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
     _neighbours: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+    _op_index: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     kind = "layer_chain"
     Params = LayerChainParams
@@ -349,8 +350,10 @@ class LayerChainSpace:
         out = np.zeros(self.observation_size + n_ops + 2 * depth + 5, dtype=np.float32)
         counts, sizes, widths = self.observation_size, self.observation_size + n_ops, self.observation_size + n_ops + depth
         channels, size, field_, jump, downsamples = shape[0], self.input_size, 1, 1, 0
+        if not self._op_index:  # a dict lookup, not a scan comparing ops field by field
+            self._op_index.update({op: i for i, op in enumerate(self.ops)})
         for i, op in enumerate(arch.ops):
-            a = self.ops.index(op)
+            a = self._op_index[op]
             out[i * n_ops + a] = 1.0
             out[counts + a] += 1.0
             if op.kind in (CONV, RES):

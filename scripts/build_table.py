@@ -5,8 +5,9 @@ Usage::
     python scripts/build_table.py --config mnist1d-tiny --seeds 0 1 [--workers 2] [--cache PATH] [--out PATH]
     python scripts/build_table.py --config mnist1d-tiny --estimate 20   # time 20 evaluations, project the total
 
-Each (architecture, seed) is trained by ``nas_gym.train.evaluate_architecture`` with the
-preset's trainer and ``train.seed = seed``, on the CPU with one torch thread per worker
+Each architecture is trained once per seed by ``nas_gym.train.evaluate_seeds`` (all seeds in one
+pass, each member exactly what ``evaluate_architecture`` with ``train.seed = seed`` gives, up to
+float rounding) with the preset's trainer, on the CPU with one torch thread per worker
 (bit-reproducible, and on 2 cores two one-thread workers beat one two-thread worker), asking
 for test accuracy too. The table is written to ``nas_gym/tables/<preset>.jsonl.gz`` (format:
 ``nas_gym.evaluators.table``).
@@ -37,7 +38,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -83,16 +84,21 @@ def _init_worker(config: Config) -> None:
     # The first training in a process pays one-off costs (lazy kernel set-up, first-call
     # allocations: about 1.7 s here, ten times a small network's run). Pay them on a throwaway
     # network, or the clock would charge them to whichever architecture a worker trains first.
-    _train(_SPACE.sample(np.random.default_rng(0)).text(), TrainConfig(epochs=1))
+    _train(_SPACE.sample(np.random.default_rng(0)).text(), TrainConfig(epochs=1), [0, 1])
 
 
-def _train(arch_text: str, train: TrainConfig) -> EvalResult:
-    """Train once; ``train_seconds`` is this process's CPU seconds (see the module docstring)."""
-    from nas_gym.train import evaluate_architecture
+def _train(arch_text: str, train: TrainConfig, seeds: Sequence[int]) -> list[EvalResult]:
+    """Train ``arch_text`` once per seed, all seeds in one pass (``nas_gym.train.evaluate_seeds``:
+    the members are stacked along channels, each with its own initialisation, data order and
+    loss, and equal K separate runs within float rounding). ``train_seconds`` is this process's
+    CPU seconds for the pass, split equally (see the module docstring)."""
+    from nas_gym.train import evaluate_seeds
 
     cpu = time.process_time()
-    result = evaluate_architecture(_SPACE.parse(arch_text), _DATA, train, RUNTIME, want_test=True, space=_SPACE)
-    return replace(result, train_seconds=time.process_time() - cpu)
+    results = evaluate_seeds(_SPACE.parse(arch_text), _DATA, train, RUNTIME, list(seeds), want_test=True,
+                             space=_SPACE)
+    share = (time.process_time() - cpu) / len(results)
+    return [replace(r, train_seconds=share) for r in results]
 
 
 # -- progress ---------------------------------------------------------------------------------
@@ -151,33 +157,36 @@ def evaluate_all(config: Config, seeds: Sequence[int], archs: Sequence[Architect
     # a seeded shuffle: a partial build is a uniform sample of the space, useful before it is complete
     shuffled = np.random.default_rng(0).permutation(len(archs))
     order = {archs[int(j)]: i for i, j in enumerate(shuffled)}
-    todo.sort(key=lambda t: (order[t[0]], t[1]))  # architecture-major: a partial row has every seed
+    missing: dict[Architecture, list[int]] = {}  # architecture -> its seeds still to train, one pass each
+    for arch, s in todo:
+        missing.setdefault(arch, []).append(s)
+    groups = sorted(missing.items(), key=lambda item: order[item[0]])
 
-    def store(task: Task, result: EvalResult) -> None:
-        arch, s = task
-        ctx = build_context(configs[s])
-        if not cache.put(arch, ctx, result):  # another build stored it first: keep that one
-            result = cache.get(arch, ctx) or result
-        results[task] = result
-        if on_result is not None:
-            on_result(result)
+    def store(arch: Architecture, group_seeds: Sequence[int], trained: list[EvalResult]) -> None:
+        for s, result in zip(group_seeds, trained, strict=True):
+            ctx = build_context(configs[s])
+            if not cache.put(arch, ctx, result):  # another build stored it first: keep that one
+                result = cache.get(arch, ctx) or result
+            results[(arch, s)] = result
+            if on_result is not None:
+                on_result(result)
 
-    if not todo:
+    if not groups:
         return results
     if workers == 1:
         _init_worker(config)
-        for task in todo:
-            store(task, _train(task[0].text(), configs[task[1]].train))
+        for arch, group_seeds in groups:
+            store(arch, group_seeds, _train(arch.text(), config.train, group_seeds))
         return results
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                initializer=_init_worker, initargs=(config,))
     try:
-        futures: dict[Future, Task] = {pool.submit(_train, a.text(), configs[s].train): (a, s) for a, s in todo}
+        futures = {pool.submit(_train, a.text(), config.train, g): (a, g) for a, g in groups}
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in finished:
-                store(futures[f], f.result())
+                store(*futures[f], f.result())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return results

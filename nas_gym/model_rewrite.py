@@ -16,8 +16,8 @@ whose ``forward`` only routes tensors, adds them or makes zeros like them:
 * **1-D as channels-last 2-D** (``lift=True``). A ``Conv1d`` runs as a ``Conv2d`` with a ``1 x k``
   kernel on ``(N, C, 1, L)`` tensors in channels-last memory: oneDNN's convolutions need no
   layout reorders then, and batch norm and pooling vectorise over channels instead of over a
-  short length. Measured on a 2-core CPU with one thread: 1.25-1.7x per training step on small
-  MNIST-1D networks (``scripts/bench_trainer.py``).
+  short length. Measured on a 2-core CPU with one thread: a median 1.44x (0.94-2.03x) per
+  evaluation over 8 MNIST-1D networks under 0.3 M multiply-accumulates (``scripts/bench_overhead.py``).
 
 Weights are copied in (member k's tensors become its slice) and copied back after training
 (``write_back``), so the members end up trained as if they had been trained one by one. A module

@@ -120,10 +120,10 @@ def test_out_of_memory_inside_training(tmp_path, monkeypatch, error):
     """Raised from inside the training loop of the bigger networks; the smaller ones train."""
     real_fit = train_mod._fit
 
-    def fit(model, *args, **kwargs):
-        if sum(p.numel() for p in model.parameters()) > 3000:
+    def fit(rw, *args, **kwargs):  # rw: the Rewritten network the trainer trains
+        if sum(p.numel() for p in rw.net.parameters()) > 3000:
             raise error
-        return real_fit(model, *args, **kwargs)
+        return real_fit(rw, *args, **kwargs)
 
     monkeypatch.setattr(train_mod, "_fit", fit)
     run_dir, rows = search(tmp_path, 8)

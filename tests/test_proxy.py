@@ -172,8 +172,8 @@ def test_result_fields_and_charging(datasets):
     arch = Chain.parse("conv3-32|maxpool|conv3-16")
     first, again = ev.evaluate(arch), ev.evaluate(arch)
     assert first == again and first.ok and first.train_seconds > 0
-    model = proxy_mod.build_model(arch, (1, 40), 10)
-    assert first.params == proxy_mod.count_params(model) and first.flops == proxy_mod.count_flops(arch, (1, 40), 10)
+    model = ev.space.build_model(arch, (1, 40), 10)
+    assert first.params == proxy_mod.count_params(model) and first.flops == ev.space.count_flops(arch, (1, 40), 10)
     s = ev.stats
     assert (s.evaluations, s.trained, s.cache_hits) == (2, 1, 1) and s.train_seconds == first.train_seconds
     assert ev.normalise(ev.score(arch)) == first.val_acc

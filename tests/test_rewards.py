@@ -144,5 +144,5 @@ def test_training_evaluator_attaches_latency_once_and_keeps_it_out_of_the_cache(
     with TrainingEvaluator(cfg, cache=cache, backend=Instant()) as evaluator:
         first, again = evaluator.evaluate(arch), evaluator.evaluate(arch)
     assert first.latency_ms is not None and first.latency_ms > 0 and again.latency_ms == first.latency_ms
-    assert cache.get(arch, cfg.context_hash()).latency_ms is None
+    assert cache.get(arch, evaluator.context).latency_ms is None
     assert reward(first, cfg.reward, 10) == pytest.approx(0.5 * first.latency_ms**-0.07)

@@ -147,7 +147,7 @@ class EvaluatorConfig(_Frozen):
     promote_top: float = Field(default=0.1, gt=0.0, le=1.0)
     table_seed: int | Literal["draw", "mean"] = "draw"
     supernet_epochs: int = Field(default=30, ge=1, le=10_000)
-    supernet_val_samples: int = Field(default=500, ge=1)
+    supernet_val_samples: int = Field(default=256, ge=1)
 
     @field_validator("kind")
     @classmethod

@@ -5,7 +5,8 @@ alpha; the supernet's ``forward_mixed`` runs every choice and sums their outputs
 ``softmax(alpha)`` (see ``nas_gym.spaces.cell_supernet`` and ``layer_chain_supernet`` for how
 shapes agree, and how the chain's depth comes from its ``identity`` choice). Training alternates,
 per training batch: one architecture step on a validation batch (alpha only), then one weight
-step on the training batch (weights only). The architecture is the argmax of each row of alpha
+step on the training batch (weights only; the preset's optimizer at its constant learning rate,
+since a search's length is not known when it starts). The architecture is the argmax of each row of alpha
 (``Supernet.derive``).
 
 First order by default (alpha's gradient at the current weights, DARTS-V1). ``second_order``

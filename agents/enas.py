@@ -1,7 +1,8 @@
 """ENAS (Pham et al., ICML 2018): a REINFORCE controller rewarded by one set of shared weights.
 
 Two things learn in turn. The shared weights (the space's supernet) take ``shared_steps``
-weight steps, each on the path of an architecture the controller samples. Then the controller
+weight steps, each on the path of an architecture the controller samples (the preset's
+optimizer at its constant learning rate: a search's length is not known when it starts). Then the controller
 (the LSTM policy of ``agents.reinforce``, masked by the space's rules) samples
 ``controller_steps`` architectures; each one's reward is its supernet accuracy on a validation
 batch, after recalibrating its batch norm on a training batch (``score_path``), and each takes

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from nas_gym.spaces.cell import CELL_OPS, Cell
+from nas_gym.spaces.cell_arch import CELL_OPS, Cell
 
 
 def cell_network_flops(cell: Cell, input_shape: tuple[int, ...], num_classes: int, channels: int, stages: int,

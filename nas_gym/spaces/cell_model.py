@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas_gym.spaces.cell import CELL_OPS, EDGES, N_NODES, NONE, Cell
+from nas_gym.spaces.cell_arch import CELL_OPS, EDGES, N_NODES, NONE, Cell
 
 _LAYERS = {1: (nn.Conv1d, nn.BatchNorm1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d),
            2: (nn.Conv2d, nn.BatchNorm2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)}

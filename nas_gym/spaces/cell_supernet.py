@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_gym.spaces.cell import CELL_OPS, EDGES, N_NODES, NONE, Cell, CellSpace, canonical
+from nas_gym.spaces.base import SearchSpace
+from nas_gym.spaces.cell_arch import CELL_OPS, EDGES, N_NODES, NONE, Cell, canonical
 from nas_gym.supernet.layers import PathBatchNorm, SlicedConvBN, box3, spatial_dims
 
 _WEIGHTED = {"conv1": 1, "conv3": 3}  # op name -> kernel
@@ -84,7 +85,7 @@ class CellSupernet(nn.Module):
     :param num_classes: logits of the head.
     """
 
-    def __init__(self, space: CellSpace, input_shape: tuple[int, ...], num_classes: int) -> None:
+    def __init__(self, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         self.space, self.dims = space, spatial_dims(input_shape)
         self.c_in, self.num_classes = input_shape[0], num_classes

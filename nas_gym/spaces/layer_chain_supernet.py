@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas_gym.spaces.base import SearchSpace
 from nas_gym.spaces.chain import AVGPOOL, CONV, DROPOUT, MAXPOOL, RES, Chain, Op
-from nas_gym.spaces.layer_chain import LayerChainSpace
 from nas_gym.supernet.layers import PathBatchNorm, SlicedConvBN, avg_pool, max_pool, spatial_dims
 
 IDENTITY = "identity"
@@ -59,7 +59,7 @@ class LayerChainSupernet(nn.Module):
     :param num_classes: logits of the head.
     """
 
-    def __init__(self, space: LayerChainSpace, input_shape: tuple[int, ...], num_classes: int) -> None:
+    def __init__(self, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         self.space, self.dims = space, spatial_dims(input_shape)
         self.c_in, self.num_classes = c_in, num_classes = input_shape[0], num_classes

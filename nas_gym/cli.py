@@ -16,7 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agents.base import BUILTIN_AGENTS
 from nas_gym.config import Config, load_config, parse_overrides
+from nas_gym.evaluators import AVAILABLE_KINDS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Neural architecture search as a Gymnasium environment.")
@@ -24,6 +26,9 @@ console = Console(stderr=True)
 out = Console()
 
 ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="Preset name (see envs_config/) or YAML path.")]
+AGENT_HELP = f"Agent: {', '.join(BUILTIN_AGENTS)}, or module:Class / file.py:Class. [default: qlearning]"
+EVALUATOR_HELP = (f"Evaluator kind: {', '.join(k for k in AVAILABLE_KINDS if not k.startswith('proxy:'))}, "
+                  f"proxy:<name> ({', '.join(k.removeprefix('proxy:') for k in AVAILABLE_KINDS if k.startswith('proxy:'))}).")
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config field: KEY=VALUE, e.g. train.epochs=4.")]
 
 
@@ -125,12 +130,12 @@ def _resumed_settings(run_dir: Path | None, agent: str | None, config: str | Non
 
 @app.command()
 def search(
-    agent: Annotated[str | None, typer.Option(help="Agent: random, evolution, qlearning, reinforce, ppo, a2c, dqn, maskable_ppo, or module:Class. [default: qlearning]")] = None,
+    agent: Annotated[str | None, typer.Option(help=AGENT_HELP)] = None,
     config: Annotated[str | None, typer.Option("--config", "-c", help="Preset name (see envs_config/) or YAML path. [default: mnist1d]")] = None,
     episodes: Annotated[int | None, typer.Option(help="Episodes (architectures) to run; with --resume, more than the run's extends it. [default: 100]")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the agent and the env. [default: 0]")] = None,
     logdir: Annotated[Path, typer.Option(help="Folder for run folders (TensorBoard, CSV, config).")] = Path("runs"),
-    evaluator: Annotated[str | None, typer.Option(help="Evaluator kind: train, table, synthetic, proxy:<name>.")] = None,
+    evaluator: Annotated[str | None, typer.Option(help=EVALUATOR_HELP)] = None,
     hparams: Annotated[str | None, typer.Option(help="Agent hyperparameters as JSON or YAML, e.g. '{lr: 0.01}'.")] = None,
     workers: Annotated[int | None, typer.Option(help="Architectures evaluated at once (default: the preset's).")] = None,
     backend: Annotated[str | None, typer.Option(help="Where evaluations run: serial, process or ray.")] = None,
@@ -187,7 +192,7 @@ def compare(
                                                          "(the evaluator's clock) pass this, as NATS-Bench compares.")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per agent (0..K-1).")] = 5,
     logdir: Annotated[Path, typer.Option(help="Folder for the runs, comparison.csv and comparison.png.")] = Path("runs/compare"),
-    evaluator: Annotated[str | None, typer.Option(help="Evaluator kind: train, table, synthetic, proxy:<name>.")] = None,
+    evaluator: Annotated[str | None, typer.Option(help=EVALUATOR_HELP)] = None,
     overrides: SetOpt = None,
 ) -> None:
     """Run several agents on the same budget and seeds; per run: the architecture it returns, its test

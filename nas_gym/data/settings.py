@@ -61,7 +61,8 @@ class DataConfig(BaseModel):
     def _absolute_location(cls, raw: Any) -> Any:
         # A run folder's config.yaml must find the same data from any working directory
         # (``retrain``, ``--resume``); ``~`` is expanded here once for every reader.
-        spec = DATASETS.get(raw.get("name")) if isinstance(raw, dict) else None
+        name = raw.get("name") if isinstance(raw, dict) else None
+        spec = DATASETS.get(name) if isinstance(name, str) else None  # a bad name fails in the field's own check
         if spec is not None and spec.needs and isinstance(raw.get(spec.needs), str):
             raw = {**raw, spec.needs: str(Path(raw[spec.needs]).expanduser().absolute())}
         return raw

@@ -13,6 +13,7 @@ data, so a refit from the shipped data gives the shipped model's metrics (``scri
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -243,9 +244,14 @@ def validate(rows: Sequence[dict[str, Any]], space: SearchSpace, members: int = 
     n = len(ts.archs)
     perm = np.random.default_rng(seed).permutation(n)
     n_test = max(1, int(round(held_out * n)))
+    train, test = np.sort(perm[n_test:]), np.sort(perm[:n_test])
     result: dict[str, Any] = {"architectures": n, "failures_left_out": failed,
-                              "held_out": split_metrics(ts, np.sort(perm[n_test:]), np.sort(perm[:n_test]), members,
-                                                        seed, rows_by_arch, params)}
+                              "held_out": split_metrics(ts, train, test, members, seed, rows_by_arch, params)}
+    # the same split with only the agents' observation of the finished architecture (one-hots,
+    # depth, final size): what the space's extra features (sizes, widths, cost, receptive
+    # field) add to it
+    observed = dataclasses.replace(ts, features=np.stack([space.observe(space.parse(a)) for a in ts.archs]))
+    result["held_out_observation_only"] = split_metrics(observed, train, test, members, seed, rows_by_arch, params)
     loso = {}
     for source in sorted({s for srcs in ts.sources for s in srcs} - {"uniform"}):
         test = np.array([source in srcs for srcs in ts.sources])

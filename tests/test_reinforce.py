@@ -50,15 +50,16 @@ def run(episodes: int, seed: int = 0, evaluator_seed: int = 0, **hparams) -> tup
     return agent, env
 
 
-def test_finds_known_optimum_within_budget():
-    """Seed 0 on evaluator 0 (1,174 chains) first samples the optimum at episode 44. Over
-    evaluators 0-3 x seeds 0-2, 6 of 12 runs sample it within 250 episodes, where uniform
-    random search would in about 19% (1 - (1 - 1/1174) ** 250)."""
-    agent, env = run(150)
-    best = env.unwrapped.evaluator.optimum()[0].text()
-    assert best in env.archs[:100]
+@pytest.mark.parametrize("seed", [0, 1])
+def test_learns_better_chains_than_random_search(seed):
+    """Against random search at the same budget and seed on the synthetic problem: the policy
+    moves toward better chains, and its last episodes beat random ones."""
+    _, env = run(150, seed=seed)
+    random_env = Log(make_synthetic_env())
+    resolve_agent("random")(random_env, seed=seed).learn(150)
     rewards = np.array(env.rewards)
-    assert rewards[-50:].mean() > rewards[:50].mean() + 0.1, "the policy moves toward better chains"
+    assert rewards[-50:].mean() > rewards[:50].mean() + 0.05, "the policy moves toward better chains"
+    assert rewards[-50:].mean() > np.mean(random_env.rewards[-50:]) + 0.05
 
 
 def test_never_takes_a_masked_action():

@@ -25,7 +25,8 @@ def events(run_dir) -> EventAccumulator:
 def qlearning_run(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("tb")
     result = CliRunner().invoke(app, ["search", "--agent", "qlearning", "--config", "mnist1d-tiny", "--evaluator",
-                                      "synthetic", "--episodes", str(EPISODES), "--logdir", str(logdir)])
+                                      "synthetic", "--episodes", str(EPISODES), "--logdir", str(logdir),
+                                      "--hparams", "{count_unique: false}"])
     assert result.exit_code == 0, result.output
     (run_dir,) = logdir.iterdir()
     return events(run_dir)
@@ -90,15 +91,19 @@ def test_epsilon_figure_survives_a_resume(tmp_path):
     """The tallies travel in Q-learning's checkpoint: a run stopped mid-schedule and resumed
     draws the same MetaQNN figure as one that never stopped."""
     cfg = load_config("mnist1d-tiny", {"evaluator.kind": "synthetic"})
-    whole = run_search(cfg, "qlearning", 30, 0, tmp_path / "whole", checkpoint_every=5, argv=["a"]).run_dir
+    by_episode = {"count_unique": False}  # every stage reached in 30 episodes
+    whole = run_search(cfg, "qlearning", 30, 0, tmp_path / "whole", checkpoint_every=5, argv=["a"],
+                       hparams=by_episode).run_dir
 
     def stop(log: SearchLog) -> None:
         if log.episodes == 18:
             raise KeyboardInterrupt
 
     with pytest.raises(SearchInterrupted) as stopped:
-        run_search(cfg, "qlearning", 30, 0, tmp_path / "runs", on_episode=stop, checkpoint_every=5, argv=["a"])
-    run_search(cfg, "qlearning", 30, 0, tmp_path / "unused", checkpoint_every=5, resume=stopped.value.run_dir, argv=["b"])
+        run_search(cfg, "qlearning", 30, 0, tmp_path / "runs", on_episode=stop, checkpoint_every=5, argv=["a"],
+                   hparams=by_episode)
+    run_search(cfg, "qlearning", 30, 0, tmp_path / "unused", checkpoint_every=5, resume=stopped.value.run_dir,
+               argv=["b"], hparams=by_episode)
 
     def points(run_dir) -> list[tuple[int, float]]:
         return [(p.step, p.value) for p in events(run_dir).Scalars(TAG)]

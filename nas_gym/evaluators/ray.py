@@ -27,7 +27,7 @@ from nas_gym.config import Config
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.parallel import WorkerSetupError, setup_worker, worker_device
-from nas_gym.space import Architecture
+from nas_gym.spaces.base import Architecture
 
 OnResult = Callable[[int, EvalResult], None]
 

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from agents.base import AgentError, make_hparams, play
 from nas_gym.supernet.agents import charged, one_shot_setup, summary_writer
 from nas_gym.supernet.training import BatchStream
-from nas_gym.train import _optimizer
+from nas_gym.train import make_optimizer
 
 
 def alpha_heatmap(probs: np.ndarray, rows: tuple[str, ...], columns: tuple[str, ...], title: str):
@@ -99,7 +99,7 @@ class Darts:
         gen = torch.Generator().manual_seed(seed)
         self.alpha = (self.args.init_scale * torch.randn(net.decision_shape, generator=gen)).to(self.setup.device)
         self.alpha.requires_grad_(True)
-        self.weight_opt = _optimizer(net, train)
+        self.weight_opt = make_optimizer(net, train)
         self.arch_opt = torch.optim.Adam([self.alpha], lr=self.args.arch_lr, betas=(0.5, 0.999),
                                          weight_decay=self.args.arch_weight_decay)
         self.train_batches = BatchStream(data.x_train, data.y_train, train.batch_size, seed)

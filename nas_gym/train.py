@@ -59,7 +59,7 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
     return a.type == b.type and (a.index or 0) == (b.index or 0)
 
 
-def _forked_rng(device: torch.device) -> contextlib.AbstractContextManager:
+def forked_rng(device: torch.device) -> contextlib.AbstractContextManager:
     """Fork the CPU generator, and the accelerator's when training on one, so seeding inside
     leaves the caller's random streams exactly as they were."""
     if device.type == "cpu":
@@ -68,11 +68,11 @@ def _forked_rng(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 @contextlib.contextmanager
-def _cpu_threads(device: torch.device, threads: int | None) -> Iterator[None]:
+def cpu_threads(device: torch.device, threads: int | None) -> Iterator[None]:
     """Set torch's CPU threads for the run and put the old value back.
 
     Default 1: the small networks here do not speed up with a second thread on a 2-core
-    machine, and two one-thread workers beat one two-thread worker (see ANCHORS.md).
+    machine, and two one-thread workers beat one two-thread worker (measured on MNIST-1D networks).
     """
     previous = torch.get_num_threads()
     if device.type == "cpu":
@@ -94,7 +94,7 @@ def _is_oom(error: BaseException) -> bool:
     return isinstance(error, _OOM_TYPES) or (isinstance(error, RuntimeError) and "out of memory" in str(error))
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """One parameter group with ``foreach`` kernels (fewer Python-level calls per step).
 
     Weight decay covers batch-norm scales and biases too: a second group to spare them doubled
@@ -150,7 +150,7 @@ def train_seeds(models: Sequence[nn.Module], data: Dataset, config: TrainConfig,
     start = time.perf_counter()
     previous_benchmark = torch.backends.cudnn.benchmark
     try:
-        with _cpu_threads(device, runtime.threads), _forked_rng(device):
+        with cpu_threads(device, runtime.threads), forked_rng(device):
             torch.manual_seed(seeds[0])  # plain nn.Dropout in a network that trains unchanged
             if device.type == "cuda":
                 torch.backends.cudnn.benchmark = True  # fixed shapes within a run: tuning pays off
@@ -218,7 +218,7 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], device: torc
     model.to(device).eval()
     x = torch.randn((1, *input_shape), generator=torch.Generator().manual_seed(0)).to(device)
     times = []
-    with _cpu_threads(device, threads), torch.inference_mode():
+    with cpu_threads(device, threads), torch.inference_mode():
         for _ in range(warmup):
             model(x)
         _synchronize(device)
@@ -235,7 +235,7 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def _exception_reason(error: BaseException) -> str:
+def exception_reason(error: BaseException) -> str:
     """One line, of bounded length: it is stored in the cache and shown in a leaderboard row,
     and torch's messages can span many lines (a whole shape report)."""
     return f"exception: {type(error).__name__}: {' '.join(str(error).split())}"[:300]
@@ -258,13 +258,13 @@ def evaluate_seeds(arch: Architecture, data: Dataset, config: TrainConfig, runti
     try:
         models = []
         for seed in seeds:
-            with _forked_rng(device):
+            with forked_rng(device):
                 torch.manual_seed(seed)
                 models.append(build_model(arch, data.input_shape, data.num_classes))
         params = count_params(models[0])
         flops = count_flops(arch, data.input_shape, data.num_classes)
     except Exception as e:  # any builder error is a property of the architecture, not a crash
-        reason = "out_of_memory" if _is_oom(e) else _exception_reason(e)
+        reason = "out_of_memory" if _is_oom(e) else exception_reason(e)
         return [EvalResult.failure(text, reason, fidelity=fidelity)] * len(seeds)
     if params > config.max_params:
         refused = EvalResult.failure(text, f"too_many_params: {params} > {config.max_params}", params, flops,
@@ -275,7 +275,7 @@ def evaluate_seeds(arch: Architecture, data: Dataset, config: TrainConfig, runti
             data = data.to(device)
         metrics = train_seeds(models, data, config, runtime, seeds, want_test=want_test)
     except Exception as e:  # one bad architecture (or a full device) must not end a search
-        reason = "out_of_memory" if _is_oom(e) else _exception_reason(e)
+        reason = "out_of_memory" if _is_oom(e) else exception_reason(e)
         return [EvalResult.failure(text, reason, params, flops, fidelity=fidelity)] * len(seeds)
     finally:
         del models

@@ -31,7 +31,7 @@ from nas_gym.config import Config, ConfigError
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
 from nas_gym.spaces.base import Architecture
-from nas_gym.train import _cpu_threads, _forked_rng, count_params, resolve_device
+from nas_gym.train import count_params, cpu_threads, forked_rng, resolve_device
 
 PROXY_NAMES = ("synflow", "jacob_cov", "snip", "grad_norm", "params", "flops")
 # Positive scores spanning orders of magnitude (synflow is a product over layers): they are
@@ -275,7 +275,7 @@ class ProxyEvaluator(EvaluatorBase):
         start = time.perf_counter()
         score, params, flops, reason = math.nan, 0, 0, ""
         try:
-            with _cpu_threads(self.device, self.config.runtime.threads), _forked_rng(self.device):
+            with cpu_threads(self.device, self.config.runtime.threads), forked_rng(self.device):
                 torch.manual_seed(self.seed)
                 model = self.space.build_model(arch, self.input_shape, self.num_classes)
                 params = count_params(model)

@@ -42,7 +42,7 @@ from nas_gym.evaluators.cache import resolve_path
 from nas_gym.spaces.base import Architecture
 from nas_gym.supernet.base import Supernet, score_path
 from nas_gym.supernet.training import BatchStream, PathTrainer
-from nas_gym.train import _cpu_threads, _exception_reason, _forked_rng, resolve_device
+from nas_gym.train import cpu_threads, exception_reason, forked_rng, resolve_device
 
 SUPERNET_VERSION = 1  # bump when a change to the supernets or their training changes the weights
 # Batch-norm statistics per channel come from CALIBRATION_SAMPLES x spatial positions values
@@ -123,7 +123,7 @@ class SupernetEvaluator(EvaluatorBase):
 
     # -- the shared weights ---------------------------------------------------------------------
     def _build(self) -> Supernet:
-        with _forked_rng(self.device):
+        with forked_rng(self.device):
             torch.manual_seed(self.config.train.seed)
             return self.space.build_supernet(self.data.input_shape, self.num_classes).to(self.device)
 
@@ -139,7 +139,7 @@ class SupernetEvaluator(EvaluatorBase):
         bar = _progress(total)
         losses = []
         try:
-            with _cpu_threads(self.device, self.config.runtime.threads), _forked_rng(self.device):
+            with cpu_threads(self.device, self.config.runtime.threads), forked_rng(self.device):
                 torch.manual_seed(train.seed)  # dropout's stream
                 for _ in range(total):
                     losses.append(trainer.step(self.space.sample(rng)))
@@ -212,7 +212,7 @@ class SupernetEvaluator(EvaluatorBase):
         try:
             acc = score_path(net, arch, *self._scoring_batches())
         except Exception as e:  # one path that cannot run must not end a search
-            return EvalResult.failure(text, _exception_reason(e), params, flops, time.perf_counter() - start, fidelity)
+            return EvalResult.failure(text, exception_reason(e), params, flops, time.perf_counter() - start, fidelity)
         return EvalResult(arch=text, val_acc=acc, params=params, flops=flops,
                           train_seconds=time.perf_counter() - start, fidelity=fidelity)
 
@@ -221,7 +221,7 @@ class SupernetEvaluator(EvaluatorBase):
         network equal to one, by key) is charged as a cache hit."""
         archs = [self.space.validate(a) for a in archs]
         out = []
-        with _cpu_threads(self.device, self.config.runtime.threads):
+        with cpu_threads(self.device, self.config.runtime.threads):
             for arch in archs:
                 key = arch.key()
                 cached = key in self._scored

@@ -22,7 +22,7 @@ from nas_gym.config import Config
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.spaces.base import SearchSpace
 from nas_gym.supernet.base import Supernet
-from nas_gym.train import _cpu_threads, _forked_rng, resolve_device
+from nas_gym.train import cpu_threads, forked_rng, resolve_device
 
 
 @dataclass
@@ -45,7 +45,7 @@ def one_shot_setup(env: gym.Env, seed: int) -> OneShotSetup:
     space = env.unwrapped.space
     if not hasattr(space, "build_supernet"):
         raise ValueError(f"space {config.space.kind!r} has no build_supernet; one-shot agents need one")
-    with _forked_rng(device):
+    with forked_rng(device):
         torch.manual_seed(seed)
         net = space.build_supernet(data.input_shape, data.num_classes).to(device)
     return OneShotSetup(config, device, data, space, net)
@@ -57,7 +57,7 @@ def charged(env: gym.Env, setup: OneShotSetup, seed: int) -> Iterator[None]:
     global RNG (dropout) forked and seeded by ``seed``, its seconds charged to the evaluator."""
     start = time.perf_counter()
     try:
-        with _cpu_threads(setup.device, setup.config.runtime.threads), _forked_rng(setup.device):
+        with cpu_threads(setup.device, setup.config.runtime.threads), forked_rng(setup.device):
             torch.manual_seed(seed)
             yield
     finally:

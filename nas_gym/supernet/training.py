@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from nas_gym.config import TrainConfig
-from nas_gym.train import _optimizer, lr_factor
+from nas_gym.train import lr_factor, make_optimizer
 
 
 class BatchStream:
@@ -63,7 +63,7 @@ class PathTrainer:
 
     def __init__(self, net: nn.Module, batches: BatchStream, train: TrainConfig, total_steps: int | None) -> None:
         self.net, self.batches, self.train = net, batches, train
-        self.optimizer = _optimizer(net, train)
+        self.optimizer = make_optimizer(net, train)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=train.label_smoothing)
         self.total = None if total_steps is None else max(1, total_steps)
         self.warmup = 0 if self.total is None else int(train.warmup_fraction * self.total)

@@ -83,6 +83,10 @@ def mwu(a: list[float], b: list[float]) -> float:
     return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
 
 
+def fmt_p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def tests_of(summaries: list[AgentSummary]) -> dict[str, list[float]]:
     """Per agent, the test accuracy (%) of the returned architecture, one per seed."""
     return {s.agent: [100 * v for v in s.column("test_acc") if v is not None] for s in summaries}
@@ -109,7 +113,7 @@ def results_table(summaries: list[AgentSummary], tests: dict[str, list[float]]) 
         rows.append([s.agent, pct(tests[s.agent]), f"{name} {mean:.2f} ± {std:.2f}" if name else "",
                      pct([100 * v for v in s.column("regret") if v is not None]), p["evals to top 1%"], p["distinct to top 1%"],
                      f"{np.mean(s.column('distinct_archs')):.0f}", p["train s"], f"{seconds}/{len(s.rows)}",
-                     "" if base is None or s.agent == "random" else f"{mwu(tests[s.agent], base):.3f}"])
+                     "" if base is None or s.agent == "random" else fmt_p(mwu(tests[s.agent], base))])
     header = ["agent", "test acc % of pick", "NAS-Bench-201 CIFAR-10", "regret (val points)", "evals to top 1% (median)",
               "distinct to top 1% (median)", "distinct archs", "simulated s", "stopped by seconds",
               "p vs random (MWU)"]
@@ -132,11 +136,11 @@ def ordering(tests: dict[str, list[float]]) -> list[str]:
             p = mwu(tests[a], tests[b])
             verdict = "within noise" if p >= ALPHA else ("agrees" if diff > 0 else "reversed")
             out.append(f"{label[a]} - {label[b]}: {diff:+.2f} points here (published {PUBLISHED[a][1] - PUBLISHED[b][1]:+.2f}); "
-                       f"Mann-Whitney p = {p:.3f}: {verdict}.")
+                       f"Mann-Whitney p {'= ' if p >= 0.001 else ''}{fmt_p(p)}: {verdict}.")
     return out
 
 
-def notes(summaries: list[AgentSummary], tests: dict[str, list[float]], ref: Reference) -> list[str]:
+def notes(summaries: list[AgentSummary], tests: dict[str, list[float]], ref: Reference, seconds: float) -> list[str]:
     """Plain statements read off the numbers, so they stay true when the script is rerun."""
     out = []
     means = {a: float(np.mean(v)) for a, v in tests.items() if v}
@@ -146,13 +150,15 @@ def notes(summaries: list[AgentSummary], tests: dict[str, list[float]], ref: Ref
     if "random" in tests:
         better = [a for a in tests if a != "random" and means[a] > means["random"] and mwu(tests[a], tests["random"]) < ALPHA]
         worse = [a for a in tests if a != "random" and means[a] < means["random"] and mwu(tests[a], tests["random"]) < ALPHA]
+        same = [a for a in tests if a not in ("random", *better, *worse)]
         out.append(f"Better than random search beyond noise (p < {ALPHA}): {', '.join(better) or 'none'}; "
-                   f"worse: {', '.join(worse) or 'none'}; the others are within noise of it.")
-    capped = [f"{s.agent} ({sum(r['stopped_by'] == 'evaluations' for r in s.rows)}/{len(s.rows)})" for s in summaries
-              if any(r["stopped_by"] == "evaluations" for r in s.rows)]
+                   f"worse: {', '.join(worse) or 'none'}; within noise of it: {', '.join(same) or 'none'}.")
+    capped = [f"{s.agent} ({sum(r['stopped_by'] == 'evaluations' for r in s.rows)}/{len(s.rows)}, "
+              f"{100 * np.mean(s.column('train_seconds')) / seconds:.0f}% of the budget spent on average)"
+              for s in summaries if any(r["stopped_by"] == "evaluations" for r in s.rows)]
     if capped:
         out.append(f"Runs stopped by the evaluation cap before the clock ran out (they kept re-proposing cached "
-                   f"architectures, which cost nothing): {', '.join(capped)}. Their simulated seconds are below the budget.")
+                   f"architectures, which cost nothing): {', '.join(capped)}.")
     return out
 
 
@@ -188,6 +194,35 @@ def write_page(path: Path, preset: str, body: str) -> None:
     path.write_text(PROTOCOL + "\n" + "\n\n".join(section(p, b) for p, b in sections.items()) + "\n")
 
 
+def render(out: Path, preset: str, summaries: list[AgentSummary], ref: Reference, seconds: float, seeds: int,
+           minutes: float) -> str:
+    """Draw the figure and write this preset's section of the page; returns the section."""
+    tests = tests_of(summaries)
+    image = out / "images" / f"bench_search-{preset}.png"
+    plot(tests, ref, image, f"{preset}: {seeds} seeds, {seconds:g} simulated s")
+    command = (f"nice -n 5 python scripts/bench_search.py --config {preset} --seeds {seeds} "
+               f"--budget-seconds {seconds:g} --agents {','.join(s.agent for s in summaries)}")
+    body = "\n\n".join([
+        f"## {preset}",
+        f"{len(ref.scores):,} architectures; mean training {ref.mean_seconds:.3f} s each (simulated clock); optimum by "
+        f"mean validation accuracy {100 * ref.optimum:.2f}%, its test accuracy **{100 * ref.optimum_test:.2f}%** (best "
+        f"test accuracy in the table {100 * ref.best_test:.2f}%); top 1% from mean validation {100 * ref.threshold:.2f}%. "
+        f"Budget {seconds:g} simulated seconds per run (about {summaries[0].budget} architectures of average cost), "
+        f"{seeds} seeds per agent (0..{seeds - 1}).",
+        results_table(summaries, tests),
+        "Evaluations to the top 1% are medians over seeds (a seed that never got there counts as infinite: "
+        "`> budget`), with the seeds that got there in brackets. NAS-Bench-201's optimum: "
+        f"{PUBLISHED_OPTIMUM:.2f}%.",
+        f"![test accuracy of the returned architecture per agent](images/{image.name})",
+        "### Ordering against NAS-Bench-201", "\n".join(f"- {line}" for line in ordering(tests)),
+        "### Notes", "\n".join(f"- {line}" for line in notes(summaries, tests, ref, seconds)),
+        f"Command: `{command}`. Conditions: {os.cpu_count()}-core CPU shared with other jobs, no GPU, agents on one "
+        f"torch thread; {minutes:.0f} minutes wall time.",
+    ])
+    write_page(out / "bench_search.md", preset, body)
+    return body
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="mnist1d-tiny", help="a preset with a shipped table")
@@ -211,31 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         summaries, _ = run_comparison(
             cfg, agents, None, args.seeds, args.logdir or Path(tmp), evaluator="table", budget_seconds=seconds,
             on_run=lambda a, s: print(f"{a} seed {s} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True))
-    minutes = (time.perf_counter() - start) / 60
-    tests = tests_of(summaries)
-    n = len(ref.scores)
-    image = args.out / "images" / f"bench_search-{cfg.name}.png"
-    plot(tests, ref, image, f"{cfg.name}: {args.seeds} seeds, {seconds:g} simulated s")
-    command = (f"nice -n 5 python scripts/bench_search.py --config {args.config} --seeds {args.seeds} "
-               f"--budget-seconds {seconds:g} --agents {','.join(agents)}")
-    body = "\n\n".join([
-        f"## {cfg.name}",
-        f"{n:,} architectures; mean training {ref.mean_seconds:.3f} s each (simulated clock); optimum by mean "
-        f"validation accuracy {100 * ref.optimum:.2f}%, its test accuracy **{100 * ref.optimum_test:.2f}%** (best test "
-        f"accuracy in the table {100 * ref.best_test:.2f}%); top 1% from mean validation {100 * ref.threshold:.2f}%. "
-        f"Budget {seconds:g} simulated seconds per run (about {summaries[0].budget} architectures of average cost), "
-        f"{args.seeds} seeds per agent (0..{args.seeds - 1}).",
-        results_table(summaries, tests),
-        f"Evaluations to the top 1% are medians over seeds (a seed that never got there counts as infinite: "
-        "`> budget`), with the seeds that got there in brackets. NAS-Bench-201's optimum: "
-        f"{PUBLISHED_OPTIMUM:.2f}%.",
-        f"![test accuracy of the returned architecture per agent](images/{image.name})",
-        "### Ordering against NAS-Bench-201", "\n".join(f"- {line}" for line in ordering(tests)),
-        "### Notes", "\n".join(f"- {line}" for line in notes(summaries, tests, ref)),
-        f"Command: `{command}`. Conditions: {os.cpu_count()}-core CPU shared with other jobs, no GPU, agents on one "
-        f"torch thread; {minutes:.0f} minutes wall time.",
-    ])
-    write_page(args.out / "bench_search.md", cfg.name, body)
+    body = render(args.out, args.config, summaries, ref, seconds, args.seeds, (time.perf_counter() - start) / 60)
     print(body)
 
 

@@ -14,6 +14,8 @@ The plan is a fixed sequence of rounds; round ``r`` trains, with the preset's ow
    holds the good regions agents actually visit, not only uniform draws.
 
 Rounds interleave the sources, so a build stopped at any point is a usable mix of all of them.
+After the rounds, ``--extra-uniform N`` trains the next N architectures of the uniform stream
+(first seed only), to make uniform draws the majority once the agents' good regions are covered.
 
 Resuming: every result goes, as it arrives, into a ``ResultCache`` (default
 ``builds/<preset>-surrogate.sqlite``) under the training evaluator's own context for its seed,
@@ -178,6 +180,19 @@ class Build:
                 self.evaluators[s].evaluate_many(noisy)
         self.run_agent(r)
 
+    def run_extra(self, train: bool) -> None:
+        """The ``extra_uniform`` draws that follow the rounds' share of the uniform stream."""
+        if not self.plan.extra_uniform:
+            return
+        self.uniform(self.plan.rounds - 1)  # draws the stream up to the end of the rounds
+        while len(self._stream) < self.plan.rounds * self.plan.uniform + self.plan.extra_uniform:
+            self._stream.append(self.space.sample(self._rng))
+        archs = self._stream[self.plan.rounds * self.plan.uniform :]
+        for a in archs:
+            self._note(a, "uniform")
+        if train:  # each result is stored as it arrives: a stopped build keeps what it trained
+            self.evaluators[self.plan.seeds[0]].evaluate_many(archs)
+
     def run_agent(self, r: int) -> None:
         """One agent trajectory through the env and the first seed's training evaluator."""
         from agents.base import resolve_agent
@@ -240,6 +255,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--agents", nargs="+", default=["evolution", "qlearning", "reinforce"], choices=SOURCES[1:])
     p.add_argument("--cache", default=None, help="SQLite file of finished trainings; default builds/<preset>-surrogate.sqlite")
     p.add_argument("--out", default=None, help="data file; default builds/<preset>-surrogate-data.jsonl.gz")
+    p.add_argument("--extra-uniform", type=int, default=0, help="uniform architectures trained after the rounds")
     p.add_argument("--export-only", action="store_true", help="write the data file from the cache, train nothing")
     return p
 
@@ -252,7 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)  # the REINFORCE controller runs here; the workers have the cores
     config = load_config(args.config, parse_overrides(args.overrides))
     plan = DataPlan(seeds=tuple(dict.fromkeys(args.seeds)), uniform=args.uniform, noise=min(args.noise, args.uniform),
-                    episodes=args.episodes, agents=tuple(args.agents), proposals=PROPOSALS)
+                    episodes=args.episodes, agents=tuple(args.agents), proposals=PROPOSALS, rounds=args.rounds,
+                    extra_uniform=args.extra_uniform)
     root = Path(__file__).resolve().parent.parent
     cache = ResultCache(args.cache or root / "builds" / f"{config.name}-surrogate.sqlite")
     out = Path(args.out) if args.out else root / "builds" / f"{config.name}-surrogate-data.jsonl.gz"
@@ -262,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         build = Build(config, plan, cache, lambda _train: CacheOnlyBackend(), log=sources_log, write_log=False)
         for r in range(args.rounds):
             build.run_round(r, train=False)
+        build.run_extra(train=False)
         _export(build, out, args.rounds, started)
         return 0
     pool = ProcessPoolExecutor(max_workers=args.workers, mp_context=mp.get_context("spawn"),
@@ -271,6 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in range(args.rounds):
             build.run_round(r, train=True)
             _export(build, out, r + 1, started)
+        if plan.extra_uniform:
+            build.run_extra(train=True)
+            _export(build, out, args.rounds, started)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return 0

@@ -59,6 +59,8 @@ class DataPlan:
     agents: tuple[str, ...] = ("evolution", "qlearning", "reinforce")
     proposals: int = 2
     sample_seed: int = 0
+    rounds: int = 40
+    extra_uniform: int = 0
 
 
 def default_data_path(preset: str) -> Path:

@@ -15,7 +15,7 @@ Reported per agent: the best reward seen (what the search believes), the surroga
 mean accuracy of that pick (what it is worth), unique architectures and simulated training
 hours; for Q-learning, the mean sampled accuracy per epsilon stage, beside random search's mean
 sampled accuracy (MetaQNN's figure). ``--retrain K`` then trains the K best distinct picks of
-each agent for real (the preset's trainer, seed 0) to check that the surrogate's picks hold up.
+each agent for real (the preset's trainer, seeds 0 and 1) to check that the surrogate's picks hold up.
 """
 
 from __future__ import annotations
@@ -84,17 +84,20 @@ def summarise(config, runs: list[dict[str, Any]]) -> dict[str, Any]:
             "picks": sorted(set(zip(worth, picks, strict=True)), reverse=True)}
 
 
-def retrain(config, picks: list[tuple[float, str]], k: int) -> list[dict[str, Any]]:
-    """The ``k`` best distinct picks trained for real with the preset's trainer (seed 0)."""
+def retrain(config, picks: list[tuple[float, str]], k: int, seeds: tuple[int, ...] = (0, 1)) -> list[dict[str, Any]]:
+    """The ``k`` best distinct picks trained for real with the preset's trainer, under each of
+    ``seeds`` (their mean is a less noisy check than one training)."""
     from nas_gym.evaluators.cache import MemoryCache
     from nas_gym.evaluators.training import TrainingEvaluator
 
-    real = TrainingEvaluator(load_config(config, {"evaluator.kind": "train", "runtime.threads": 1}),
-                             cache=MemoryCache())
     chosen = picks[:k]
-    results = real.evaluate_many([real.space.parse(a) for _, a in chosen])
-    return [{"arch": a, "surrogate_mean": round(w, 4), "real_val_acc": round(r.val_acc, 4)}
-            for (w, a), r in zip(chosen, results, strict=True)]
+    real: list[list[float]] = []
+    for seed in seeds:
+        trainer = TrainingEvaluator(load_config(config, {"evaluator.kind": "train", "runtime.threads": 1,
+                                                         "train.seed": seed}), cache=MemoryCache())
+        real.append([r.val_acc for r in trainer.evaluate_many([trainer.space.parse(a) for _, a in chosen])])
+    return [{"arch": a, "surrogate_mean": round(w, 4), "real_val_acc": [round(r[i], 4) for r in real],
+             "real_mean": round(float(np.mean([r[i] for r in real])), 4)} for i, (w, a) in enumerate(chosen)]
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from nas_gym.spaces.chain import Chain
 from nas_gym.spaces.layer_chain import count_params
 from nas_gym.surrogates.data import DataPlan, data_hash, read_data, write_data
 from nas_gym.surrogates.fit import fit_members, fit_noise, fit_surrogate, flatten, training_set, validate
-from nas_gym.surrogates.model import SurrogateModel
+from nas_gym.surrogates.model import ARRAY_NAMES, SurrogateModel
 
 TINY = {"max_iter": 8, "learning_rate": 0.3, "max_leaf_nodes": 7, "max_depth": 4, "min_samples_leaf": 4,
         "l2_regularization": 0.0, "early_stopping": False}
@@ -94,8 +94,7 @@ def test_flattened_forest_predicts_what_scikit_learn_predicts(config):
     ts, _ = training_set(fake_rows(space), space)
     members = fit_members(ts.features, ts.target, 3, seed=0, params=TINY)
     clock = fit_members(ts.features, np.log(ts.seconds), 1, seed=0, params=TINY)[0]
-    x, y, r = fit_noise(ts.per_seed)
-    model = SurrogateModel(**flatten(members, clock), noise_x=x, noise_y=y, residuals=r)
+    model = SurrogateModel(**flatten(members, clock), **fit_noise(ts.per_seed))
     acc, seconds = model.predict(ts.features)
     expected = np.clip(np.mean([m.predict(ts.features) for m in members], axis=0), 0, 1)
     np.testing.assert_allclose(acc, expected, rtol=0, atol=1e-12)
@@ -105,9 +104,20 @@ def test_flattened_forest_predicts_what_scikit_learn_predicts(config):
 def test_noise_model_measures_the_seed_spread(config):
     space = config.search_space()
     ts, _ = training_set(fake_rows(space, n=60, multi=60), space)
-    x, y, r = fit_noise(ts.per_seed, bins=3)
-    assert np.all(np.diff(x) > 0) and np.all((y > 0.01) & (y < 0.04))  # the fake data's std is 0.02
-    assert abs(r.mean()) < 1e-9 and abs(r.std() - 1) < 1e-9
+    noise = fit_noise(ts.per_seed, bins=3)
+    assert np.all(np.diff(noise["noise_x"]) > 0)
+    assert np.all((noise["noise_y"] > 0.01) & (noise["noise_y"] < 0.04))  # the fake data's std is 0.02
+    assert noise["residual_starts"].tolist() == [0, 100, 200, 300]  # 60 architectures x 5 seeds, 3 bins
+    assert abs(noise["residuals"].mean()) < 1e-9
+
+
+def test_draws_come_from_the_noise_bin_of_the_mean(tiny_model):
+    model = SurrogateModel.load(tiny_model)
+    for b, centre in enumerate(model.noise_x):
+        lo, hi = model.residual_starts[b], model.residual_starts[b + 1]
+        got = model.draw(np.full(3, centre), np.array([0.0, 0.5, 0.999999]))
+        expected = np.clip(centre + model.residuals[[lo, lo + (hi - lo) // 2, hi - 1]], 0, 1)
+        assert got.tolist() == expected.tolist()
 
 
 def test_refit_reproduces_model_and_metrics(config):
@@ -185,9 +195,7 @@ def test_refuses_a_model_fitted_for_another_preset(config, tiny_model, overrides
 def test_refuses_a_model_of_another_trainer_version(config, tiny_model, tmp_path):
     model = SurrogateModel.load(tiny_model)
     path = tmp_path / "old.surrogate.npz"
-    SurrogateModel(**{k: getattr(model, k) for k in ("feature", "threshold", "children", "value", "roots",
-                                                      "tree_output", "baseline", "noise_x", "noise_y", "residuals")},
-                   header={**model.header, "trainer_version": 0}).save(path)
+    SurrogateModel(**{k: getattr(model, k) for k in ARRAY_NAMES}, header={**model.header, "trainer_version": 0}).save(path)
     with pytest.raises(ConfigError, match="fitted to trainer version 0"):
         SurrogateEvaluator(config, path=path)
 

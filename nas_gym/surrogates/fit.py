@@ -114,13 +114,14 @@ def flatten(acc_models: Sequence, time_model) -> dict[str, np.ndarray]:
             "baseline": baseline}
 
 
-def fit_noise(per_seed: np.ndarray, bins: int = NOISE_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Seed noise from architectures trained under at least 3 seeds: knots (mean accuracy, pooled
-    standard deviation) over quantile bins of the mean (fewer bins when there are fewer than 10
-    architectures per bin), and the standardised residuals.
+def fit_noise(per_seed: np.ndarray, bins: int = NOISE_BINS) -> dict[str, np.ndarray]:
+    """Seed noise from architectures trained under at least 3 seeds, in quantile bins of their
+    mean accuracy (fewer bins when there are fewer than 10 architectures per bin): per bin, the
+    mean accuracy, the pooled standard deviation, and every seed's deviation from its
+    architecture's mean (sorted), as ``SurrogateModel``'s noise arrays.
 
-    Residuals are scaled by ``sqrt(n / (n - 1))`` so that, like the pooled deviation, they
-    describe one seed's deviation from the true mean, not from the sample mean of n seeds.
+    Deviations are scaled by ``sqrt(n / (n - 1))``: a deviation from the mean of n seeds is
+    smaller than one from the true mean, which is what a drawn seed should deviate from.
     """
     n = np.sum(~np.isnan(per_seed), axis=1)
     multi = per_seed[n >= 3]
@@ -129,18 +130,16 @@ def fit_noise(per_seed: np.ndarray, bins: int = NOISE_BINS) -> tuple[np.ndarray,
     bins = max(1, min(bins, len(multi) // 10))
     counts = np.sum(~np.isnan(multi), axis=1)
     means = np.nanmean(multi, axis=1)
-    variances = np.nanvar(multi, axis=1, ddof=1)
-    order = np.argsort(means, kind="stable")
-    xs, ys = [], []
-    for chunk in np.array_split(order, bins):
+    deviations = (multi - means[:, None]) * np.sqrt(counts / (counts - 1))[:, None]
+    xs, ys, residuals, starts = [], [], [], [0]
+    for chunk in np.array_split(np.argsort(means, kind="stable"), bins):
+        d = deviations[chunk][~np.isnan(deviations[chunk])]
         xs.append(float(means[chunk].mean()))
-        ys.append(float(np.sqrt(np.sum(variances[chunk] * (counts[chunk] - 1)) / np.sum(counts[chunk] - 1))))
-    xs_a, ys_a = np.array(xs), np.array(ys)
-    scale = np.interp(means, xs_a, ys_a)
-    resid = (multi - means[:, None]) * np.sqrt(counts / (counts - 1))[:, None] / np.maximum(scale, 1e-6)[:, None]
-    resid = resid[~np.isnan(resid)]
-    resid = (resid - resid.mean()) / resid.std()
-    return xs_a, ys_a, np.sort(resid)
+        ys.append(float(np.sqrt(np.mean(d**2))))
+        residuals.append(np.sort(d))
+        starts.append(starts[-1] + len(d))
+    return {"noise_x": np.array(xs), "noise_y": np.array(ys), "residuals": np.concatenate(residuals),
+            "residual_starts": np.array(starts, dtype=np.int64)}
 
 
 def fit_surrogate(header: dict[str, Any], rows: Sequence[dict[str, Any]], space: SearchSpace, members: int = 10,
@@ -158,7 +157,6 @@ def fit_surrogate(header: dict[str, Any], rows: Sequence[dict[str, Any]], space:
     acc = fit_members(ts.features, ts.target, members, seed, params)
     with _one_thread():
         clock = _hgb(time_params, seed).fit(ts.features, np.log(ts.seconds))
-    noise_x, noise_y, residuals = fit_noise(ts.per_seed)
     model_header = {
         "preset": header["preset"], "config": header["config"], "seeds": header["seeds"],
         "context_hashes": header["context_hashes"], "trainer_version": header.get("trainer_version", TRAINER_VERSION),
@@ -168,8 +166,7 @@ def fit_surrogate(header: dict[str, Any], rows: Sequence[dict[str, Any]], space:
         "versions": {"scikit-learn": sklearn.__version__, "numpy": np.__version__, "python": platform.python_version()},
         "metrics": metrics or {},
     }
-    return SurrogateModel(**flatten(acc, clock), noise_x=noise_x, noise_y=noise_y, residuals=residuals,
-                          header=model_header)
+    return SurrogateModel(**flatten(acc, clock), **fit_noise(ts.per_seed), header=model_header)
 
 
 # -- validation -------------------------------------------------------------------------------

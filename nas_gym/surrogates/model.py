@@ -8,10 +8,12 @@ a pickle is tied to the library version that wrote it and loads slowly, and scik
 at once with a few numpy operations per tree level, and the file is a compressed ``.npz`` that
 any numpy reads.
 
-The noise model turns the predicted mean into a plausible single-seed accuracy: seed noise
-measured on architectures trained under several seeds, as a standard deviation that depends on
-the mean accuracy (piecewise linear between knots) times a standardised residual drawn from
-the measured ones, so its tails are the data's, not a normal's.
+The noise model turns the predicted mean into a plausible single-seed accuracy: the predicted
+mean plus one seed's deviation from its architecture's mean, drawn from those measured on
+architectures trained under several seeds whose mean accuracy is close (a few bins of mean
+accuracy). The measured deviations are skewed (a bad seed costs far more than a good one gains)
+and shrink towards the top; drawing them per bin keeps both, where a symmetric or pooled noise
+produced single-seed accuracies above any real training's.
 
 The header (JSON inside the file) records the preset, the config sections that decide results,
 the trainer version, the data's hash, the feature layout's fingerprint and library versions;
@@ -33,10 +35,10 @@ import numpy as np
 from nas_gym.config import ConfigError
 from nas_gym.spaces.base import SearchSpace
 
-MODEL_FORMAT, MODEL_FORMAT_VERSION = "nas-gym-surrogate", 1
+MODEL_FORMAT, MODEL_FORMAT_VERSION = "nas-gym-surrogate", 2
 MODEL_SUFFIX = ".surrogate.npz"
 ARRAY_NAMES = ("feature", "threshold", "children", "value", "roots", "tree_output", "baseline",
-           "noise_x", "noise_y", "residuals")
+           "noise_x", "noise_y", "residuals", "residual_starts")
 
 
 def feature_fingerprint(space: SearchSpace, n: int = 16) -> str:
@@ -59,9 +61,11 @@ class SurrogateModel:
     :param roots: global index of each tree's root.
     :param tree_output: per tree, the output it adds to.
     :param baseline: per output, the constant every prediction starts from.
-    :param noise_x: mean accuracies at which the seed-noise standard deviation is known.
-    :param noise_y: the standard deviation there.
-    :param residuals: measured standardised residuals (mean 0, std 1) to draw single seeds from.
+    :param noise_x: per noise bin, the mean accuracy of its architectures (ascending).
+    :param noise_y: per noise bin, the seed-to-seed standard deviation (reports).
+    :param residuals: measured deviations of one seed from its architecture's mean, bin after bin.
+    :param residual_starts: where each bin's residuals start in ``residuals`` (one more entry
+        than bins: the last is the end).
     :param header: provenance (see the module docstring).
     """
 
@@ -75,6 +79,7 @@ class SurrogateModel:
     noise_x: np.ndarray
     noise_y: np.ndarray
     residuals: np.ndarray
+    residual_starts: np.ndarray
     header: dict[str, Any] = field(default_factory=dict)
     depth: int = 0
 
@@ -109,15 +114,21 @@ class SurrogateModel:
         raw = self.raw(features)
         return np.clip(raw[0], 0.0, 1.0), np.exp(raw[1])
 
+    def noise_bin(self, mean_acc: np.ndarray) -> np.ndarray:
+        """The noise bin whose mean accuracy is closest to each of ``mean_acc``."""
+        return np.searchsorted((self.noise_x[:-1] + self.noise_x[1:]) / 2, mean_acc)
+
     def noise_std(self, mean_acc: np.ndarray) -> np.ndarray:
-        """The seed-to-seed standard deviation expected at ``mean_acc``."""
-        return np.interp(mean_acc, self.noise_x, self.noise_y)
+        """The seed-to-seed standard deviation measured near ``mean_acc``."""
+        return self.noise_y[self.noise_bin(mean_acc)]
 
     def draw(self, mean_acc: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
-        """Single-seed accuracies: ``mean + std(mean) * residual``, the residual picked by a
-        uniform number in [0, 1) per architecture (from the caller's seeded generator)."""
-        picks = self.residuals[np.minimum((uniforms * len(self.residuals)).astype(np.intp), len(self.residuals) - 1)]
-        return np.clip(mean_acc + self.noise_std(mean_acc) * picks, 0.0, 1.0)
+        """Single-seed accuracies: ``mean`` plus a residual of its noise bin, picked by a uniform
+        number in [0, 1) per architecture (from the caller's seeded generator)."""
+        b = self.noise_bin(mean_acc)
+        start, size = self.residual_starts[b], np.diff(self.residual_starts)[b]
+        picks = self.residuals[start + np.minimum((uniforms * size).astype(np.intp), size - 1)]
+        return np.clip(mean_acc + picks, 0.0, 1.0)
 
     # -- the file -------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> int:

@@ -193,6 +193,8 @@ def compare(
     seeds: Annotated[int, typer.Option(help="Seeds per agent (0..K-1).")] = 5,
     logdir: Annotated[Path, typer.Option(help="Folder for the runs, comparison.csv and comparison.png.")] = Path("runs/compare"),
     evaluator: Annotated[str | None, typer.Option(help=EVALUATOR_HELP)] = None,
+    workers: Annotated[int, typer.Option(help="Runs in parallel (spawned processes, one torch thread each); "
+                                         "the results do not depend on it.")] = 1,
     overrides: SetOpt = None,
 ) -> None:
     """Run several agents on the same budget and seeds; per run: the architecture it returns, its test
@@ -205,6 +207,8 @@ def compare(
             raise ValueError(f"need --budget >= 1, --seeds >= 1 and at least one agent; got {budget}, {seeds}, {agents!r}")
         if budget_seconds is not None and not budget_seconds > 0:
             raise ValueError(f"--budget-seconds must be > 0, got {budget_seconds}")
+        if workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {workers}")
         from agents.base import resolve_agent
 
         for name in names:
@@ -215,7 +219,7 @@ def compare(
         task = progress.add_task("", total=len(names) * seeds)
         with progress:
             summaries, ref = run_comparison(
-                cfg, names, budget, seeds, logdir, evaluator=evaluator, budget_seconds=budget_seconds,
+                cfg, names, budget, seeds, logdir, evaluator=evaluator, budget_seconds=budget_seconds, workers=workers,
                 on_run=lambda a, s: progress.update(task, advance=1, description=f"{a} seed {s}"))
     except (*_bad_input_types(), ValueError) as e:
         raise _fail(str(e)) from None

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import csv
 import math
+import multiprocessing
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -251,29 +253,57 @@ def run_one(config: Config, agent: str, seed: int, logdir: Path, budget: int, bu
     return RunResult(agent, seed, summary.run_dir, tuple(records[:within]), tuple(clock.clock[:within]), stopped)
 
 
+def _one_thread() -> None:
+    """Worker initialiser: one torch thread per process, so ``workers`` processes share the cores
+    instead of each spreading over all of them."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def run_comparison(config: Config, agents: list[str], budget: int | None, seeds: int | Sequence[int], logdir: Path, *,
                    evaluator: str | None = None, hparams: dict[str, dict[str, Any]] | None = None,
                    on_run: Callable[[str, int], None] | None = None, budget_seconds: float | None = None,
-                   ) -> tuple[list[AgentSummary], Reference | None]:
+                   workers: int = 1) -> tuple[list[AgentSummary], Reference | None]:
     """Run every agent on the same seeds (``0..seeds-1``, or the given ones) at the same budget,
     write ``comparison.csv`` (one row per run) and return one summary per agent.
 
     :param budget: evaluations per run; with ``budget_seconds``, the evaluations agents plan
         for (None: see :func:`planned_evaluations`).
     :param budget_seconds: stop each run once its simulated training seconds pass this.
+    :param workers: runs in parallel, each in its own spawned process with one torch thread. Runs
+        are independent searches (own seed, run folder and cache), so the results are the same as
+        with ``workers=1``; only the order in which ``on_run`` is called differs.
     """
     ref = reference_for(config, evaluator)
     planned = planned_evaluations(budget, budget_seconds, ref)
     space = config.search_space()
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    summaries = []
-    for agent in agents:
-        runs = []
-        for seed in seed_list:
-            runs.append(run_one(config, agent, seed, logdir / agent, planned, budget_seconds, evaluator=evaluator,
-                                hparams=(hparams or {}).get(agent)))
+    jobs = [(agent, seed) for agent in agents for seed in seed_list]
+    results: dict[tuple[str, int], RunResult] = {}
+
+    def job_args(agent: str, seed: int) -> tuple[Any, ...]:
+        return (config, agent, seed, logdir / agent, planned, budget_seconds)
+
+    def job_kwargs(agent: str) -> dict[str, Any]:
+        return {"evaluator": evaluator, "hparams": (hparams or {}).get(agent)}
+
+    if workers <= 1:
+        for agent, seed in jobs:
+            results[agent, seed] = run_one(*job_args(agent, seed), **job_kwargs(agent))
             if on_run is not None:
                 on_run(agent, seed)
+    else:
+        context = multiprocessing.get_context("spawn")  # torch does not survive a fork
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread) as pool:
+            futures = {pool.submit(run_one, *job_args(a, s), **job_kwargs(a)): (a, s) for a, s in jobs}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                if on_run is not None:
+                    on_run(*futures[future])
+    summaries = []
+    for agent in agents:
+        runs = [results[agent, seed] for seed in seed_list]
         summaries.append(AgentSummary(agent, tuple(runs), tuple(r.row(space, ref) for r in runs), planned))
     write_csv(logdir / CSV_NAME, summaries)
     return summaries, ref

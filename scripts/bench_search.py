@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"simulated training seconds per run (default: {BUDGET_ARCHS} x the table's mean seconds)")
     parser.add_argument("--agents", default=",".join(DEFAULT_AGENTS))
     parser.add_argument("--logdir", type=Path, default=None, help="keep the run folders here (default: a temp dir)")
+    parser.add_argument("--workers", type=int, default=1, help="runs in parallel (one torch thread each)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where bench_search.md and images/ go")
     args = parser.parse_args(argv)
     agents = [a.strip() for a in args.agents.split(",") if a.strip()]
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench_search-") as tmp:
         summaries, _ = run_comparison(
             cfg, agents, None, args.seeds, args.logdir or Path(tmp), evaluator="table", budget_seconds=seconds,
-            on_run=lambda a, s: print(f"{a} seed {s} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True))
+            workers=args.workers, on_run=lambda a, s: print(f"{a} seed {s} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True))
     body = render(args.out, args.config, summaries, ref, seconds, args.seeds, (time.perf_counter() - start) / 60)
     print(body)
 

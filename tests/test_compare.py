@@ -186,6 +186,23 @@ def test_budget_of_evaluations_charges_the_table_clock(tmp_path):
         assert float(row["train_seconds"]) == pytest.approx(sum(table.evaluate(a).train_seconds for a in archs), abs=1e-3)
 
 
+@pytest.mark.slow
+def test_parallel_runs_give_the_serial_results(tmp_path):
+    """``workers=2`` runs the (agent, seed) searches in spawned processes: every run hands back
+    the same architectures, rewards and clock as the serial comparison, in the same order."""
+    cfg = load_config(PRESET)
+    kwargs = dict(evaluator="table", budget_seconds=4.0)
+    serial, _ = run_comparison(cfg, ["random", "evolution"], None, 2, tmp_path / "serial", **kwargs)
+    parallel, _ = run_comparison(cfg, ["random", "evolution"], None, 2, tmp_path / "parallel", workers=2, **kwargs)
+    assert [s.agent for s in parallel] == ["random", "evolution"]
+    for a, b in zip(serial, parallel, strict=True):
+        assert [r.seed for r in b.runs] == [0, 1]
+        assert [r.records for r in a.runs] == [r.records for r in b.runs]
+        assert [r.clock for r in a.runs] == [r.clock for r in b.runs]
+    csv_rows = list(csv.DictReader((tmp_path / "parallel" / "comparison.csv").open()))
+    assert [(r["agent"], r["seed"]) for r in csv_rows] == [("random", "0"), ("random", "1"), ("evolution", "0"), ("evolution", "1")]
+
+
 # -- the benchmark script ----------------------------------------------------------------------
 def test_bench_page_keeps_other_presets_sections(tmp_path):
     bench = script("bench_search")

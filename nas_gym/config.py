@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from nas_gym.data.settings import DataConfig
 from nas_gym.spaces import SpaceError, resolve_space
@@ -82,13 +91,19 @@ class RewardConfig(_Frozen):
     :param failure_reward: reward of an architecture that failed to train; None means chance
         level, 1 / num_classes, as MetaQNN did.
     :param invalid_action_reward: reward when an agent sends an action the mask forbids.
-    :param cost: ``params``, ``flops`` or ``latency`` (measured milliseconds of a batch-1
+    :param cost: ``params``, ``flops``, ``latency`` (measured milliseconds of a batch-1
         forward pass; only the ``train`` evaluator measures it, and it is not reproducible
-        across machines: see ``nas_gym.rewards``).
+        across machines: see ``nas_gym.rewards``) or ``latency_model`` (those milliseconds
+        predicted from this machine's per-layer table: any evaluator, deterministic; see
+        ``nas_gym.latency_model``).
+    :param latency_table: the table ``latency_model`` reads; ``auto`` means the preset's own file
+        under ``$NAS_GYM_LATENCY`` or ``~/.cache/nas-gym/latency``, where
+        ``nas-gym latency profile`` writes it.
     """
 
     kind: Literal["accuracy", "mnas", "constraint"] = "accuracy"
-    cost: Literal["params", "flops", "latency"] = "params"
+    cost: Literal["params", "flops", "latency", "latency_model"] = "params"
+    latency_table: str = "auto"
     target: float | None = Field(default=None, gt=0.0)
     weight: float = -0.07
     failure_reward: float | None = None
@@ -187,6 +202,30 @@ class Config(_Frozen):
         if self.reward.cost == "latency" and self.evaluator.kind != "train":
             raise ValueError(f"reward.cost 'latency' is measured by the 'train' evaluator only, "
                              f"not {self.evaluator.kind!r}; use cost 'params' or 'flops' with it")
+        return self
+
+    @field_validator("reward")
+    @classmethod
+    def _latency_table_path(cls, reward: RewardConfig, info: ValidationInfo) -> RewardConfig:
+        # The reward sees only its own section, and the default table belongs to the space and
+        # the data shape: resolved here, where both are known (and valid), into one path.
+        if reward.cost != "latency_model" or reward.latency_table != "auto" or not {"space", "data"} <= info.data.keys():
+            return reward
+        from nas_gym.latency_model import default_table_path, preset_identity
+
+        data = info.data["data"].info()
+        identity = preset_identity(info.data["space"], data.shape, data.classes)
+        return reward.model_copy(update={"latency_table": str(default_table_path(identity))})
+
+    @model_validator(mode="after")
+    def _latency_table_fits(self) -> Config:
+        # A missing table, or one measured on another machine or for another preset, stops the
+        # run here, before anything trains, rather than at its first reward.
+        if self.reward.cost == "latency_model":
+            from nas_gym.latency_model import preset_identity, verified_table
+
+            identity = preset_identity(self.space, self.input_shape, self.num_classes)
+            verified_table(self.reward.latency_table, identity, self.runtime.device, self.name)
         return self
 
     @model_validator(mode="after")

@@ -27,6 +27,12 @@ alone, so it is handled apart from the deterministic costs:
   seed gives the same rewards and infos across runs. Runs compared on a latency reward
   should run on the same machine, one at a time.
 
+``latency_model`` is that latency predicted instead of measured: the sum of this machine's
+per-layer times over the architecture's layers plus a fitted constant (``nas_gym.latency_model``,
+built by ``nas-gym latency profile``). A lookup, so every evaluator (table, surrogate, proxy)
+can use it, and deterministic, so it is covered by the same-seed guarantee; the config refuses a
+table measured on another machine, torch or preset.
+
 A failed architecture gets ``failure_reward``, or chance level ``1 / num_classes`` when that is
 None: MetaQNN's choice, which tells the agent "no better than guessing" without the outlier a
 large negative reward would be for value estimates.
@@ -43,16 +49,22 @@ HARD_WEIGHT = -1.0  # MnasNet's beta for a hard constraint
 # The smallest cost taken at face value, so an empty measurement cannot divide by zero: one
 # parameter or MAC, one microsecond (a small network's batch-1 forward takes a fraction of a
 # millisecond on a CPU, so a floor of 1 ms would make them all equal).
-_COST_FLOOR = {"params": 1.0, "flops": 1.0, "latency": 1e-3}
+_COST_FLOOR = {"params": 1.0, "flops": 1.0, "latency": 1e-3, "latency_model": 1e-3}
 
 
 def cost(result: EvalResult, cfg: RewardConfig) -> float:
-    """The cost the reward penalises: trainable parameters, multiply-accumulates or latency (ms).
+    """The cost the reward penalises: trainable parameters, multiply-accumulates or latency (ms),
+    measured or predicted.
 
-    A failed result has no latency and costs 0.0 (its reward is the failure reward anyway).
+    A failed result has no measured latency and costs 0.0 (its reward is the failure reward anyway); a
+    predicted latency needs no training, so a failed architecture gets one too.
     :raises ValueError: a successful result without a latency under a latency cost, i.e. it
         came from an evaluator that does not measure latency.
     """
+    if cfg.cost == "latency_model":
+        from nas_gym.latency_model import predict_ms
+
+        return predict_ms(cfg.latency_table, result.arch)
     if cfg.cost == "latency":
         if result.latency_ms is not None:
             return float(result.latency_ms)

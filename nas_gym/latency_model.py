@@ -1,0 +1,218 @@
+"""A latency model of this machine: a table of per-layer times, summed over a network's layers.
+
+The table (``nas-gym latency profile``, ``nas_gym.latency_profile``) holds the median time of a
+batch-1 forward pass of every layer the preset's space can produce, at every input shape it
+can see it at, measured on one device with one torch thread, plus a line fitted on a few whole
+networks: ``predicted ms = scale * sum of the layers' times + intercept``. The intercept is what
+a whole network costs beyond its layers (the container's calls, the timer); the scale, what
+running in sequence changes (caches shared between layers, Python work between them). nn-Meter
+and HW-NAS-Bench predict latency the same way, as a sum of per-kernel measurements.
+
+A prediction is a dictionary lookup per layer: it costs nothing, needs no torch, and gives the
+same number in every run, unlike live timing (``reward.cost: latency``). It holds only for the
+machine, torch build and preset it was measured for, so a table records all three and
+``check_table`` refuses a table measured elsewhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas_gym.latency_layers import Layers, layers_for
+from nas_gym.spaces import space_from_params
+
+FORMAT = 1
+ENV_VAR = "NAS_GYM_LATENCY"  # folder of the default tables
+DEFAULT_DIR = Path("~/.cache/nas-gym/latency")
+
+
+class LatencyTableError(ValueError):
+    """A table that is missing, unreadable or measured for another machine, torch or preset."""
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def device_label(device: Any) -> str:
+    """``cpu``, or an accelerator's type and name (``cuda NVIDIA A100-SXM4-40GB``): the CPU
+    name alone does not say which GPU a table was measured on."""
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda {torch.cuda.get_device_name(device)}"
+    return device.type
+
+
+def preset_identity(space: Any, input_shape: tuple[int, ...], num_classes: int) -> dict[str, Any]:
+    """What decides the layers and shapes a table covers: the ``space:`` section (a SpaceParams
+    or its mapping) and the data's sample shape and class count (the head's width)."""
+    params = space.model_dump(mode="json") if hasattr(space, "model_dump") else dict(space)
+    return {"space": params, "input_shape": list(input_shape), "num_classes": int(num_classes)}
+
+
+def preset_hash(identity: dict[str, Any]) -> str:
+    """A digest of ``preset_identity`` (a table's ``preset`` also names the preset: not hashed)."""
+    payload = {k: identity[k] for k in ("space", "input_shape", "num_classes")}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_table_path(identity: dict[str, Any]) -> Path:
+    """``$NAS_GYM_LATENCY/<preset hash>.json``, or under ``~/.cache/nas-gym/latency``."""
+    return Path(os.environ.get(ENV_VAR) or DEFAULT_DIR).expanduser() / f"{preset_hash(identity)}.json"
+
+
+@dataclass(frozen=True)
+class LatencyTable:
+    """One machine's table for one preset.
+
+    :param entries: median milliseconds of each layer key (``nas_gym.latency_layers``).
+    :param intercept_ms: fitted milliseconds a whole network adds to its layers' sum.
+    :param scale: fitted factor on the layers' sum.
+    :param fit: how the line was fitted: the architectures, the seed, the measured times and residuals.
+    """
+
+    cpu: str
+    device: str
+    torch: str
+    threads: int
+    preset: dict[str, Any]
+    repeats: int
+    warmup: int
+    entries: dict[str, float]
+    intercept_ms: float
+    scale: float
+    fit: dict[str, Any]
+    profile_seconds: float
+    format: int = FORMAT
+    _memo: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @functools.cached_property
+    def space(self) -> Any:
+        return space_from_params(self.preset["space"], tuple(self.preset["input_shape"]))
+
+    @functools.cached_property
+    def layers(self) -> Layers:
+        return layers_for(self.space, tuple(self.preset["input_shape"]), self.preset["num_classes"])
+
+    def layer_sum(self, arch: Any) -> float:
+        """Sum of the table's times over ``arch``'s layers, in ms, in the layers' order.
+
+        :raises LatencyTableError: a layer the table does not hold (a table edited by hand).
+        """
+        try:
+            return sum(self.entries[k] for k in self.layers.keys(arch))
+        except KeyError as e:
+            raise LatencyTableError(f"latency table has no entry {e.args[0]}; profile again with "
+                                    "`nas-gym latency profile`") from None
+
+    def predict_ms(self, arch: Any) -> float:
+        """Predicted batch-1 latency of ``arch`` (an architecture or its text), in ms; memoised."""
+        text = arch if isinstance(arch, str) else arch.text()
+        if text not in self._memo:
+            parsed = self.space.parse(text) if isinstance(arch, str) else arch
+            self._memo[text] = self.scale * self.layer_sum(parsed) + self.intercept_ms
+        return self._memo[text]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("_memo")
+        return out
+
+    def save(self, path: Path) -> None:
+        """Written to a temporary file and renamed, so a reader never sees half a table."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> LatencyTable:
+        """:raises OSError: no file; LatencyTableError: not a table of this format."""
+        text = path.read_text()
+        try:
+            raw = json.loads(text)
+            if raw.get("format") != FORMAT:
+                raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT}")
+            return cls(**raw)
+        except (ValueError, TypeError, AttributeError) as e:
+            raise LatencyTableError(f"reward.latency_table {path} is not a latency table ({e})") from None
+
+
+def check_table(table: LatencyTable, path: Path, *, device: str, torch_version: str, identity: dict[str, Any],
+                preset: str, fix: str) -> None:
+    """Refuse a table measured on another CPU or device, with another torch, or for another
+    preset (``identity``, named ``preset``): its times would be confidently wrong.
+
+    :raises LatencyTableError: one line naming what differs and ``fix``.
+    """
+    here = {"CPU": cpu_name(), "device": device, "torch": torch_version,
+            "preset": f"{preset} {preset_hash(identity)}"}
+    there = {"CPU": table.cpu, "device": table.device, "torch": table.torch,
+             "preset": f"{table.preset.get('name')} {preset_hash(table.preset)}"}
+    if preset_hash(identity) == preset_hash(table.preset):  # the same space and data under another name
+        there["preset"] = here["preset"]
+    for what, value in here.items():
+        if there[what] != value:
+            raise LatencyTableError(f"reward.latency_table {path} was measured for {what} {there[what]!r}, "
+                                    f"this run uses {value!r}; profile it here with {fix}")
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int) -> LatencyTable:
+    return LatencyTable.load(Path(path))
+
+
+def load_table(path: str | os.PathLike[str], fix: str = "`nas-gym latency profile --config PRESET`") -> LatencyTable:
+    """The table at ``path``, read once per process (again if the file changed).
+
+    :raises LatencyTableError: one line naming the file and ``fix``.
+    """
+    p = Path(path)
+    try:
+        return _load_cached(str(p), p.stat().st_mtime_ns)
+    except (OSError, UnicodeDecodeError):
+        raise LatencyTableError(f"reward.latency_table {p} does not exist or cannot be read; "
+                                f"build it with {fix}") from None
+    except LatencyTableError as e:
+        raise LatencyTableError(f"{e}; build it again with {fix}") from None
+
+
+def verified_table(path: str | os.PathLike[str], identity: dict[str, Any], device: str, preset: str) -> LatencyTable:
+    """The table at ``path``, checked against this machine, its torch, ``device`` (a
+    ``runtime.device`` value) and the preset ``identity``: what a config asking for
+    ``reward.cost: latency_model`` is validated with, before anything runs.
+
+    :raises LatencyTableError: one line naming the fix, ``nas-gym latency profile --config <preset>``.
+    :raises ValueError: a space the model cannot decompose.
+    """
+    import torch
+
+    from nas_gym.train import resolve_device
+
+    shape = tuple(identity["input_shape"])
+    layers_for(space_from_params(identity["space"], shape), shape, identity["num_classes"])  # a space it can cut up
+    fix = f"`nas-gym latency profile --config {preset}` (with this run's --set options, if any)"
+    table = load_table(path, fix)
+    check_table(table, Path(path), device=device_label(resolve_device(device)), torch_version=torch.__version__,
+                identity=identity, preset=preset, fix=fix)
+    return table
+
+
+def predict_ms(path: str | os.PathLike[str], arch: Any) -> float:
+    """The reward's cost under ``reward.cost: latency_model`` (see ``nas_gym.rewards``)."""
+    return load_table(path).predict_ms(arch)

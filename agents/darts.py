@@ -27,7 +27,6 @@ collapse to parameter-free ops (skip connections).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from agents.base import AgentError, make_hparams, play
+from nas_gym.atomic import atomic_write
 from nas_gym.supernet.agents import charged, one_shot_setup, summary_writer
 from nas_gym.supernet.training import BatchStream
 from nas_gym.train import make_optimizer
@@ -203,10 +203,7 @@ class Darts:
                  "weight_opt": self.weight_opt.state_dict(), "arch_opt": self.arch_opt.state_dict(),
                  "train_batches": self.train_batches.state_dict(), "val_batches": self.val_batches.state_dict(),
                  "epochs_done": self.epochs_done, "episodes_done": self.episodes_done}
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: torch.save(state, f))
 
     def load(self, path: str | Path) -> None:
         state = torch.load(path, map_location=self.setup.device, weights_only=True)

@@ -20,7 +20,6 @@ controller's preferred architecture after every round, and the last one is ENAS'
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from torch import nn
 
 from agents.base import AgentError, make_hparams, play, wrapper_attr
 from agents.reinforce import Controller
+from nas_gym.atomic import atomic_write
 from nas_gym.supernet.agents import charged, one_shot_setup
 from nas_gym.supernet.base import score_path
 from nas_gym.supernet.training import BatchStream, PathTrainer
@@ -173,10 +173,7 @@ class Enas:
                  "generator": self.generator.get_state(), "calib": self.calib_batches.state_dict(),
                  "val": self.val_batches.state_dict(), "baseline": self.baseline, "reward_var": self.reward_var,
                  "episodes_done": self.episodes_done}
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: torch.save(state, f))
 
     def load(self, path: str | Path) -> None:
         state = torch.load(path, map_location=self.setup.device, weights_only=True)

@@ -8,7 +8,6 @@ NAS-Bench-201 scripts (population 10, sample 3); NNI uses 100 / 25 for long budg
 from __future__ import annotations
 
 import json
-import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.base import AgentError, make_hparams, play
+from nas_gym.atomic import atomic_write_text
 from nas_gym.spaces.base import Architecture
 
 
@@ -74,9 +74,7 @@ class RegularizedEvolution:
     def save(self, path: str | Path) -> None:
         state = {"population": [(a.text(), r) for a, r in self.population], "episodes_done": self.episodes_done,
                  "rng": self.rng.bit_generator.state}
-        tmp = Path(f"{path}.tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(state))
 
     def load(self, path: str | Path) -> None:
         state = json.loads(Path(path).read_text())

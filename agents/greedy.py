@@ -25,7 +25,6 @@ Rules that make it well defined on any space:
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.base import make_hparams, play
+from nas_gym.atomic import atomic_write_text
 from nas_gym.spaces.base import Architecture, play_actions
 
 # Passes in a row that find nothing new before the best architecture is played again.
@@ -143,9 +143,7 @@ class Greedy:
     def save(self, path: str | Path) -> None:
         state = {"known": self.known, "incumbent": self.incumbent, "t": self.t, "episodes_done": self.episodes_done,
                  "best": self.best, "idle": self._idle, "rng": self.rng.bit_generator.state}
-        tmp = Path(f"{path}.tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(state))
 
     def load(self, path: str | Path) -> None:
         state = json.loads(Path(path).read_text())

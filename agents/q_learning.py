@@ -23,8 +23,6 @@ and does not advance epsilon (``count_unique``).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ import numpy as np
 
 from agents.base import make_hparams, mask_source, wrapper_attr
 from agents.epsilon_figure import AccuracyByEpsilon
+from nas_gym.atomic import atomic_write_text
 from nas_gym.spaces.base import Architecture
 
 # MetaQNN's schedule over its 2,700 models: long pure exploration, then a slow descent.
@@ -289,16 +288,7 @@ class QLearning:
                         "terminated": ep.terminated} for ep in self.memory],
             "by_epsilon": self.by_epsilon.state(),
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(state, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, json.dumps(state))
 
     def load(self, path: str | Path) -> None:
         state = json.loads(Path(path).read_text())

@@ -7,7 +7,6 @@ actions: a uniform choice at each step would favour short chains (see ``SearchSp
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.base import make_hparams, play
+from nas_gym.atomic import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,7 @@ class RandomSearch:
     def save(self, path: str | Path) -> None:
         """The generator's state is all there is: a loaded agent draws the architectures an
         uninterrupted one would have drawn next."""
-        tmp = Path(f"{path}.tmp")
-        tmp.write_text(json.dumps({"episodes_done": self.episodes_done, "rng": self.rng.bit_generator.state}))
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps({"episodes_done": self.episodes_done, "rng": self.rng.bit_generator.state}))
 
     def load(self, path: str | Path) -> None:
         state = json.loads(Path(path).read_text())

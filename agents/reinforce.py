@@ -25,7 +25,6 @@ the agent's own ``torch.Generator``, so torch's global generator is neither read
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import torch
 from torch import nn
 
 from agents.base import AgentError, make_hparams, mask_source, wrapper_attr
+from nas_gym.atomic import atomic_write
 
 # Logit of a forbidden action. Not -inf: 0 * -inf is NaN in the entropy; exp(-1e9) is exactly
 # 0 in float32, so the action still has probability zero (sb3-contrib's MaskableCategorical does the same).
@@ -249,15 +249,7 @@ class Reinforce:
             "episodes_done": self.episodes_done,
             "pending": [(ep.actions, ep.masks, ep.reward) for ep in self.pending],
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda f: torch.save(state, f))
 
     def load(self, path: str | Path) -> None:
         state = torch.load(path, weights_only=True)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas_gym.atomic import atomic_write_text, fsync_dir
 from nas_gym.config import Config
 
 MANIFEST = "checkpoint.json"
@@ -124,36 +125,6 @@ def _compared(config: Config) -> dict[str, Any]:
 def config_hash(config: Config) -> str:
     """Digest of the config but its :data:`NOT_COMPARED` fields: what decides the run's results."""
     return hashlib.sha256(json.dumps(_compared(config), sort_keys=True).encode()).hexdigest()[:20]
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename or a new entry in ``path`` durable (a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a crash leaves the old file or the new one: a temporary
-    file in the same folder (same file system, so the rename is atomic), fsync, ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # not mkstemp: its 0600 would ignore the umask
-    try:
-        with tmp.open("w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def write_manifest(run_dir: Path, manifest: Manifest) -> None:
@@ -270,10 +241,10 @@ def save(run_dir: Path, manifest: Manifest, agent: Any, state: dict[str, Any]) -
         if path.is_file():
             with path.open("rb") as f:
                 os.fsync(f.fileno())
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     shutil.rmtree(final, ignore_errors=True)  # written by a run killed before its manifest pointed here
     os.replace(tmp, final)
-    _fsync_dir(root)
+    fsync_dir(root)
     manifest = dataclasses.replace(manifest, checkpoint=f"{FOLDER}/{name}")
     write_manifest(run_dir, manifest)
     for old in root.iterdir():  # only now is the previous checkpoint no longer needed

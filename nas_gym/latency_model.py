@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas_gym.atomic import atomic_write_text
 from nas_gym.latency_layers import Layers, layers_for
 from nas_gym.spaces import space_from_params
 
@@ -135,10 +136,7 @@ class LatencyTable:
 
     def save(self, path: Path) -> None:
         """Written to a temporary file and renamed, so a reader never sees half a table."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> LatencyTable:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas_gym.atomic import atomic_write_text
+
 EVALUATIONS_CSV = "evaluations.csv"
 CSV_FIELDS = ("episode", "arch", "val_acc", "reward", "params", "flops", "status", "reason", "evaluations", "cached")
 
@@ -163,7 +165,6 @@ class RunLog:
     def _restore(self, state: dict[str, Any]) -> None:
         """Take back the counters of ``state`` and the CSV rows it counted; rewrite the CSV without
         the rest (rows of episodes that will be played again, a line cut by a kill)."""
-        from nas_gym.checkpoint import atomic_write_text  # imports the config models: only on resume
 
         self.episodes = int(state.get("episodes", 0))
         self.invalid_episodes = int(state.get("invalid_episodes", 0))

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
-import os
 import shlex
 import shutil
 import sys
@@ -23,12 +23,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from agents.base import AgentError, resolve_agent
 from nas_gym import checkpoint
+from nas_gym.atomic import atomic_write_text
 from nas_gym.config import Config, load_config
 from nas_gym.envs.nas_env import NasEnv
 from nas_gym.evaluators.base import EvalStats, Evaluator
@@ -38,6 +39,9 @@ from nas_gym.evaluators.prefetch import PrefetchEvaluator
 from nas_gym.leaderboard import CONFIRMED_CSV
 from nas_gym.recorder import RecordEpisodes, SearchLog
 from nas_gym.runlog import Record, failures, read_records, top
+
+if TYPE_CHECKING:
+    from nas_gym.evaluators.training import Backend
 
 DEFAULT_CHECKPOINT_EVERY = 10  # episodes; a checkpoint costs milliseconds, an episode seconds of training
 # Least seconds between two checkpoints of `nas-gym search` and `compare`: a checkpoint fsyncs
@@ -129,6 +133,7 @@ def run_search(
     checkpoint_seconds: float = 0.0,
     resume: Path | None = None,
     schedule_episodes: int | None = None,
+    backend: Backend | None = None,
 ) -> SearchSummary:
     """Run ``agent`` for ``episodes`` episodes on the env made from ``config``, or continue the
     stopped run in the folder ``resume`` (``logdir`` is then unused).
@@ -139,6 +144,9 @@ def run_search(
     :param on_episode: called after each recorded episode; it may raise :class:`StopSearch`.
     :param schedule_episodes: the budget agents scale their schedules to (``total_episodes``),
         when ``episodes`` is only a cap and ``on_episode`` stops the run first; default ``episodes``.
+    :param backend: workers already started for ``config`` (``nas_gym.evaluators.start_workers``),
+        for the evaluator made here, which closes them with the search; ignored when ``evaluator``
+        is an Evaluator.
     :raises AgentError, ConfigError, CheckpointError, OSError: bad input, before anything is trained.
     """
     if episodes < 1:
@@ -174,7 +182,8 @@ def run_search(
         resumed_from = manifest.episodes_done
         state = checkpoint.read_state(run_dir, manifest) if resume is not None else None
         log = SearchLog(run_dir, on_episode, hparams=run_hparams, resume=None if state is None else state.get("log", {}))
-        env = _make_env(config, evaluator, seed, workers, log, vectorized=getattr(agent_cls, "vectorized", False))
+        env = _make_env(config, evaluator, seed, workers, log, vectorized=getattr(agent_cls, "vectorized", False),
+                        backend=backend)
         if state and "evaluator" in state:  # the budget charged before the stop counts, and what it found
             log.evaluator.load_state(state["evaluator"])
         try:
@@ -239,12 +248,11 @@ def write_confirmed(run_dir: Path, evaluator: Evaluator) -> None:
         return
     rows = [(e.arch.text(), e.high.val_acc, e.low.val_acc, e.high.fidelity, e.high.params, e.high.status)
             for e in evaluator.leaderboard() if e.high is not None]
-    tmp = run_dir / (CONFIRMED_CSV + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(("arch", "val_acc", "low_val_acc", "epochs", "params", "status"))
-        writer.writerows(rows)
-    os.replace(tmp, run_dir / CONFIRMED_CSV)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(("arch", "val_acc", "low_val_acc", "epochs", "params", "status"))
+    writer.writerows(rows)
+    atomic_write_text(run_dir / CONFIRMED_CSV, text.getvalue())
 
 
 def _finished_summary(run_dir: Path) -> SearchSummary:
@@ -257,21 +265,21 @@ def _finished_summary(run_dir: Path) -> SearchSummary:
                          resumed_from=manifest.episodes_done, already_finished=True)
 
 
-def _make_env(config: Config, evaluator: Any, seed: int, workers: int, log: SearchLog, vectorized: bool):
+def _make_env(config: Config, evaluator: Any, seed: int, workers: int, log: SearchLog, vectorized: bool,
+              backend: Backend | None = None):
     """One recorded env; for agents that take a VecEnv, ``workers`` recorded sub-envs whose
     finished architectures are evaluated together. Either way the evaluator can ``prefetch``,
     so agents that propose whole architectures can hand it ``workers`` at a time."""
+    owned = evaluator is None or isinstance(evaluator, str)
+    if owned:  # made here, so closed with the env: that stops the workers this search started
+        from nas_gym.evaluators import make_evaluator
+
+        evaluator = make_evaluator(config, kind=evaluator, run_seed=seed, backend=backend)
     if vectorized and workers > 1:
         from nas_gym.envs.vec import NasVecEnv
 
-        return NasVecEnv(workers, config, evaluator=evaluator, seed=seed, wrap=lambda e: RecordEpisodes(e, log))
-    owned = evaluator is None or isinstance(evaluator, str)
-    if owned:
-        from nas_gym.evaluators import make_evaluator
-
-        evaluator = make_evaluator(config, kind=evaluator, run_seed=seed)
+        return NasVecEnv(workers, config, evaluator=evaluator, seed=seed, wrap=lambda e: RecordEpisodes(e, log),
+                         close_evaluator=owned)
     batching = PrefetchEvaluator(evaluator, batch_size=workers)
-    # env.close() then stops the workers this search started
     env = NasEnv(config, evaluator=batching, seed=seed, close_evaluator=owned)
     return RecordEpisodes(env, log)
-

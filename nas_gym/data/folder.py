@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nas_gym.atomic import atomic_write
 from nas_gym.data import checks
 from nas_gym.data.base import DatasetError, DatasetInfo, default_root
 from nas_gym.data.settings import DataConfig
@@ -176,10 +177,8 @@ def _build(listing: Listing, cfg: DataConfig, path: Path) -> tuple[_Summary, dic
     counts = tuple(len(files.get(s, ())) for s in SPLITS)
     summary = _Summary((channels, side, side), len(classes), counts, digest.hexdigest()[:20])  # type: ignore[arg-type]
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
-        np.savez(tmp, **arrays, meta=np.array([channels, side, len(classes), *counts]), digest=np.array(summary.digest))
-        tmp.replace(path)
+        atomic_write(path, lambda f: np.savez(f, **arrays, meta=np.array([channels, side, len(classes), *counts]),
+                                              digest=np.array(summary.digest)))
     except OSError:
         pass  # an unwritable cache folder only costs decoding again next time
     return summary, arrays

@@ -6,13 +6,13 @@ testing. Generation takes a second or two and is cached as a small ``.npz``.
 
 from __future__ import annotations
 
-import os
 import random
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from nas_gym.atomic import atomic_write
 from nas_gym.data.base import DatasetError, default_root
 from nas_gym.data.dataset import Dataset, split
 from nas_gym.data.registry import DATASETS
@@ -42,10 +42,8 @@ def _arrays(root: Path) -> tuple[np.ndarray, ...]:
         random.setstate(py_state)
     arrays = (d["x"].astype(np.float32), d["y"].astype(np.int64), d["x_test"].astype(np.float32), d["y_test"].astype(np.int64))
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = root / f".mnist1d.{os.getpid()}.npz"
-        np.savez(tmp, x=arrays[0], y=arrays[1], x_test=arrays[2], y_test=arrays[3])
-        tmp.replace(path)  # atomic: concurrent workers never read a half-written file
+        # atomic: concurrent workers never read a half-written file
+        atomic_write(path, lambda f: np.savez(f, x=arrays[0], y=arrays[1], x_test=arrays[2], y_test=arrays[3]))
     except OSError:
         pass  # a read-only cache folder only costs a regeneration next time
     return arrays

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas_gym.atomic import atomic_write
 from nas_gym.config import Config, ConfigError
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
@@ -157,11 +157,9 @@ class SupernetEvaluator(EvaluatorBase):
     def _save(self, net: Supernet) -> None:
         if self.store is None:
             return
-        self.store.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.store.with_name(f".{self.store.name}.{os.getpid()}.tmp")
-        torch.save({"version": SUPERNET_VERSION, "digest": supernet_digest(self.config), "seconds": self.train_seconds,
-                    "weights": net.state_dict()}, tmp)
-        os.replace(tmp, self.store)  # a reader never sees half a file; equal settings write equal weights
+        state = {"version": SUPERNET_VERSION, "digest": supernet_digest(self.config), "seconds": self.train_seconds,
+                 "weights": net.state_dict()}
+        atomic_write(self.store, lambda f: torch.save(state, f))  # equal settings write equal weights
 
     def _load(self) -> Supernet | None:
         if self.store is None or not self.store.is_file():

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from nas_gym.atomic import atomic_write_bytes
 from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators.base import FAILED, OK, EvalResult, EvalStats, EvaluatorBase
 from nas_gym.evaluators.cache import TRAINER_VERSION
@@ -86,10 +87,7 @@ def write_table(path: str | os.PathLike[str], header: dict[str, Any], rows: Sequ
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=9) as gz:
         for obj in (header, *rows):
             gz.write(json.dumps(obj, separators=(",", ":"), allow_nan=False).encode() + b"\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(path)
+    atomic_write_bytes(path, buf.getvalue())
     return len(buf.getvalue())
 
 

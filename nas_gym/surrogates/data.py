@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nas_gym.atomic import atomic_write_bytes
 from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators.cache import TRAINER_VERSION
 
@@ -127,11 +128,7 @@ def write_data(path: str | os.PathLike[str], config: Config, plan: DataPlan, row
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=9) as gz:
         for obj in (header, *rows):
             gz.write(json.dumps(obj, separators=(",", ":"), allow_nan=False).encode() + b"\n")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(path)
+    atomic_write_bytes(path, buf.getvalue())
     return len(buf.getvalue())
 
 

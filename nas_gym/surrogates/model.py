@@ -27,11 +27,11 @@ import io
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nas_gym.atomic import atomic_write_bytes
 from nas_gym.config import ConfigError
 from nas_gym.spaces.base import SearchSpace
 
@@ -138,11 +138,7 @@ class SurrogateModel:
         header = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, **self.header}
         np.savez_compressed(buf, header=np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8),
                             **arrays)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(buf.getvalue())
-        tmp.replace(path)
+        atomic_write_bytes(path, buf.getvalue())
         return len(buf.getvalue())
 
     @classmethod

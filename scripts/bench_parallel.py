@@ -1,123 +1,111 @@
-"""Benchmark the evaluation backends: the same architectures through serial, process and Ray.
+"""Benchmark whole searches with workers: ``nas-gym search`` run as a command, serial vs process vs Ray.
 
-One fixed list of distinct architectures, sampled with a fixed seed from the preset's space, is
-trained by each backend in turn, each with a fresh in-memory cache (nothing is reused between
-backends or from disk). The wall time includes everything a search would pay for that batch:
-starting the workers (and Ray), loading the data in each, and waiting for the last architecture.
+What a user waits for, start-up included: each run is one ``nas-gym search --agent random
+--config mnist1d --episodes N`` subprocess, timed from its launch to its exit (interpreter,
+imports, starting the workers or Ray, loading the data, every batch, shutdown). Each run has its
+own fresh cache file and run folder, so nothing is reused between runs or from disk; the dataset
+file is made once beforehand, as it is after any first use.
 
-Columns: ``start`` is the time to the first result minus that result's own training time (what
-starting the backend cost), ``busy`` is the share of ``workers x seconds`` spent training (the
-rest is start-up, the idle tail while the last architectures finish, and overhead), ``same``
-says whether val_acc, train_loss, params, flops and status equal the serial run's exactly.
+Random search draws the same architectures whatever its batch size, so every backend trains the
+same ones: ``same`` says whether a run's ``evaluations.csv`` (architecture, val_acc, params, flops,
+status, in order) equals the serial run's. Runs are interleaved (serial, process, Ray, serial, ...)
+so that a change in the machine's load hits every backend alike; with ``--repeats R`` each cell is
+the median of R runs. ``speed-up`` is serial seconds over the backend's, from this one invocation;
+``target`` is the one the issue sets for ``--workers 2``.
 
-Usage: ``python scripts/bench_parallel.py [--archs 24] [--preset mnist1d] [--workers 2]``
+Usage: ``python scripts/bench_parallel.py [--episodes 16,64] [--preset mnist1d] [--workers 2]
+[--repeats 1] [--backends serial,process,ray]``
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
+from nas_gym.config import load_config
+from nas_gym.data import load_dataset
 
-from nas_gym.config import Config, load_config
-from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import MemoryCache
-from nas_gym.evaluators.training import Backend, OnResult, TrainingEvaluator, make_backend
-from nas_gym.spaces.chain import Chain
+# speed-up over serial that issue 16 asks of a whole search with two workers, by (backend, episodes)
+TARGETS = {("process", 16): 1.5, ("process", 64): 1.7, ("ray", 16): 1.3, ("ray", 64): 1.5}
+COMPARED = ("arch", "val_acc", "params", "flops", "status")
 
 
-class Timed:
-    """Wraps a backend and records when each result reaches the driver."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.first: tuple[float, str] = (float("nan"), "")
-
-    def run(self, archs: Sequence[Chain], on_result: OnResult | None = None) -> list[EvalResult]:
-        def record(i: int, result: EvalResult) -> None:
-            if not self.first[1]:
-                self.first = (time.perf_counter(), result.arch)
-            if on_result is not None:
-                on_result(i, result)
-
-        return self.inner.run(archs, on_result=record)
-
-    def close(self) -> None:
-        self.inner.close()
+def nas_gym_command() -> str:
+    """The ``nas-gym`` entry point installed beside this interpreter, as a user runs it."""
+    exe = Path(sys.executable).with_name("nas-gym")
+    if not exe.is_file():
+        raise SystemExit(f"no nas-gym command beside {sys.executable}; pip install -e . first")
+    return str(exe)
 
 
-@dataclass(frozen=True)
-class Row:
-    backend: str
-    workers: int
-    seconds: float
-    start: float
-    train_seconds: float
-    results: list[EvalResult]
-
-
-def sample_archs(config: Config, n: int, seed: int) -> list[Chain]:
-    """``n`` distinct architectures: duplicates would be trained once and flatter every backend."""
-    space, rng = config.search_space(), np.random.default_rng(seed)
-    found: dict[str, Chain] = {}
-    for _ in range(100 * n):
-        arch = space.sample(rng)
-        found.setdefault(arch.key(), arch)
-        if len(found) == n:
-            return list(found.values())
-    raise SystemExit(f"the {config.name} space has fewer than {n} architectures")
-
-
-def run_backend(config: Config, backend: str, workers: int, archs: list[Chain]) -> Row:
-    cfg = load_config(config, overrides={"evaluator.backend": backend, "evaluator.workers": workers,
-                                         "evaluator.cache": None})
+def run_search(folder: Path, backend: str, workers: int, episodes: int, args: argparse.Namespace) -> tuple[float, list]:
+    """Seconds from launch to exit of one search, and its evaluations in order."""
+    command = [nas_gym_command(), "search", "--agent", args.agent, "--config", args.preset, "--episodes", str(episodes),
+               "--seed", str(args.seed), "--workers", str(workers), "--backend", backend, "--logdir", str(folder),
+               "--set", f"evaluator.cache={folder / 'cache.sqlite'}", "--set", "runtime.device=cpu"]
     start = time.perf_counter()
-    timed = Timed(make_backend(cfg))
-    with TrainingEvaluator(cfg, cache=MemoryCache(), backend=timed) as ev:
-        results = ev.evaluate_many(archs)
-        seconds = time.perf_counter() - start
-    # arrivals are in the order the backend reported, results in batch order: pair them by arch.
-    by_arch = {r.arch: r for r in results}
-    first_arrival, first_arch = timed.first
-    start_cost = first_arrival - start - by_arch[first_arch].train_seconds
-    return Row(backend, workers if backend != "serial" else 1, seconds, max(0.0, start_cost),
-               ev.stats.train_seconds, results)
-
-
-def comparable(results: Sequence[EvalResult]) -> list[tuple]:
-    return [(r.arch, r.val_acc, r.train_loss, r.params, r.flops, r.status) for r in results]
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)}\nfailed with exit code {done.returncode}:\n{done.stderr[-2000:]}")
+    (run_dir,) = [p for p in folder.iterdir() if p.is_dir()]
+    with (run_dir / "evaluations.csv").open(newline="") as f:
+        rows = [tuple(row[k] for k in COMPARED) for row in csv.DictReader(f)]
+    if len(rows) != episodes:
+        raise SystemExit(f"{run_dir}: {len(rows)} evaluations recorded for {episodes} episodes")
+    return seconds, rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--archs", type=int, default=24, help="architectures in the batch (default 24)")
-    parser.add_argument("--preset", default="mnist1d", help="preset whose space and budget are used")
+    parser.add_argument("--episodes", default="16,64", help="comma-separated search lengths (default 16,64)")
+    parser.add_argument("--preset", default="mnist1d", help="preset of every search (default mnist1d)")
     parser.add_argument("--workers", type=int, default=2, help="workers of the process and Ray backends")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the architecture sample")
+    parser.add_argument("--agent", default="random", help="agent of every search (default random: the same "
+                        "architectures whatever the batch size)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every search")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per cell; the table shows medians")
     parser.add_argument("--backends", default="serial,process,ray", help="comma-separated; serial first")
     args = parser.parse_args()
+    lengths = [int(n) for n in args.episodes.split(",")]
+    backends = args.backends.split(",")
 
-    config = load_config(args.preset, overrides={"runtime.device": "cpu"})
-    archs = sample_archs(config, args.archs, args.seed)
-    print(f"{len(archs)} architectures from {config.name} (seed {args.seed}), {config.train.epochs} epochs, "
-          f"1 torch thread per evaluation")
-    rows = [run_backend(config, b, args.workers, archs) for b in args.backends.split(",")]
+    load_dataset(load_config(args.preset).data)  # the data file exists before the first timed run
+    print(f"nas-gym search --agent {args.agent} --config {args.preset}, a fresh cache per run, {os.cpu_count()} CPUs, "
+          f"1 torch thread per evaluation; load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    seconds: dict[tuple[str, int], list[float]] = {}
+    evaluations: dict[tuple[str, int], list] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_parallel_") as tmp:
+        for episodes in lengths:
+            for repeat in range(args.repeats):
+                for backend in backends:
+                    workers = 1 if backend == "serial" else args.workers
+                    folder = Path(tmp) / f"{backend}-{episodes}-{repeat}"
+                    took, rows = run_search(folder, backend, workers, episodes, args)
+                    seconds.setdefault((backend, episodes), []).append(took)
+                    evaluations.setdefault((backend, episodes), rows)
+                    print(f"  {episodes} episodes, {backend}: {took:.1f} s", file=sys.stderr, flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}\n")
 
-    serial = next((r for r in rows if r.backend == "serial"), None)
-    print("\n| backend | workers | seconds | evals/hour | speed-up | start s | busy | same as serial |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
-    for r in rows:
-        speedup = f"{serial.seconds / r.seconds:.2f}x" if serial else "-"
-        same = "yes" if serial and comparable(r.results) == comparable(serial.results) else "no" if serial else "-"
-        busy = r.train_seconds / (r.workers * r.seconds)
-        print(f"| {r.backend} | {r.workers} | {r.seconds:.1f} | {len(archs) * 3600 / r.seconds:,.0f} | {speedup} "
-              f"| {r.start:.1f} | {busy:.0%} | {same} |")
-    failed = sum(not x.ok for x in rows[0].results)
-    print("\nmean train_seconds per architecture: "
-          + ", ".join(f"{r.backend} {r.train_seconds / len(archs):.2f}" for r in rows) + f"; failures: {failed}")
+    print("| episodes | backend | workers | seconds | speed-up | target | same as serial |")
+    print("|---:|---|---:|---:|---:|---:|---|")
+    for episodes in lengths:
+        serial = seconds.get(("serial", episodes))
+        for backend in backends:
+            median = statistics.median(seconds[backend, episodes])
+            speedup = statistics.median(serial) / median if serial else None
+            target = TARGETS.get((backend, episodes)) if args.workers == 2 else None
+            same = "-" if backend == "serial" or not serial else \
+                "yes" if evaluations[backend, episodes] == evaluations["serial", episodes] else "no"
+            print(f"| {episodes} | {backend} | {1 if backend == 'serial' else args.workers} | {median:.1f} "
+                  f"| {f'{speedup:.2f}x' if speedup else '-'} | {f'{target:.1f}x' if target else '-'} | {same} |")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Backends: one batch per evaluate_many, stored and charged once; serial = process = Ray; dead workers.
+"""Backends: one batch per evaluate_many, stored and charged once; serial = process = Ray; dead workers;
+workers that start with the backend, outlive its batches and serve both fidelities.
 
 Faults are injected in real worker processes through ``NAS_GYM_WORKER_HOOK``, which names
 ``fault_hook`` in this file: spawned and Ray workers do not see monkeypatches, but they do
@@ -7,8 +8,11 @@ inherit the environment.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -16,7 +20,7 @@ import pytest
 
 from nas_gym.config import ConfigError, load_config
 from nas_gym.data import load_dataset
-from nas_gym.evaluators import make_evaluator
+from nas_gym.evaluators import make_evaluator, start_workers
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import MemoryCache, ResultCache
 from nas_gym.evaluators.parallel import HOOK_ENV, ProcessBackend, WorkerSetupError
@@ -28,14 +32,19 @@ ARCHS = [Chain.parse(t) for t in ("conv3-32s2|conv5-16|conv3-16", "maxpool|conv3
                                          "avgpool|conv3-32s2", "maxpool|conv3-16|conv3-32s2|conv3-16")]
 DIE_ONCE, DIE_ALWAYS, RAISES = "conv5-16|maxpool", "conv3-16|avgpool", "conv3-32|maxpool"
 FAULT_DIR_ENV = "NAS_GYM_TEST_FAULT_DIR"
+EVALUATIONS = "evaluations.log"  # "<pid> <arch>" per evaluation started, written by fault_hook
 
 
 def fault_hook(text: str) -> None:
-    """Runs in the workers before each evaluation: SIGKILLs itself on DIE_ONCE (first attempt only)
-    and DIE_ALWAYS (every attempt), raises on RAISES; counts attempts in files."""
+    """Runs in the workers before each evaluation: notes which process evaluates what; SIGKILLs
+    itself on DIE_ONCE (first attempt only) and DIE_ALWAYS (every attempt), raises on RAISES;
+    counts attempts in files."""
+    folder = Path(os.environ[FAULT_DIR_ENV])
+    with (folder / EVALUATIONS).open("a") as f:
+        f.write(f"{os.getpid()} {text}\n")
     if text not in (DIE_ONCE, DIE_ALWAYS, RAISES):
         return
-    attempts = Path(os.environ[FAULT_DIR_ENV]) / (text.replace("|", "_") + ".attempts")
+    attempts = folder / (text.replace("|", "_") + ".attempts")
     with attempts.open("a") as f:
         f.write("x")
     if text == RAISES:
@@ -47,6 +56,13 @@ def fault_hook(text: str) -> None:
 def attempts(folder: Path, text: str) -> int:
     path = folder / (text.replace("|", "_") + ".attempts")
     return len(path.read_text()) if path.exists() else 0
+
+
+def evaluations(folder: Path) -> list[tuple[int, str]]:
+    """(process id, architecture) of every evaluation the workers started, in order."""
+    path = folder / EVALUATIONS
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [(int(pid), text) for pid, text in (line.split(" ", 1) for line in lines)]
 
 
 def config(tmp_path: Path | None = None, **evaluator):
@@ -114,15 +130,44 @@ def test_a_crash_mid_batch_keeps_the_results_already_streamed():
     assert [e.arch for e in cache.all()] == [a.text() for a in ARCHS[:2]] and ev.stats.trained == 2
 
 
-def test_the_config_picks_the_backend_and_parallel_ones_start_nothing_up_front():
+def test_the_config_picks_the_backend_and_parallel_ones_start_at_once():
     assert isinstance(make_backend(config()), SerialBackend)
-    process = make_backend(config(backend="process", workers=3))
-    assert isinstance(process, ProcessBackend) and process.workers == 3 and process.pids == []
-    ev = make_evaluator(config(backend="process"))
-    assert isinstance(ev.backend, ProcessBackend) and ev._data is None  # workers load their own data
-    assert ev.space == config().search_space() and ev.num_classes == 10
+    with make_backend(config(backend="process", workers=3)) as process:
+        # started with the backend, before any evaluation: they load while the driver goes on
+        assert isinstance(process, ProcessBackend) and process.workers == 3 and len(process.pids) == 3
+    assert process.pids == []
+    with make_evaluator(config(backend="process")) as ev:
+        assert isinstance(ev.backend, ProcessBackend) and ev._data is None  # workers load their own data
+        assert ev.space == config().search_space() and ev.num_classes == 10
     fake = FakeBackend()
     assert make_evaluator(config(), backend=fake).backend is fake
+
+
+def test_start_workers_starts_only_what_a_search_trains_on_and_the_driver_imports_no_torch():
+    assert start_workers(config()) is None and start_workers(config(backend="process", kind="table")) is None
+    code = ("import sys; from nas_gym.config import load_config; from nas_gym.evaluators import start_workers\n"
+            "if __name__ == '__main__':\n"
+            "    b = start_workers(load_config('mnist1d-tiny', {'evaluator.backend': 'process', 'evaluator.workers': 2}))\n"
+            "    print(len(b.pids), 'torch' in sys.modules); b.close()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["2", "False"]  # workers running, and this process free to load on its own
+
+
+def worker_processes() -> list[int]:
+    return [p.pid for p in mp.active_children() if p.name.startswith("nas-gym-worker-")]
+
+
+def test_both_fidelities_share_one_pool_of_workers():
+    ev = make_evaluator(config(backend="process", workers=2, high_epochs=3))
+    try:
+        low, high = ev.low.backend, ev.high.backend
+        assert low.pool is high.pool and sorted(low.pids) == sorted(worker_processes())
+        assert len(worker_processes()) == 2  # not one pool per fidelity
+        assert (low._recipe.config["train"]["epochs"], high._recipe.config["train"]["epochs"]) == (2, 3)
+        assert (low._fidelity, high._fidelity) == (2.0, 3.0)
+    finally:
+        ev.close()
+    assert worker_processes() == []
 
 
 # -- real processes --------------------------------------------------------------------------------------
@@ -156,6 +201,7 @@ def ray_backend(tmp_path_factory, data_root):
         mp.setenv(HOOK_ENV, f"{__file__}:fault_hook")  # local Ray workers inherit the environment of ray.init
         mp.setenv(FAULT_DIR_ENV, str(folder))
         backend = RayBackend(config(workers=2, max_retries=1))
+        assert ray.is_initialized()  # started with the backend, not at its first batch
         yield backend, folder
         backend.close()
     assert not ray.is_initialized()  # it started Ray, so it shut it down
@@ -168,8 +214,66 @@ def test_serial_process_and_ray_give_identical_results(data_root, ray_backend):
     assert all(status == "ok" for *_, status in expected)
     with TrainingEvaluator(config(backend="process", workers=2), cache=MemoryCache()) as ev:
         assert comparable(ev.evaluate_many(ARCHS)) == expected
-    ev = TrainingEvaluator(config(), cache=MemoryCache(), backend=ray_backend[0])
+    backend = ray_backend[0]
+    actors = backend.pids
+    ev = TrainingEvaluator(config(), cache=MemoryCache(), backend=backend)
     assert comparable(ev.evaluate_many(ARCHS)) == expected
+    # an evaluator with another trainer budget trains it on the same actors (as the high fidelity does)
+    longer = load_config(config(), {"train.epochs": 3})
+    with TrainingEvaluator(longer, cache=MemoryCache()) as serial:
+        expected_longer = comparable(serial.evaluate_many(ARCHS[:2]))
+    assert expected_longer != expected[:2]
+    ev = TrainingEvaluator(longer, cache=MemoryCache(), backend=backend)
+    assert comparable(ev.evaluate_many(ARCHS[:2])) == expected_longer
+    assert backend.pids == actors  # long-lived actors: the same processes for every batch and budget
+
+
+def fidelities(**evaluator):
+    """Multi-fidelity on mnist1d-tiny at 1 and 2 epochs; half the architectures seen get promoted."""
+    return load_config("mnist1d-tiny", overrides={
+        "train.epochs": 1, "evaluator.cache": None, "runtime.device": "cpu", "evaluator.high_epochs": 2,
+        "evaluator.promote_top": 0.5, **{f"evaluator.{k}": v for k, v in evaluator.items()}})
+
+
+def run_fidelities(ev, batches) -> tuple[list, list]:
+    """Low results per batch, then the promoted architectures' high results."""
+    low = [comparable(ev.evaluate_many(batch)) for batch in batches]
+    return low, [comparable([e.high]) for e in ev.leaderboard() if e.high is not None]
+
+
+@pytest.mark.slow
+def test_both_fidelities_train_on_one_warm_pool_as_serial_would(data_root, faults):
+    batches = [ARCHS[:2], ARCHS[2:]]
+    serial = make_evaluator(fidelities(), cache=MemoryCache())
+    expected = run_fidelities(serial, batches)
+    serial.close()
+    ev = make_evaluator(fidelities(backend="process", workers=2), cache=MemoryCache())
+    try:
+        started = sorted(ev.low.backend.pids)
+        assert len(started) == 2  # alive before the first evaluation
+        first, _ = run_fidelities(ev, batches[:1])
+        assert sorted(ev.low.backend.pids) == started  # the same processes after a batch...
+        second, high = run_fidelities(ev, batches[1:])
+        assert sorted(ev.low.backend.pids) == started  # ...and the next
+        promoted = [e.high for e in ev.leaderboard() if e.high is not None]
+    finally:
+        ev.close()
+    assert (first + second, high) == expected and all(r.fidelity == 2.0 for r in promoted)
+    # one pool served both fidelities: every evaluation ran in one of the two first workers
+    pids = [pid for pid, _ in evaluations(faults)]
+    assert len(pids) == len(ARCHS) + len(promoted) == ev.stats.trained and set(pids) <= set(started)
+
+
+@pytest.mark.slow
+def test_a_search_trains_on_the_workers_started_for_it_and_stops_them(tmp_path, data_root, faults):
+    from nas_gym.search import run_search
+
+    cfg = load_config(config(tmp_path, backend="process", workers=2), {"train.epochs": 1})
+    backend = start_workers(cfg)
+    started = set(backend.pids)
+    summary = run_search(cfg, "random", 4, 0, tmp_path / "runs", backend=backend)
+    assert summary.stats.trained == 4 and backend.pids == []  # closed with the search's evaluator
+    assert len(started) == 2 and {pid for pid, _ in evaluations(faults)} <= started
 
 
 @pytest.mark.slow
@@ -183,6 +287,7 @@ def test_process_backend_survives_dead_workers(tmp_path, data_root, faults):
     assert results[DIE_ALWAYS].reason.startswith("worker_died: ") and "SIGKILL" in results[DIE_ALWAYS].reason
     assert results[RAISES].reason == "exception: RuntimeError: injected"
     assert (attempts(faults, DIE_ONCE), attempts(faults, DIE_ALWAYS), attempts(faults, RAISES)) == (2, 2, 1)
+    assert len({pid for pid, text in evaluations(faults) if text == DIE_ONCE}) == 2  # retried by a new worker
     stored = sorted(e.arch for e in ResultCache(tmp_path / "c.sqlite").all())
     # each exactly once; a dead worker or an exception says nothing about the architecture: not stored
     assert stored == sorted([ARCHS[2].text(), DIE_ONCE, ARCHS[3].text()])
@@ -208,5 +313,7 @@ def test_ray_backend_retries_dead_workers_and_records_the_rest(tmp_path, ray_bac
     assert results[ARCHS[2].text()].ok and results[DIE_ONCE].ok
     assert results[DIE_ALWAYS].reason.startswith("worker_died: ")
     assert (attempts(folder, DIE_ONCE), attempts(folder, DIE_ALWAYS)) == (2, 2)
+    assert len({pid for pid, text in evaluations(folder) if text == DIE_ONCE}) == 2  # retried on a new actor
+    assert len(backend.pids) == 2  # the dead actors were replaced
     assert sorted(e.arch for e in ev.cache.all()) == sorted([ARCHS[2].text(), DIE_ONCE])  # the dead one is not stored
     assert (ev.stats.trained, ev.stats.failures) == (3, 1)

@@ -22,6 +22,40 @@ AVAILABLE_KINDS = ("train", "table", "surrogate", "supernet", "synthetic", "prox
                    "proxy:grad_norm", "proxy:params", "proxy:flops")
 
 
+def parallel_backend(config: Config) -> Backend | None:
+    """The process pool or Ray actors ``config.evaluator.backend`` names, started now; None for ``serial``.
+
+    :raises ConfigError: ``ray`` is asked for but not installed.
+    """
+    if config.evaluator.backend == "process":
+        from nas_gym.evaluators.parallel import ProcessBackend
+
+        return ProcessBackend(config)
+    if config.evaluator.backend == "ray":
+        try:
+            from nas_gym.evaluators.ray import RayBackend
+        except ImportError as e:
+            raise ConfigError(f"evaluator.backend 'ray' needs Ray ({e}); pip install 'nas-gym[ray]' "
+                              "or use backend 'process'") from None
+        return RayBackend(config)
+    return None
+
+
+def start_workers(config: Config) -> Backend | None:
+    """The workers a search with ``config`` will train on, started now; None when it trains in
+    this process (backend ``serial``) or trains nothing (evaluators other than ``train``).
+
+    A worker takes seconds to import torch and load the data. A command that starts its workers
+    first, before it imports torch and loads the data itself, finds them ready at its first
+    evaluation. Hand the result to ``run_search(backend=...)`` (or ``make_evaluator``), whose
+    evaluator closes it, and close it too if the search never starts (closing twice is fine).
+    Imports no torch (Ray imports itself).
+
+    :raises ConfigError: ``ray`` is asked for but not installed.
+    """
+    return parallel_backend(config) if config.evaluator.kind == "train" else None
+
+
 def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | None = None,
                    cache: Cache | None = None, backend: Backend | None = None, run_seed: int = 0) -> Evaluator:
     """The evaluator ``kind`` names (default: ``config.evaluator.kind``).
@@ -29,7 +63,8 @@ def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | N
     :param data: an already-loaded dataset for ``train`` and ``proxy:<name>`` (see ``TrainingEvaluator``).
     :param cache: a cache for ``train``; default: the one ``config.evaluator.cache`` names.
     :param backend: where ``train`` runs its batches (see ``nas_gym.evaluators.training.Backend``);
-        default: the one ``config.evaluator.backend`` names.
+        default: the one ``config.evaluator.backend`` names. In the multi-fidelity mode a backend
+        with ``with_config`` (process pool, Ray) serves both fidelities on the same workers.
     :param run_seed: the search's seed, for evaluators that draw noise per run (the table's
         per-architecture seed, the surrogate's sampled accuracy).
     :raises ConfigError: the kind is unknown or not available yet.
@@ -46,10 +81,12 @@ def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | N
 
         # Same cache file, other context hash: each fidelity is cached (and resumed) separately.
         single = load_config(config, {"evaluator.high_epochs": None})
-        # In this process, both fidelities train on the one copy of the data the low one loaded.
+        high_config = with_fidelity(single, epochs=config.evaluator.high_epochs)
+        # In this process, both fidelities train on the one copy of the data the low one loaded;
+        # with workers, both send their tasks to the one pool the low one started.
         shared = low.data if config.evaluator.backend == "serial" else data
-        high = TrainingEvaluator(with_fidelity(single, epochs=config.evaluator.high_epochs), data=shared, cache=cache,
-                                 backend=backend)
+        pool = low.backend if hasattr(low.backend, "with_config") else backend
+        high = TrainingEvaluator(high_config, data=shared, cache=cache, backend=pool)
         return MultiFidelityEvaluator(low, high, promote_top=config.evaluator.promote_top)
     if kind == "synthetic":
         from nas_gym.evaluators.synthetic import SyntheticEvaluator
@@ -93,4 +130,6 @@ __all__ = [
     "TrainingEvaluator",
     "make_evaluator",
     "open_cache",
+    "parallel_backend",
+    "start_workers",
 ]

@@ -1,4 +1,4 @@
-"""A pool of worker processes on this host that trains the architectures of one batch in parallel.
+"""A pool of worker processes on this host that trains the architectures of a search in parallel.
 
 Why it is built this way rather than on ``ProcessPoolExecutor``:
 
@@ -9,22 +9,28 @@ Why it is built this way rather than on ``ProcessPoolExecutor``:
   and the others keep going. After ``max_retries`` deaths an architecture becomes a failed
   result ``worker_died: <detail>`` (a network that gets OOM-killed would be killed again).
 * Workers are started with **spawn**, never fork: torch's thread pools, CUDA and the SQLite
-  cache do not survive a fork. Each worker loads the dataset once, sets its torch threads once
-  and keeps them for every architecture it trains, and on a multi-GPU host takes its own GPU.
-* Workers live as long as the backend, not one batch: an env steps one architecture at a time,
-  and a worker's start (interpreter, torch, dataset) costs seconds.
+  cache do not survive a fork. Each worker sets its torch threads once, loads the dataset once
+  and keeps both for every architecture it trains (``nas_gym.evaluators.worker``), and on a
+  multi-GPU host takes its own GPU.
+* Workers start when the backend is made, not at the first batch: starting one (interpreter,
+  torch, dataset) costs seconds, which then overlap with whatever the driver does before its
+  first evaluation (building the env and the agent). Readiness is awaited only by the first
+  batch. Workers then live as long as the backend: a search's batches all go to the same ones.
+* Each task carries its training settings (``Recipe``), so one pool serves several budgets:
+  ``with_config`` gives a backend for another config on the same workers, which is how the two
+  fidelities of a multi-fidelity search share one pool.
 * Workers ignore SIGINT, so Ctrl-C reaches only the driver, which stops them; a worker never
   turns an interrupt into a failed result that would then be cached.
 
-Workers only compute; the driver stores results (``TrainingEvaluator``). Test-only fault
-injection: ``NAS_GYM_WORKER_HOOK=path/to/file.py:function`` (or ``module:function``) in a
-worker's environment names a function called with the architecture text before each evaluation.
+Workers only compute; the driver stores results (``TrainingEvaluator``). This module imports no
+torch: only the workers need it. Test-only fault injection: see ``HOOK_ENV``.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import copy
+import hashlib
+import json
 import multiprocessing as mp
 import os
 import signal
@@ -35,16 +41,14 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for
 from typing import Any
 
-import torch
-
-from nas_gym import train as _train
-from nas_gym.config import Config, RuntimeConfig, TrainConfig
-from nas_gym.data import Dataset, load_dataset
+from nas_gym.config import Config
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.spaces.base import Architecture, SearchSpace
+from nas_gym.spaces.base import Architecture
 
+# ``path/to/file.py:function`` or ``module:function``, read by every worker: called with the
+# architecture text before each evaluation (tests kill workers through it).
 HOOK_ENV = "NAS_GYM_WORKER_HOOK"
-_STOP_SECONDS = 5.0  # a worker gets this long to exit cleanly before it is killed
+_STOP_SECONDS = 5.0  # an idle worker gets this long to exit cleanly before it is killed
 
 OnResult = Callable[[int, EvalResult], None]
 
@@ -53,79 +57,39 @@ class WorkerSetupError(RuntimeError):
     """A worker could not start (no dataset, no device): a setup error, not a result to cache."""
 
 
-# -- the worker side (also used by the Ray backend) -------------------------------------------
-def load_hook(spec: str | None) -> Callable[[str], Any] | None:
-    """``"file.py:function"`` or ``"module:function"`` -> the function; None or empty -> None."""
-    if not spec:
-        return None
-    where, _, name = spec.rpartition(":")
-    if where.endswith(".py"):
-        module_spec = importlib.util.spec_from_file_location("_nas_gym_worker_hook", where)
-        if module_spec is None or module_spec.loader is None:
-            raise ImportError(f"{HOOK_ENV}: cannot load {where}")
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(where)
-    return getattr(module, name)
-
-
-def worker_device(device: str, index: int) -> str:
-    """Worker ``index`` takes GPU ``index % device_count`` unless the config pins one."""
-    resolved = _train.resolve_device(device)
-    count = torch.cuda.device_count() if resolved.type == "cuda" else 0
-    if count > 1 and device in ("auto", "cuda"):
-        return f"cuda:{index % count}"
-    return str(resolved)
-
-
 @dataclass(frozen=True)
-class WorkerState:
-    """What a worker keeps between architectures: the dataset on its device and the recipe."""
+class Recipe:
+    """A task's training settings as they travel to a worker: the config, and the key under
+    which the worker keeps what it set up for it (so a config is validated and its data loaded
+    once per worker, not once per task)."""
 
-    data: Dataset
-    train: TrainConfig
-    runtime: RuntimeConfig
-    space: SearchSpace
-    hook: Callable[[str], Any] | None = None
+    key: str
+    config: dict[str, Any]
 
-    def evaluate(self, text: str) -> EvalResult:
-        """Never raises: whatever goes wrong with one architecture is its failed result."""
-        try:
-            if self.hook is not None:
-                self.hook(text)
-            return _train.evaluate_architecture(self.space.parse(text), self.data, self.train, self.runtime,
-                                                space=self.space)
-        except Exception as e:  # noqa: BLE001 - one bad architecture must not end a search
-            return EvalResult.failure(text, f"exception: {type(e).__name__}: {e}", fidelity=float(self.train.epochs))
+    @classmethod
+    def of(cls, config: Config) -> Recipe:
+        dumped = config.model_dump(mode="json")
+        return cls(hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:20], dumped)
 
 
-def setup_worker(config: Config, threads: int, device: str, data: Dataset | None = None) -> WorkerState:
-    """Fix the thread count for the life of the worker and put the dataset on its device.
-
-    The runtime's ``threads`` is overridden too, because the trainer sets threads per run.
-    """
-    torch.set_num_threads(threads)
-    # The first optimizer step imports torch._dynamo (over a second here); doing it now keeps
-    # that out of the first architecture's train_seconds, which the budget is charged with.
-    importlib.import_module("torch._dynamo")
-
-    runtime = config.runtime.model_copy(update={"device": device, "threads": threads})
-    data = (load_dataset(config.data) if data is None else data).to(device)
-    return WorkerState(data, config.train, runtime, config.search_space(data.input_shape),
-                       load_hook(os.environ.get(HOOK_ENV)))
+def _one_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
+# -- the worker side -------------------------------------------------------------------------------
 def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, index: int) -> None:
-    """A worker's life: set up once, then answer ``(i, text)`` with ``("result", i, EvalResult)``
-    until it reads None or the driver goes away."""
+    """A worker's life: set up once and say ``("ready", -1, pid)``, then answer ``(i, text, recipe)``
+    with ``("result", i, EvalResult)`` until it reads None or the driver goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        from nas_gym.evaluators.worker import WorkerTrainer, worker_device  # torch: in the worker only
+
         config = Config.model_validate(config_json)
-        state = setup_worker(config, threads, worker_device(config.runtime.device, index))
+        trainer = WorkerTrainer(config, threads, worker_device(config.runtime.device, index))
     except Exception as e:  # noqa: BLE001 - reported to the driver, which raises it
-        conn.send(("setup_error", -1, f"{type(e).__name__}: {e}"))
+        conn.send(("setup_error", -1, _one_line(e)))
         return
+    conn.send(("ready", -1, os.getpid()))
     while True:
         try:
             message = conn.recv()
@@ -133,20 +97,26 @@ def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, in
             break
         if message is None:
             break
-        i, text = message
+        i, text, recipe = message
+        try:
+            state = trainer.state(recipe)
+        except Exception as e:  # noqa: BLE001 - another recipe's data or space: a setup error too
+            conn.send(("setup_error", i, _one_line(e)))
+            break
         conn.send(("result", i, state.evaluate(text)))
     # Nothing to flush (results went through the pipe), and a normal interpreter exit with torch
     # loaded takes over a second per worker.
     os._exit(0)
 
 
-# -- the driver side ---------------------------------------------------------------------------
+# -- the driver side -------------------------------------------------------------------------------
 class _Worker:
-    """One worker process, the driver's end of its pipe and the batch index it is running."""
+    """One worker process, the driver's end of its pipe, and the task it is running."""
 
     def __init__(self, ctx: Any, index: int, config_json: dict[str, Any], threads: int) -> None:
         self.index = index
         self.task: int | None = None
+        self.ready = False  # its "ready" message has been read
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=_worker_main, args=(child, config_json, threads, index),
                                    name=f"nas-gym-worker-{index}", daemon=True)
@@ -154,12 +124,21 @@ class _Worker:
         child.close()  # so the driver sees EOF when the worker dies
 
     def receive(self) -> tuple[str, int, Any] | None:
-        """The worker's message, or None if it died without one."""
+        """The worker's next message, or None if there is none (it may have died without one)."""
         try:
             if self.conn.poll():
                 return self.conn.recv()
         except (EOFError, OSError):
             pass
+        return None
+
+    def read_setup_error(self) -> str | None:
+        """Read what is waiting in the pipe: note a "ready", return a setup error if the worker sent one."""
+        while (message := self.receive()) is not None:
+            if message[0] == "ready":
+                self.ready = True
+            elif message[0] == "setup_error":
+                return message[2]
         return None
 
     def death(self) -> str:
@@ -180,15 +159,22 @@ class _Worker:
             how = f"exited with code {code}"
         return f"worker {self.process.pid} {how}"
 
-    def ask_to_stop(self) -> None:
+    def ask_to_stop(self) -> bool:
+        """Ask an idle, ready worker to exit; False for one still starting, busy or gone (it is
+        killed instead: a worker holds nothing that could be lost, results go through the pipe)."""
+        if self.conn.closed or self.read_setup_error() is not None:
+            return False
+        if not (self.ready and self.task is None and self.process.is_alive()):
+            return False
         try:
             self.conn.send(None)
         except OSError:
-            pass
+            return False
+        return True
 
-    def stop(self, graceful: bool) -> None:
-        if graceful and self.process.is_alive():
-            self.ask_to_stop()
+    def stop(self, asked: bool) -> None:
+        """Wait for a worker that was asked to exit, kill it if it does not (or was not asked)."""
+        if asked:
             self.process.join(_STOP_SECONDS)
         if self.process.is_alive():
             self.process.kill()
@@ -196,47 +182,45 @@ class _Worker:
         self.conn.close()
 
 
-class ProcessBackend:
-    """Trains a batch on ``workers`` spawned processes; see the module docstring for the why.
+class WorkerPool:
+    """``workers`` spawned processes, started at once; see the module docstring for the why."""
 
-    :param config: the preset; each worker loads ``config.data`` and trains with ``config.train``
-        on ``config.runtime.device`` (worker i on GPU i % count when there are several).
-    :param workers: default ``config.evaluator.workers``.
-    :param threads_per_worker: torch threads in each worker; default ``config.evaluator.threads_per_worker``.
-    :param max_retries: retries of an architecture whose worker died; default ``config.evaluator.max_retries``.
-    """
-
-    def __init__(self, config: Config, workers: int | None = None, threads_per_worker: int | None = None,
-                 max_retries: int | None = None) -> None:
-        ev = config.evaluator
-        self.workers = ev.workers if workers is None else workers
-        self.threads = ev.threads_per_worker if threads_per_worker is None else threads_per_worker
-        self.max_retries = ev.max_retries if max_retries is None else max_retries
-        if self.workers < 1 or self.threads < 1 or self.max_retries < 0:
+    def __init__(self, config: Config, workers: int, threads: int, max_retries: int) -> None:
+        if workers < 1 or threads < 1 or max_retries < 0:
             raise ValueError("workers and threads_per_worker must be >= 1, max_retries >= 0")
+        self.workers, self.threads, self.max_retries = workers, threads, max_retries
         self._config_json = config.model_dump(mode="json")
-        self._fidelity = float(config.train.epochs)
         self._ctx = mp.get_context("spawn")
-        self._slots: list[_Worker | None] = [None] * self.workers
-
-    def __repr__(self) -> str:
-        return f"ProcessBackend(workers={self.workers}, threads_per_worker={self.threads})"
+        self._slots: list[_Worker | None] = [None] * workers
+        self.start()
 
     @property
     def pids(self) -> list[int]:
         """Process ids of the live workers (for monitoring, and for tests that kill one)."""
         return [w.process.pid for w in self._slots if w is not None and w.process.is_alive() and w.process.pid]
 
+    def start(self) -> None:
+        """Start every missing worker without waiting for it (``run`` waits for results, not readiness)."""
+        for index in range(self.workers):
+            self._worker(index)
+
     def _worker(self, index: int) -> _Worker:
-        """Slot ``index``'s worker, started (or restarted after a death) on demand."""
+        """Slot ``index``'s worker, started (or restarted after a death) on demand.
+
+        :raises WorkerSetupError: the dead worker had said why it could not start.
+        """
         w = self._slots[index]
         if w is None or not w.process.is_alive():
             if w is not None:
-                w.stop(graceful=False)
+                error = w.read_setup_error()
+                w.stop(asked=False)
+                self._slots[index] = None
+                if error is not None:
+                    raise WorkerSetupError(f"worker {index} could not start: {error}")
             w = self._slots[index] = _Worker(self._ctx, index, self._config_json, self.threads)
         return w
 
-    def _dispatch(self, queue: deque[int], texts: list[str]) -> None:
+    def _dispatch(self, queue: deque[int], tasks: Sequence[tuple[str, Recipe]]) -> None:
         for index in range(self.workers):
             if not queue:
                 return
@@ -246,25 +230,29 @@ class ProcessBackend:
             w = self._worker(index)
             i = queue.popleft()
             try:
-                w.conn.send((i, texts[i]))
+                w.conn.send((i, *tasks[i]))
                 w.task = i
             except OSError:  # died between jobs: not this architecture's fault
                 queue.appendleft(i)
-                w.stop(graceful=False)
+                error = w.read_setup_error()
+                w.stop(asked=False)
                 self._slots[index] = None
+                if error is not None:
+                    raise WorkerSetupError(f"worker {index} could not start: {error}") from None
 
-    def run(self, archs: Sequence[Architecture], on_result: OnResult | None = None) -> list[EvalResult]:
-        """Results aligned with ``archs``; ``on_result`` is called in this thread as each arrives.
+    def run(self, tasks: Sequence[tuple[str, Recipe]], fidelities: Sequence[float],
+            on_result: OnResult | None = None) -> list[EvalResult]:
+        """Results aligned with ``tasks`` (architecture text, recipe); ``on_result`` is called in
+        this thread as each arrives. ``fidelities`` label the failures of workers that kept dying.
 
         :raises WorkerSetupError: a worker could not load the data or use the device.
         """
-        texts = [a.text() for a in archs]
-        results: list[EvalResult | None] = [None] * len(texts)
-        deaths = [0] * len(texts)
-        queue = deque(range(len(texts)))
+        results: list[EvalResult | None] = [None] * len(tasks)
+        deaths = [0] * len(tasks)
+        queue = deque(range(len(tasks)))
         try:
             while True:
-                self._dispatch(queue, texts)
+                self._dispatch(queue, tasks)
                 busy = [w for w in self._slots if w is not None and w.task is not None]
                 if not busy:
                     break
@@ -274,6 +262,9 @@ class ProcessBackend:
                         continue
                     i, message = w.task, w.receive()
                     assert i is not None
+                    if message is not None and message[0] == "ready":
+                        w.ready = True  # its result is still to come
+                        continue
                     if message is not None and message[0] == "setup_error":
                         raise WorkerSetupError(f"worker {w.index} could not start: {message[2]}")
                     if message is not None and message[1] == i:
@@ -285,31 +276,82 @@ class ProcessBackend:
                         if deaths[i] <= self.max_retries:
                             queue.appendleft(i)
                             continue
-                        results[i] = EvalResult.failure(
-                            texts[i], f"worker_died: {detail} ({deaths[i]} attempts)", fidelity=self._fidelity)
+                        results[i] = EvalResult.failure(tasks[i][0], f"worker_died: {detail} ({deaths[i]} attempts)",
+                                                        fidelity=fidelities[i])
                     if on_result is not None:
                         on_result(i, results[i])
         except BaseException:
             # Ctrl-C, a setup error or a failing cache: the unfinished work is abandoned, and
             # the workers restart on the next batch rather than finish stale architectures.
-            self._stop_all(graceful=False)
+            self.close(graceful=False)
             raise
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
 
-    def _stop_all(self, graceful: bool) -> None:
-        if graceful:  # all at once, then wait
-            for w in self._slots:
-                if w is not None:
-                    w.ask_to_stop()
-        for index, w in enumerate(self._slots):
-            if w is not None:
-                w.stop(graceful)
-                self._slots[index] = None
+    def close(self, graceful: bool = True) -> None:
+        """Stop every worker (idle ones are asked to exit, all at once); ``run`` starts new ones."""
+        live = [w for w in self._slots if w is not None]
+        self._slots = [None] * self.workers
+        asked = [graceful and w.ask_to_stop() for w in live]
+        for w, was_asked in zip(live, asked, strict=True):
+            w.stop(was_asked)
+
+
+class ProcessBackend:
+    """Trains batches on a ``WorkerPool`` of ``workers`` spawned processes, started at once.
+
+    :param config: the preset; each worker loads ``config.data`` at start and trains with
+        ``config.train`` on ``config.runtime.device`` (worker i on GPU i % count when there are several).
+    :param workers: default ``config.evaluator.workers``.
+    :param threads_per_worker: torch threads in each worker; default ``config.evaluator.threads_per_worker``.
+    :param max_retries: retries of an architecture whose worker died; default ``config.evaluator.max_retries``.
+    """
+
+    def __init__(self, config: Config, workers: int | None = None, threads_per_worker: int | None = None,
+                 max_retries: int | None = None) -> None:
+        ev = config.evaluator
+        self.pool = WorkerPool(config, ev.workers if workers is None else workers,
+                               ev.threads_per_worker if threads_per_worker is None else threads_per_worker,
+                               ev.max_retries if max_retries is None else max_retries)
+        self._recipe = Recipe.of(config)
+        self._fidelity = float(config.train.epochs)
+
+    @property
+    def workers(self) -> int:
+        return self.pool.workers
+
+    @property
+    def threads(self) -> int:
+        return self.pool.threads
+
+    @property
+    def max_retries(self) -> int:
+        return self.pool.max_retries
+
+    @property
+    def pids(self) -> list[int]:
+        return self.pool.pids
+
+    def __repr__(self) -> str:
+        return f"ProcessBackend(workers={self.workers}, threads_per_worker={self.threads})"
+
+    def with_config(self, config: Config) -> ProcessBackend:
+        """A backend training with ``config``'s data, trainer and space on these same workers
+        (their device and threads stay this backend's). Closing either closes the shared pool."""
+        shared = copy.copy(self)
+        shared._recipe, shared._fidelity = Recipe.of(config), float(config.train.epochs)
+        return shared
+
+    def run(self, archs: Sequence[Architecture], on_result: OnResult | None = None) -> list[EvalResult]:
+        """Results aligned with ``archs``; ``on_result`` is called in this thread as each arrives.
+
+        :raises WorkerSetupError: a worker could not load the data or use the device.
+        """
+        return self.pool.run([(a.text(), self._recipe) for a in archs], [self._fidelity] * len(archs), on_result)
 
     def close(self) -> None:
-        """Stop every worker; the backend starts new ones if used again."""
-        self._stop_all(graceful=True)
+        """Stop every worker of the pool; the backend starts new ones if used again."""
+        self.pool.close()
 
     def __enter__(self) -> ProcessBackend:
         return self

@@ -1,22 +1,30 @@
-"""Ray tasks that train the architectures of one batch, on this host or on a Ray cluster.
+"""Long-lived Ray actors that train the architectures of a search, on this host or on a Ray cluster.
 
-One task per architecture, ``num_cpus=1`` and ``num_gpus=gpus_per_eval`` (fractions let several
-small networks share a GPU). Ray retries a task whose worker process died (``max_retries``,
-set explicitly: a task killed by Ray's memory monitor would otherwise retry forever) and never
-retries a Python exception (``retry_exceptions=False``; the trainer already turns those into
-failed results). A task that still fails comes back as a failed result with the reason, so a
-search never stops on a crashed worker. A task may run twice, so it only computes: the driver
-stores each result as ``ray.wait`` hands it over, and the cache keeps the first one.
+One actor per worker (``num_cpus=1``, ``num_gpus=gpus_per_eval``: fractions let several small
+networks share a GPU). Each actor sets its torch threads and loads the dataset once, when it is
+created (``nas_gym.evaluators.worker``), then trains one architecture at a time for as long as the
+backend lives: a search pays Ray's start and the data loading once, not once per task. Ray and
+the actors start when the backend is made, so the actors load while the driver builds its env and
+agent; the first batch waits for them.
 
-Each Ray worker process loads the dataset once (a module-level memo keyed by the data config)
-and sets its torch threads. This module is named after the package it wraps; the
-``from __future__`` line and absolute imports keep ``import ray`` meaning the real Ray.
+The driver hands an actor its next architecture when it returns the last one (the slowest
+network of a batch never holds others in an actor's queue). When an actor dies (killed, out of
+memory, its node lost), its architecture is retried on a new actor in its place, up to
+``max_retries`` times, then becomes a failed result ``worker_died: ...``; an exception inside
+training is already a failed result. Actors only compute: the driver stores each result once, as
+it arrives. Each task carries its training settings (``Recipe``), so ``with_config`` gives the
+other fidelity of a multi-fidelity search a backend on the same actors.
+
+This module is named after the package it wraps; the ``from __future__`` line and absolute
+imports keep ``import ray`` meaning the real Ray.
 """
 
 from __future__ import annotations
 
-import json
+import copy
 import logging
+import os
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,42 +32,11 @@ import ray
 import ray.exceptions
 
 from nas_gym.config import Config
-from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.parallel import WorkerSetupError, setup_worker, worker_device
+from nas_gym.evaluators.parallel import Recipe, WorkerSetupError
 from nas_gym.spaces.base import Architecture
 
 OnResult = Callable[[int, EvalResult], None]
-
-# In a Ray worker process: (data config JSON, device) -> the dataset on that device. A worker
-# runs many tasks, and reloading the data for each would cost more than training a tiny network.
-_DATA: dict[tuple[str, str], Dataset] = {}
-
-# Errors that mean the task never produced an answer because its process or node went away.
-_DIED = (ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError,
-         ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError, ray.exceptions.LocalRayletDiedError)
-
-
-def _task_device(device: str) -> str:
-    """A task only touches the GPUs Ray gave it; ``auto`` without one means the CPU."""
-    gpu_ids = ray.get_gpu_ids()
-    if device == "auto" and not gpu_ids:
-        return "cpu"
-    return worker_device(device, 0)  # Ray's CUDA_VISIBLE_DEVICES already picked the GPU
-
-
-def _evaluate_task(config_json: dict[str, Any], text: str, threads: int) -> EvalResult | str:
-    """Runs in a Ray worker; a string return is a setup error the driver raises."""
-    try:
-        config = Config.model_validate(config_json)
-        device = _task_device(config.runtime.device)
-        key = (json.dumps(config_json["data"], sort_keys=True), device)
-        if key not in _DATA:
-            _DATA[key] = load_dataset(config.data).to(device)
-        state = setup_worker(config, threads, device, data=_DATA[key])
-    except Exception as e:  # noqa: BLE001 - a setup error, reported to the driver
-        return f"{type(e).__name__}: {e}"
-    return state.evaluate(text)
 
 
 def _one_line(error: BaseException) -> str:
@@ -67,12 +44,152 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {first[0] if first else ''}".rstrip(": ")
 
 
-class RayBackend:
-    """Trains a batch as Ray tasks, collecting results as they finish.
+class _Trainer:
+    """The actor: one worker for the backend's life. A string answer is a setup error."""
 
-    Ray starts on the first batch: locally with ``num_cpus=workers`` (no dashboard, worker logs
-    not forwarded), or joined to ``ray_address``; if Ray is already initialised in this process,
-    that session is used. ``close`` shuts Ray down only if this backend started it.
+    def __init__(self, config_json: dict[str, Any], threads: int) -> None:
+        try:
+            from nas_gym.evaluators.worker import WorkerTrainer, worker_device
+
+            config = Config.model_validate(config_json)
+            device = config.runtime.device
+            # An actor only touches the GPUs Ray gave it (Ray's CUDA_VISIBLE_DEVICES already
+            # picked them); ``auto`` without one means the CPU.
+            device = "cpu" if device == "auto" and not ray.get_gpu_ids() else worker_device(device, 0)
+            self.trainer: Any = WorkerTrainer(config, threads, device)
+            self.error: str | None = None
+        except Exception as e:  # noqa: BLE001 - a setup error, reported to the driver
+            self.trainer, self.error = None, _one_line(e)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def evaluate(self, text: str, recipe: Recipe) -> EvalResult | str:
+        if self.error is not None:
+            return self.error
+        try:
+            state = self.trainer.state(recipe)
+        except Exception as e:  # noqa: BLE001 - another recipe's data: a setup error too
+            return _one_line(e)
+        return state.evaluate(text)
+
+
+class ActorPool:
+    """``workers`` actors, created at once; Ray is started first if it is not running.
+
+    Locally Ray starts with ``num_cpus=workers`` (no dashboard, worker logs not forwarded), or
+    joins ``address``; if Ray is already initialised in this process, that session is used.
+    ``close`` shuts Ray down only if this pool started it.
+    """
+
+    def __init__(self, config: Config, workers: int, address: str | None, gpus_per_eval: float, max_retries: int,
+                 threads: int) -> None:
+        self.workers, self.address, self.gpus_per_eval = workers, address, gpus_per_eval
+        self.max_retries, self.threads = max_retries, threads
+        self._config_json = config.model_dump(mode="json")
+        self._started_ray = False
+        self._actor_class: Any = None
+        self._actors: list[Any] = [None] * workers
+        self.start()
+
+    def start(self) -> None:
+        """Start Ray and every missing actor without waiting for them (``run`` waits for results)."""
+        if not ray.is_initialized():
+            quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
+            if self.address:
+                ray.init(address=self.address, **quiet)
+            else:  # local workers inherit this environment, NAS_GYM_WORKER_HOOK included
+                ray.init(num_cpus=self.workers, include_dashboard=False, **quiet)
+            self._started_ray = True
+        if self._actor_class is None:
+            # Retries are the driver's (below), so Ray restarts nothing by itself.
+            self._actor_class = ray.remote(_Trainer).options(num_cpus=1, num_gpus=self.gpus_per_eval,
+                                                             max_restarts=0, max_task_retries=0)
+        for slot in range(self.workers):
+            if self._actors[slot] is None:
+                self._actors[slot] = self._actor_class.remote(self._config_json, self.threads)
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the actors (waits until they have started)."""
+        return ray.get([a.pid.remote() for a in self._actors if a is not None])
+
+    def _kill(self, slot: int) -> None:
+        actor, self._actors[slot] = self._actors[slot], None
+        if actor is not None:
+            try:
+                ray.kill(actor, no_restart=True)
+            except ray.exceptions.RayError:
+                pass  # already gone
+
+    def _failure(self, text: str, error: BaseException, fidelity: float, attempts: int) -> EvalResult:
+        if isinstance(error, ray.exceptions.RayActorError):
+            reason = f"worker_died: {_one_line(error)} ({attempts} attempts)"
+        elif isinstance(error, ray.exceptions.RayTaskError):
+            reason = f"exception: {_one_line(error.cause) if error.cause else _one_line(error)}"
+        else:
+            reason = f"ray_error: {_one_line(error)}"
+        return EvalResult.failure(text, reason, fidelity=fidelity)
+
+    def run(self, tasks: Sequence[tuple[str, Recipe]], fidelities: Sequence[float],
+            on_result: OnResult | None = None) -> list[EvalResult]:
+        """Results aligned with ``tasks`` (architecture text, recipe); ``on_result`` is called in
+        this thread as each arrives. ``fidelities`` label the failures of actors that kept dying.
+
+        :raises WorkerSetupError: an actor could not load the data or use the device.
+        """
+        self.start()
+        results: list[EvalResult | None] = [None] * len(tasks)
+        deaths = [0] * len(tasks)
+        queue = deque(range(len(tasks)))
+        idle = deque(range(self.workers))
+        running: dict[Any, tuple[int, int]] = {}  # object ref -> (slot, task index)
+        try:
+            while queue or running:
+                while queue and idle:
+                    slot, i = idle.popleft(), queue.popleft()
+                    running[self._actors[slot].evaluate.remote(*tasks[i])] = (slot, i)
+                done, _ = ray.wait(list(running), num_returns=1)
+                for ref in done:
+                    slot, i = running.pop(ref)
+                    try:
+                        value = ray.get(ref)
+                    except ray.exceptions.RayActorError as e:
+                        self._kill(slot)  # dead: a new actor takes its place
+                        self.start()
+                        deaths[i] += 1
+                        if deaths[i] <= self.max_retries:
+                            queue.appendleft(i)
+                            idle.append(slot)
+                            continue
+                        value = self._failure(tasks[i][0], e, fidelities[i], deaths[i])
+                    except ray.exceptions.RayError as e:
+                        value = self._failure(tasks[i][0], e, fidelities[i], deaths[i] + 1)
+                    if isinstance(value, str):
+                        raise WorkerSetupError(f"Ray actor could not start: {value}")
+                    idle.append(slot)
+                    results[i] = value
+                    if on_result is not None:
+                        on_result(i, value)
+        except BaseException:
+            # Ctrl-C, a setup error or a failing cache: stop paying for the rest; the actors
+            # that were busy are replaced on the next batch rather than finish stale work.
+            for slot, _ in running.values():
+                self._kill(slot)
+            raise
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Kill the actors, and shut Ray down if this pool started it; ``run`` starts again."""
+        for slot in range(self.workers):
+            self._kill(slot)
+        if self._started_ray and ray.is_initialized():
+            ray.shutdown()
+        self._started_ray, self._actor_class = False, None
+
+
+class RayBackend:
+    """Trains batches on an ``ActorPool``, started at once; see the module docstring for the why.
 
     :param config: the preset; its ``evaluator`` section gives the defaults of the other arguments.
     """
@@ -81,77 +198,44 @@ class RayBackend:
                  gpus_per_eval: float | None = None, max_retries: int | None = None,
                  threads_per_worker: int | None = None) -> None:
         ev = config.evaluator
-        self.workers = ev.workers if workers is None else workers
-        self.address = ev.ray_address if address is None else address
-        self.gpus_per_eval = ev.gpus_per_eval if gpus_per_eval is None else gpus_per_eval
-        self.max_retries = ev.max_retries if max_retries is None else max_retries
-        self.threads = ev.threads_per_worker if threads_per_worker is None else threads_per_worker
-        self._config_json = config.model_dump(mode="json")
+        self.pool = ActorPool(config, ev.workers if workers is None else workers,
+                              ev.ray_address if address is None else address,
+                              ev.gpus_per_eval if gpus_per_eval is None else gpus_per_eval,
+                              ev.max_retries if max_retries is None else max_retries,
+                              ev.threads_per_worker if threads_per_worker is None else threads_per_worker)
+        self._recipe = Recipe.of(config)
         self._fidelity = float(config.train.epochs)
-        self._started = False
-        self._remote: Any = None
+
+    @property
+    def workers(self) -> int:
+        return self.pool.workers
+
+    @property
+    def pids(self) -> list[int]:
+        return self.pool.pids
 
     def __repr__(self) -> str:
-        where = self.address or f"local, {self.workers} CPUs"
-        return f"RayBackend({where}, gpus_per_eval={self.gpus_per_eval})"
+        where = self.pool.address or f"local, {self.workers} CPUs"
+        return f"RayBackend({where}, {self.workers} actors, gpus_per_eval={self.pool.gpus_per_eval})"
 
-    def _start(self) -> None:
-        if not ray.is_initialized():
-            quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
-            if self.address:
-                ray.init(address=self.address, **quiet)
-            else:  # local workers inherit this environment, NAS_GYM_WORKER_HOOK included
-                ray.init(num_cpus=self.workers, include_dashboard=False, **quiet)
-            self._started = True
-        if self._remote is None:
-            self._remote = ray.remote(_evaluate_task).options(
-                num_cpus=1, num_gpus=self.gpus_per_eval, max_retries=self.max_retries, retry_exceptions=False)
-
-    def _failure(self, text: str, error: BaseException) -> EvalResult:
-        if isinstance(error, _DIED):
-            reason = f"worker_died: {_one_line(error)} (after {self.max_retries} retries)"
-        elif isinstance(error, ray.exceptions.RayTaskError):
-            reason = f"exception: {_one_line(error.cause) if error.cause else _one_line(error)}"
-        else:
-            reason = f"ray_error: {_one_line(error)}"
-        return EvalResult.failure(text, reason, fidelity=self._fidelity)
+    def with_config(self, config: Config) -> RayBackend:
+        """A backend training with ``config``'s data, trainer and space on these same actors.
+        Closing either closes the shared actors."""
+        shared = copy.copy(self)
+        shared._recipe, shared._fidelity = Recipe.of(config), float(config.train.epochs)
+        return shared
 
     def run(self, archs: Sequence[Architecture], on_result: OnResult | None = None) -> list[EvalResult]:
         """Results aligned with ``archs``; ``on_result`` is called in this thread as each arrives.
 
-        :raises WorkerSetupError: a worker could not load the data or use the device.
+        :raises WorkerSetupError: an actor could not load the data or use the device.
         """
         if not archs:
             return []
-        self._start()
-        texts = [a.text() for a in archs]
-        config_ref = ray.put(self._config_json)  # once per batch, not once per task
-        pending = {self._remote.remote(config_ref, text, self.threads): i for i, text in enumerate(texts)}
-        results: list[EvalResult | None] = [None] * len(texts)
-        try:
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                for ref in done:
-                    i = pending.pop(ref)
-                    try:
-                        value = ray.get(ref)
-                    except ray.exceptions.RayError as e:
-                        value = self._failure(texts[i], e)
-                    if isinstance(value, str):
-                        raise WorkerSetupError(f"Ray worker could not start: {value}")
-                    results[i] = value
-                    if on_result is not None:
-                        on_result(i, value)
-        except BaseException:
-            for ref in pending:  # Ctrl-C, a setup error or a failing cache: stop paying for the rest
-                ray.cancel(ref, force=True)
-            raise
-        return results  # type: ignore[return-value]
+        return self.pool.run([(a.text(), self._recipe) for a in archs], [self._fidelity] * len(archs), on_result)
 
     def close(self) -> None:
-        if self._started and ray.is_initialized():
-            ray.shutdown()
-        self._started, self._remote = False, None
+        self.pool.close()
 
     def __enter__(self) -> RayBackend:
         return self

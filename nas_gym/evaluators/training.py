@@ -68,23 +68,17 @@ class SerialBackend:
 
 
 def make_backend(config: Config, data: Dataset | None = None) -> Backend:
-    """The backend ``config.evaluator.backend`` names; the parallel ones start their workers lazily.
+    """The backend ``config.evaluator.backend`` names; the parallel ones start their workers now,
+    so the workers load while the caller goes on (see ``nas_gym.evaluators.start_workers``).
 
     :param data: for ``serial`` only (worker processes load their own copy from ``config.data``).
     :raises ConfigError: ``ray`` is asked for but not installed.
     """
-    kind = config.evaluator.backend
-    if kind == "process":
-        from nas_gym.evaluators.parallel import ProcessBackend
+    from nas_gym.evaluators import parallel_backend
 
-        return ProcessBackend(config)
-    if kind == "ray":
-        try:
-            from nas_gym.evaluators.ray import RayBackend
-        except ImportError as e:
-            raise ConfigError(f"evaluator.backend 'ray' needs Ray ({e}); pip install 'nas-gym[ray]' "
-                              "or use backend 'process'") from None
-        return RayBackend(config)
+    backend = parallel_backend(config)
+    if backend is not None:
+        return backend
     if data is None:
         data = load_dataset(config.data).to(_train.resolve_device(config.runtime.device))
     return SerialBackend(data, config.train, config.runtime, config.search_space(data.input_shape))
@@ -133,8 +127,10 @@ class TrainingEvaluator(EvaluatorBase):
         backends load it in each worker, and here only if ``self.data`` is read.
     :param cache: where results are stored; default ``open_cache(config.evaluator.cache)``
         (a SQLite file, or memory when that is None).
-    :param backend: computes the misses; default ``make_backend(config, data)``. The evaluator
-        closes it in ``close`` either way.
+    :param backend: computes the misses; default ``make_backend(config, data)``. A pool of workers
+        (one with ``with_config``: process, Ray) trains with ``config`` whatever config it was
+        started for, so one pool can serve several evaluators. The evaluator closes it in
+        ``close`` either way.
     :raises ConfigError: the data does not match the config, or the device is unavailable.
     :raises CacheError: the cache file is not a usable nas-gym cache.
     """
@@ -155,6 +151,8 @@ class TrainingEvaluator(EvaluatorBase):
         self._data = None if data is None else data.to(self.device)
         if backend is None:
             backend = make_backend(config, self.data if config.evaluator.backend == "serial" else None)
+        elif hasattr(backend, "with_config"):  # workers started for another config train this one's recipe
+            backend = backend.with_config(config)
         self.backend: Backend = backend
         # Opened (and, if missing, created) only now: a dataset that fails to load leaves no file behind.
         try:

@@ -17,6 +17,8 @@ import numpy as np
 from agents.base import make_hparams, play
 from nas_gym.atomic import atomic_write_text
 
+QUEUE_PER_WORKER = 4  # architectures handed to the evaluator at a time, per worker
+
 
 @dataclass(frozen=True)
 class RandomSearchArgs:
@@ -35,7 +37,11 @@ class RandomSearch:
 
     def learn(self, episodes: int) -> None:
         space, evaluator = self.env.unwrapped.space, self.env.unwrapped.evaluator
-        batch = evaluator.batch_size
+        # Draws do not depend on results, so a batch can be longer than the workers: each
+        # worker takes the next architecture when it finishes one, instead of idling until the
+        # slowest of a batch of ``workers`` is done. The draws, and so the results, are the
+        # same for every batch length.
+        batch = evaluator.batch_size * QUEUE_PER_WORKER if evaluator.batch_size > 1 else 1
         done = 0
         while done < episodes:
             archs = [space.sample(self.rng) for _ in range(min(batch, episodes - done))]

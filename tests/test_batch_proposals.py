@@ -55,11 +55,22 @@ def run(agent: str, batch: int, episodes: int) -> tuple[Counting, list[str]]:
     return counting, played
 
 
-@pytest.mark.parametrize("agent", ["random", "evolution", "qlearning"])
+@pytest.mark.parametrize("agent", ["evolution", "qlearning"])
 def test_agents_propose_a_batch_per_worker_count(agent):
     counting, played = run(agent, batch=3, episodes=10)
     assert [len(b) for b in counting.batches] == [3, 3, 3, 1]  # the last batch is what is left
     assert [a for b in counting.batches for a in b] == played  # every proposal is played, in order
+
+
+def test_random_search_queues_several_per_worker_and_draws_the_same():
+    """Random draws do not depend on results: it hands the workers QUEUE_PER_WORKER each, so a
+    worker never idles behind a slow network, and plays exactly what one worker would."""
+    from agents.random_search import QUEUE_PER_WORKER
+
+    counting, played = run("random", batch=3, episodes=30)
+    assert [len(b) for b in counting.batches] == [3 * QUEUE_PER_WORKER, 3 * QUEUE_PER_WORKER, 30 - 6 * QUEUE_PER_WORKER]
+    assert [a for b in counting.batches for a in b] == played
+    assert played == run("random", batch=1, episodes=30)[1]
 
 
 @pytest.mark.parametrize("agent", ["random", "evolution", "qlearning"])

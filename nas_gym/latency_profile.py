@@ -128,7 +128,7 @@ def profile(config: Config, *, repeats: int = 100, warmup: int = 10, fit_archs: 
     layers = layers_for(space, shape, classes)
     keys = layers.all_keys()
     archs = sample_distinct(space, fit_archs, np.random.default_rng(seed))
-    total, done = 2 * repeats, 0
+    total, done = repeats, 0
 
     def on_round() -> None:
         nonlocal done
@@ -140,9 +140,13 @@ def profile(config: Config, *, repeats: int = 100, warmup: int = 10, fit_archs: 
         torch.manual_seed(seed)
         modules = [(layers.build(key), key_shape(key)) for key in keys]
         networks = [(space.build_model(a, shape, classes), shape) for a in archs]
-    timing = {"device": device, "warmup": warmup, "repeats": repeats, "on_round": on_round}
-    entries = dict(zip(keys, time_interleaved(modules, **timing), strict=True))
-    measured = time_interleaved(networks, **timing)
+    # Layers and whole networks in the same rounds: this machine's speed drifts by tens of
+    # percent from one stretch of seconds to the next (measured: the same 30 networks, timed in
+    # two calls a few seconds apart, differed by a median 1.47x), and a line fitted on networks
+    # timed in another stretch than the layers would fit the drift, not the networks.
+    times = time_interleaved(modules + networks, device, warmup=warmup, repeats=repeats, on_round=on_round)
+    entries = dict(zip(keys, times[:len(modules)], strict=True))
+    measured = times[len(modules):]
     sums = [sum(entries[k] for k in layers.keys(a)) for a in archs]
     intercept, scale = fit_line(sums, measured)
     residuals = [m - (scale * s + intercept) for s, m in zip(sums, measured, strict=True)]

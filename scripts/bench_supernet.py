@@ -91,9 +91,10 @@ def speed(args: argparse.Namespace) -> None:
 
 
 # -- rank --------------------------------------------------------------------------------------------
-def reference(cfg: Config, data, sample: int, cache: str) -> tuple[list, np.ndarray, str, str]:
+def reference(cfg: Config, data, sample: int, cache: str, limit: int | None = None) -> tuple[list, np.ndarray, str, str]:
     """Architectures, their real validation accuracy, where they come from, and how well two
-    training seeds agree on them (the ceiling any cheaper ranking can hope to reach)."""
+    training seeds agree on them (the ceiling any cheaper ranking can hope to reach). With a
+    table and ``limit``, a seeded uniform sample of ``limit`` of its architectures."""
     try:
         from nas_gym.evaluators.table import TableEvaluator
 
@@ -102,10 +103,12 @@ def reference(cfg: Config, data, sample: int, cache: str) -> tuple[list, np.ndar
         print(f"no table ({type(e).__name__}): training {sample} sampled architectures", flush=True)
     else:
         ok = [r for r in table.all_results() if r.ok]
+        if limit is not None and limit < len(ok):
+            ok = [ok[i] for i in sorted(np.random.default_rng(12345).choice(len(ok), limit, replace=False))]
         archs = [table.space.parse(r.arch) for r in ok]
         a, b = (TableEvaluator(cfg, seed=s).evaluate_many(archs) for s in table.table.seeds[:2])
         ceiling = _taus(np.array([r.val_acc for r in a]), np.array([r.val_acc for r in b]))
-        return archs, np.array([r.val_acc for r in ok]), "table (mean over seeds)", ceiling
+        return archs, np.array([r.val_acc for r in ok]), f"table (mean over seeds), {len(ok)} of its architectures", ceiling
     from nas_gym.evaluators.training import TrainingEvaluator
 
     archs = distinct_sample(cfg.search_space(data.input_shape), sample, seed=12345)
@@ -128,7 +131,7 @@ def rank(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     cfg = load_config(args.config)
     data = load_dataset(cfg.data)
-    archs, truth, source, ceiling = reference(cfg, data, args.sample, args.cache)
+    archs, truth, source, ceiling = reference(cfg, data, args.sample, args.cache, args.limit)
     print(f"{cfg.name}: {len(archs)} architectures, reference: {source}; seed 0 vs seed 1: {ceiling}")
     for epochs in args.epochs:
         evaluator = _supernet(cfg, epochs, data, args.val_samples)
@@ -212,7 +215,8 @@ def main() -> None:
     r = sub.add_parser("rank")
     r.add_argument("--config", default="mnist1d-tiny")
     r.add_argument("--epochs", type=int, nargs="+", default=[10, 30])
-    r.add_argument("--sample", type=int, default=50)
+    r.add_argument("--sample", type=int, default=50, help="architectures trained as reference when no table fits")
+    r.add_argument("--limit", type=int, default=None, help="with a table: a seeded sample of this many of its architectures")
     r.add_argument("--cache", default="auto", help="evaluation cache for the reference trainings")
     r.add_argument("--proxies", nargs="*", default=["params", "flops", "synflow", "jacob_cov"])
     r.add_argument("--val-samples", type=int, default=None, help="override evaluator.supernet_val_samples")

@@ -195,13 +195,14 @@ def write_page(path: Path, preset: str, body: str) -> None:
 
 
 def render(out: Path, preset: str, summaries: list[AgentSummary], ref: Reference, seconds: float, seeds: int,
-           minutes: float) -> str:
+           minutes: float, workers: int = 1) -> str:
     """Draw the figure and write this preset's section of the page; returns the section."""
     tests = tests_of(summaries)
     image = out / "images" / f"bench_search-{preset}.png"
     plot(tests, ref, image, f"{preset}: {seeds} seeds, {seconds:g} simulated s")
-    command = (f"nice -n 5 python scripts/bench_search.py --config {preset} --seeds {seeds} "
-               f"--budget-seconds {seconds:g} --agents {','.join(s.agent for s in summaries)}")
+    command = (f"python scripts/bench_search.py --config {preset} --seeds {seeds} "
+               f"--budget-seconds {seconds:g} --agents {','.join(s.agent for s in summaries)}"
+               + (f" --workers {workers}" if workers > 1 else ""))
     body = "\n\n".join([
         f"## {preset}",
         f"{len(ref.scores):,} architectures; mean training {ref.mean_seconds:.3f} s each (simulated clock); optimum by "
@@ -247,7 +248,8 @@ def main(argv: list[str] | None = None) -> None:
         summaries, _ = run_comparison(
             cfg, agents, None, args.seeds, args.logdir or Path(tmp), evaluator="table", budget_seconds=seconds,
             workers=args.workers, on_run=lambda a, s: print(f"{a} seed {s} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True))
-    body = render(args.out, args.config, summaries, ref, seconds, args.seeds, (time.perf_counter() - start) / 60)
+    body = render(args.out, args.config, summaries, ref, seconds, args.seeds, (time.perf_counter() - start) / 60,
+                  args.workers)
     print(body)
 
 

@@ -35,24 +35,6 @@ from nas_gym.train import cpu_threads, resolve_device
 THREADS = 1  # what the trainer uses by default; and two one-thread processes beat one two-thread one here
 
 
-class Add(nn.Module):
-    """A node's sum of two inputs (the cell's ``nodes[dst] + term``); the second is a buffer."""
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.register_buffer("other", torch.ones((1, *shape)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.other
-
-
-class Zeros(nn.Module):
-    """What a cell with no path from input to output computes."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(x)
-
-
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -25,6 +25,7 @@ from torch import nn
 
 from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
+from nas_gym.device import resolve_device
 from nas_gym.evaluators.base import FAILED, EvalResult
 from nas_gym.fit import Runner, TrainMetrics, augment_images, lr_factor
 from nas_gym.fit import fit as _fit
@@ -33,26 +34,6 @@ from nas_gym.spaces.base import Architecture, SearchSpace
 
 __all__ = ["TrainMetrics", "augment_images", "evaluate_architecture", "evaluate_seeds", "lr_factor",
            "measure_latency", "resolve_device", "train", "train_seeds"]
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> cuda if available, else mps, else cpu; an explicit device must exist.
-
-    A bare ``cuda`` gets its index filled in, so comparing it with a tensor's device works.
-    :raises ValueError: if the requested accelerator is not available.
-    """
-    mps = getattr(torch.backends, "mps", None)
-    mps_ok = mps is not None and mps.is_available()
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available; use device 'auto' or 'cpu'")
-        return torch.device("cuda", torch.cuda.current_device() if dev.index is None else dev.index)
-    if dev.type == "mps" and not mps_ok:
-        raise ValueError(f"device {device!r} requested but MPS is not available; use device 'auto' or 'cpu'")
-    return dev
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:

@@ -23,7 +23,8 @@ from nas_gym.data import load_dataset
 from nas_gym.evaluators import make_evaluator, start_workers
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import MemoryCache, ResultCache
-from nas_gym.evaluators.parallel import HOOK_ENV, ProcessBackend, WorkerSetupError
+from nas_gym.evaluators.parallel import ProcessBackend, WorkerSetupError
+from nas_gym.evaluators.recipe import HOOK_ENV
 from nas_gym.evaluators.training import SerialBackend, TrainingEvaluator, make_backend
 from nas_gym.spaces.chain import Chain
 

@@ -23,31 +23,26 @@ Why it is built this way rather than on ``ProcessPoolExecutor``:
   turns an interrupt into a failed result that would then be cached.
 
 Workers only compute; the driver stores results (``TrainingEvaluator``). This module imports no
-torch: only the workers need it. Test-only fault injection: see ``HOOK_ENV``.
+torch: only the workers need it. Test-only fault injection: see ``nas_gym.evaluators.recipe.HOOK_ENV``.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import multiprocessing as mp
 import os
 import signal
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for
 from typing import Any
 
 from nas_gym.config import Config
 from nas_gym.evaluators.base import EvalResult
+from nas_gym.evaluators.recipe import Recipe
 from nas_gym.spaces.base import Architecture
 
-# ``path/to/file.py:function`` or ``module:function``, read by every worker: called with the
-# architecture text before each evaluation (tests kill workers through it).
-HOOK_ENV = "NAS_GYM_WORKER_HOOK"
 _STOP_SECONDS = 5.0  # an idle worker gets this long to exit cleanly before it is killed
 
 OnResult = Callable[[int, EvalResult], None]
@@ -55,21 +50,6 @@ OnResult = Callable[[int, EvalResult], None]
 
 class WorkerSetupError(RuntimeError):
     """A worker could not start (no dataset, no device): a setup error, not a result to cache."""
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A task's training settings as they travel to a worker: the config, and the key under
-    which the worker keeps what it set up for it (so a config is validated and its data loaded
-    once per worker, not once per task)."""
-
-    key: str
-    config: dict[str, Any]
-
-    @classmethod
-    def of(cls, config: Config) -> Recipe:
-        dumped = config.model_dump(mode="json")
-        return cls(hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:20], dumped)
 
 
 def _one_line(error: BaseException) -> str:

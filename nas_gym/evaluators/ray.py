@@ -33,7 +33,8 @@ import ray.exceptions
 
 from nas_gym.config import Config
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.parallel import Recipe, WorkerSetupError
+from nas_gym.evaluators.parallel import WorkerSetupError
+from nas_gym.evaluators.recipe import Recipe
 from nas_gym.spaces.base import Architecture
 
 OnResult = Callable[[int, EvalResult], None]

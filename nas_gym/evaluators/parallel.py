@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for
-from typing import Any
+from typing import Any, TypeVar
 
 from nas_gym.config import Config
 from nas_gym.evaluators.base import EvalResult
@@ -277,7 +277,56 @@ class WorkerPool:
             w.stop(was_asked)
 
 
-class ProcessBackend:
+_B = TypeVar("_B", bound="PooledBackend")
+
+
+class PooledBackend:
+    """What the process and Ray backends share: a pool of long-lived workers (``run(tasks,
+    fidelities, on_result)``, ``close()``, ``workers``, ``pids``), and the recipe this backend's
+    tasks carry, so that ``with_config`` can put another budget on the same workers. Subclasses
+    build the pool."""
+
+    def __init__(self, pool: Any, config: Config) -> None:
+        self.pool = pool
+        self._recipe = Recipe.of(config)
+        self._fidelity = float(config.train.epochs)
+
+    @property
+    def workers(self) -> int:
+        return self.pool.workers
+
+    @property
+    def pids(self) -> list[int]:
+        return self.pool.pids
+
+    def with_config(self: _B, config: Config) -> _B:
+        """A backend training with ``config``'s data, trainer and space on these same workers
+        (their device and threads stay this backend's). Closing either closes the shared pool."""
+        shared = copy.copy(self)
+        shared._recipe, shared._fidelity = Recipe.of(config), float(config.train.epochs)
+        return shared
+
+    def run(self, archs: Sequence[Architecture], on_result: OnResult | None = None) -> list[EvalResult]:
+        """Results aligned with ``archs``; ``on_result`` is called in this thread as each arrives.
+
+        :raises WorkerSetupError: a worker could not load the data or use the device.
+        """
+        if not archs:
+            return []
+        return self.pool.run([(a.text(), self._recipe) for a in archs], [self._fidelity] * len(archs), on_result)
+
+    def close(self) -> None:
+        """Stop every worker of the pool; the backend starts new ones if used again."""
+        self.pool.close()
+
+    def __enter__(self: _B) -> _B:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ProcessBackend(PooledBackend):
     """Trains batches on a ``WorkerPool`` of ``workers`` spawned processes, started at once.
 
     :param config: the preset; each worker loads ``config.data`` at start and trains with
@@ -290,15 +339,9 @@ class ProcessBackend:
     def __init__(self, config: Config, workers: int | None = None, threads_per_worker: int | None = None,
                  max_retries: int | None = None) -> None:
         ev = config.evaluator
-        self.pool = WorkerPool(config, ev.workers if workers is None else workers,
-                               ev.threads_per_worker if threads_per_worker is None else threads_per_worker,
-                               ev.max_retries if max_retries is None else max_retries)
-        self._recipe = Recipe.of(config)
-        self._fidelity = float(config.train.epochs)
-
-    @property
-    def workers(self) -> int:
-        return self.pool.workers
+        super().__init__(WorkerPool(config, ev.workers if workers is None else workers,
+                                    ev.threads_per_worker if threads_per_worker is None else threads_per_worker,
+                                    ev.max_retries if max_retries is None else max_retries), config)
 
     @property
     def threads(self) -> int:
@@ -308,33 +351,5 @@ class ProcessBackend:
     def max_retries(self) -> int:
         return self.pool.max_retries
 
-    @property
-    def pids(self) -> list[int]:
-        return self.pool.pids
-
     def __repr__(self) -> str:
         return f"ProcessBackend(workers={self.workers}, threads_per_worker={self.threads})"
-
-    def with_config(self, config: Config) -> ProcessBackend:
-        """A backend training with ``config``'s data, trainer and space on these same workers
-        (their device and threads stay this backend's). Closing either closes the shared pool."""
-        shared = copy.copy(self)
-        shared._recipe, shared._fidelity = Recipe.of(config), float(config.train.epochs)
-        return shared
-
-    def run(self, archs: Sequence[Architecture], on_result: OnResult | None = None) -> list[EvalResult]:
-        """Results aligned with ``archs``; ``on_result`` is called in this thread as each arrives.
-
-        :raises WorkerSetupError: a worker could not load the data or use the device.
-        """
-        return self.pool.run([(a.text(), self._recipe) for a in archs], [self._fidelity] * len(archs), on_result)
-
-    def close(self) -> None:
-        """Stop every worker of the pool; the backend starts new ones if used again."""
-        self.pool.close()
-
-    def __enter__(self) -> ProcessBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -21,7 +21,6 @@ imports keep ``import ray`` meaning the real Ray.
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from collections import deque
@@ -33,9 +32,8 @@ import ray.exceptions
 
 from nas_gym.config import Config
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.parallel import WorkerSetupError
+from nas_gym.evaluators.parallel import PooledBackend, WorkerSetupError
 from nas_gym.evaluators.recipe import Recipe
-from nas_gym.spaces.base import Architecture
 
 OnResult = Callable[[int, EvalResult], None]
 
@@ -189,7 +187,7 @@ class ActorPool:
         self._started_ray, self._actor_class = False, None
 
 
-class RayBackend:
+class RayBackend(PooledBackend):
     """Trains batches on an ``ActorPool``, started at once; see the module docstring for the why.
 
     :param config: the preset; its ``evaluator`` section gives the defaults of the other arguments.
@@ -199,47 +197,13 @@ class RayBackend:
                  gpus_per_eval: float | None = None, max_retries: int | None = None,
                  threads_per_worker: int | None = None) -> None:
         ev = config.evaluator
-        self.pool = ActorPool(config, ev.workers if workers is None else workers,
-                              ev.ray_address if address is None else address,
-                              ev.gpus_per_eval if gpus_per_eval is None else gpus_per_eval,
-                              ev.max_retries if max_retries is None else max_retries,
-                              ev.threads_per_worker if threads_per_worker is None else threads_per_worker)
-        self._recipe = Recipe.of(config)
-        self._fidelity = float(config.train.epochs)
-
-    @property
-    def workers(self) -> int:
-        return self.pool.workers
-
-    @property
-    def pids(self) -> list[int]:
-        return self.pool.pids
+        super().__init__(ActorPool(config, ev.workers if workers is None else workers,
+                                   ev.ray_address if address is None else address,
+                                   ev.gpus_per_eval if gpus_per_eval is None else gpus_per_eval,
+                                   ev.max_retries if max_retries is None else max_retries,
+                                   ev.threads_per_worker if threads_per_worker is None else threads_per_worker),
+                         config)
 
     def __repr__(self) -> str:
         where = self.pool.address or f"local, {self.workers} CPUs"
         return f"RayBackend({where}, {self.workers} actors, gpus_per_eval={self.pool.gpus_per_eval})"
-
-    def with_config(self, config: Config) -> RayBackend:
-        """A backend training with ``config``'s data, trainer and space on these same actors.
-        Closing either closes the shared actors."""
-        shared = copy.copy(self)
-        shared._recipe, shared._fidelity = Recipe.of(config), float(config.train.epochs)
-        return shared
-
-    def run(self, archs: Sequence[Architecture], on_result: OnResult | None = None) -> list[EvalResult]:
-        """Results aligned with ``archs``; ``on_result`` is called in this thread as each arrives.
-
-        :raises WorkerSetupError: an actor could not load the data or use the device.
-        """
-        if not archs:
-            return []
-        return self.pool.run([(a.text(), self._recipe) for a in archs], [self._fidelity] * len(archs), on_result)
-
-    def close(self) -> None:
-        self.pool.close()
-
-    def __enter__(self) -> RayBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

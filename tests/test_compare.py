@@ -239,6 +239,6 @@ def test_bench_search_runs_on_a_cell_table(tmp_path, fake_cell_table):
     bench.main(["--config", "mnist1d-cell", "--seeds", "3", "--budget-seconds", "3", "--agents",
                 "random,evolution,reinforce,ppo", "--out", str(tmp_path / "docs")])
     text = (tmp_path / "docs" / "bench_search.md").read_text()
-    assert "<!-- bench_search:mnist1d-cell -->" in text and "8,765 architectures" in text
+    assert "<!-- bench_search:mnist1d-cell -->" in text and "5,044 architectures" in text
     assert "NAS-Bench-201's order: REA > REINFORCE > RS" in text and "Mann-Whitney p " in text
     assert (tmp_path / "docs" / "images" / "bench_search-mnist1d-cell.png").is_file()

@@ -40,7 +40,10 @@ from nas_gym.evaluators.base import FAILED, OK, EvalResult, EvalStats, Evaluator
 from nas_gym.evaluators.cache import TRAINER_VERSION
 from nas_gym.spaces.base import Architecture, ArchitectureError
 
-FORMAT, FORMAT_VERSION = "nas-gym-table", 1
+# Version 2: rows are keyed by the space's key of today (for cells, the functional key, which
+# merges cells that compute the same function with the same parameters); version 1 tables keyed
+# cells structurally and stored copies. ``scripts/migrate_table.py`` converts one.
+FORMAT, FORMAT_VERSION = "nas-gym-table", 2
 TABLE_DIR = Path(__file__).resolve().parent.parent / "tables"
 SUFFIX = ".jsonl.gz"
 SeedChoice = int | Literal["mean", "draw"]
@@ -100,6 +103,9 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"table {path}: cannot be read ({type(e).__name__}: {e}); rebuild it with scripts/build_table.py") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ConfigError(f"table {path}: not a nas-gym table (no '{FORMAT}' header); rebuild it with scripts/build_table.py")
+    if header.get("format_version") == 1:
+        raise ConfigError(f"table {path}: format version 1 (cells keyed by structure, with copies); convert it with "
+                          f"python scripts/migrate_table.py {path} OUT, or rebuild it with scripts/build_table.py")
     if header.get("format_version") != FORMAT_VERSION:
         raise ConfigError(f"table {path}: format version {header.get('format_version')} but this nas-gym reads "
                           f"{FORMAT_VERSION}; rebuild it with scripts/build_table.py")

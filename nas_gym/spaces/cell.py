@@ -8,12 +8,12 @@ fixed skeleton (``nas_gym.spaces.cell_model``) that stacks copies of the one cel
 Text form, as NAS-Bench-201 writes it, one group per node listing each incoming edge's op and
 source: ``|conv3~0|+|skip~0|conv1~1|+|none~0|conv3~1|avgpool3~2|``.
 
-Canonical key: two cells that compute the same network share one key, so the cache and the
-table store them once. Edges that no path from input to output uses are dropped first (their
-``none`` edges cut them off: NAS-Bench-201's pruning), then nodes 1 and 2 are swapped when no
-edge joins them (the isomorphism a 4-node ordered DAG allows) and the smaller form is kept.
-Over the 5^6 = 15,625 cells this leaves 6,466 distinct networks, NAS-Bench-201's count
-(``tests/test_cell_space.py`` recomputes it).
+Canonical key: two cells that compute the same function with the same parameters share one key,
+so the cache and the table store them once and the builder builds one network for both. Edges
+that no path from input to output uses are dropped (NAS-Bench-201's pruning), ``skip`` is the
+identity, sums are multisets and average pooling is linear (``nas_gym.spaces.cell_function``);
+over the 5^6 = 15,625 cells this leaves 5,044 distinct networks (``tests/test_cell_function.py``
+counts them and checks the merge against an interpreter of the cell).
 """
 
 from __future__ import annotations

@@ -19,13 +19,21 @@ from nas_gym.data.registry import DATASETS
 from nas_gym.data.settings import DataConfig
 
 
-def _arrays(root: Path) -> tuple[np.ndarray, ...]:
-    """Generate MNIST-1D (seed 42, 4,000 train / 1,000 test, length 40), or read it back.
+def _arrays(root: Path, samples: int | None = None, noise: float | None = None,
+            seed: int | None = None) -> tuple[np.ndarray, ...]:
+    """Generate MNIST-1D (by default the paper's: seed 42, 4,000 train / 1,000 test, length 40),
+    or read it back.
 
-    ``make_dataset`` seeds numpy's and Python's global generators; their states are saved and
-    restored so that loading data never changes anyone else's randomness.
+    ``samples``, ``noise`` (a factor on both noise scales) and ``seed`` change the generator's
+    arguments; the paper's defaults keep the paper's file name. ``make_dataset`` seeds numpy's
+    and Python's global generators; their states are saved and restored so that loading data
+    never changes anyone else's randomness.
     """
-    path = root / "mnist1d_seed42.npz"
+    custom = (samples, noise, seed) != (None, None, None)
+    name = f"mnist1d_seed{42 if seed is None else seed}"
+    if custom:
+        name += f"_n{samples or 5000}_noise{1.0 if noise is None else noise:g}"
+    path = root / f"{name}.npz"
     if path.is_file():
         try:
             with np.load(path) as z:
@@ -36,7 +44,15 @@ def _arrays(root: Path) -> tuple[np.ndarray, ...]:
 
     np_state, py_state = np.random.get_state(), random.getstate()
     try:
-        d = make_dataset(get_dataset_args())
+        args = get_dataset_args()
+        if samples is not None:
+            args.num_samples = samples
+        if noise is not None:
+            args.corr_noise_scale *= noise
+            args.iid_noise_scale *= noise
+        if seed is not None:
+            args.seed = seed
+        d = make_dataset(args)
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
@@ -51,5 +67,5 @@ def _arrays(root: Path) -> tuple[np.ndarray, ...]:
 
 def load(cfg: DataConfig) -> Dataset:
     root = Path(cfg.root) if cfg.root else default_root()
-    x, y, x_test, y_test = _arrays(root)
+    x, y, x_test, y_test = _arrays(root, cfg.samples, cfg.noise, cfg.generation_seed)
     return split("mnist1d", x[:, None, :], y, x_test[:, None, :], y_test, cfg, DATASETS["mnist1d"].classes)

@@ -45,7 +45,7 @@ class DatasetSpec:
 _TV = "nas_gym.data.torchvision_sets:load"
 
 DATASETS: dict[str, DatasetSpec] = {
-    "mnist1d": DatasetSpec("nas_gym.data.mnist1d:load", (1, 40), 10),
+    "mnist1d": DatasetSpec("nas_gym.data.mnist1d:load", (1, 40), 10, fields=("samples", "noise", "generation_seed")),
     "digits": DatasetSpec("nas_gym.data.digits:load", (1, 8, 8), 10),
     "mnist": DatasetSpec(_TV, (1, 28, 28), 10),
     "fashion_mnist": DatasetSpec(_TV, (1, 28, 28), 10),

@@ -144,6 +144,9 @@ class EvaluatorConfig(_Frozen):
     :param table_seed: what the ``table`` evaluator returns: ``draw`` (one of the table's seeds
         per architecture, drawn from the run's seed, as NAS-Bench-201's simulations do),
         ``mean`` (the mean over seeds: less noisy than any real search), or one seed.
+    :param epochs: ``table`` only: answer with the validation accuracy after this many epochs
+        and charge that many epochs of recorded time; needs a table with learning curves. None:
+        the final epoch.
     :param supernet_epochs: ``supernet`` only: epochs (passes over the training split, one random
         path per batch) the shared weights train for, once per run, with the ``train`` recipe.
     :param supernet_val_samples: ``supernet`` only: validation samples (a fixed subset) each
@@ -161,6 +164,7 @@ class EvaluatorConfig(_Frozen):
     high_epochs: int | None = Field(default=None, ge=1, le=10_000)
     promote_top: float = Field(default=0.1, gt=0.0, le=1.0)
     table_seed: int | Literal["draw", "mean"] = "draw"
+    epochs: int | None = Field(default=None, ge=1, le=10_000)
     supernet_epochs: int = Field(default=30, ge=1, le=10_000)
     supernet_val_samples: int = Field(default=256, ge=1)
 
@@ -171,6 +175,13 @@ class EvaluatorConfig(_Frozen):
             raise ValueError(f"evaluator kind {kind!r} is not one of train, table, surrogate, supernet, synthetic, "
                              "proxy:<name>")
         return kind
+
+    @model_validator(mode="after")
+    def _epochs_for_tables(self) -> EvaluatorConfig:
+        if self.epochs is not None and self.kind != "table":
+            raise ValueError(f"epochs is read by the table evaluator only, not {self.kind!r}; remove evaluator.epochs "
+                             "(real training takes its budget from train.epochs)")
+        return self
 
 
 class Config(_Frozen):

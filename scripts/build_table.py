@@ -3,6 +3,7 @@
 Usage::
 
     python scripts/build_table.py --config mnist1d-tiny --seeds 0 1 [--workers 2] [--cache PATH] [--out PATH]
+    python scripts/build_table.py --config PRESET --seeds 0 1 2 --curves [--group 8] [--partial LINES]
     python scripts/build_table.py --config mnist1d-tiny --estimate 20   # time 20 evaluations, project the total
 
 Each architecture is trained once per seed by ``nas_gym.train.evaluate_seeds`` (all seeds in one
@@ -30,10 +31,7 @@ for its neighbours' work; CPU time stays the network's own cost.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import multiprocessing as mp
-import os
-import platform
 import signal
 import sys
 import time
@@ -45,22 +43,16 @@ from typing import Any
 
 import numpy as np
 
-from nas_gym import __version__
-from nas_gym.config import Config, RuntimeConfig, TrainConfig, load_config, parse_overrides
+from nas_gym.benchmarks.header import RUNTIME, make_header, seed_configs
+from nas_gym.config import Config, TrainConfig, load_config, parse_overrides
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import TRAINER_VERSION, Cache, ResultCache, result_context
-from nas_gym.evaluators.table import FORMAT, FORMAT_VERSION, SUFFIX, TABLE_DIR, make_row, write_table
+from nas_gym.evaluators.cache import Cache, ResultCache, result_context
+from nas_gym.evaluators.table import SUFFIX, TABLE_DIR, make_row, write_table
 from nas_gym.spaces.base import Architecture
 
 DEFAULT_CACHE = Path("~/.cache/nas-gym/table-build.sqlite")
 CONTEXT_SUFFIX = ":with-test"
-RUNTIME = RuntimeConfig(device="cpu", threads=1)
 Task = tuple[Architecture, int]  # (architecture, seed)
-
-
-def seed_configs(config: Config, seeds: Sequence[int]) -> dict[int, Config]:
-    """The preset with ``train.seed`` set to each seed, validated like any override."""
-    return {s: load_config(config, {"train.seed": int(s)}) for s in seeds}
 
 
 def build_context(config: Config) -> str:
@@ -196,32 +188,6 @@ def make_rows(archs: Sequence[Architecture], seeds: Sequence[int], results: dict
     return [make_row(a, [results[(a, s)] for s in seeds]) for a in archs]
 
 
-def make_header(config: Config, seeds: Sequence[int], rows: Sequence[dict], workers: int) -> dict[str, Any]:
-    """Everything needed to tell whether a table still describes what training would give today."""
-    import torch
-
-    configs = seed_configs(config, seeds)
-    statuses = [s for r in rows for s in r["status"]]
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "preset": config.name,
-        "config": config.model_dump(mode="json"),
-        "seeds": [int(s) for s in seeds],
-        "context_hashes": {str(s): c.context_hash() for s, c in configs.items()},
-        "trainer_version": TRAINER_VERSION,
-        "space_size": len(rows),
-        "status_counts": {k: statuses.count(k) for k in sorted(set(statuses))},
-        "train_seconds_total": round(sum(x or 0.0 for r in rows for x in r["train_seconds"]), 1),
-        "runtime": {"device": RUNTIME.device, "threads_per_worker": RUNTIME.threads, "workers": workers},
-        "clock": "train_seconds are the worker's CPU seconds per evaluation (one torch thread), immune to other load",
-        "machine": {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count()},
-        "versions": {"nas_gym": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 def distinct_architectures(config: Config) -> list[Architecture]:
     """One architecture per canonical key, in the space's enumeration order: a table stores each
     distinct network once (isomorphic cells share a row)."""
@@ -237,9 +203,40 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="spawned worker processes, one torch thread each")
     p.add_argument("--cache", default=str(DEFAULT_CACHE), help="SQLite file holding finished evaluations (resume)")
     p.add_argument("--out", default=None, help=f"table file; default nas_gym/tables/<preset>{SUFFIX}")
+    p.add_argument("--curves", action="store_true",
+                   help="record learning curves (every epoch), several cells per training pass; resumable from --partial")
+    p.add_argument("--partial", default=None, help="--curves: the lines file of finished members "
+                   "(default builds/<preset>-curves.jsonl); commit it to keep a partial build")
+    p.add_argument("--group", type=int, default=8, help="--curves: cells per training pass")
     p.add_argument("--estimate", type=int, default=0, metavar="N",
                    help="train N random (architecture, seed) pairs, print the projected build time, write nothing")
     return p
+
+
+def _build_curves(config: Config, archs: Sequence[Architecture], seeds: Sequence[int], args: argparse.Namespace) -> int:
+    """Train missing members into the partial file; write the table once every member is there."""
+    from nas_gym.benchmarks import curves
+
+    partial = Path(args.partial or f"builds/{config.name}-curves.jsonl")
+    # a seeded shuffle: a partial build is a uniform sample of the space, useful before it is complete
+    order = [archs[int(i)] for i in np.random.default_rng(0).permutation(len(archs))]
+    start = time.perf_counter()
+    before = len(curves.read_lines(partial))
+
+    def progress(done: int, total: int) -> None:
+        print(f"pass {done}/{total} ({time.perf_counter() - start:.0f}s)", flush=True)
+
+    lines = curves.build(config, [a.text() for a in order], seeds, partial, workers=args.workers, group=args.group,
+                         on_pass=progress)
+    want = len(archs) * len(seeds)
+    print(f"{partial}: {len(lines)} of {want} members ({len(lines) - before} this run)", flush=True)
+    if len({(r['arch'], r['seed']) for r in lines}) < want:
+        return 0
+    rows = curves.table_rows(archs, seeds, lines)
+    out = Path(args.out) if args.out else TABLE_DIR / f"{config.name}{SUFFIX}"
+    size = write_table(out, make_header(config, seeds, rows, args.workers), rows)
+    print(f"wrote {out}: {len(rows)} architectures x {len(seeds)} seeds with curves, {size:,} bytes", flush=True)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -263,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{per * len(archs) * len(seeds) / 60:.1f} min (mean train_seconds "
               f"{np.mean([r.train_seconds for r in fresh.values()]):.2f}s)")
         return 0
+    if args.curves:
+        return _build_curves(config, archs, seeds, args)
     total = len(archs) * len(seeds)
     stored = sum(hit is not None for s, c in seed_configs(config, seeds).items()
                  for hit in cache.get_many(archs, build_context(c)))

@@ -8,8 +8,8 @@ Usage::
 ``run`` trains 200 cells drawn uniformly from the distinct cells of ``mnist1d-cell`` plus the 50 best
 of its shipped table, 3 seeds each, under each named setting, and records every member's learning
 curve (validation and test accuracy, training loss and CPU-seconds after every epoch). Results go
-to ``builds/pilot/<setting>.jsonl`` one (cell, seed) per line as they arrive, so a killed run
-started again trains only what is missing. ``report`` reads those files and writes, per setting
+to ``builds/pilot/<setting>.jsonl`` one (cell, seed) per line as they arrive
+(``nas_gym.benchmarks.curves``), so a killed run started again trains only what is missing. ``report`` reads those files and writes, per setting
 and epoch: seed-to-seed Kendall tau over the uniform cells and over the top 10% alone, the rank
 correlation of each epoch with the last, the spread of accuracy within and between cells, and
 CPU-seconds per cell and seed.
@@ -24,22 +24,19 @@ budgets that good cells crowd at the ceiling. A constant learning rate (no warm-
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
 
-from nas_gym.config import Config, RuntimeConfig, load_config, parse_overrides
+from nas_gym.config import Config, load_config, parse_overrides
 
 PRESET = "mnist1d-cell"
 SEEDS = (0, 1, 2)
 OUT_DIR = Path("builds/pilot")
-RUNTIME = RuntimeConfig(device="cpu", threads=1)
 _CONST = {"train.schedule": "constant", "train.warmup_fraction": 0.0}
 # Each setting: overrides on the preset. "big" data: 20,000 generated signals (seed 1, not the
 # paper's 42): 12,800 train / 3,200 validation / 4,000 test, so validation noise is halved.
@@ -74,59 +71,19 @@ def pilot_cells(n_uniform: int = 200, n_top: int = 50, seed: int = 0) -> list[tu
     return [(c, "uniform") for c in uniform] + [(c, "top") for c in top]
 
 
-_WORKER: dict = {}
-
-
-def _init(name: str) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    from nas_gym.data import load_dataset
-
-    config = setting_config(name)
-    _WORKER.update(config=config, data=load_dataset(config.data), space=config.search_space())
-
-
-def _train(cells: Sequence[str]) -> list[dict]:
-    """One grouped pass over ``cells`` x ``SEEDS``; one line per (cell, seed)."""
-    from nas_gym.members import evaluate_members
-
-    config, space = _WORKER["config"], _WORKER["space"]
-    items = [(space.parse(c), SEEDS) for c in cells]
-    results = evaluate_members(items, _WORKER["data"], config.train, RUNTIME, space=space, want_test=True,
-                               epoch_metrics=True, clock=time.process_time)
-    lines = []
-    for cell, members in zip(cells, results, strict=True):
-        for seed, m in zip(SEEDS, members, strict=True):
-            lines.append({"arch": cell, "seed": seed, "status": m.result.status, "params": m.result.params,
-                          "val": [p.val_acc for p in m.curve], "test": [p.test_acc for p in m.curve],
-                          "loss": [p.train_loss for p in m.curve], "seconds": [round(p.seconds, 4) for p in m.curve]})
-    return lines
-
-
 def run(names: Sequence[str], workers: int, group: int) -> None:
-    cells = pilot_cells()
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    from nas_gym.benchmarks import curves
+
+    cells = [c for c, _ in pilot_cells()]
     for name in names:
         path = OUT_DIR / f"{name}.jsonl"
-        done = set()
-        if path.is_file():
-            done = {json.loads(line)["arch"] for line in path.read_text().splitlines() if line.strip()}
-        todo = [c for c, _ in cells if c not in done]
-        chunks = [todo[i : i + group] for i in range(0, len(todo), group)]
-        print(f"{name}: {len(done)} cells done, {len(todo)} to train in {len(chunks)} passes", flush=True)
         start = time.perf_counter()
-        with ProcessPoolExecutor(workers, initializer=_init, initargs=(name,)) as pool, path.open("a") as out:
-            pending = {pool.submit(_train, c) for c in chunks}
-            finished = 0
-            while pending:
-                ready, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in ready:
-                    for line in f.result():
-                        out.write(json.dumps(line) + "\n")
-                    out.flush()
-                    finished += 1
-                print(f"  {name}: {finished}/{len(chunks)} passes, {time.perf_counter() - start:.0f}s", flush=True)
+        print(f"{name}: {len(curves.read_lines(path))} of {len(cells) * len(SEEDS)} members recorded", flush=True)
+
+        def progress(i: int, n: int, name: str = name, start: float = start) -> None:
+            print(f"  {name}: pass {i}/{n}, {time.perf_counter() - start:.0f}s", flush=True)
+
+        curves.build(setting_config(name), cells, SEEDS, path, workers=workers, group=group, on_pass=progress)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

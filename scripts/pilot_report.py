@@ -18,7 +18,6 @@ Definitions used on the page:
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +29,11 @@ TARGET_TAU, BUDGET_CPU_HOURS = 0.6, 12.0
 
 def load(path: Path, seeds: int = 3) -> tuple[list[str], dict[str, np.ndarray]]:
     """Cells with all seeds, and arrays ``(cells, seeds, epochs)`` for val, test, seconds."""
+    from nas_gym.benchmarks.curves import read_lines
+
     by_cell: dict[str, dict[int, dict]] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            by_cell.setdefault(row["arch"], {})[row["seed"]] = row
+    for row in read_lines(path):
+        by_cell.setdefault(row["arch"], {})[row["seed"]] = row
     epochs = max(len(r["val"]) for rows in by_cell.values() for r in rows.values())
     cells = [c for c, rows in by_cell.items() if len(rows) == seeds]
 

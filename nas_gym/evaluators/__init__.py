@@ -99,7 +99,7 @@ def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | N
     if kind == "table":
         from nas_gym.evaluators.table import TableEvaluator
 
-        return TableEvaluator(config, seed=config.evaluator.table_seed, run_seed=run_seed)
+        return TableEvaluator(config, seed=config.evaluator.table_seed, run_seed=run_seed, epochs=config.evaluator.epochs)
     if kind == "surrogate":
         from nas_gym.evaluators.surrogate import SurrogateEvaluator
 

@@ -151,6 +151,22 @@ class Evaluator(Protocol):
         """The evaluator under any wrapper (like ``gymnasium.Env.unwrapped``): itself if none."""
 
 
+@runtime_checkable
+class FidelityEvaluator(Evaluator, Protocol):
+    """An evaluator that answers at a chosen number of epochs (a table with learning curves), for
+    multi-fidelity agents: successive halving asks for many architectures at few epochs and pays
+    only for those.
+
+    :ivar max_epochs: the most epochs it can answer at.
+    """
+
+    max_epochs: int
+
+    def evaluate_at(self, arch: Architecture, epochs: int | None) -> EvalResult:
+        """The result after ``epochs`` epochs (None: the evaluator's default), charged only for
+        epochs of ``arch`` not paid for before."""
+
+
 class EvaluatorBase:
     """Defaults for the :class:`Evaluator` protocol: no batching, nothing to release, and a
     state that is the budget charged so far. Subclasses set ``space``, ``num_classes`` and

@@ -14,7 +14,10 @@ space size, library versions, date); each further line is one architecture::
      "reason": ["", ""], "val_acc": [0.61, 0.6], "test_acc": [0.6, 0.59],
      "train_loss": [1.1, 1.2], "train_seconds": [0.41, 0.43]}
 
-with one list entry per seed, in the header's seed order. Test accuracy is in the file for
+with one list entry per seed, in the header's seed order. A table built with learning curves
+(``scripts/build_table.py --curves``) also has ``"curves": {"val_acc": [[...], ...], "test_acc":
+..., "train_loss": ..., "train_seconds": ...}``: per seed, one value per epoch, the seconds
+cumulative, so that epoch ``e`` of a curve is what training for ``e`` epochs gave and cost. Test accuracy is in the file for
 final reports (``test_acc``), never in ``val_acc``: search must not peek at the test set.
 
 Nothing here imports torch: looking an architecture up must stay microseconds.
@@ -140,14 +143,38 @@ class Table:
     def seeds(self) -> tuple[int, ...]:
         return tuple(self.header["seeds"])
 
-    def results(self, seed: SeedChoice) -> dict[str, EvalResult]:
-        """Canonical key -> result for one seed or the mean of all; built once per table and seed choice,
-        so a second evaluator over the same table costs nothing to construct."""
-        if seed not in self._results:
-            epochs = float(built_config(self.header).train.epochs)
-            self._results[seed] = {a.key(): _row_result(r, self.seeds, seed, epochs)
-                                   for a, r in zip(self.archs, self.rows, strict=True)}
-        return self._results[seed]
+    @property
+    def max_epochs(self) -> int | None:
+        """Epochs of the learning curves, or None for a table of final results only."""
+        curves = self.rows[0].get("curves") if self.rows else None
+        return len(curves["val_acc"][0]) if curves else None
+
+    def results(self, seed: SeedChoice, epoch: int | None = None) -> dict[str, EvalResult]:
+        """Canonical key -> result for one seed or the mean of all, after ``epoch`` epochs (None:
+        the final result); built once per table, seed choice and epoch, so a second evaluator over
+        the same table costs nothing to construct."""
+        if (seed, epoch) not in self._results:
+            epochs = float(built_config(self.header).train.epochs if epoch is None else epoch)
+            self._results[(seed, epoch)] = {a.key(): _row_result(_at_epoch(r, epoch), self.seeds, seed, epochs)
+                                            for a, r in zip(self.archs, self.rows, strict=True)}
+        return self._results[(seed, epoch)]
+
+
+_CURVE_FIELDS = ("val_acc", "test_acc", "train_loss", "train_seconds")
+
+
+def _at_epoch(row: dict[str, Any], epoch: int | None) -> dict[str, Any]:
+    """The row as it stood after ``epoch`` epochs (the row itself for None). A member whose curve
+    is shorter failed before that epoch, and is failed there too."""
+    if epoch is None:
+        return row
+    out = dict(row, status=list(row["status"]), reason=list(row["reason"]))
+    for name in _CURVE_FIELDS:
+        out[name] = [c[epoch - 1] if len(c) >= epoch else None for c in row["curves"][name]]
+    for i, curve in enumerate(row["curves"]["val_acc"]):
+        if len(curve) < epoch and out["status"][i] == OK:
+            out["status"][i], out["reason"][i] = FAILED, "stopped_early"
+    return out
 
 
 def _mean(values: Sequence[float | None]) -> float:
@@ -295,13 +322,23 @@ class TableEvaluator(EvaluatorBase):
         than any real search: name it when you report it). Or one of the table's seeds.
     :param path: the table file; default: the shipped table matching ``config`` (``find_table``).
     :param run_seed: the search's seed, for ``"draw"``.
+    :param epochs: answer with the validation accuracy after this many epochs and charge that
+        many epochs of recorded time (tables with learning curves only); None: the final epoch.
     :raises ConfigError: no table, or one built for another space, dataset or trainer recipe.
     """
 
     def __init__(self, config: Config, seed: SeedChoice = "draw", path: str | os.PathLike[str] | None = None,
-                 run_seed: int = 0) -> None:
+                 run_seed: int = 0, epochs: int | None = None) -> None:
         self.table = load_table(find_table(config) if path is None else path)
         name = self.table.path.name
+        self.max_epochs = self.table.max_epochs or int(built_config(self.table.header).train.epochs)
+        if epochs is not None:
+            if self.table.max_epochs is None:
+                raise ConfigError(f"evaluator.epochs: table {name} records final results only, no learning curves; "
+                                  "remove evaluator.epochs or use a table built with --curves")
+            if not 1 <= epochs <= self.max_epochs:
+                raise ConfigError(f"evaluator.epochs={epochs}: table {name} has curves of 1..{self.max_epochs} epochs; "
+                                  f"choose one in that range")
         if seed not in ("mean", "draw") and (isinstance(seed, bool) or not isinstance(seed, int)
                                              or seed not in self.table.seeds):
             raise ConfigError(f"table {name}: seed {seed!r} is not one of its seeds {list(self.table.seeds)}, "
@@ -315,8 +352,10 @@ class TableEvaluator(EvaluatorBase):
         self.num_classes = config.num_classes
         self.stats = EvalStats()
         self.run_seed = int(run_seed)
-        self._results = self.table.results("mean" if seed == "draw" else seed)
-        self._seen: set[str] = set()  # canonical keys: an isomorphic repeat is not charged again
+        self.epochs = epochs
+        self._results = self.table.results("mean" if seed == "draw" else seed, epochs)
+        # canonical key -> epochs paid for: a repeat, or a query at fewer epochs, is not charged again
+        self._paid: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"TableEvaluator({self.table.path.name!r}, seed={self.seed!r}, run_seed={self.run_seed})"
@@ -340,17 +379,34 @@ class TableEvaluator(EvaluatorBase):
         return arch, result
 
     def evaluate(self, arch: Architecture | str) -> EvalResult:
-        """The recorded result of ``arch`` (validation accuracy only); charged once per architecture.
+        """The recorded result of ``arch`` (validation accuracy only) at the evaluator's epochs.
 
         :raises ArchitectureError: ``arch`` is not in the table's space.
         """
-        arch, result = self._lookup(arch)
-        if self.seed == "draw":
-            result = self.table.results(self.drawn_seed(arch))[arch.key()]
-        seen = arch.key() in self._seen
-        if not seen:
-            self._seen.add(arch.key())
-        self.stats.charge(result, cached=seen)
+        return self.evaluate_at(arch, self.epochs)
+
+    def evaluate_at(self, arch: Architecture | str, epochs: int | None) -> EvalResult:
+        """The result of ``arch`` after ``epochs`` epochs (None: the final one), for agents that
+        choose the fidelity (successive halving): it pays only for epochs not paid for yet, as if
+        training continued from where the last query of ``arch`` stopped.
+
+        :raises ArchitectureError: ``arch`` is not in the table's space.
+        :raises ConfigError: ``epochs`` out of the table's curves.
+        """
+        arch, _ = self._lookup(arch)
+        if epochs is not None and (self.table.max_epochs is None or not 1 <= epochs <= self.max_epochs):
+            raise ConfigError(f"epochs={epochs}: table {self.table.path.name} answers 1..{self.max_epochs} epochs "
+                              f"only{'' if self.table.max_epochs else ' (it has no learning curves)'}")
+        key = arch.key()
+        seed = self.drawn_seed(arch) if self.seed == "draw" else self.seed
+        result = self.table.results(seed, epochs)[key]
+        want, paid = epochs or self.max_epochs, self._paid.get(key, 0)
+        if want <= paid:
+            self.stats.charge(result, cached=True)
+            return result
+        before = self.table.results(seed, paid)[key].train_seconds if paid and self.table.max_epochs else 0.0
+        self._paid[key] = want
+        self.stats.charge(replace(result, train_seconds=max(0.0, result.train_seconds - before)), cached=False)
         return result
 
     def evaluate_many(self, archs: Sequence[Architecture | str]) -> list[EvalResult]:
@@ -359,12 +415,13 @@ class TableEvaluator(EvaluatorBase):
         return [self.evaluate(a) for a in looked_up]
 
     def state(self) -> dict[str, Any]:
-        """The budget and which architectures were charged: a resumed search pays nothing for a repeat."""
-        return {**super().state(), "seen": sorted(self._seen)}
+        """The budget and what was paid for: a resumed search pays nothing for a repeat."""
+        return {**super().state(), "paid": dict(sorted(self._paid.items()))}
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
-        self._seen = set(state["seen"])
+        # runs saved before per-epoch charging list the keys they paid for in full
+        self._paid = dict(state["paid"]) if "paid" in state else dict.fromkeys(state["seen"], self.max_epochs)
 
     # -- for reports: not charged ------------------------------------------------------------
     def optimum(self) -> tuple[Architecture, float]:

@@ -1,0 +1,1 @@
+"""Benchmark builders: learning-curve tables trained in grouped passes (``curves``)."""

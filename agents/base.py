@@ -24,6 +24,7 @@ BUILTIN_AGENTS: dict[str, str] = {
     "random": "agents.random_search:RandomSearch",
     "qlearning": "agents.q_learning:QLearning",
     "evolution": "agents.evolution:RegularizedEvolution",
+    "local": "agents.local_search:LocalSearch",
     "ppo": "agents.sb3:PPOAgent",
     "a2c": "agents.sb3:A2CAgent",
     "dqn": "agents.sb3:DQNAgent",

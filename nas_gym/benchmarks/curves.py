@@ -90,6 +90,7 @@ def build(config: Config, cells: Sequence[str], seeds: Sequence[int], path: Path
     :param cells: architecture texts, trained in this order, ``group`` per pass.
     :param on_pass: called with (passes done, passes in all) after each pass.
     """
+    _drop_torn_tail(path)
     have = {(r["arch"], r["seed"]) for r in read_lines(path)}
     todo = [c for c in cells if any((c, s) not in have for s in seeds)]
     chunks = [todo[i : i + group] for i in range(0, len(todo), group)]
@@ -106,6 +107,16 @@ def build(config: Config, cells: Sequence[str], seeds: Sequence[int], path: Path
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
     return read_lines(path)
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line that a kill left without its newline, so the next append starts clean."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
 
 
 def _as_done(futures: list) -> Iterable[list[dict]]:

@@ -252,7 +252,7 @@ class Reinforce:
         atomic_write(path, lambda f: torch.save(state, f))
 
     def load(self, path: str | Path) -> None:
-        state = torch.load(path, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])

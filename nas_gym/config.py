@@ -173,6 +173,9 @@ class EvaluatorConfig(_Frozen):
         path per batch) the shared weights train for, once per run, with the ``train`` recipe.
     :param supernet_val_samples: ``supernet`` only: validation samples (a fixed subset) each
         architecture is scored on; scoring time grows linearly with it, ties shrink with it.
+    :param supernet_batch_size: ``supernet`` only: the batch its shared weights train with; 0
+        (default) means ``train.batch_size``, lowered to what fits in memory
+        (``nas_gym.supernet.memory``).
     """
 
     kind: str = "train"
@@ -188,6 +191,7 @@ class EvaluatorConfig(_Frozen):
     table_seed: int | Literal["draw", "mean"] = "draw"
     supernet_epochs: int = Field(default=30, ge=1, le=10_000)
     supernet_val_samples: int = Field(default=256, ge=1)
+    supernet_batch_size: int = Field(default=0, ge=0)
 
     @field_validator("kind")
     @classmethod

@@ -281,8 +281,9 @@ class TrainingEvaluator(EvaluatorBase):
         key = arch.key()
         if key not in self._latency_ms:
             shape = self.config.input_shape if self._data is None else self._data.input_shape
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.config.train.seed)
+            cpu = torch.device("cpu")
+            with _train.forked_rng(cpu):
+                _train.seed_torch(self.config.train.seed, cpu)
                 model = self.space.build_model(arch, shape, self.num_classes)
             self._latency_ms[key] = _train.measure_latency(model, shape, self.device,
                                                            threads=self.config.runtime.threads)

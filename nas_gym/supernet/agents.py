@@ -22,7 +22,7 @@ from nas_gym.config import Config
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.spaces.base import SearchSpace
 from nas_gym.supernet.base import Supernet
-from nas_gym.train import cpu_threads, forked_rng, resolve_device
+from nas_gym.train import cpu_threads, forked_rng, resolve_device, seed_torch
 
 
 @dataclass
@@ -46,7 +46,7 @@ def one_shot_setup(env: gym.Env, seed: int) -> OneShotSetup:
     if not hasattr(space, "build_supernet"):
         raise ValueError(f"space {config.space.kind!r} has no build_supernet; one-shot agents need one")
     with forked_rng(device):
-        torch.manual_seed(seed)
+        seed_torch(seed, device)
         net = space.build_supernet(data.input_shape, data.num_classes).to(device)
     return OneShotSetup(config, device, data, space, net)
 
@@ -58,7 +58,7 @@ def charged(env: gym.Env, setup: OneShotSetup, seed: int) -> Iterator[None]:
     start = time.perf_counter()
     try:
         with cpu_threads(setup.device, setup.config.runtime.threads), forked_rng(setup.device):
-            torch.manual_seed(seed)
+            seed_torch(seed, setup.device)
             yield
     finally:
         env.unwrapped.evaluator.stats.train_seconds += time.perf_counter() - start

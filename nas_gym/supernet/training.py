@@ -9,6 +9,8 @@ preset's ``train`` section, the same one stand-alone networks train with.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -59,18 +61,21 @@ class PathTrainer:
     :param total_steps: the steps the schedule spans (warm-up, then decay to the last one);
         steps beyond it keep the last rate. None: the preset's rate throughout (a search whose
         length is not known in advance).
+    :param autocast: the forward pass's autocast (``nas_gym.supernet.memory.one_shot_autocast``).
     """
 
-    def __init__(self, net: nn.Module, batches: BatchStream, train: TrainConfig, total_steps: int | None) -> None:
-        self.net, self.batches, self.train = net, batches, train
+    def __init__(self, net: nn.Module, batches: BatchStream, train: TrainConfig, total_steps: int | None,
+                 autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> None:
+        self.net, self.batches, self.train, self.autocast = net, batches, train, autocast
         self.optimizer = make_optimizer(net, train)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=train.label_smoothing)
         self.total = None if total_steps is None else max(1, total_steps)
         self.warmup = 0 if self.total is None else int(train.warmup_fraction * self.total)
         self.steps = 0
 
-    def step(self, arch: Any) -> float:
-        """One weight step on ``arch``'s path; returns its training loss."""
+    def step(self, arch: Any) -> torch.Tensor:
+        """One weight step on ``arch``'s path; returns its training loss, on the device (reading
+        it is a host sync: callers read a pass's losses at once)."""
         x, y = self.batches.next()
         factor = 1.0 if self.total is None else \
             lr_factor(min(self.steps, self.total - 1), self.total, self.warmup, self.train.schedule)
@@ -78,12 +83,14 @@ class PathTrainer:
             group["lr"] = self.train.lr * factor
         if not self.net.training:
             self.net.train()
-        loss = self.criterion(self.net(x, arch), y)
+        with self.autocast():
+            logits = self.net(x, arch)
+        loss = self.criterion(logits.float(), y)
         self.optimizer.zero_grad(set_to_none=True)  # off-path weights get no gradient, hence no decay
         loss.backward()
         self.optimizer.step()
         self.steps += 1
-        return float(loss.detach())
+        return loss.detach()
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "batches": self.batches.state_dict(), "steps": self.steps}

@@ -100,6 +100,7 @@ def worker_gpus(device: str, workers: int, requested: float | None,
     :raises ConfigError: more GPUs asked for than there are, or no GPU N.
     """
     if not wants_gpu(device):
+        gpus_per_worker(device, requested, 0)  # a GPU request with a CPU device is refused
         return None
     visible = visible_gpus() if visible is None else list(visible)
     if device.startswith("cuda:"):

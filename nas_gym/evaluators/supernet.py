@@ -39,7 +39,7 @@ from nas_gym.config import Config, ConfigError
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
 from nas_gym.evaluators.cache import resolve_path
-from nas_gym.numerics import numerics_identity
+from nas_gym.numerics import numerics_identity, numerics_settings
 from nas_gym.spaces.base import Architecture
 from nas_gym.supernet.base import Supernet, score_path
 from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
@@ -172,7 +172,8 @@ class SupernetEvaluator(EvaluatorBase):
         losses: list[torch.Tensor] = []
 
         def steps() -> None:
-            with cpu_threads(self.device, self.config.runtime.threads), forked_rng(self.device):
+            with cpu_threads(self.device, self.config.runtime.threads), forked_rng(self.device), \
+                    numerics_settings(self.device, self.config.runtime):
                 seed_torch(train.seed, self.device)  # dropout's stream
                 for _ in range(total):
                     losses.append(trainer.step(self.space.sample(rng)))

@@ -31,7 +31,7 @@ from nas_gym.config import Config, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.recipe import HOOK_ENV, Recipe
-from nas_gym.numerics import DeviceLostError, is_device_lost
+from nas_gym.numerics import CUBLAS_DETERMINISTIC, CUBLAS_ENV, DeviceLostError, is_device_lost
 from nas_gym.spaces.base import SearchSpace
 
 
@@ -98,6 +98,8 @@ class WorkerTrainer:
 
     def __init__(self, config: Config, threads: int, device: str) -> None:
         torch.set_num_threads(threads)
+        if config.runtime.deterministic:  # before this process first uses cuBLAS, which reads it once
+            os.environ.setdefault(CUBLAS_ENV, CUBLAS_DETERMINISTIC)
         self.runtime = config.runtime.model_copy(update={"device": device, "threads": threads})
         self.hook = load_hook(os.environ.get(HOOK_ENV))
         self._data: dict[str, Dataset] = {}

@@ -20,6 +20,7 @@ import torch
 
 from nas_gym.config import Config
 from nas_gym.data import Dataset, load_dataset
+from nas_gym.numerics import numerics_settings
 from nas_gym.spaces.base import SearchSpace
 from nas_gym.supernet.base import Supernet
 from nas_gym.train import cpu_threads, forked_rng, resolve_device, seed_torch
@@ -54,10 +55,12 @@ def one_shot_setup(env: gym.Env, seed: int) -> OneShotSetup:
 @contextlib.contextmanager
 def charged(env: gym.Env, setup: OneShotSetup, seed: int) -> Iterator[None]:
     """Run a block of the agent's own training: on the preset's CPU threads, with torch's
-    global RNG (dropout) forked and seeded by ``seed``, its seconds charged to the evaluator."""
+    global RNG (dropout) forked and seeded by ``seed``, the runtime's CUDA flags (TF32,
+    determinism: ``nas_gym.numerics``), its seconds charged to the evaluator."""
     start = time.perf_counter()
     try:
-        with cpu_threads(setup.device, setup.config.runtime.threads), forked_rng(setup.device):
+        with cpu_threads(setup.device, setup.config.runtime.threads), forked_rng(setup.device), \
+                numerics_settings(setup.device, setup.config.runtime):
             seed_torch(seed, setup.device)
             yield
     finally:

@@ -269,7 +269,8 @@ def evaluate_seeds(arch: Architecture, data: Dataset, config: TrainConfig, runti
         metrics = train_seeds(models, data, config, runtime, seeds, want_test=want_test)
     except Exception as e:  # one bad architecture (or a full device) must not end a search
         if is_device_lost(e):  # nothing can train in this process any more: not this architecture's result
-            raise DeviceLostError(f"{device}: {exception_reason(e)}") from e
+            raise DeviceLostError(f"{device}: the CUDA context died ({exception_reason(e)}); nothing more can train in "
+                                  "this process: resume the run (nas-gym search --resume RUN_DIR)") from e
         reason = "out_of_memory" if _is_oom(e) else exception_reason(e)
         return [EvalResult.failure(text, reason, params, flops, fidelity=fidelity)] * len(seeds)
     finally:

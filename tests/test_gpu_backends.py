@@ -92,6 +92,20 @@ def test_the_process_pool_refuses_before_starting_any_worker(monkeypatch):
                                                     "runtime.device": "cuda"}))
 
 
+def test_the_search_command_refuses_an_impossible_gpu_request_before_a_run_folder(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from nas_gym.cli import app
+
+    monkeypatch.setattr(gpus_mod, "visible_gpus", lambda: ["0"])
+    result = CliRunner().invoke(app, ["search", "--config", "mnist1d-tiny", "--backend", "process", "--workers", "2",
+                                      "--episodes", "2", "--logdir", str(tmp_path / "runs"),
+                                      "--set", f"evaluator.cache={tmp_path / 'c.sqlite'}"])
+    assert result.exit_code == 2
+    assert "need 2 GPU(s) but this host has 1" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "c.sqlite").exists()
+
+
 @pytest.mark.slow
 def test_workers_see_their_own_gpu_and_a_dead_context_is_retried_on_a_fresh_worker(tmp_path, monkeypatch):
     """Real spawned workers: each is started with its GPU's CUDA_VISIBLE_DEVICES (fake ids: on a

@@ -90,7 +90,8 @@ def check_setup(config: Config) -> None:
     ``run_search`` creates its run folder before the evaluator exists, and the process and Ray
     backends load the data only inside their workers, where a missing dataset shows up as a
     crashed worker. So a command checks first: the device, the cache file and the data (loaded
-    once more, then dropped: about a second for CIFAR-10, nothing next to a search).
+    once more, then dropped: about a second for CIFAR-10, nothing next to a search), and the
+    workers' GPU request against the GPUs there are.
     Evaluators that need neither data nor cache (table, synthetic) pass at once.
 
     :raises ConfigError, CacheError, DatasetError: one line naming the problem and the fix.
@@ -102,9 +103,24 @@ def check_setup(config: Config) -> None:
         _train.resolve_device(config.runtime.device)
     except ValueError as e:
         raise ConfigError(f"runtime.device: {e}") from None
+    if kind == "train":
+        check_gpus(config)
     if kind == "train" and config.evaluator.cache is not None:
         ResultCache.check(config.evaluator.cache)
     load_dataset(config.data)
+
+
+def check_gpus(config: Config) -> None:
+    """Raise the one-line error the workers' GPU request would raise when they start
+    (``nas_gym.gpus``); a remote Ray cluster's GPUs are only known once joined, and are checked then."""
+    from nas_gym.gpus import check_request, gpus_per_worker, visible_gpus, worker_gpus
+
+    ev, device = config.evaluator, config.runtime.device
+    if ev.backend == "process":
+        worker_gpus(device, ev.workers, ev.gpus_per_eval)
+    elif ev.backend == "ray" and ev.ray_address is None:
+        available = len(visible_gpus())
+        check_request(ev.workers, gpus_per_worker(device, ev.gpus_per_eval, available), available, "this host")
 
 
 class TrainingEvaluator(EvaluatorBase):

@@ -100,7 +100,7 @@ def make_run_dir(logdir: Path, agent: str, preset: str, seed: int) -> Path:
 def write_run_files(run_dir: Path, config: Config, argv: list[str] | None = None, *, resume: bool = False) -> None:
     """The config, the command line and the device; a resume keeps the config and appends its command and device."""
     argv = sys.argv if argv is None else argv
-    record_runtime(run_dir, config.runtime)
+    record_runtime(run_dir, config)
     if resume:
         with (run_dir / "command.txt").open("a") as f:
             f.write(shlex.join(argv) + "\n")

@@ -272,6 +272,7 @@ def test_run_folders_record_where_each_start_trained(tmp_path, monkeypatch):
     assert (resumed["device"], resumed["gpu"], resumed["precision"], resumed["tf32"]) == (
         "cuda:0", "NVIDIA A100-SXM4-40GB", "bf16", True)
     assert {"cuda", "cudnn", "capability", "torch"} <= resumed.keys()
+    assert (resumed["backend"], resumed["workers"], resumed["gpus_per_eval"]) == ("serial", 1, None)
 
 
 def test_fitting_batch_is_a_power_of_two_at_least_two():

@@ -194,11 +194,18 @@ class TrainingEvaluator(EvaluatorBase):
     def numerics(self) -> dict[str, Any]:
         """What the results' numbers depend on besides the recipe (``nas_gym.numerics``), on the
         device the architectures train on: this process's for ``serial``; for workers the same
-        device type, unless ``gpus_per_eval`` 0 keeps them on the CPU. A Ray cluster is assumed
-        to have the driver's kind of device (docs/gpu.md)."""
+        device type, unless they get no GPU (``nas_gym.gpus.worker_gpus``; for Ray,
+        ``gpus_per_eval`` 0) and train on the CPU. A Ray cluster is assumed to have the driver's
+        kind of device (docs/gpu.md)."""
+        from nas_gym.gpus import worker_gpus
         from nas_gym.numerics import numerics_identity
 
-        on_cpu = self.config.evaluator.backend != "serial" and self.config.evaluator.gpus_per_eval == 0
+        ev = self.config.evaluator
+        if ev.backend == "process":
+            plan = worker_gpus(self.config.runtime.device, ev.workers, ev.gpus_per_eval)
+            on_cpu = plan is not None and not any(plan)
+        else:
+            on_cpu = ev.backend == "ray" and ev.gpus_per_eval == 0
         return numerics_identity(self.config.runtime, torch.device("cpu") if on_cpu else self.device)
 
     @property

@@ -153,8 +153,12 @@ def test_parallel_runs_are_dealt_the_gpus_in_turn(monkeypatch):
     monkeypatch.setenv(VISIBLE_ENV, "unchanged")
     counter = mp.get_context("spawn").Value("i", 0)
     assert [claim_gpu(counter, ["0", "1"]) for _ in range(3)] == ["0", "1", "0"]
-    _one_thread(counter, ["0", "1"])  # the initialiser of compare's worker processes
-    assert os.environ[VISIBLE_ENV] == "1" and torch.get_num_threads() == 1
+    threads = torch.get_num_threads()
+    try:
+        _one_thread(counter, ["0", "1"])  # the initialiser of compare's worker processes
+        assert os.environ[VISIBLE_ENV] == "1" and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 # -- checkpoints and the one-shot loops ----------------------------------------------------------------

@@ -236,6 +236,18 @@ def test_running_out_of_memory_in_a_one_shot_loop_is_one_line(monkeypatch, tmp_p
         SupernetEvaluator(cfg).supernet()
 
 
+def test_one_shot_batches_copy_indices_to_the_device_once_per_pass(monkeypatch):
+    """A host-to-GPU copy waits for the GPU: once per pass, not once per batch."""
+    from nas_gym.supernet.training import BatchStream
+
+    stream = BatchStream(torch.arange(40.0)[:, None], torch.arange(40), 8, seed=0)
+    copies, real_to = [], torch.Tensor.to
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: copies.append(1) or real_to(self, *a, **k))
+    seen = torch.cat([stream.next()[1] for _ in range(10)])  # two passes of five batches
+    assert len(copies) == 1  # the second pass's permutation
+    assert sorted(seen[:40].tolist()) == list(range(40)) and sorted(seen[40:].tolist()) == list(range(40))
+
+
 def test_latency_is_timed_while_no_worker_trains(monkeypatch):
     import nas_gym.evaluators.training as training_mod
 

@@ -23,14 +23,20 @@ from nas_gym.train import lr_factor, make_optimizer
 class BatchStream:
     """Endless minibatches of ``(x, y)``: a fresh permutation from ``generator`` each pass, the
     ragged end dropped (a batch of one breaks batch norm). Its state is three numbers and a
-    permutation, so a resumed search draws the batches an uninterrupted one would have."""
+    permutation, so a resumed search draws the batches an uninterrupted one would have.
+
+    The permutation is drawn on the CPU (the same batches on every device) and copied to the data's
+    device once per pass: a copy from the host per batch would wait for the GPU every step."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> None:
         self.x, self.y = x, y
         self.batch_size = min(batch_size, len(y))
         self.generator = torch.Generator().manual_seed(seed)
-        self.perm = torch.randperm(len(y), generator=self.generator)
+        self._set_perm(torch.randperm(len(y), generator=self.generator))
         self.pos = 0
+
+    def _set_perm(self, perm: torch.Tensor) -> None:
+        self.perm, self._perm_on_device = perm, perm.to(self.x.device)
 
     @property
     def batches_per_pass(self) -> int:
@@ -38,8 +44,9 @@ class BatchStream:
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.pos + self.batch_size > len(self.y):
-            self.perm, self.pos = torch.randperm(len(self.y), generator=self.generator), 0
-        idx = self.perm[self.pos : self.pos + self.batch_size].to(self.x.device)
+            self._set_perm(torch.randperm(len(self.y), generator=self.generator))
+            self.pos = 0
+        idx = self._perm_on_device[self.pos : self.pos + self.batch_size]
         self.pos += self.batch_size
         return self.x[idx], self.y[idx]
 
@@ -48,7 +55,8 @@ class BatchStream:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
-        self.perm, self.pos = state["perm"], int(state["pos"])
+        self._set_perm(state["perm"].cpu())
+        self.pos = int(state["pos"])
 
 
 class PathTrainer:

@@ -162,6 +162,7 @@ def fit(rw: Rewritten, data: Dataset, config: TrainConfig, seeds: Sequence[int],
     order_gens = [torch.Generator().manual_seed(s) for s in seeds]
     augment = config.augment and x_train.ndim == 4
     if augment:
+        # On the device: a CUDA stream differs from a CPU one, so the device type is in the cache key.
         aug_gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
         pad = max(1, x_train.shape[-1] // 16)  # 2 pixels for 32x32, as airbench translates
 

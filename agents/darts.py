@@ -27,6 +27,8 @@ collapse to parameter-free ops (skip connections).
 
 from __future__ import annotations
 
+import contextlib
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +41,9 @@ import torch.nn.functional as F
 from agents.base import AgentError, make_hparams, play
 from nas_gym.atomic import atomic_write
 from nas_gym.supernet.agents import charged, one_shot_setup, summary_writer
+from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
 from nas_gym.supernet.training import BatchStream
-from nas_gym.train import make_optimizer
+from nas_gym.train import forked_rng, make_optimizer
 
 
 def alpha_heatmap(probs: np.ndarray, rows: tuple[str, ...], columns: tuple[str, ...], title: str):
@@ -69,6 +72,9 @@ class DartsArgs:
     :param arch_weight_decay: L2 on alpha (DARTS: 1e-3).
     :param second_order: unrolled architecture gradient (DARTS-V2) instead of first order.
     :param init_scale: alpha starts at ``init_scale * N(0, 1)``: almost uniform, seed-dependent ties.
+    :param batch_size: training and validation batch of the search; 0 means the preset's
+        ``train.batch_size`` lowered to what fits in memory (``nas_gym.supernet.memory``: the
+        relaxation keeps every op's activations, 268.5 MiB per sample on ``cifar10``).
     """
 
     epochs_per_episode: int = 1
@@ -76,6 +82,7 @@ class DartsArgs:
     arch_weight_decay: float = 1e-3
     second_order: bool = False
     init_scale: float = 1e-3
+    batch_size: int = 0
 
 
 class Darts:
@@ -89,8 +96,8 @@ class Darts:
                  logdir: Path | None = None) -> None:
         self.env, self.seed, self.logdir = env, seed, logdir
         self.args: DartsArgs = make_hparams(DartsArgs, hparams)
-        if self.args.epochs_per_episode < 1 or self.args.arch_lr <= 0:
-            raise AgentError(f"darts: need epochs_per_episode >= 1 and arch_lr > 0; got {self.args}")
+        if self.args.epochs_per_episode < 1 or self.args.arch_lr <= 0 or self.args.batch_size < 0:
+            raise AgentError(f"darts: need epochs_per_episode >= 1, arch_lr > 0 and batch_size >= 0; got {self.args}")
         try:
             self.setup = one_shot_setup(env, seed)
         except ValueError as e:
@@ -102,18 +109,37 @@ class Darts:
         self.weight_opt = make_optimizer(net, train)
         self.arch_opt = torch.optim.Adam([self.alpha], lr=self.args.arch_lr, betas=(0.5, 0.999),
                                          weight_decay=self.args.arch_weight_decay)
-        self.train_batches = BatchStream(data.x_train, data.y_train, train.batch_size, seed)
-        self.val_batches = BatchStream(data.x_val, data.y_val, train.batch_size, seed + 1)
+        # bf16 where native; the second-order gradient's finite differences stay in fp32.
+        self._autocast = contextlib.nullcontext if self.args.second_order else \
+            one_shot_autocast(self.setup.device, self.setup.config.runtime)
+        self.batch_size = self.args.batch_size or self._fitting_batch(train.batch_size)
+        self.train_batches = BatchStream(data.x_train, data.y_train, self.batch_size, seed)
+        self.val_batches = BatchStream(data.x_val, data.y_val, self.batch_size, seed + 1)
         self.epochs_done = 0
         self.episodes_done = 0
         self._writer = None
 
+    def _fitting_batch(self, wanted: int) -> int:
+        """The preset's batch, or the largest that fits (measured on a copy: the measurement's
+        forward passes must not move the real batch norm's statistics or the random streams)."""
+        net, x, y = copy.deepcopy(self.setup.net), self.setup.data.x_train, self.setup.data.y_train
+
+        def loss(n: int) -> torch.Tensor:
+            with self._autocast():
+                logits = net.forward_mixed(x[:n], F.softmax(self.alpha, dim=-1))
+            return F.cross_entropy(logits.float(), y[:n])
+
+        with forked_rng(self.setup.device):
+            return fitting_batch(loss, wanted, self.setup.device)
+
     # -- one search step ----------------------------------------------------------------------
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self.setup.net.forward_mixed(x, F.softmax(self.alpha, dim=-1)), y)
+        with self._autocast():
+            logits = self.setup.net.forward_mixed(x, F.softmax(self.alpha, dim=-1))
+        return F.cross_entropy(logits.float(), y)
 
     def _second_order_grad(self, xt: torch.Tensor, yt: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor
-                           ) -> tuple[torch.Tensor, float]:
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
         """Alpha's gradient through one virtual weight step (DARTS eq. 7-8), and the validation loss."""
         params = list(self.setup.net.parameters())
         xi = self.setup.config.train.lr
@@ -139,10 +165,11 @@ class Darts:
         with torch.no_grad():
             for p, b in zip(params, backup, strict=True):
                 p.copy_(b)
-        return alpha_grad - xi * (hessian[0] - hessian[1]) / (2 * eps), float(val_loss.detach())
+        return alpha_grad - xi * (hessian[0] - hessian[1]) / (2 * eps), val_loss.detach()
 
-    def _step(self) -> tuple[float, float]:
-        """One architecture step on a validation batch, then one weight step on a training batch."""
+    def _step(self) -> torch.Tensor:
+        """One architecture step on a validation batch, then one weight step on a training batch;
+        the two losses, left on the device (read once per pass, not once per step)."""
         xt, yt = self.train_batches.next()
         xv, yv = self.val_batches.next()
         if not self.setup.net.training:
@@ -151,22 +178,24 @@ class Darts:
             alpha_grad, val_loss = self._second_order_grad(xt, yt, xv, yv)
         else:
             loss = self._loss(xv, yv)
-            alpha_grad, val_loss = torch.autograd.grad(loss, [self.alpha])[0], float(loss.detach())
+            alpha_grad, val_loss = torch.autograd.grad(loss, [self.alpha])[0], loss.detach()
         self.arch_opt.zero_grad(set_to_none=True)
         self.alpha.grad = alpha_grad
         self.arch_opt.step()
         self.weight_opt.zero_grad(set_to_none=True)
         weights = F.softmax(self.alpha.detach(), dim=-1)
-        loss = F.cross_entropy(self.setup.net.forward_mixed(xt, weights), yt)
+        with self._autocast():
+            logits = self.setup.net.forward_mixed(xt, weights)
+        loss = F.cross_entropy(logits.float(), yt)
         loss.backward()
         self.weight_opt.step()
-        return float(loss.detach()), val_loss
+        return torch.stack([loss.detach(), val_loss])
 
     def _epoch(self) -> None:
-        losses = [self._step() for _ in range(self.train_batches.batches_per_pass)]
+        losses = torch.stack([self._step() for _ in range(self.train_batches.batches_per_pass)])
         self.epochs_done += 1
         if self.logdir is not None:
-            self._log(np.mean(losses, axis=0))
+            self._log(losses.mean(0).cpu().numpy())
 
     # -- what it returns ----------------------------------------------------------------------
     def probabilities(self) -> np.ndarray:
@@ -181,9 +210,13 @@ class Darts:
         for _ in range(episodes):
             with charged(self.env, self.setup, self.seed + self.epochs_done):
                 for _ in range(self.args.epochs_per_episode):
-                    self._epoch()
+                    out_of_memory_as(self._epoch, self.setup.device, self._memory_error)
             play(self.env, self.derived())
             self.episodes_done += 1
+
+    def _memory_error(self) -> AgentError:
+        return AgentError(f"darts ran out of memory on {self.setup.device} at batch {self.batch_size}; "
+                          f"pass a smaller one, e.g. --hparams '{{batch_size: {max(2, self.batch_size // 2)}}}'")
 
     # -- TensorBoard --------------------------------------------------------------------------
     def _log(self, losses: np.ndarray) -> None:
@@ -206,7 +239,7 @@ class Darts:
         atomic_write(path, lambda f: torch.save(state, f))
 
     def load(self, path: str | Path) -> None:
-        state = torch.load(path, map_location=self.setup.device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # CPU first: generator states must stay there
         self.setup.net.load_state_dict(state["net"])
         with torch.no_grad():
             self.alpha.copy_(state["alpha"])

@@ -20,6 +20,7 @@ controller's preferred architecture after every round, and the last one is ENAS'
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ from agents.reinforce import Controller
 from nas_gym.atomic import atomic_write
 from nas_gym.supernet.agents import charged, one_shot_setup
 from nas_gym.supernet.base import score_path
+from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
 from nas_gym.supernet.training import BatchStream, PathTrainer
+from nas_gym.train import forked_rng, seed_torch
 
 _MIN_STD = 0.01  # floor of the reward scale: see agents.reinforce
 
@@ -52,6 +55,8 @@ class EnasArgs:
         search must not settle on the first good path).
     :param max_grad_norm: gradient clipping of the controller.
     :param reward_samples: validation samples per reward (ENAS: one minibatch).
+    :param batch_size: the shared weights' training batch; 0 means the preset's ``train.batch_size``
+        lowered to what fits in memory (``nas_gym.supernet.memory``).
     """
 
     shared_steps: int = 0
@@ -62,6 +67,7 @@ class EnasArgs:
     entropy_coef: float = 0.01
     max_grad_norm: float = 1.0
     reward_samples: int = 256
+    batch_size: int = 0
 
 
 class Enas:
@@ -76,27 +82,48 @@ class Enas:
         self.env, self.seed = env, seed
         self.args: EnasArgs = make_hparams(EnasArgs, hparams)
         a = self.args
-        if a.shared_steps < 0 or a.controller_steps < 1 or a.reward_samples < 1 or not 0 <= a.baseline_decay < 1:
-            raise AgentError(f"enas: need shared_steps >= 0, controller_steps >= 1, reward_samples >= 1 and "
-                             f"0 <= baseline_decay < 1; got {a}")
+        if (a.shared_steps < 0 or a.controller_steps < 1 or a.reward_samples < 1 or not 0 <= a.baseline_decay < 1
+                or a.batch_size < 0):
+            raise AgentError(f"enas: need shared_steps >= 0, controller_steps >= 1, reward_samples >= 1, "
+                             f"0 <= baseline_decay < 1 and batch_size >= 0; got {a}")
         try:
             self.setup = one_shot_setup(env, seed)
         except ValueError as e:
             raise AgentError(str(e)) from None
         data, train = self.setup.data, self.setup.config.train
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        cpu = torch.device("cpu")
+        with forked_rng(cpu):
+            seed_torch(seed, cpu)
             self.controller = Controller(self.setup.space.n_actions, a.hidden_size)
         self.controller_opt = torch.optim.Adam(self.controller.parameters(), lr=a.learning_rate)
         self.generator = torch.Generator().manual_seed(seed)
-        self.trainer = PathTrainer(self.setup.net, BatchStream(data.x_train, data.y_train, train.batch_size, seed),
-                                   train, None)
-        self.calib_batches = BatchStream(data.x_train, data.y_train, train.batch_size, seed + 1)
+        autocast = one_shot_autocast(self.setup.device, self.setup.config.runtime)
+        self.batch_size = a.batch_size or self._fitting_batch(train.batch_size, autocast)
+        self.trainer = PathTrainer(self.setup.net, BatchStream(data.x_train, data.y_train, self.batch_size, seed),
+                                   train, None, autocast)
+        self.calib_batches = BatchStream(data.x_train, data.y_train, self.batch_size, seed + 1)
         self.val_batches = BatchStream(data.x_val, data.y_val, a.reward_samples, seed + 2)
         self.baseline: float | None = None
         self.reward_var = 0.0
         self.episodes_done = 0
         self._record = wrapper_attr(env, "record_scalar")
+
+    def _fitting_batch(self, wanted: int, autocast: Any) -> int:
+        """The preset's batch, or the largest that fits the most demanding of a few random paths
+        (measured on a copy of the supernet, with a generator of its own: the search's streams
+        and batch-norm statistics stay untouched)."""
+        net, x, y = copy.deepcopy(self.setup.net), self.setup.data.x_train, self.setup.data.y_train
+        rng = np.random.default_rng(self.seed)
+
+        def loss(arch: Any) -> Any:
+            def run(n: int) -> torch.Tensor:
+                with autocast():
+                    logits = net(x[:n], arch)
+                return torch.nn.functional.cross_entropy(logits.float(), y[:n])
+            return run
+
+        with forked_rng(self.setup.device):
+            return fitting_batch([loss(self.setup.space.sample(rng)) for _ in range(8)], wanted, self.setup.device)
 
     # -- the controller ---------------------------------------------------------------------
     def sample(self, greedy: bool = False) -> tuple[Any, list[int], list[list[bool]]]:
@@ -151,6 +178,10 @@ class Enas:
             rewards.append(reward)
         return float(np.mean(rewards))
 
+    def _memory_error(self) -> AgentError:
+        return AgentError(f"enas ran out of memory on {self.setup.device} at batch {self.batch_size}; "
+                          f"pass a smaller one, e.g. --hparams '{{batch_size: {max(2, self.batch_size // 2)}}}'")
+
     def preferred(self) -> Any:
         """The architecture ENAS returns now: the controller's most likely one."""
         return self.sample(greedy=True)[0]
@@ -158,7 +189,7 @@ class Enas:
     def learn(self, episodes: int) -> None:
         for _ in range(episodes):
             with charged(self.env, self.setup, self.seed + self.episodes_done):
-                mean_reward = self._round()
+                mean_reward = out_of_memory_as(self._round, self.setup.device, self._memory_error)
             play(self.env, self.preferred())
             self.episodes_done += 1
             if self._record is not None:
@@ -176,7 +207,7 @@ class Enas:
         atomic_write(path, lambda f: torch.save(state, f))
 
     def load(self, path: str | Path) -> None:
-        state = torch.load(path, map_location=self.setup.device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # CPU first: generator states must stay there
         self.setup.net.load_state_dict(state["net"])
         self.trainer.load_state_dict(state["trainer"])
         self.controller.load_state_dict(state["controller"])

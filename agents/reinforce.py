@@ -37,6 +37,7 @@ from torch import nn
 
 from agents.base import AgentError, make_hparams, mask_source, wrapper_attr
 from nas_gym.atomic import atomic_write
+from nas_gym.train import forked_rng, seed_torch
 
 # Logit of a forbidden action. Not -inf: 0 * -inf is NaN in the entropy; exp(-1e9) is exactly
 # 0 in float32, so the action still has probability zero (sb3-contrib's MaskableCategorical does the same).
@@ -127,8 +128,8 @@ class Reinforce:
         if self.args.batch_episodes < 1 or self.args.hidden_size < 1 or not 0.0 <= self.args.baseline_decay < 1.0:
             raise AgentError(f"reinforce: need batch_episodes >= 1, hidden_size >= 1 and 0 <= baseline_decay < 1; "
                              f"got {self.args}")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with forked_rng(torch.device("cpu")):
+            seed_torch(seed, torch.device("cpu"))
             self.policy = Controller(int(env.action_space.n), self.args.hidden_size)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.args.learning_rate)
         self.generator = torch.Generator().manual_seed(seed)
@@ -252,7 +253,7 @@ class Reinforce:
         atomic_write(path, lambda f: torch.save(state, f))
 
     def load(self, path: str | Path) -> None:
-        state = torch.load(path, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])

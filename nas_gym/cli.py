@@ -45,6 +45,12 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
         types.append(CacheError)
     except ImportError:
         pass
+    try:  # a dead CUDA context in this process (serial training): one line, and how to go on
+        from nas_gym.numerics import DeviceLostError
+
+        types.append(DeviceLostError)
+    except ImportError:
+        pass
     return tuple(types)
 
 

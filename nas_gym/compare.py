@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from nas_gym.config import Config
+from nas_gym.gpus import claim_gpu, visible_gpus
 from nas_gym.recorder import SearchLog
 from nas_gym.runlog import Record, best_of, read_records
 from nas_gym.search import CHECKPOINT_SECONDS, StopSearch, run_search
@@ -253,9 +254,12 @@ def run_one(config: Config, agent: str, seed: int, logdir: Path, budget: int, bu
     return RunResult(agent, seed, summary.run_dir, tuple(records[:within]), tuple(clock.clock[:within]), stopped)
 
 
-def _one_thread() -> None:
+def _one_thread(counter: Any = None, gpus: Sequence[str] = ()) -> None:
     """Worker initialiser: one torch thread per process, so ``workers`` processes share the cores
-    instead of each spreading over all of them."""
+    instead of each spreading over all of them; with ``gpus``, the next GPU in turn, so the runs
+    spread over the GPUs instead of all landing on ``cuda:0`` (``nas_gym.gpus.claim_gpu``)."""
+    if gpus:
+        claim_gpu(counter, gpus)  # before torch touches CUDA
     import torch
 
     torch.set_num_threads(1)
@@ -271,7 +275,8 @@ def run_comparison(config: Config, agents: list[str], budget: int | None, seeds:
     :param budget: evaluations per run; with ``budget_seconds``, the evaluations agents plan
         for (None: see :func:`planned_evaluations`).
     :param budget_seconds: stop each run once its simulated training seconds pass this.
-    :param workers: runs in parallel, each in its own spawned process with one torch thread. Runs
+    :param workers: runs in parallel, each in its own spawned process with one torch thread (and,
+        on a GPU host with device ``auto`` or ``cuda``, the GPUs dealt out in turn). Runs
         are independent searches (own seed, run folder and cache), so the results are the same as
         with ``workers=1``; only the order in which ``on_run`` is called differs.
     """
@@ -295,7 +300,10 @@ def run_comparison(config: Config, agents: list[str], budget: int | None, seeds:
                 on_run(agent, seed)
     else:
         context = multiprocessing.get_context("spawn")  # torch does not survive a fork
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread) as pool:
+        device = config.runtime.device
+        gpus = visible_gpus() if device in ("auto", "cuda") else []  # cuda:N pins every run to GPU N
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread,
+                                 initargs=(context.Value("i", 0), gpus)) as pool:
             futures = {pool.submit(run_one, *job_args(a, s), **job_kwargs(a)): (a, s) for a, s in jobs}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()

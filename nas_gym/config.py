@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -70,18 +71,39 @@ class TrainConfig(_Frozen):
 
 
 class RuntimeConfig(_Frozen):
-    """Where and how training runs. Not part of the cache key: results must not depend on it
-    beyond floating-point noise, and a cache filled on one machine stays usable on another."""
+    """Where and how training runs.
+
+    On a CPU none of it is part of the cache key: the CPU trainer computes in fp32 and is
+    deterministic, so results do not depend on it and a cache filled on one machine stays usable
+    on another. On an accelerator the device type and the settings that change its numerics
+    (precision, TF32, determinism) join the key (``nas_gym.numerics.numerics_identity``): a bf16
+    or TF32 run differs from an fp32 one by as much as a change of seed.
+
+    :param device: ``auto`` (cuda, else mps, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``;
+        a GPU index beyond the visible devices fails at start (``nas_gym.device.resolve_device``).
+    :param amp: mixed precision on CUDA: bf16 where the GPU has it natively (compute capability
+        8.0 and up), else fp16 with loss scaling. Ignored on CPU and MPS (fp32).
+    :param tf32: let CUDA matmuls and convolutions use TF32 (GPUs of capability 8.0 and up; on
+        by default for convolutions in PyTorch). Part of the key where it takes effect.
+    :param deterministic: CUDA kernels that give the same bits on every run (cuDNN autotuning
+        off, ``torch.use_deterministic_algorithms``, the cuBLAS workspace setting, a
+        deterministic global pooling): slower, and reproducible only on the same GPU model and
+        software. CPU training is deterministic either way.
+    """
 
     device: str = "auto"
     threads: int | None = Field(default=None, ge=1)
     amp: bool = True
+    tf32: bool = True
+    deterministic: bool = False
 
     @field_validator("device")
     @classmethod
     def _device(cls, device: str) -> str:
-        if device not in ("auto", "cpu", "cuda", "mps") and not device.startswith("cuda:"):
-            raise ValueError(f"device {device!r} is not one of auto, cpu, cuda, cuda:N, mps")
+        # Syntax only: the config imports no torch; whether cuda:N exists is checked when the
+        # device is resolved, before anything trains.
+        if device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d{1,3}", device):
+            raise ValueError(f"device {device!r} is not one of auto, cpu, cuda, cuda:N (N a GPU index), mps")
         return device
 
 
@@ -130,8 +152,11 @@ class EvaluatorConfig(_Frozen):
         every backend gives the same results.
     :param workers: worker processes (``process``), or CPUs of a local Ray instance (``ray``).
     :param ray_address: an existing Ray cluster to join; None starts a local one.
-    :param gpus_per_eval: GPUs each Ray task asks for; fractions pack several small networks on one
-        GPU. With 0, Ray tasks train on the CPU unless ``runtime.device`` names a GPU explicitly.
+    :param gpus_per_eval: GPUs each worker holds (process or Ray; for ``serial``, the one process
+        trains on ``runtime.device``); a fraction packs several workers on one GPU (``0.5``: two
+        per GPU; see docs/gpu.md on NVIDIA MPS). None (default): 1 when ``runtime.device`` is
+        ``cuda`` or ``auto`` and GPUs are visible, else 0 (CPU). A request for more GPUs than
+        there are fails before any worker starts (``nas_gym.gpus``).
     :param max_retries: how often an architecture is retried after its worker process died
         (killed, out of host memory) before it is recorded as ``worker_died``.
     :param threads_per_worker: torch CPU threads in each worker: on small networks two
@@ -151,6 +176,9 @@ class EvaluatorConfig(_Frozen):
         path per batch) the shared weights train for, once per run, with the ``train`` recipe.
     :param supernet_val_samples: ``supernet`` only: validation samples (a fixed subset) each
         architecture is scored on; scoring time grows linearly with it, ties shrink with it.
+    :param supernet_batch_size: ``supernet`` only: the batch its shared weights train with; 0
+        (default) means ``train.batch_size``, lowered to what fits in memory
+        (``nas_gym.supernet.memory``).
     """
 
     kind: str = "train"
@@ -158,7 +186,7 @@ class EvaluatorConfig(_Frozen):
     backend: Literal["serial", "process", "ray"] = "serial"
     workers: int = Field(default=1, ge=1)
     ray_address: str | None = None
-    gpus_per_eval: float = Field(default=0.0, ge=0.0)
+    gpus_per_eval: float | None = Field(default=None, ge=0.0, le=1.0)
     max_retries: int = Field(default=2, ge=0)
     threads_per_worker: int = Field(default=1, ge=1)
     high_epochs: int | None = Field(default=None, ge=1, le=10_000)
@@ -167,6 +195,7 @@ class EvaluatorConfig(_Frozen):
     epochs: int | None = Field(default=None, ge=1, le=10_000)
     supernet_epochs: int = Field(default=30, ge=1, le=10_000)
     supernet_val_samples: int = Field(default=256, ge=1)
+    supernet_batch_size: int = Field(default=0, ge=0)
 
     @field_validator("kind")
     @classmethod

@@ -27,6 +27,7 @@ from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
 from nas_gym.evaluators.base import FAILED, OK
 from nas_gym.model_rewrite import Rewritten, seed_members
+from nas_gym.numerics import LossScaler, precision
 from nas_gym.stepper import Stepper
 
 # Evaluation keeps no activations for backward, so a batch several times the training batch
@@ -102,13 +103,15 @@ class Runner:
 
     def __init__(self, device: torch.device, runtime: RuntimeConfig, image: bool) -> None:
         self.device = device
-        # bf16 needs no loss scaling (fp16 would); GPUs without it train in fp32 instead.
-        self.amp = device.type == "cuda" and runtime.amp and torch.cuda.is_bf16_supported()
+        # bf16 where native; fp16 with loss scaling on older GPUs (see ``nas_gym.numerics.precision``).
+        self.precision = precision(device, runtime)
+        self.amp = self.precision != "fp32"
+        self.scaler = LossScaler(self.precision == "fp16")
         self.channels_last = device.type == "cuda" and image
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
         return contextlib.nullcontext()
 
     def inputs(self, rw: Rewritten, xs: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -159,6 +162,7 @@ def fit(rw: Rewritten, data: Dataset, config: TrainConfig, seeds: Sequence[int],
     order_gens = [torch.Generator().manual_seed(s) for s in seeds]
     augment = config.augment and x_train.ndim == 4
     if augment:
+        # On the device: a CUDA stream differs from a CPU one, so the device type is in the cache key.
         aug_gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
         pad = max(1, x_train.shape[-1] // 16)  # 2 pixels for 32x32, as airbench translates
 
@@ -181,8 +185,9 @@ def fit(rw: Rewritten, data: Dataset, config: TrainConfig, seeds: Sequence[int],
                 logits = net(run.inputs(rw, xs)).float()
             losses = _member_losses(logits, y_train[idx], k, config.label_smoothing)
             stepper.zero_grad()
-            (losses.sum() if k == 1 else torch.where(alive, losses, 0.0).sum()).backward()
-            stepper.step(config.lr * lr_factor(step, total, warmup, config.schedule))
+            run.scaler.scale(losses.sum() if k == 1 else torch.where(alive, losses, 0.0).sum()).backward()
+            if run.scaler.unscale(stepper.params):  # always, but for an fp16 overflow
+                stepper.step(config.lr * lr_factor(step, total, warmup, config.schedule))
             loss_sum += losses.detach()
             step += 1
         # One host sync per epoch rather than per step; a blow-up still stops within an epoch.

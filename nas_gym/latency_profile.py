@@ -30,7 +30,7 @@ from torch import nn
 from nas_gym.config import Config
 from nas_gym.latency_layers import key_shape, layers_for
 from nas_gym.latency_model import LatencyTable, cpu_name, device_label, preset_identity
-from nas_gym.train import cpu_threads, resolve_device
+from nas_gym.train import cpu_threads, forked_rng, resolve_device, seed_torch
 
 THREADS = 1  # what the trainer uses by default; and two one-thread processes beat one two-thread one here
 
@@ -118,8 +118,8 @@ def profile(config: Config, *, repeats: int = 100, warmup: int = 10, fit_archs: 
         if on_step is not None:
             on_step(done, total)
 
-    with torch.random.fork_rng(devices=[]):  # the caller's global generator is left as it was
-        torch.manual_seed(seed)
+    with forked_rng(torch.device("cpu")):  # the caller's global generators are left as they were
+        seed_torch(seed, torch.device("cpu"))
         modules = [(layers.build(key), key_shape(key)) for key in keys]
         networks = [(space.build_model(a, shape, classes), shape) for a in archs]
     # Layers and whole networks in the same rounds: this machine's speed drifts by tens of

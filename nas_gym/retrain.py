@@ -42,7 +42,9 @@ from nas_gym.config import Config
 from nas_gym.data import load_dataset, merge_train_val
 from nas_gym.spaces import space_from_params
 from nas_gym.spaces.base import Architecture
-from nas_gym.train import count_params, resolve_device, train
+from nas_gym.train import count_params, forked_rng, resolve_device, seed_torch, train
+
+CPU = torch.device("cpu")
 
 FORMAT, FORMAT_VERSION = "nas-gym-model", 1
 EXPORTS = ("torchscript", "onnx")
@@ -266,8 +268,8 @@ def retrain(config: Config, arch: Architecture, *, out_dir: Path, epochs: int | 
     results = []
     for seed in range(seeds):
         recipe = config.train.model_copy(update={"epochs": epochs, "seed": seed})
-        with torch.random.fork_rng(devices=[]):  # the same initial weights as search gives this seed
-            torch.manual_seed(seed)
+        with forked_rng(CPU):  # the same initial weights as search gives this seed
+            seed_torch(seed, CPU)
             model = space.build_model(arch, data.input_shape, data.num_classes)
         m = train(model, data, recipe, config.runtime, want_test=True)
         model_path = export_path = None

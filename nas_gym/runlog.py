@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,28 @@ from typing import Any
 from nas_gym.atomic import atomic_write_text
 
 EVALUATIONS_CSV = "evaluations.csv"
+RUNTIME_JSON = "runtime.json"
 CSV_FIELDS = ("episode", "arch", "val_acc", "reward", "params", "flops", "status", "reason", "evaluations", "cached")
+
+
+def record_runtime(run_dir: Path, config: Any) -> list[dict[str, Any]]:
+    """Append where this start of the run trains (device, GPU name, CUDA and cuDNN versions,
+    precision: ``nas_gym.numerics.runtime_record``; the backend and the workers' GPUs) to the run
+    folder's ``runtime.json``, one entry per start: a resumed run may continue on another
+    machine. Returns every entry."""
+    from nas_gym.numerics import runtime_record  # torch: only once a run folder is being written
+
+    path = run_dir / RUNTIME_JSON
+    try:
+        entries = json.loads(path.read_text()) if path.is_file() else []
+    except (OSError, ValueError):
+        entries = []
+    ev = config.evaluator
+    entry = {**runtime_record(config.runtime), "backend": ev.backend, "workers": ev.workers,
+             "gpus_per_eval": ev.gpus_per_eval}
+    entries = [*(entries if isinstance(entries, list) else []), entry]
+    atomic_write_text(path, json.dumps(entries, indent=2) + "\n")
+    return entries
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
 from nas_gym.leaderboard import CONFIRMED_CSV
 from nas_gym.recorder import RecordEpisodes, SearchLog
-from nas_gym.runlog import Record, failures, read_records, top
+from nas_gym.runlog import Record, failures, read_records, record_runtime, top
 
 if TYPE_CHECKING:
     from nas_gym.evaluators.training import Backend
@@ -98,8 +98,9 @@ def make_run_dir(logdir: Path, agent: str, preset: str, seed: int) -> Path:
 
 
 def write_run_files(run_dir: Path, config: Config, argv: list[str] | None = None, *, resume: bool = False) -> None:
-    """The config and the command line; a resume keeps the config and appends its command."""
+    """The config, the command line and the device; a resume keeps the config and appends its command and device."""
     argv = sys.argv if argv is None else argv
+    record_runtime(run_dir, config)
     if resume:
         with (run_dir / "command.txt").open("a") as f:
             f.write(shlex.join(argv) + "\n")

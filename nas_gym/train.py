@@ -7,14 +7,13 @@ runs 1-D networks as channels-last 2-D ones on a CPU. This module decides the de
 count and what a failure looks like, and builds networks for the evaluators.
 
 Everything that could leak between evaluations is saved and restored: torch's global RNG (via
-``fork_rng``), the CPU thread count and ``cudnn.benchmark``. The same config and seed therefore
+``fork_rng``), the CPU thread count and the CUDA flags (``nas_gym.numerics.numerics_settings``). The same config and seed therefore
 give the same result in any order and in any process.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import statistics
 import time
 import warnings
@@ -30,6 +29,14 @@ from nas_gym.evaluators.base import FAILED, EvalResult
 from nas_gym.fit import Runner, TrainMetrics, augment_images, lr_factor
 from nas_gym.fit import fit as _fit
 from nas_gym.model_rewrite import RewriteError, Rewritten, rewrite, unchanged
+from nas_gym.numerics import (
+    DeviceLostError,
+    deterministic_pooling,
+    free_memory,
+    is_device_lost,
+    is_out_of_memory,
+    numerics_settings,
+)
 from nas_gym.spaces.base import Architecture, SearchSpace
 
 __all__ = ["TrainMetrics", "augment_images", "evaluate_architecture", "evaluate_seeds", "lr_factor",
@@ -48,6 +55,21 @@ def forked_rng(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.random.fork_rng(devices=[device.index or 0], device_type=device.type)
 
 
+def seed_torch(seed: int, device: torch.device) -> None:
+    """``torch.manual_seed`` for the CPU and ``device`` only (inside ``forked_rng(device)``).
+
+    ``torch.manual_seed`` also seeds every CUDA generator (queued until CUDA starts, if it has
+    not), which ``fork_rng(devices=[])`` does not put back: a CPU run on a GPU host would reseed
+    the GPU's streams behind the caller's back.
+    """
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+    elif device.type == "mps":
+        torch.mps.manual_seed(seed)
+
+
 @contextlib.contextmanager
 def cpu_threads(device: torch.device, threads: int | None) -> Iterator[None]:
     """Set torch's CPU threads for the run and put the old value back.
@@ -64,15 +86,7 @@ def cpu_threads(device: torch.device, threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-# What running out of memory looks like: CUDA's own error class (``torch.OutOfMemoryError`` in
-# torch >= 2.5, an alias of ``torch.cuda.OutOfMemoryError``), Python's MemoryError for host
-# memory, and the plain RuntimeErrors that MPS and older CUDA paths raise.
-_OOM_TYPES: tuple[type[BaseException], ...] = (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),
-                                                torch.cuda.OutOfMemoryError, MemoryError)
-
-
-def _is_oom(error: BaseException) -> bool:
-    return isinstance(error, _OOM_TYPES) or (isinstance(error, RuntimeError) and "out of memory" in str(error))
+_is_oom = is_out_of_memory
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -129,33 +143,31 @@ def train_seeds(models: Sequence[nn.Module], data: Dataset, config: TrainConfig,
     device = resolve_device(runtime.device)
     run = Runner(device, runtime, image=data.x_train.ndim == 4)
     start = time.perf_counter()
-    previous_benchmark = torch.backends.cudnn.benchmark
+    out_of_memory = False
     try:
-        with cpu_threads(device, runtime.threads), forked_rng(device):
-            torch.manual_seed(seeds[0])  # plain nn.Dropout in a network that trains unchanged
-            if device.type == "cuda":
-                torch.backends.cudnn.benchmark = True  # fixed shapes within a run: tuning pays off
+        with cpu_threads(device, runtime.threads), forked_rng(device), numerics_settings(device, runtime):
+            seed_torch(seeds[0], device)  # plain nn.Dropout in a network that trains unchanged
             for m in models:
                 m.to(device)
+                if runtime.deterministic and device.type == "cuda":
+                    deterministic_pooling(m)
                 if run.channels_last:
                     m.to(memory_format=torch.channels_last)
             rw = _member_net(models, data, device)
             if rw is not None:
+                if run.channels_last:  # stacked weights are built contiguous: put them back in the fast format
+                    rw.net.to(memory_format=torch.channels_last)
                 metrics = _fit(rw, data, config, seeds, run, want_test, start)
                 rw.write_back()
                 return metrics
     except (RuntimeError, MemoryError) as e:
         if not _is_oom(e):
             raise
+        out_of_memory = True
+    if out_of_memory:  # freed here: inside the except block the traceback still held the activations
+        free_memory(device)
         if len(models) == 1:
-            # Only reached after an out-of-memory error; the traceback holding the activations is gone.
-            gc.collect()
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
             return [TrainMetrics(0.0, None, float("nan"), time.perf_counter() - start, FAILED, "out_of_memory")]
-        gc.collect()
-    finally:
-        torch.backends.cudnn.benchmark = previous_benchmark
     warnings.warn(f"{len(models)} seeds trained one by one: the network could not be stacked or did not fit", stacklevel=2)
     return [train_seeds([m], data, config, runtime, [s], want_test=want_test)[0] for m, s in zip(models, seeds, strict=True)]
 
@@ -240,7 +252,7 @@ def evaluate_seeds(arch: Architecture, data: Dataset, config: TrainConfig, runti
         models = []
         for seed in seeds:
             with forked_rng(device):
-                torch.manual_seed(seed)
+                seed_torch(seed, device)
                 models.append(build_model(arch, data.input_shape, data.num_classes))
         params = count_params(models[0])
         flops = count_flops(arch, data.input_shape, data.num_classes)
@@ -256,6 +268,9 @@ def evaluate_seeds(arch: Architecture, data: Dataset, config: TrainConfig, runti
             data = data.to(device)
         metrics = train_seeds(models, data, config, runtime, seeds, want_test=want_test)
     except Exception as e:  # one bad architecture (or a full device) must not end a search
+        if is_device_lost(e):  # nothing can train in this process any more: not this architecture's result
+            raise DeviceLostError(f"{device}: the CUDA context died ({exception_reason(e)}); nothing more can train in "
+                                  "this process: resume the run (nas-gym search --resume RUN_DIR)") from e
         reason = "out_of_memory" if _is_oom(e) else exception_reason(e)
         return [EvalResult.failure(text, reason, params, flops, fidelity=fidelity)] * len(seeds)
     finally:
@@ -275,5 +290,7 @@ def evaluate_architecture(arch: Architecture, data: Dataset, config: TrainConfig
 
     :param space: the space that builds ``arch``; None means a layer chain (``Chain``).
     :raises ValueError: only for an unusable ``runtime.device`` (a setup error, not a result).
+    :raises DeviceLostError: the CUDA context died (a device-side assert): no result is trustworthy
+        in this process any more; a worker exits on it, so that its pool retries the architecture.
     """
     return evaluate_seeds(arch, data, config, runtime, [config.seed], want_test=want_test, space=space)[0]

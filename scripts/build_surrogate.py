@@ -55,10 +55,12 @@ from typing import Any
 import numpy as np
 
 from nas_gym.config import Config, RuntimeConfig, TrainConfig, load_config, parse_overrides
+from nas_gym.device import resolve_device
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import ResultCache
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
+from nas_gym.numerics import numerics_identity
 from nas_gym.spaces.base import Architecture
 from nas_gym.surrogates.data import SOURCES, DataPlan, collect_rows, write_data
 
@@ -236,7 +238,8 @@ class _Noting(PrefetchEvaluator):
 
 def _export(build: Build, out: Path, rounds_done: int, started: float) -> None:
     rows = build.rows()
-    size = write_data(out, build.config, build.plan, rows, rounds_done=rounds_done)
+    size = write_data(out, build.config, build.plan, rows, rounds_done=rounds_done,
+                      numerics=numerics_identity(RUNTIME, resolve_device(RUNTIME.device)))
     n_seeds = sum(sum(v is not None for v in r["val_acc"]) for r in rows)
     print(f"[build_surrogate] {time.strftime('%H:%M:%S')} wrote {out}: {len(rows)} architectures, {n_seeds} "
           f"trainings, {size:,} bytes; {time.perf_counter() - started:.0f}s this run", flush=True)

@@ -29,3 +29,17 @@ def make_env() -> Callable[..., gym.Env]:
 @pytest.fixture
 def synthetic_env() -> gym.Env:
     return make_synthetic_env()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.gpu`` tests run wherever torch sees a CUDA GPU, and are skipped with the
+    reason elsewhere (``-ra``, in pyproject, lists it in the summary)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU: torch.cuda.is_available() is False on this host")
+        for item in gpu_items:
+            item.add_marker(skip)

@@ -20,7 +20,7 @@ from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.search import SearchInterrupted, run_search
 from nas_gym.spaces.cell import CELL_OPS
 
-TINY = {"data.train_fraction": 0.1}
+TINY = {"data.train_fraction": 0.1, "runtime.device": "cpu"}  # the GPU run: tests/test_gpu_smoke.py
 
 
 def make_env(preset: str = "mnist1d-cell", overrides: dict | None = None) -> gym.Env:

@@ -29,6 +29,9 @@ def make_header(config: Config, seeds: Sequence[int], rows: Sequence[dict], work
     """Everything needed to tell whether a table still describes what training would give today."""
     import torch
 
+    from nas_gym.device import resolve_device
+    from nas_gym.numerics import numerics_identity
+
     configs = seed_configs(config, seeds)
     statuses = [s for r in rows for s in r["status"]]
     return {
@@ -39,6 +42,8 @@ def make_header(config: Config, seeds: Sequence[int], rows: Sequence[dict], work
         "seeds": [int(s) for s in seeds],
         "context_hashes": {str(s): c.context_hash() for s, c in configs.items()},
         "trainer_version": TRAINER_VERSION,
+        # What else decides the numbers (empty: CPU, fp32; see nas_gym.numerics.numerics_identity).
+        "numerics": numerics_identity(RUNTIME, resolve_device(RUNTIME.device)),
         "space_size": len(rows),
         "status_counts": {k: statuses.count(k) for k in sorted(set(statuses))},
         "train_seconds_total": round(sum(x or 0.0 for r in rows for x in r["train_seconds"]), 1),

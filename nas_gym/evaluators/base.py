@@ -17,8 +17,10 @@ if TYPE_CHECKING:
 
 OK, FAILED = "ok", "failed"
 # Failures that say something went wrong around the architecture, not what it is: our own code
-# raised, or the worker process running it died. They are never cached (see ``EvalResult.cacheable``).
-NOT_CACHED_REASONS = ("exception:", "worker_died")
+# raised, the worker process running it died, or the device's memory ran out (which depends on the
+# device and on whatever else held memory on it then). They are never cached (see ``EvalResult.cacheable``).
+NOT_CACHED_REASONS = ("exception:", "worker_died", "out_of_memory")
+OUT_OF_MEMORY = "out_of_memory"
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,10 @@ class EvalResult:
     @property
     def cacheable(self) -> bool:
         """Whether the result is a property of the architecture under its training context, one
-        that training it again would give again: a score, NaN loss, out of memory, too many
-        parameters. A failure of our own code (``exception: ...``) or of a worker process
-        (``worker_died: ...``) is not: after a fix, or on a healthy worker, it may well train."""
+        that training it again would give again: a score, NaN loss, too many parameters. A
+        failure of our own code (``exception: ...``), of a worker process (``worker_died: ...``)
+        or of the device's memory (``out_of_memory``: another GPU, or the same one without a
+        neighbour's allocations, may fit it) is not: elsewhere, or after a fix, it may well train."""
         return self.ok or not self.reason.startswith(NOT_CACHED_REASONS)
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,9 +4,11 @@ Training an architecture costs seconds to hours and the same architecture comes 
 again (MetaQNN reuses a repeated architecture's stored accuracy), so every evaluator looks here
 first. The key is ``Architecture.key()`` plus a context (:func:`result_context`: the dataset,
 split and trainer recipe, the search space's identity, and :data:`TRAINER_VERSION`), so a result
-is only reused under the exact conditions, and the code, that produced it. Only results that are
+is only reused under the exact conditions, and the code, that produced it; off the CPU the device
+type, precision, TF32 and determinism settings join the context. Only results that are
 properties of the architecture are stored (``EvalResult.cacheable``): a crash of our own code or
-of a worker process is retried the next time, not remembered.
+of a worker process is retried the next time, not remembered, and running out of memory (which
+depends on the device and on its other tenants) is remembered by the run that met it only.
 
 Why it is built the way it is:
 
@@ -31,9 +33,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.spaces.base import Architecture
@@ -100,14 +102,18 @@ def resolve_path(spec: str | os.PathLike[str] | None) -> Path | None:
     return Path(spec).expanduser()
 
 
-def result_context(config: Config, space: SearchSpace) -> str:
+def result_context(config: Config, space: SearchSpace, numerics: Mapping[str, Any] | None = None) -> str:
     """The context of a result, the second half of its cache key: everything besides the
     architecture's key that decides it. That is the config's training recipe
     (``Config.context_hash``: data, split, trainer, seed), the space (its kind and
-    ``identity()``: two spaces' architectures may share a text, not a network) and the code that
-    trains and builds (:data:`TRAINER_VERSION`)."""
+    ``identity()``: two spaces' architectures may share a text, not a network), the code that
+    trains and builds (:data:`TRAINER_VERSION`) and, off the CPU, the device type and the
+    settings that change its numbers (``numerics``: see ``nas_gym.numerics.numerics_identity``).
+    CPU results have no ``numerics``, so their keys are what they were before it existed."""
     payload = {"recipe": config.context_hash(), "space": space.kind, "identity": space.identity(),
                "trainer_version": TRAINER_VERSION}
+    if numerics:
+        payload["numerics"] = dict(numerics)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 

@@ -41,9 +41,11 @@ from typing import Any, TypeVar
 from nas_gym.config import Config
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.recipe import Recipe
+from nas_gym.gpus import VISIBLE_ENV, worker_gpus
 from nas_gym.spaces.base import Architecture
 
 _STOP_SECONDS = 5.0  # an idle worker gets this long to exit cleanly before it is killed
+DEVICE_LOST_EXIT = 75  # a worker's exit code when its CUDA context died (``nas_gym.numerics.DeviceLostError``)
 
 OnResult = Callable[[int, EvalResult], None]
 
@@ -57,15 +59,27 @@ def _one_line(error: BaseException) -> str:
 
 
 # -- the worker side -------------------------------------------------------------------------------
-def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, index: int) -> None:
+def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, index: int, gpu: str | None = None) -> None:
     """A worker's life: set up once and say ``("ready", -1, pid)``, then answer ``(i, text, recipe)``
-    with ``("result", i, EvalResult)`` until it reads None or the driver goes away."""
+    with ``("result", i, EvalResult)`` until it reads None or the driver goes away.
+
+    ``gpu``: this worker's ``CUDA_VISIBLE_DEVICES`` (see ``nas_gym.gpus.worker_gpus``), set before
+    CUDA starts, so the worker sees its own GPU only, as ``cuda:0``; None leaves it alone. A worker
+    whose CUDA context dies exits with :data:`DEVICE_LOST_EXIT`, so the pool replaces it and retries
+    the architecture in a fresh process.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if gpu is not None:
+        os.environ[VISIBLE_ENV] = gpu
     try:
         from nas_gym.evaluators.worker import WorkerTrainer, worker_device  # torch: in the worker only
+        from nas_gym.numerics import DeviceLostError
 
         config = Config.model_validate(config_json)
-        trainer = WorkerTrainer(config, threads, worker_device(config.runtime.device, index))
+        device = config.runtime.device
+        if gpu and device.startswith("cuda"):
+            device = "cuda"  # its one visible GPU, whatever index the config pinned
+        trainer = WorkerTrainer(config, threads, worker_device(device, index))
     except Exception as e:  # noqa: BLE001 - reported to the driver, which raises it
         conn.send(("setup_error", -1, _one_line(e)))
         return
@@ -83,7 +97,11 @@ def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, in
         except Exception as e:  # noqa: BLE001 - another recipe's data or space: a setup error too
             conn.send(("setup_error", i, _one_line(e)))
             break
-        conn.send(("result", i, state.evaluate(text)))
+        try:
+            result = state.evaluate(text)
+        except DeviceLostError:
+            os._exit(DEVICE_LOST_EXIT)  # no result: the driver sees a death and retries on a fresh worker
+        conn.send(("result", i, result))
     # Nothing to flush (results went through the pipe), and a normal interpreter exit with torch
     # loaded takes over a second per worker.
     os._exit(0)
@@ -93,12 +111,12 @@ def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, in
 class _Worker:
     """One worker process, the driver's end of its pipe, and the task it is running."""
 
-    def __init__(self, ctx: Any, index: int, config_json: dict[str, Any], threads: int) -> None:
+    def __init__(self, ctx: Any, index: int, config_json: dict[str, Any], threads: int, gpu: str | None = None) -> None:
         self.index = index
         self.task: int | None = None
         self.ready = False  # its "ready" message has been read
         self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_worker_main, args=(child, config_json, threads, index),
+        self.process = ctx.Process(target=_worker_main, args=(child, config_json, threads, index, gpu),
                                    name=f"nas-gym-worker-{index}", daemon=True)
         self.process.start()
         child.close()  # so the driver sees EOF when the worker dies
@@ -135,6 +153,8 @@ class _Worker:
                 how = f"killed by {signal.Signals(-code).name}"
             except ValueError:
                 how = f"killed by signal {-code}"
+        elif code == DEVICE_LOST_EXIT:
+            how = "exited: its CUDA context died (device-side error)"
         else:
             how = f"exited with code {code}"
         return f"worker {self.process.pid} {how}"
@@ -170,6 +190,8 @@ class WorkerPool:
             raise ValueError("workers and threads_per_worker must be >= 1, max_retries >= 0")
         self.workers, self.threads, self.max_retries = workers, threads, max_retries
         self._config_json = config.model_dump(mode="json")
+        # Checked and planned before any worker starts: a request for GPUs that are not there fails here.
+        self.gpus = worker_gpus(config.runtime.device, workers, config.evaluator.gpus_per_eval)
         self._ctx = mp.get_context("spawn")
         self._slots: list[_Worker | None] = [None] * workers
         self.start()
@@ -197,7 +219,8 @@ class WorkerPool:
                 self._slots[index] = None
                 if error is not None:
                     raise WorkerSetupError(f"worker {index} could not start: {error}")
-            w = self._slots[index] = _Worker(self._ctx, index, self._config_json, self.threads)
+            gpu = None if self.gpus is None else self.gpus[index]
+            w = self._slots[index] = _Worker(self._ctx, index, self._config_json, self.threads, gpu)
         return w
 
     def _dispatch(self, queue: deque[int], tasks: Sequence[tuple[str, Recipe]]) -> None:
@@ -330,7 +353,9 @@ class ProcessBackend(PooledBackend):
     """Trains batches on a ``WorkerPool`` of ``workers`` spawned processes, started at once.
 
     :param config: the preset; each worker loads ``config.data`` at start and trains with
-        ``config.train`` on ``config.runtime.device`` (worker i on GPU i % count when there are several).
+        ``config.train`` on ``config.runtime.device``; on GPUs each worker sees only its own
+        (``evaluator.gpus_per_eval``, ``nas_gym.gpus.worker_gpus``).
+    :raises ConfigError: more GPUs asked for than there are (before any worker starts).
     :param workers: default ``config.evaluator.workers``.
     :param threads_per_worker: torch threads in each worker; default ``config.evaluator.threads_per_worker``.
     :param max_retries: retries of an architecture whose worker died; default ``config.evaluator.max_retries``.

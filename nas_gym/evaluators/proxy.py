@@ -31,7 +31,7 @@ from nas_gym.config import Config, ConfigError
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
 from nas_gym.spaces.base import Architecture
-from nas_gym.train import count_params, cpu_threads, forked_rng, resolve_device
+from nas_gym.train import count_params, cpu_threads, forked_rng, resolve_device, seed_torch
 
 PROXY_NAMES = ("synflow", "jacob_cov", "snip", "grad_norm", "params", "flops")
 # Positive scores spanning orders of magnitude (synflow is a product over layers): they are
@@ -276,7 +276,7 @@ class ProxyEvaluator(EvaluatorBase):
         score, params, flops, reason = math.nan, 0, 0, ""
         try:
             with cpu_threads(self.device, self.config.runtime.threads), forked_rng(self.device):
-                torch.manual_seed(self.seed)
+                seed_torch(self.seed, self.device)
                 model = self.space.build_model(arch, self.input_shape, self.num_classes)
                 params = count_params(model)
                 flops = self.space.count_flops(arch, self.input_shape, self.num_classes)

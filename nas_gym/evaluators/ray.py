@@ -1,7 +1,8 @@
 """Long-lived Ray actors that train the architectures of a search, on this host or on a Ray cluster.
 
-One actor per worker (``num_cpus=1``, ``num_gpus=gpus_per_eval``: fractions let several small
-networks share a GPU). Each actor sets its torch threads and loads the dataset once, when it is
+One actor per worker (``num_cpus=1``, ``num_gpus=gpus_per_eval``: one GPU each by default when the
+cluster has GPUs and the device may use them, fractions let several small networks share a GPU;
+a request the cluster cannot meet fails before any actor is made). Each actor sets its torch threads and loads the dataset once, when it is
 created (``nas_gym.evaluators.worker``), then trains one architecture at a time for as long as the
 backend lives: a search pays Ray's start and the data loading once, not once per task. Ray and
 the actors start when the backend is made, so the actors load while the driver builds its env and
@@ -30,10 +31,11 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from nas_gym.config import Config
+from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.parallel import PooledBackend, WorkerSetupError
+from nas_gym.evaluators.parallel import DEVICE_LOST_EXIT, PooledBackend, WorkerSetupError
 from nas_gym.evaluators.recipe import Recipe
+from nas_gym.gpus import check_request, gpus_per_worker
 
 OnResult = Callable[[int, EvalResult], None]
 
@@ -41,6 +43,19 @@ OnResult = Callable[[int, EvalResult], None]
 def _one_line(error: BaseException) -> str:
     first = str(error).strip().splitlines()
     return f"{type(error).__name__}: {first[0] if first else ''}".rstrip(": ")
+
+
+def cluster_gpus_per_worker(device: str, workers: int, requested: float | None, resources: dict[str, float]) -> float:
+    """The GPUs each actor asks Ray for, checked against the cluster's (``ray.cluster_resources()``)
+    before any actor is made: actors asking for GPUs that do not exist would never start, and
+    their tasks would wait forever.
+
+    :raises ConfigError: the request does not fit the cluster, or contradicts the device.
+    """
+    available = int(resources.get("GPU", 0))
+    per_worker = gpus_per_worker(device, requested, available)
+    check_request(workers, per_worker, available, "the Ray cluster")
+    return per_worker
 
 
 class _Trainer:
@@ -52,8 +67,10 @@ class _Trainer:
 
             config = Config.model_validate(config_json)
             device = config.runtime.device
-            # An actor only touches the GPUs Ray gave it (Ray's CUDA_VISIBLE_DEVICES already
-            # picked them); ``auto`` without one means the CPU.
+            # An actor only sees the GPUs Ray gave it (Ray sets CUDA_VISIBLE_DEVICES), its own as
+            # cuda:0 whatever index the config named; ``auto`` without one means the CPU.
+            if device.startswith("cuda"):
+                device = "cuda"
             device = "cpu" if device == "auto" and not ray.get_gpu_ids() else worker_device(device, 0)
             self.trainer: Any = WorkerTrainer(config, threads, device)
             self.error: str | None = None
@@ -70,7 +87,12 @@ class _Trainer:
             state = self.trainer.state(recipe)
         except Exception as e:  # noqa: BLE001 - another recipe's data: a setup error too
             return _one_line(e)
-        return state.evaluate(text)
+        from nas_gym.numerics import DeviceLostError
+
+        try:
+            return state.evaluate(text)
+        except DeviceLostError:
+            os._exit(DEVICE_LOST_EXIT)  # the driver sees the actor die and retries on a new one
 
 
 class ActorPool:
@@ -81,9 +103,11 @@ class ActorPool:
     ``close`` shuts Ray down only if this pool started it.
     """
 
-    def __init__(self, config: Config, workers: int, address: str | None, gpus_per_eval: float, max_retries: int,
-                 threads: int) -> None:
-        self.workers, self.address, self.gpus_per_eval = workers, address, gpus_per_eval
+    def __init__(self, config: Config, workers: int, address: str | None, gpus_per_eval: float | None,
+                 max_retries: int, threads: int) -> None:
+        self.workers, self.address, self.requested_gpus = workers, address, gpus_per_eval
+        self.gpus_per_eval = 0.0  # made definite by ``start``, from the cluster's GPUs
+        self._device = config.runtime.device
         self.max_retries, self.threads = max_retries, threads
         self._config_json = config.model_dump(mode="json")
         self._started_ray = False
@@ -101,6 +125,12 @@ class ActorPool:
                 ray.init(num_cpus=self.workers, include_dashboard=False, **quiet)
             self._started_ray = True
         if self._actor_class is None:
+            try:
+                self.gpus_per_eval = cluster_gpus_per_worker(self._device, self.workers, self.requested_gpus,
+                                                             ray.cluster_resources())
+            except ConfigError:
+                self.close()  # nothing started but Ray itself
+                raise
             # Retries are the driver's (below), so Ray restarts nothing by itself.
             self._actor_class = ray.remote(_Trainer).options(num_cpus=1, num_gpus=self.gpus_per_eval,
                                                              max_restarts=0, max_task_retries=0)

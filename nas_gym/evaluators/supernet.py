@@ -27,7 +27,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,32 +39,41 @@ from nas_gym.config import Config, ConfigError
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
 from nas_gym.evaluators.cache import resolve_path
+from nas_gym.numerics import numerics_identity, numerics_settings
 from nas_gym.spaces.base import Architecture
 from nas_gym.supernet.base import Supernet, score_path
+from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
 from nas_gym.supernet.training import BatchStream, PathTrainer
-from nas_gym.train import cpu_threads, exception_reason, forked_rng, resolve_device
+from nas_gym.train import cpu_threads, exception_reason, forked_rng, resolve_device, seed_torch
 
 SUPERNET_VERSION = 1  # bump when a change to the supernets or their training changes the weights
 # Batch-norm statistics per channel come from CALIBRATION_SAMPLES x spatial positions values
 # (5,120 for MNIST-1D): enough for a stable mean and variance, cheap next to the scoring pass.
 CALIBRATION_SAMPLES = 128
+_PATHS_MEASURED = 8  # random paths whose activations decide the batch (the largest of them)
 UNSET = object()
 
 
-def supernet_digest(config: Config) -> str:
-    """Digest of everything that decides the trained weights."""
+def supernet_digest(config: Config, numerics: dict[str, Any] | None = None) -> str:
+    """Digest of everything that decides the trained weights; off the CPU, ``numerics``
+    (``nas_gym.numerics.numerics_identity``) too. The batch, when chosen by memory, is checked
+    on load instead (it depends on the device's free memory, not on the settings)."""
     payload = {"recipe": config.context_hash(), "space": config.space.model_dump(mode="json"),
                "epochs": config.evaluator.supernet_epochs, "version": SUPERNET_VERSION}
+    if config.evaluator.supernet_batch_size:
+        payload["batch"] = config.evaluator.supernet_batch_size
+    if numerics:
+        payload["numerics"] = numerics
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def supernet_file(config: Config) -> Path | None:
+def supernet_file(config: Config, numerics: dict[str, Any] | None = None) -> Path | None:
     """Where the supernet of ``config`` is stored: beside the evaluation cache, or nowhere
     (kept in memory) when the config has no cache."""
     cache = resolve_path(config.evaluator.cache)
     if cache is None:
         return None
-    return cache.parent / "supernets" / f"{config.space.kind}-{supernet_digest(config)}.pt"
+    return cache.parent / "supernets" / f"{config.space.kind}-{supernet_digest(config, numerics)}.pt"
 
 
 def _progress(total: int):
@@ -104,7 +113,9 @@ class SupernetEvaluator(EvaluatorBase):
         self.num_classes = config.num_classes if data is None else data.num_classes
         if not hasattr(self.space, "build_supernet"):
             raise ConfigError(f"space {config.space.kind!r} has no build_supernet; use another evaluator kind")
-        self.store: Path | None = supernet_file(config) if store is UNSET else store  # type: ignore[assignment]
+        self.numerics = numerics_identity(config.runtime, self.device)
+        self.store: Path | None = supernet_file(config, self.numerics) if store is UNSET else store  # type: ignore[assignment]
+        self._batch: int | None = None
         self.stats = EvalStats()
         self.net: Supernet | None = None
         self.train_seconds = 0.0  # what the supernet's training took (or took when it was stored)
@@ -124,31 +135,61 @@ class SupernetEvaluator(EvaluatorBase):
     # -- the shared weights ---------------------------------------------------------------------
     def _build(self) -> Supernet:
         with forked_rng(self.device):
-            torch.manual_seed(self.config.train.seed)
+            seed_torch(self.config.train.seed, self.device)
             return self.space.build_supernet(self.data.input_shape, self.num_classes).to(self.device)
+
+    def batch_size(self) -> int:
+        """``evaluator.supernet_batch_size``, or the preset's batch lowered to what fits: measured
+        on a copy of a fresh supernet with a few paths (``nas_gym.supernet.memory``)."""
+        if self._batch is None:
+            self._batch = self.config.evaluator.supernet_batch_size
+        if not self._batch:
+            net, data, rng = self._build(), self.data, np.random.default_rng(self.config.train.seed)
+            autocast = one_shot_autocast(self.device, self.config.runtime)
+
+            def loss(arch: Architecture) -> Callable[[int], torch.Tensor]:
+                def run(n: int) -> torch.Tensor:
+                    with autocast():
+                        logits = net(data.x_train[:n], arch)
+                    return torch.nn.functional.cross_entropy(logits.float(), data.y_train[:n])
+                return run
+
+            with forked_rng(self.device):
+                self._batch = fitting_batch([loss(self.space.sample(rng)) for _ in range(_PATHS_MEASURED)],
+                                            self.config.train.batch_size, self.device)
+        return self._batch
 
     def _train(self) -> Supernet:
         """Single-path one-shot training: a uniformly drawn architecture per batch."""
         train, data = self.config.train, self.data
         start = time.perf_counter()
         net = self._build()
-        batches = BatchStream(data.x_train, data.y_train, train.batch_size, train.seed)
+        batches = BatchStream(data.x_train, data.y_train, self.batch_size(), train.seed)
         total = self.config.evaluator.supernet_epochs * batches.batches_per_pass
-        trainer = PathTrainer(net, batches, train, total)
+        trainer = PathTrainer(net, batches, train, total, one_shot_autocast(self.device, self.config.runtime))
         rng = np.random.default_rng(train.seed)
         bar = _progress(total)
-        losses = []
-        try:
-            with cpu_threads(self.device, self.config.runtime.threads), forked_rng(self.device):
-                torch.manual_seed(train.seed)  # dropout's stream
+        losses: list[torch.Tensor] = []
+
+        def steps() -> None:
+            with cpu_threads(self.device, self.config.runtime.threads), forked_rng(self.device), \
+                    numerics_settings(self.device, self.config.runtime):
+                seed_torch(train.seed, self.device)  # dropout's stream
                 for _ in range(total):
                     losses.append(trainer.step(self.space.sample(rng)))
                     if bar is not None:
                         bar.advance(bar.task_ids[0])
+
+        def memory_error() -> ConfigError:
+            return ConfigError(f"supernet training ran out of memory on {self.device} at batch {batches.batch_size}; "
+                               f"set evaluator.supernet_batch_size lower (e.g. {max(2, batches.batch_size // 2)})")
+
+        try:
+            out_of_memory_as(steps, self.device, memory_error)
         finally:
             if bar is not None:
                 bar.stop()
-        if not np.isfinite(losses[-batches.batches_per_pass:]).all():
+        if not bool(torch.isfinite(torch.stack(losses[-batches.batches_per_pass:])).all()):  # one sync
             raise ConfigError(f"supernet training diverged (non-finite loss) on {self.config.name!r}; "
                               "lower train.lr or evaluator.supernet_epochs")
         self.train_seconds = time.perf_counter() - start
@@ -157,16 +198,18 @@ class SupernetEvaluator(EvaluatorBase):
     def _save(self, net: Supernet) -> None:
         if self.store is None:
             return
-        state = {"version": SUPERNET_VERSION, "digest": supernet_digest(self.config), "seconds": self.train_seconds,
-                 "weights": net.state_dict()}
+        state = {"version": SUPERNET_VERSION, "digest": supernet_digest(self.config, self.numerics),
+                 "seconds": self.train_seconds, "batch": self.batch_size(), "weights": net.state_dict()}
         atomic_write(self.store, lambda f: torch.save(state, f))  # equal settings write equal weights
 
     def _load(self) -> Supernet | None:
         if self.store is None or not self.store.is_file():
             return None
-        state = torch.load(self.store, map_location=self.device, weights_only=True)
-        if state.get("version") != SUPERNET_VERSION or state.get("digest") != supernet_digest(self.config):
+        state = torch.load(self.store, map_location="cpu", weights_only=True)  # load_state_dict moves it
+        if state.get("version") != SUPERNET_VERSION or state.get("digest") != supernet_digest(self.config, self.numerics):
             return None  # another version's file under this name: train afresh and replace it
+        if state.get("batch", self.config.train.batch_size) != self.batch_size():
+            return None  # trained at another batch (another device's memory): train afresh
         net = self._build()
         net.load_state_dict(state["weights"])
         self.train_seconds = float(state["seconds"])

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from nas_gym import train as _train
 from nas_gym.config import Config, ConfigError, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
-from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
+from nas_gym.evaluators.base import OUT_OF_MEMORY, EvalResult, EvalStats, EvaluatorBase
 from nas_gym.evaluators.cache import Cache, ResultCache, open_cache, result_context
 from nas_gym.spaces.base import Architecture, SearchSpace
 
@@ -90,7 +90,8 @@ def check_setup(config: Config) -> None:
     ``run_search`` creates its run folder before the evaluator exists, and the process and Ray
     backends load the data only inside their workers, where a missing dataset shows up as a
     crashed worker. So a command checks first: the device, the cache file and the data (loaded
-    once more, then dropped: about a second for CIFAR-10, nothing next to a search).
+    once more, then dropped: about a second for CIFAR-10, nothing next to a search), and the
+    workers' GPU request against the GPUs there are.
     Evaluators that need neither data nor cache (table, synthetic) pass at once.
 
     :raises ConfigError, CacheError, DatasetError: one line naming the problem and the fix.
@@ -102,20 +103,37 @@ def check_setup(config: Config) -> None:
         _train.resolve_device(config.runtime.device)
     except ValueError as e:
         raise ConfigError(f"runtime.device: {e}") from None
+    if kind == "train":
+        check_gpus(config)
     if kind == "train" and config.evaluator.cache is not None:
         ResultCache.check(config.evaluator.cache)
     load_dataset(config.data)
 
 
+def check_gpus(config: Config) -> None:
+    """Raise the one-line error the workers' GPU request would raise when they start
+    (``nas_gym.gpus``); a remote Ray cluster's GPUs are only known once joined, and are checked then."""
+    from nas_gym.gpus import check_request, gpus_per_worker, visible_gpus, worker_gpus
+
+    ev, device = config.evaluator, config.runtime.device
+    if ev.backend == "process":
+        worker_gpus(device, ev.workers, ev.gpus_per_eval)
+    elif ev.backend == "ray" and ev.ray_address is None:
+        available = len(visible_gpus())
+        check_request(ev.workers, gpus_per_worker(device, ev.gpus_per_eval, available), available, "this host")
+
+
 class TrainingEvaluator(EvaluatorBase):
     """Scores architectures by training them with the config's recipe, caching every result.
 
-    Failures that belong to the architecture (NaN loss, out of memory, too many parameters) are
-    cached too, with their reason: training is seeded, so the same architecture under the same
-    context would fail again, and retraining it would only charge the budget twice for the
-    same answer. A failure of our own code (``exception: ...``) or a worker that kept dying
+    Failures that belong to the architecture (NaN loss, too many parameters) are cached too,
+    with their reason: training is seeded, so the same architecture under the same context
+    would fail again, and retraining it would only charge the budget twice for the same answer.
+    A failure of our own code (``exception: ...``) or a worker that kept dying
     (``worker_died: ...``) is returned and charged but not cached (``EvalResult.cacheable``):
-    it says nothing about the architecture, so the next request trains it again.
+    it says nothing about the architecture, so the next request trains it again. Running out
+    of memory is remembered by this evaluator only: another device, or this one without the
+    neighbours it had, may fit the network.
 
     Use it as a context manager (or call ``close``) when the backend runs worker processes.
 
@@ -162,13 +180,33 @@ class TrainingEvaluator(EvaluatorBase):
             raise
         # Without data in hand, the dataset's known shape decides the space: no load just for that.
         self.space = config.search_space(None if self._data is None else self._data.input_shape)
-        self.context = result_context(config, self.space)
+        self.context = result_context(config, self.space, self.numerics())
+        # Results this run keeps but the shared cache must not (out of memory: see
+        # ``EvalResult.cacheable``): the same run asking again is not charged twice for them.
+        self._run_only: dict[str, EvalResult] = {}
         self.num_classes = config.num_classes if self._data is None else self._data.num_classes
         self.stats = EvalStats()
         # Latency is measured here, in the driver, whatever the backend: one device and one
         # process for every architecture, and memoised so the env's info stays deterministic.
         self.measures_latency = config.reward.cost == "latency"
         self._latency_ms: dict[str, float] = {}
+
+    def numerics(self) -> dict[str, Any]:
+        """What the results' numbers depend on besides the recipe (``nas_gym.numerics``), on the
+        device the architectures train on: this process's for ``serial``; for workers the same
+        device type, unless they get no GPU (``nas_gym.gpus.worker_gpus``; for Ray,
+        ``gpus_per_eval`` 0) and train on the CPU. A Ray cluster is assumed to have the driver's
+        kind of device (docs/gpu.md)."""
+        from nas_gym.gpus import worker_gpus
+        from nas_gym.numerics import numerics_identity
+
+        ev = self.config.evaluator
+        if ev.backend == "process":
+            plan = worker_gpus(self.config.runtime.device, ev.workers, ev.gpus_per_eval)
+            on_cpu = plan is not None and not any(plan)
+        else:
+            on_cpu = ev.backend == "ray" and ev.gpus_per_eval == 0
+        return numerics_identity(self.config.runtime, torch.device("cpu") if on_cpu else self.device)
 
     @property
     def data(self) -> Dataset:
@@ -204,7 +242,9 @@ class TrainingEvaluator(EvaluatorBase):
             if i in done:  # a backend that reports twice must not be charged twice
                 return
             self.stats.charge(result, cached=False)
-            if not self.cache.put(archs[i], self.context, result):
+            if result.reason == OUT_OF_MEMORY:
+                self._run_only[archs[i].key()] = result
+            elif not self.cache.put(archs[i], self.context, result):
                 result = self.cache.get(archs[i], self.context) or result
             done[i] = result
 
@@ -232,7 +272,8 @@ class TrainingEvaluator(EvaluatorBase):
         which is what lets a parallel backend keep all its workers busy.
         """
         archs = [self.space.validate(a) for a in archs]
-        stored = self.cache.get_many(archs, self.context)
+        stored = [hit or self._run_only.get(a.key()) for a, hit in zip(archs, self.cache.get_many(archs, self.context),
+                                                                       strict=True)]
         found: dict[str, EvalResult] = {}
         misses: dict[str, Architecture] = {}
         repeats: list[str] = []
@@ -263,8 +304,9 @@ class TrainingEvaluator(EvaluatorBase):
         key = arch.key()
         if key not in self._latency_ms:
             shape = self.config.input_shape if self._data is None else self._data.input_shape
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.config.train.seed)
+            cpu = torch.device("cpu")
+            with _train.forked_rng(cpu):
+                _train.seed_torch(self.config.train.seed, cpu)
                 model = self.space.build_model(arch, shape, self.num_classes)
             self._latency_ms[key] = _train.measure_latency(model, shape, self.device,
                                                            threads=self.config.runtime.threads)

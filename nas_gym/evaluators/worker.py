@@ -31,6 +31,7 @@ from nas_gym.config import Config, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.recipe import HOOK_ENV, Recipe
+from nas_gym.numerics import CUBLAS_DETERMINISTIC, CUBLAS_ENV, DeviceLostError, is_device_lost
 from nas_gym.spaces.base import SearchSpace
 
 
@@ -70,13 +71,16 @@ class WorkerState:
     hook: Callable[[str], Any] | None = None
 
     def evaluate(self, text: str) -> EvalResult:
-        """Never raises: whatever goes wrong with one architecture is its failed result."""
+        """Whatever goes wrong with one architecture is its failed result, except a dead CUDA
+        context: that raises ``DeviceLostError`` (and the worker exits)."""
         try:
             if self.hook is not None:
                 self.hook(text)
             return _train.evaluate_architecture(self.space.parse(text), self.data, self.train, self.runtime,
                                                 space=self.space)
         except Exception as e:  # noqa: BLE001 - one bad architecture must not end a search
+            if is_device_lost(e):  # the process is done for: the pool retries on a fresh one
+                raise DeviceLostError(str(e)) from e
             return EvalResult.failure(text, f"exception: {type(e).__name__}: {e}", fidelity=float(self.train.epochs))
 
 
@@ -94,6 +98,8 @@ class WorkerTrainer:
 
     def __init__(self, config: Config, threads: int, device: str) -> None:
         torch.set_num_threads(threads)
+        if config.runtime.deterministic:  # before this process first uses cuBLAS, which reads it once
+            os.environ.setdefault(CUBLAS_ENV, CUBLAS_DETERMINISTIC)
         self.runtime = config.runtime.model_copy(update={"device": device, "threads": threads})
         self.hook = load_hook(os.environ.get(HOOK_ENV))
         self._data: dict[str, Dataset] = {}

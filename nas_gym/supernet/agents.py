@@ -20,9 +20,10 @@ import torch
 
 from nas_gym.config import Config
 from nas_gym.data import Dataset, load_dataset
+from nas_gym.numerics import numerics_settings
 from nas_gym.spaces.base import SearchSpace
 from nas_gym.supernet.base import Supernet
-from nas_gym.train import cpu_threads, forked_rng, resolve_device
+from nas_gym.train import cpu_threads, forked_rng, resolve_device, seed_torch
 
 
 @dataclass
@@ -46,7 +47,7 @@ def one_shot_setup(env: gym.Env, seed: int) -> OneShotSetup:
     if not hasattr(space, "build_supernet"):
         raise ValueError(f"space {config.space.kind!r} has no build_supernet; one-shot agents need one")
     with forked_rng(device):
-        torch.manual_seed(seed)
+        seed_torch(seed, device)
         net = space.build_supernet(data.input_shape, data.num_classes).to(device)
     return OneShotSetup(config, device, data, space, net)
 
@@ -54,11 +55,13 @@ def one_shot_setup(env: gym.Env, seed: int) -> OneShotSetup:
 @contextlib.contextmanager
 def charged(env: gym.Env, setup: OneShotSetup, seed: int) -> Iterator[None]:
     """Run a block of the agent's own training: on the preset's CPU threads, with torch's
-    global RNG (dropout) forked and seeded by ``seed``, its seconds charged to the evaluator."""
+    global RNG (dropout) forked and seeded by ``seed``, the runtime's CUDA flags (TF32,
+    determinism: ``nas_gym.numerics``), its seconds charged to the evaluator."""
     start = time.perf_counter()
     try:
-        with cpu_threads(setup.device, setup.config.runtime.threads), forked_rng(setup.device):
-            torch.manual_seed(seed)
+        with cpu_threads(setup.device, setup.config.runtime.threads), forked_rng(setup.device), \
+                numerics_settings(setup.device, setup.config.runtime):
+            seed_torch(seed, setup.device)
             yield
     finally:
         env.unwrapped.evaluator.stats.train_seconds += time.perf_counter() - start

@@ -9,6 +9,8 @@ preset's ``train`` section, the same one stand-alone networks train with.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,14 +23,20 @@ from nas_gym.train import lr_factor, make_optimizer
 class BatchStream:
     """Endless minibatches of ``(x, y)``: a fresh permutation from ``generator`` each pass, the
     ragged end dropped (a batch of one breaks batch norm). Its state is three numbers and a
-    permutation, so a resumed search draws the batches an uninterrupted one would have."""
+    permutation, so a resumed search draws the batches an uninterrupted one would have.
+
+    The permutation is drawn on the CPU (the same batches on every device) and copied to the data's
+    device once per pass: a copy from the host per batch would wait for the GPU every step."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> None:
         self.x, self.y = x, y
         self.batch_size = min(batch_size, len(y))
         self.generator = torch.Generator().manual_seed(seed)
-        self.perm = torch.randperm(len(y), generator=self.generator)
+        self._set_perm(torch.randperm(len(y), generator=self.generator))
         self.pos = 0
+
+    def _set_perm(self, perm: torch.Tensor) -> None:
+        self.perm, self._perm_on_device = perm, perm.to(self.x.device)
 
     @property
     def batches_per_pass(self) -> int:
@@ -36,8 +44,9 @@ class BatchStream:
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.pos + self.batch_size > len(self.y):
-            self.perm, self.pos = torch.randperm(len(self.y), generator=self.generator), 0
-        idx = self.perm[self.pos : self.pos + self.batch_size].to(self.x.device)
+            self._set_perm(torch.randperm(len(self.y), generator=self.generator))
+            self.pos = 0
+        idx = self._perm_on_device[self.pos : self.pos + self.batch_size]
         self.pos += self.batch_size
         return self.x[idx], self.y[idx]
 
@@ -46,7 +55,8 @@ class BatchStream:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
-        self.perm, self.pos = state["perm"], int(state["pos"])
+        self._set_perm(state["perm"].cpu())
+        self.pos = int(state["pos"])
 
 
 class PathTrainer:
@@ -59,18 +69,21 @@ class PathTrainer:
     :param total_steps: the steps the schedule spans (warm-up, then decay to the last one);
         steps beyond it keep the last rate. None: the preset's rate throughout (a search whose
         length is not known in advance).
+    :param autocast: the forward pass's autocast (``nas_gym.supernet.memory.one_shot_autocast``).
     """
 
-    def __init__(self, net: nn.Module, batches: BatchStream, train: TrainConfig, total_steps: int | None) -> None:
-        self.net, self.batches, self.train = net, batches, train
+    def __init__(self, net: nn.Module, batches: BatchStream, train: TrainConfig, total_steps: int | None,
+                 autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> None:
+        self.net, self.batches, self.train, self.autocast = net, batches, train, autocast
         self.optimizer = make_optimizer(net, train)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=train.label_smoothing)
         self.total = None if total_steps is None else max(1, total_steps)
         self.warmup = 0 if self.total is None else int(train.warmup_fraction * self.total)
         self.steps = 0
 
-    def step(self, arch: Any) -> float:
-        """One weight step on ``arch``'s path; returns its training loss."""
+    def step(self, arch: Any) -> torch.Tensor:
+        """One weight step on ``arch``'s path; returns its training loss, on the device (reading
+        it is a host sync: callers read a pass's losses at once)."""
         x, y = self.batches.next()
         factor = 1.0 if self.total is None else \
             lr_factor(min(self.steps, self.total - 1), self.total, self.warmup, self.train.schedule)
@@ -78,12 +91,14 @@ class PathTrainer:
             group["lr"] = self.train.lr * factor
         if not self.net.training:
             self.net.train()
-        loss = self.criterion(self.net(x, arch), y)
+        with self.autocast():
+            logits = self.net(x, arch)
+        loss = self.criterion(logits.float(), y)
         self.optimizer.zero_grad(set_to_none=True)  # off-path weights get no gradient, hence no decay
         loss.backward()
         self.optimizer.step()
         self.steps += 1
-        return float(loss.detach())
+        return loss.detach()
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "batches": self.batches.state_dict(), "steps": self.steps}

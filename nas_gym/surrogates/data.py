@@ -107,8 +107,12 @@ def data_hash(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def write_data(path: str | os.PathLike[str], config: Config, plan: DataPlan, rows: Sequence[dict[str, Any]],
-               rounds_done: int) -> int:
-    """Write header and rows atomically; returns the bytes written."""
+               rounds_done: int, numerics: Mapping[str, Any] | None = None) -> int:
+    """Write header and rows atomically; returns the bytes written.
+
+    :param numerics: what besides the recipe decided the rows' numbers, as the cache key has it
+        (``nas_gym.numerics.numerics_identity``; empty for CPU fp32 training, the default).
+    """
     import torch
 
     counts = {src: sum(src in r["sources"] for r in rows) for src in SOURCES}
@@ -118,7 +122,7 @@ def write_data(path: str | os.PathLike[str], config: Config, plan: DataPlan, row
         "seeds": list(plan.seeds),
         "context_hashes": {str(s): config.model_copy(update={"train": config.train.model_copy(update={"seed": s})})
                            .context_hash() for s in plan.seeds},
-        "trainer_version": TRAINER_VERSION, "plan": dataclasses.asdict(plan), "rounds_done": rounds_done,
+        "trainer_version": TRAINER_VERSION, "numerics": dict(numerics or {}), "plan": dataclasses.asdict(plan), "rounds_done": rounds_done,
         "architectures": len(rows), "by_source": counts, "data_hash": data_hash(rows),
         "clock": "train_seconds are the worker's CPU seconds per evaluation (one torch thread)",
         "versions": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},

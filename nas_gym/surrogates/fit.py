@@ -160,6 +160,7 @@ def fit_surrogate(header: dict[str, Any], rows: Sequence[dict[str, Any]], space:
     model_header = {
         "preset": header["preset"], "config": header["config"], "seeds": header["seeds"],
         "context_hashes": header["context_hashes"], "trainer_version": header.get("trainer_version", TRAINER_VERSION),
+        "numerics": header.get("numerics", {}),
         "data_hash": data_hash(rows), "architectures": len(ts.archs), "failures_left_out": failed,
         "members": members, "seed": seed, "hgb_params": params, "time_params": time_params,
         "n_features": int(ts.features.shape[1]), "feature_fingerprint": feature_fingerprint(space),

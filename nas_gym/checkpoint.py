@@ -147,12 +147,12 @@ def write_manifest(run_dir: Path, manifest: Manifest) -> None:
     atomic_write_text(run_dir / MANIFEST, json.dumps(body, indent=1) + "\n")
 
 
-def verify_run(run_dir: Path) -> None:
+def verify_run(run_dir: Path, label: str = "--resume") -> None:
     """Refuse a run folder whose manifest, config or checkpoint files this user's nas-gym did not write.
 
     :raises CheckpointError: not a run folder; TrustError: unsigned or changed, naming the file.
     """
-    raw = _raw_manifest(run_dir)
+    raw = _raw_manifest(run_dir, label)
     checkpoint = raw.get("checkpoint")
     trust.verify(raw, run_dir, MANIFEST, checkpoint if isinstance(checkpoint, str) else None)
 
@@ -166,20 +166,20 @@ def clean_stale(run_dir: Path) -> None:
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
-def _raw_manifest(run_dir: Path) -> dict[str, Any]:
+def _raw_manifest(run_dir: Path, label: str = "--resume") -> dict[str, Any]:
     if not run_dir.is_dir():
-        raise CheckpointError(f"--resume {run_dir}: no such folder; give a run folder that `nas-gym search` created")
+        raise CheckpointError(f"{label} {run_dir}: no such folder; give a run folder that `nas-gym search` created")
     path = run_dir / MANIFEST
     if not path.is_file():
-        raise CheckpointError(f"--resume {run_dir}: not a resumable run folder (no {MANIFEST}); "
-                              "give a run folder that `nas-gym search` created")
+        raise CheckpointError(f"{label} {run_dir}: not a run folder nas-gym signed (no {MANIFEST}); give a run folder "
+                              f"that `nas-gym search` created, or {trust.TRUST_HINT}")
     try:
         raw = json.loads(path.read_bytes().decode())
     except (OSError, ValueError) as e:
-        raise CheckpointError(f"--resume {run_dir}: {MANIFEST} is unreadable ({type(e).__name__}); "
-                              "the run cannot be resumed") from None
+        raise CheckpointError(f"{label} {run_dir}: {MANIFEST} is unreadable ({type(e).__name__}); "
+                              "the run cannot be used") from None
     if not isinstance(raw, dict):
-        raise CheckpointError(f"--resume {run_dir}: {MANIFEST} is not a manifest; the run cannot be resumed")
+        raise CheckpointError(f"{label} {run_dir}: {MANIFEST} is not a manifest; the run cannot be used")
     return raw
 
 

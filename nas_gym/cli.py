@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from agents.base import BUILTIN_AGENTS
 from nas_gym.config import Config, load_config, parse_overrides
@@ -22,14 +23,19 @@ from nas_gym.evaluators import AVAILABLE_KINDS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Neural architecture search as a Gymnasium environment.")
-console = Console(stderr=True)
-out = Console()
+# No markup: messages carry user text (architectures, paths, preset names), and a "[/x]" in it
+# must print as itself, not end a style or crash Rich. Styles are given as Text styles instead.
+console = Console(stderr=True, markup=False)
+out = Console(markup=False)
 
 ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="Preset name (see envs_config/) or YAML path.")]
 AGENT_HELP = f"Agent: {', '.join(BUILTIN_AGENTS)}, or module:Class / file.py:Class. [default: qlearning]"
 EVALUATOR_HELP = (f"Evaluator kind: {', '.join(k for k in AVAILABLE_KINDS if not k.startswith('proxy:'))}, "
                   f"proxy:<name> ({', '.join(k.removeprefix('proxy:') for k in AVAILABLE_KINDS if k.startswith('proxy:'))}).")
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config field: KEY=VALUE, e.g. train.epochs=4.")]
+TrustOpt = Annotated[bool, typer.Option("--trust-run-folder", help="Use a run folder whose files are unsigned or changed "
+                                        "since this user's nas-gym wrote them (another user's, another machine's, or an "
+                                        "older nas-gym's). Its config and checkpoint may run code: only for authors you trust.")]
 
 
 def _bad_input_types() -> tuple[type[BaseException], ...]:
@@ -49,7 +55,10 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr, exit code 2; control characters (an ANSI escape in a path) are shown
+    escaped, so user text can neither break the line nor drive the terminal."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(str(message).splitlines()))
+    console.print(Text.assemble(("error:", "bold red"), " ", shown), highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -112,7 +121,7 @@ def _progress(episodes: int) -> tuple[Progress, callable]:
 
 
 def _resumed_settings(run_dir: Path | None, agent: str | None, config: str | None, seed: int | None, episodes: int | None,
-                      hparams: str | None) -> tuple[str, str, int, int, dict | None]:
+                      hparams: str | None, trusted: bool = False) -> tuple[str, str, int, int, dict | None]:
     """Agent, config, seed, episodes and hyperparameters of a search: those given on the command
     line, the rest from the run folder being resumed (its manifest and config.yaml), or the
     defaults for a new run. A given one that contradicts the run is refused later, by the check
@@ -120,9 +129,11 @@ def _resumed_settings(run_dir: Path | None, agent: str | None, config: str | Non
     if run_dir is None:
         return (agent or "qlearning", config or "mnist1d", 0 if seed is None else seed,
                 100 if episodes is None else episodes, _parse_hparams(hparams))
-    from nas_gym.checkpoint import read_manifest
+    from nas_gym.checkpoint import read_manifest, verify_run
 
     run = read_manifest(run_dir)
+    if not trusted:  # before its config.yaml or agent, which may name code, is loaded
+        verify_run(run_dir)
     return (run.agent if agent is None else agent, str(run_dir / "config.yaml") if config is None else config,
             run.seed if seed is None else seed, run.episodes if episodes is None else episodes,
             run.hparams if hparams is None else _parse_hparams(hparams))
@@ -143,12 +154,14 @@ def search(
     overrides: SetOpt = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the stopped run in this run folder, with its own agent, config, seed, episodes and hyperparameters (an option given must agree with the run's).")] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Episodes between checkpoints (what --resume continues from).")] = 10,
+    trust_run_folder: TrustOpt = False,
 ) -> None:
     """Run a search and print the top architectures."""
     from nas_gym.search import CHECKPOINT_SECONDS, SearchInterrupted, run_search
 
     try:
-        agent, config, seed, episodes, agent_hparams = _resumed_settings(resume, agent, config, seed, episodes, hparams)
+        agent, config, seed, episodes, agent_hparams = _resumed_settings(resume, agent, config, seed, episodes, hparams,
+                                                                          trust_run_folder)
         if episodes < 1:
             raise ValueError(f"--episodes must be >= 1, got {episodes}")
         if checkpoint_every < 1:
@@ -163,7 +176,7 @@ def search(
         try:
             summary = run_search(cfg, agent, episodes, seed, logdir, hparams=agent_hparams, on_episode=update,
                                  checkpoint_every=checkpoint_every, resume=resume,
-                                 checkpoint_seconds=CHECKPOINT_SECONDS)
+                                 checkpoint_seconds=CHECKPOINT_SECONDS, trust_run=trust_run_folder)
         finally:
             if progress.live.is_started:
                 progress.stop()
@@ -214,7 +227,7 @@ def compare(
         for name in names:
             resolve_agent(name)  # fail on a typo before any run starts
         cfg = _load(config, overrides, {"evaluator.kind": evaluator} if evaluator else None)
-        progress = Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        progress = Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}", markup=False),
                             TimeElapsedColumn(), console=console)
         task = progress.add_task("", total=len(names) * seeds)
         with progress:
@@ -289,6 +302,7 @@ def retrain_cmd(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the models and retrain.json (default: runs/retrain/PRESET-KEY).")] = None,
     export: Annotated[str | None, typer.Option(help="Also export every model: torchscript or onnx.")] = None,
     overrides: SetOpt = None,
+    trust_run_folder: TrustOpt = False,
 ) -> None:
     """Retrain an architecture on train+validation at full budget; report test accuracy over seeds, save the models."""
     from nas_gym.retrain import check_export, resolve_target
@@ -305,6 +319,10 @@ def retrain_cmd(
         arch_text, source = resolve_target(target)
         if config is None:
             config = str(source / "config.yaml") if source and (source / "config.yaml").is_file() else "mnist1d"
+            if source is not None and config != "mnist1d" and not trust_run_folder:  # a config may name code
+                from nas_gym.checkpoint import verify_run
+
+                verify_run(source, label="retrain")
         cfg = _load(config, overrides)
         arch = cfg.search_space().parse(arch_text)
         out_dir = out_dir or Path("runs") / "retrain" / f"{cfg.name}-{arch.key()[:8]}"

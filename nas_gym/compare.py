@@ -37,6 +37,7 @@ from __future__ import annotations
 import csv
 import math
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ import numpy as np
 from nas_gym.config import Config
 from nas_gym.recorder import SearchLog
 from nas_gym.runlog import Record, best_of, read_records
-from nas_gym.search import CHECKPOINT_SECONDS, StopSearch, run_search
+from nas_gym.search import CHECKPOINT_SECONDS, StopSearch, run_search, safe_agent_name
 from nas_gym.spaces.base import Architecture, SearchSpace
 
 DEFAULT_BUDGET = 100  # evaluations, when neither a count nor a table to derive one from is given
@@ -253,10 +254,14 @@ def run_one(config: Config, agent: str, seed: int, logdir: Path, budget: int, bu
     return RunResult(agent, seed, summary.run_dir, tuple(records[:within]), tuple(clock.clock[:within]), stopped)
 
 
-def _one_thread() -> None:
+def _one_thread(parent: int | None = None) -> None:
     """Worker initialiser: one torch thread per process, so ``workers`` processes share the cores
-    instead of each spreading over all of them."""
+    instead of each spreading over all of them; and the worker ends with ``parent``."""
     import torch
+
+    from nas_gym.lifeline import die_with_parent
+
+    die_with_parent(parent)
 
     torch.set_num_threads(1)
 
@@ -283,7 +288,7 @@ def run_comparison(config: Config, agents: list[str], budget: int | None, seeds:
     results: dict[tuple[str, int], RunResult] = {}
 
     def job_args(agent: str, seed: int) -> tuple[Any, ...]:
-        return (config, agent, seed, logdir / agent, planned, budget_seconds)
+        return (config, agent, seed, logdir / safe_agent_name(agent), planned, budget_seconds)
 
     def job_kwargs(agent: str) -> dict[str, Any]:
         return {"evaluator": evaluator, "hparams": (hparams or {}).get(agent)}
@@ -295,7 +300,8 @@ def run_comparison(config: Config, agents: list[str], budget: int | None, seeds:
                 on_run(agent, seed)
     else:
         context = multiprocessing.get_context("spawn")  # torch does not survive a fork
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread,
+                                 initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(run_one, *job_args(a, s), **job_kwargs(a)): (a, s) for a, s in jobs}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()

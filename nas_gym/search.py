@@ -81,9 +81,15 @@ class StopSearch(Exception):
     summary of what was recorded, and the run folder is as a Ctrl-C leaves it."""
 
 
+def safe_agent_name(agent: str) -> str:
+    """An agent as a folder name: a built-in's name, or the class of ``module:Class`` /
+    ``file.py:Class``, with anything but letters, digits, ``-`` and ``_`` replaced; never a path."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in agent.rsplit(":", 1)[-1])[:64] or "agent"
+
+
 def make_run_dir(logdir: Path, agent: str, preset: str, seed: int) -> Path:
     """A fresh folder under ``logdir``; fails early, with a clear message, if it can't be written."""
-    safe_agent = "".join(c if c.isalnum() or c in "-_" else "_" for c in agent.rsplit(":", 1)[-1])
+    safe_agent = safe_agent_name(agent)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = logdir / f"{safe_agent}-{preset}-s{seed}-{stamp}"
     n = 1

@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 from nas_gym.config import Config
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.recipe import Recipe
+from nas_gym.lifeline import die_with_parent
 from nas_gym.spaces.base import Architecture
 
 _STOP_SECONDS = 5.0  # an idle worker gets this long to exit cleanly before it is killed
@@ -57,10 +58,11 @@ def _one_line(error: BaseException) -> str:
 
 
 # -- the worker side -------------------------------------------------------------------------------
-def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, index: int) -> None:
+def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, index: int, parent: int) -> None:
     """A worker's life: set up once and say ``("ready", -1, pid)``, then answer ``(i, text, recipe)``
     with ``("result", i, EvalResult)`` until it reads None or the driver goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)  # a driver killed with SIGKILL takes its workers with it
     try:
         from nas_gym.evaluators.worker import WorkerTrainer, worker_device  # torch: in the worker only
 
@@ -98,7 +100,7 @@ class _Worker:
         self.task: int | None = None
         self.ready = False  # its "ready" message has been read
         self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_worker_main, args=(child, config_json, threads, index),
+        self.process = ctx.Process(target=_worker_main, args=(child, config_json, threads, index, os.getpid()),
                                    name=f"nas-gym-worker-{index}", daemon=True)
         self.process.start()
         child.close()  # so the driver sees EOF when the worker dies

@@ -260,9 +260,9 @@ def find_table(config: Config) -> Path:
 
     :raises ConfigError: no shipped table matches, naming the tables there are.
     """
-    named = TABLE_DIR / f"{config.name}{SUFFIX}"
-    if named.is_file():
-        return named
+    shipped = {p.name.removesuffix(SUFFIX): p for p in available_tables()}  # never a path built from the name
+    if config.name in shipped:
+        return shipped[config.name]
     for path in available_tables():
         if mismatch(read_header(path), config) is None:
             return path

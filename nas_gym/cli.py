@@ -209,10 +209,12 @@ def compare(
     workers: Annotated[int, typer.Option(help="Runs in parallel (spawned processes, one torch thread each); "
                                          "the results do not depend on it.")] = 1,
     overrides: SetOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier comparison in --logdir (comparison.csv and "
+                                            "its PNG); without it such a folder is refused.")] = False,
 ) -> None:
     """Run several agents on the same budget and seeds; per run: the architecture it returns, its test
     accuracy (table), regret, evaluations to the top 1%, simulated seconds; a CSV and a PNG."""
-    from nas_gym.compare import CSV_NAME, plot, run_comparison, table_rows
+    from nas_gym.compare import CSV_NAME, PNG_NAME, check_free, plot, run_comparison, table_rows
 
     names = [a.strip() for a in agents.split(",") if a.strip()]
     try:
@@ -226,19 +228,20 @@ def compare(
 
         for name in names:
             resolve_agent(name)  # fail on a typo before any run starts
+        check_free(logdir, overwrite)
         cfg = _load(config, overrides, {"evaluator.kind": evaluator} if evaluator else None)
         progress = Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}", markup=False),
                             TimeElapsedColumn(), console=console)
         task = progress.add_task("", total=len(names) * seeds)
         with progress:
             summaries, ref = run_comparison(
-                cfg, names, budget, seeds, logdir, evaluator=evaluator, budget_seconds=budget_seconds, workers=workers,
+                cfg, names, budget, seeds, logdir, evaluator=evaluator, budget_seconds=budget_seconds, workers=workers, overwrite=overwrite,
                 on_run=lambda a, s: progress.update(task, advance=1, description=f"{a} seed {s}"))
     except (*_bad_input_types(), ValueError) as e:
         raise _fail(str(e)) from None
     planned = summaries[0].budget
     spent = f"{budget_seconds:g} simulated seconds (planned {planned} evaluations)" if budget_seconds else f"{planned} evaluations"
-    png = plot(summaries, logdir / "comparison.png", ref.optimum if ref else None, f"{cfg.name}: {seeds} seeds, {spent}")
+    png = plot(summaries, logdir / PNG_NAME, ref.optimum if ref else None, f"{cfg.name}: {seeds} seeds, {spent}")
     rows = table_rows(summaries)
     table = Table(title=f"{cfg.name}, budget {spent}, {seeds} seeds (mean ± std over seeds)")
     for col in rows[0]:  # agent names whole; the numbers wrap on a narrow terminal

@@ -56,6 +56,7 @@ DEFAULT_BUDGET = 100  # evaluations, when neither a count nor a table to derive 
 CAP_FACTOR = 5  # with a seconds budget: episodes allowed per planned evaluation (repeats are free)
 TOP_FRACTION = 0.01
 CSV_NAME = "comparison.csv"
+PNG_NAME = "comparison.png"
 CSV_COLUMNS = ("agent", "seed", "stopped_by", "evaluations", "distinct_archs", "train_seconds", "arch", "val_acc",
                "mean_val_acc", "test_acc", "regret", "reached_top", "evals_to_top", "distinct_to_top", "run_dir")
 
@@ -269,7 +270,7 @@ def _one_thread(parent: int | None = None) -> None:
 def run_comparison(config: Config, agents: list[str], budget: int | None, seeds: int | Sequence[int], logdir: Path, *,
                    evaluator: str | None = None, hparams: dict[str, dict[str, Any]] | None = None,
                    on_run: Callable[[str, int], None] | None = None, budget_seconds: float | None = None,
-                   workers: int = 1) -> tuple[list[AgentSummary], Reference | None]:
+                   workers: int = 1, overwrite: bool = False) -> tuple[list[AgentSummary], Reference | None]:
     """Run every agent on the same seeds (``0..seeds-1``, or the given ones) at the same budget,
     write ``comparison.csv`` (one row per run) and return one summary per agent.
 
@@ -279,7 +280,11 @@ def run_comparison(config: Config, agents: list[str], budget: int | None, seeds:
     :param workers: runs in parallel, each in its own spawned process with one torch thread. Runs
         are independent searches (own seed, run folder and cache), so the results are the same as
         with ``workers=1``; only the order in which ``on_run`` is called differs.
+    :param overwrite: replace an earlier comparison's ``comparison.csv`` and figure in ``logdir``;
+        without it such a folder is refused before any run starts, so no result is lost.
+    :raises ValueError: ``logdir`` holds an earlier comparison and ``overwrite`` is not set.
     """
+    check_free(logdir, overwrite)
     ref = reference_for(config, evaluator)
     planned = planned_evaluations(budget, budget_seconds, ref)
     space = config.search_space()
@@ -313,6 +318,15 @@ def run_comparison(config: Config, agents: list[str], budget: int | None, seeds:
         summaries.append(AgentSummary(agent, tuple(runs), tuple(r.row(space, ref) for r in runs), planned))
     write_csv(logdir / CSV_NAME, summaries)
     return summaries, ref
+
+
+def check_free(logdir: Path, overwrite: bool = False) -> None:
+    """Refuse a ``logdir`` that already holds a comparison: a second one would replace its
+    ``comparison.csv`` and PNG (the run folders themselves are never overwritten)."""
+    earlier = [logdir / name for name in (CSV_NAME, PNG_NAME) if (logdir / name).exists()]
+    if earlier and not overwrite:
+        raise ValueError(f"--logdir {logdir} already holds a comparison ({earlier[0].name}); give another --logdir, "
+                         "or --overwrite to replace it")
 
 
 def write_csv(path: Path, summaries: list[AgentSummary]) -> None:

@@ -27,6 +27,7 @@ import io
 import json
 import math
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -94,10 +95,12 @@ def write_table(path: str | os.PathLike[str], header: dict[str, Any], rows: Sequ
 def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The header alone (the first line), e.g. to find which table matches a config."""
     try:
-        with gzip.open(path, "rt") as f:
+        with gzip.open(path, "rb") as f:
             header = json.loads(f.readline())
-    except (OSError, EOFError, json.JSONDecodeError) as e:
-        raise ConfigError(f"table {path}: cannot be read ({type(e).__name__}: {e}); rebuild it with scripts/build_table.py") from None
+    except (OSError, EOFError, zlib.error, ValueError) as e:
+        detail = " ".join(str(e).split())[:120]
+        raise ConfigError(f"table {path}: cannot be read ({type(e).__name__}: {detail}); rebuild it with "
+                          "scripts/build_table.py") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ConfigError(f"table {path}: not a nas-gym table (no '{FORMAT}' header); rebuild it with scripts/build_table.py")
     if header.get("format_version") != FORMAT_VERSION:
@@ -114,8 +117,8 @@ def built_config(header: dict[str, Any]) -> Config:
         return Config.model_validate({"name": header.get("preset", "table"), "space": c["space"], "data": c["data"],
                                       "train": c["train"]})
     except (KeyError, TypeError, ValueError) as e:
-        raise ConfigError(f"table header: its config cannot be read ({type(e).__name__}); rebuild it with "
-                          "scripts/build_table.py") from None
+        raise ConfigError(f"table {header.get('preset', '?')!s:.40}: its header's config cannot be read "
+                          f"({type(e).__name__}); rebuild it with scripts/build_table.py") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,6 +169,38 @@ def _row_result(row: dict[str, Any], seeds: tuple[int, ...], seed: SeedChoice, e
                       train_seconds=seconds, train_loss=_mean([row["train_loss"][i] for i in idx]), fidelity=epochs)
 
 
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _row_problem(row: Any, n_seeds: int) -> str | None:
+    """What is wrong with one table line (None if nothing): types, lengths and ranges, checked
+    once on load so that no impossible value (an accuracy of 7.5, a negative second) reaches a search."""
+    if not isinstance(row, dict):
+        return "is not a mapping"
+    if not isinstance(row.get("arch"), str):
+        return "has no architecture text"
+    for key in ("params", "flops"):
+        if type(row.get(key)) is not int or row[key] < 0:
+            return f"has {key} {row.get(key)!r}, not a count"
+    lists = {k: row.get(k) for k in ("status", "reason", "val_acc", "test_acc", "train_loss", "train_seconds")}
+    for key, values in lists.items():
+        if not isinstance(values, list) or len(values) != n_seeds:
+            return f"has {key} {values!r}, not one entry per seed ({n_seeds})"
+    if not all(isinstance(v, str) for v in lists["status"] + lists["reason"]):
+        return "has a status or reason that is not text"
+    for key in ("val_acc", "test_acc"):
+        if not all(v is None or (_is_number(v) and 0.0 <= v <= 1.0) for v in lists[key]):
+            return f"has a {key} outside [0, 1]"
+    if any(s == OK and v is None for s, v in zip(lists["status"], lists["val_acc"], strict=True)):
+        return "has an 'ok' seed without a val_acc"
+    if not all(v is None or (_is_number(v) and v >= 0) for v in lists["train_loss"]):
+        return "has a negative or non-numeric train_loss"
+    if not all(v is None or (_is_number(v) and v > 0) for v in lists["train_seconds"]):
+        return "has train_seconds that are not positive"
+    return None
+
+
 _TABLES: dict[tuple[str, int, int], Table] = {}  # (path, mtime_ns, size) -> Table: loaded once per process
 
 
@@ -186,17 +221,33 @@ def load_table(path: str | os.PathLike[str]) -> Table:
     if key in _TABLES:
         return _TABLES[key]
     header = read_header(path)
-    with gzip.open(path, "rt") as f:
-        f.readline()
-        rows = tuple(json.loads(line) for line in f if line.strip())
-    space = built_config(header).search_space()
+    try:
+        with gzip.open(path, "rb") as f:
+            f.readline()
+            rows = tuple(json.loads(line) for line in f if line.strip())
+    except (OSError, EOFError, zlib.error, ValueError) as e:  # damaged compression, bytes or JSON
+        raise ConfigError(f"table {path}: cannot be read ({type(e).__name__}); rebuild it with "
+                          "scripts/build_table.py") from None
+    seeds = header.get("seeds")
+    hashes = header.get("context_hashes")
+    if (not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds) or len(set(seeds)) != len(seeds)
+            or not isinstance(hashes, dict) or not all(isinstance(hashes.get(str(s)), str) for s in seeds)):
+        raise ConfigError(f"table {path}: its header's seeds or context hashes are malformed; rebuild it with "
+                          "scripts/build_table.py")
+    try:
+        space = built_config(header).search_space()
+    except ValueError as e:  # ConfigError, ArchitectureError: a header whose config is not usable here
+        raise ConfigError(f"table {path}: its header's config is not usable ({' '.join(str(e).split())[:160]}); "
+                          "rebuild it with scripts/build_table.py") from None
+    n_seeds = len(seeds)
+    for number, row in enumerate(rows, 2):
+        problem = _row_problem(row, n_seeds)
+        if problem:
+            raise ConfigError(f"table {path}: line {number} {problem}; rebuild it with scripts/build_table.py")
     try:
         archs = tuple(space.parse(r["arch"]) for r in rows)
-    except (ArchitectureError, KeyError, TypeError) as e:
+    except ArchitectureError as e:
         raise ConfigError(f"table {path}: a row is malformed ({e}); rebuild it with scripts/build_table.py") from None
-    n_seeds = len(header["seeds"])
-    if any(len(r["val_acc"]) != n_seeds for r in rows):
-        raise ConfigError(f"table {path}: rows do not all have {n_seeds} seeds; rebuild it with scripts/build_table.py")
     keys = [a.key() for a in archs]
     distinct = {a.key() for a in space.enumerate()}  # isomorphic architectures share one row
     if len(set(keys)) != len(keys) or set(keys) != distinct:

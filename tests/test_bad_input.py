@@ -34,6 +34,11 @@ def _future_schema(path: Path) -> None:
     conn.close()
 
 
+def _empty_latency_table(tmp_path: Path) -> str:
+    (tmp_path / "empty.json").write_text("")
+    return f"reward.latency_table={tmp_path / 'empty.json'}"
+
+
 def _bad_yaml(tmp_path: Path) -> str:
     path = tmp_path / "broken.yaml"
     path.write_text("name: broken\nspace:\n  ops: [conv3-16, maxpool\n  max_depth: 3\n")
@@ -62,6 +67,19 @@ CASES: list[tuple[str, list, list[str], Callable[[Path], None] | None]] = [
     ("cache-garbage-eval", ["eval", "conv3-16"], ["c.sqlite", "not a nas-gym cache"], write_garbage),
     ("cache-foreign-sqlite", ["search"], ["c.sqlite", "holding other tables", "evaluator.cache"], write_foreign_sqlite),
     ("cache-future-schema", ["search"], ["c.sqlite", "newer nas-gym (schema 99", "upgrade"], _future_schema),
+    # issue 24: set-ups refused only after the run folder existed, names that are paths, absurd sizes
+    ("table-other-epochs", ["search", "--evaluator", "table", "--set", "train.epochs=1"],
+     ["mnist1d-tiny.jsonl.gz", "train.epochs=2"], None),
+    ("table-seed", ["search", "--evaluator", "table", "--set", "evaluator.table_seed=7"],
+     ["seed 7 is not one of its seeds"], None),
+    ("unknown-proxy", ["search", "--evaluator", "proxy:nonexistent"], ["unknown proxy 'nonexistent'"], None),
+    ("latency-table-empty", ["search", "--evaluator", "table", "--set", "reward.cost=latency_model", "--set",
+                             _empty_latency_table], ["empty.json", "is not a latency table"], None),
+    ("name-is-a-path", ["search", "--set", "name=../../../../escaped"], ["name '../../../../escaped'", "no '..'"], None),
+    ("name-is-a-path-eval", ["eval", "conv3-16", "--set", "evaluator.kind=table", "--set", "name=../surrogates/mnist1d"],
+     ["name '../surrogates/mnist1d'"], None),
+    ("batch-size-huge", ["search", "--set", "train.batch_size=1000000000000000000000000000000"],
+     ["train.batch_size", "less than or equal to 1000000"], None),
 ]
 
 

@@ -230,13 +230,25 @@ def compare(
             resolve_agent(name)  # fail on a typo before any run starts
         check_free(logdir, overwrite)
         cfg = _load(config, overrides, {"evaluator.kind": evaluator} if evaluator else None)
+        from nas_gym.evaluators.training import check_setup
+
+        check_setup(cfg)  # a missing dataset or a foreign cache file fails before any folder exists
         progress = Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}", markup=False),
                             TimeElapsedColumn(), console=console)
         task = progress.add_task("", total=len(names) * seeds)
-        with progress:
+
+        def on_run(agent: str, seed: int) -> None:  # the bar appears with the first finished run, after every check
+            if not progress.live.is_started:
+                progress.start()
+            progress.update(task, advance=1, description=f"{agent} seed {seed}")
+
+        try:
             summaries, ref = run_comparison(
-                cfg, names, budget, seeds, logdir, evaluator=evaluator, budget_seconds=budget_seconds, workers=workers, overwrite=overwrite,
-                on_run=lambda a, s: progress.update(task, advance=1, description=f"{a} seed {s}"))
+                cfg, names, budget, seeds, logdir, evaluator=evaluator, budget_seconds=budget_seconds, workers=workers,
+                overwrite=overwrite, on_run=on_run)
+        finally:
+            if progress.live.is_started:
+                progress.stop()
     except (*_bad_input_types(), ValueError) as e:
         raise _fail(str(e)) from None
     planned = summaries[0].budget
@@ -418,7 +430,8 @@ def latency_profile(
         try:
             table = profile(cfg, repeats=repeats, fit_archs=fit_archs, on_step=on_step)
         finally:
-            progress.stop()
+            if progress.live.is_started:
+                progress.stop()
         table.save(path)
     except (*_bad_input_types(), ValueError) as e:
         raise _fail(str(e)) from None

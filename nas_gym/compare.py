@@ -285,6 +285,27 @@ def run_comparison(config: Config, agents: list[str], budget: int | None, seeds:
     :raises ValueError: ``logdir`` holds an earlier comparison and ``overwrite`` is not set.
     """
     check_free(logdir, overwrite)
+    made = [] if logdir.exists() else [logdir]
+    try:
+        return _run_all(config, agents, seeds, logdir, evaluator, hparams, on_run, budget, budget_seconds, workers)
+    except BaseException:
+        _remove_empty([*(logdir / safe_agent_name(a) for a in agents), *made])  # a run refused its set-up
+        raise
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a comparison made before one of its runs refused its set-up (each run
+    removes its own run folder then), if nothing else is in them."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or not there
+            pass
+
+
+def _run_all(config: Config, agents: list[str], seeds: int | Sequence[int], logdir: Path, evaluator: str | None,
+             hparams: dict[str, dict[str, Any]] | None, on_run: Callable[[str, int], None] | None, budget: int | None,
+             budget_seconds: float | None, workers: int) -> tuple[list[AgentSummary], Reference | None]:
     ref = reference_for(config, evaluator)
     planned = planned_evaluations(budget, budget_seconds, ref)
     space = config.search_space()

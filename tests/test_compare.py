@@ -262,3 +262,15 @@ def test_a_second_compare_never_replaces_the_first(tmp_path):
 
     assert compare("random", "--overwrite").exit_code == 0
     assert (tmp_path / "comparison.csv").read_bytes() != first["comparison.csv"]
+
+
+@pytest.mark.parametrize("args", [["--evaluator", "proxy:nonexistent"], ["--evaluator", "table", "--set", "train.epochs=1"]],
+                         ids=["unknown-proxy", "table-mismatch"])
+def test_a_set_up_refused_by_the_first_run_leaves_no_compare_folder(tmp_path, args):
+    """Issue 24, defect 7 for compare: one line, exit 2, and no folder under --logdir."""
+    logdir = tmp_path / "cmp"
+    result = CliRunner().invoke(app, ["compare", "--agents", "random", "--budget", "3", "--seeds", "1",
+                                      "--logdir", str(logdir), *args])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("error: ")
+    assert not logdir.exists()

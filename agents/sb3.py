@@ -350,7 +350,7 @@ class _SB3Agent:
         and schedules follow from the same hyperparameters, which resume checks); the weights
         are read by ``torch.load(weights_only=True)`` inside SB3.
         """
-        zip_path = Path(f"{path}.zip")
+        zip_path = Path(path) if Path(path).is_file() else Path(f"{path}.zip")  # SB3 adds .zip when it is missing
         custom = sb3_files.custom_objects(zip_path, self.model)
         with self._own_globals():
             self.model = self.ALGO.load(path, env=self.model.get_env(), device=self.model.device, custom_objects=custom)

@@ -301,8 +301,13 @@ def _finished_summary(run_dir: Path) -> SearchSummary:
     manifest = checkpoint.read_manifest(run_dir)
     state = checkpoint.read_state(run_dir, manifest)
     records = read_records(run_dir)
-    episodes = int(state.get("log", {}).get("episodes", manifest.episodes_done))
-    return SearchSummary(run_dir, episodes, top(records, 5), failures(records), EvalStats(**state.get("stats", {})), 0.0,
+    try:
+        episodes = int(state.get("log", {}).get("episodes", manifest.episodes_done))
+        stats = EvalStats(**state.get("stats", {}))
+    except (TypeError, ValueError):
+        raise checkpoint.CheckpointError(f"--resume {run_dir}: checkpoint {manifest.checkpoint} holds a state of the "
+                                         "wrong shape; the run cannot be summarised") from None
+    return SearchSummary(run_dir, episodes, top(records, 5), failures(records), stats, 0.0,
                          resumed_from=manifest.episodes_done, already_finished=True)
 
 

@@ -39,6 +39,7 @@ from nas_gym.atomic import atomic_write_bytes
 from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators.base import FAILED, OK, EvalResult, EvalStats, EvaluatorBase
 from nas_gym.evaluators.cache import TRAINER_VERSION
+from nas_gym.evaluators.table_checks import header_problem, row_problem
 from nas_gym.spaces.base import Architecture, ArchitectureError
 
 FORMAT, FORMAT_VERSION = "nas-gym-table", 1
@@ -169,38 +170,6 @@ def _row_result(row: dict[str, Any], seeds: tuple[int, ...], seed: SeedChoice, e
                       train_seconds=seconds, train_loss=_mean([row["train_loss"][i] for i in idx]), fidelity=epochs)
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _row_problem(row: Any, n_seeds: int) -> str | None:
-    """What is wrong with one table line (None if nothing): types, lengths and ranges, checked
-    once on load so that no impossible value (an accuracy of 7.5, a negative second) reaches a search."""
-    if not isinstance(row, dict):
-        return "is not a mapping"
-    if not isinstance(row.get("arch"), str):
-        return "has no architecture text"
-    for key in ("params", "flops"):
-        if type(row.get(key)) is not int or row[key] < 0:
-            return f"has {key} {row.get(key)!r}, not a count"
-    lists = {k: row.get(k) for k in ("status", "reason", "val_acc", "test_acc", "train_loss", "train_seconds")}
-    for key, values in lists.items():
-        if not isinstance(values, list) or len(values) != n_seeds:
-            return f"has {key} {values!r}, not one entry per seed ({n_seeds})"
-    if not all(isinstance(v, str) for v in lists["status"] + lists["reason"]):
-        return "has a status or reason that is not text"
-    for key in ("val_acc", "test_acc"):
-        if not all(v is None or (_is_number(v) and 0.0 <= v <= 1.0) for v in lists[key]):
-            return f"has a {key} outside [0, 1]"
-    if any(s == OK and v is None for s, v in zip(lists["status"], lists["val_acc"], strict=True)):
-        return "has an 'ok' seed without a val_acc"
-    if not all(v is None or (_is_number(v) and v >= 0) for v in lists["train_loss"]):
-        return "has a negative or non-numeric train_loss"
-    if not all(v is None or (_is_number(v) and v > 0) for v in lists["train_seconds"]):
-        return "has train_seconds that are not positive"
-    return None
-
-
 _TABLES: dict[tuple[str, int, int], Table] = {}  # (path, mtime_ns, size) -> Table: loaded once per process
 
 
@@ -228,12 +197,9 @@ def load_table(path: str | os.PathLike[str]) -> Table:
     except (OSError, EOFError, zlib.error, ValueError) as e:  # damaged compression, bytes or JSON
         raise ConfigError(f"table {path}: cannot be read ({type(e).__name__}); rebuild it with "
                           "scripts/build_table.py") from None
-    seeds = header.get("seeds")
-    hashes = header.get("context_hashes")
-    if (not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds) or len(set(seeds)) != len(seeds)
-            or not isinstance(hashes, dict) or not all(isinstance(hashes.get(str(s)), str) for s in seeds)):
-        raise ConfigError(f"table {path}: its header's seeds or context hashes are malformed; rebuild it with "
-                          "scripts/build_table.py")
+    if header_problem(header):
+        raise ConfigError(f"table {path}: its header's {header_problem(header)}; rebuild it with scripts/build_table.py")
+    seeds = header["seeds"]
     try:
         space = built_config(header).search_space()
     except ValueError as e:  # ConfigError, ArchitectureError: a header whose config is not usable here
@@ -241,7 +207,7 @@ def load_table(path: str | os.PathLike[str]) -> Table:
                           "rebuild it with scripts/build_table.py") from None
     n_seeds = len(seeds)
     for number, row in enumerate(rows, 2):
-        problem = _row_problem(row, n_seeds)
+        problem = row_problem(row, n_seeds)
         if problem:
             raise ConfigError(f"table {path}: line {number} {problem}; rebuild it with scripts/build_table.py")
     try:

@@ -26,8 +26,10 @@ class NpzError(ValueError):
     """An ``.npz`` that cannot be read as the arrays asked for."""
 
 
-def load_arrays(path: str | os.PathLike[str], names: Sequence[str], max_bytes: int = MAX_BYTES) -> dict[str, np.ndarray]:
+def load_arrays(path: str | os.PathLike[str], names: Sequence[str], max_bytes: int | None = MAX_BYTES) -> dict[str, np.ndarray]:
     """The arrays ``names`` of the ``.npz`` at ``path``, after checking every header.
+
+    :param max_bytes: a cap on any one array besides what the file can hold (None: only that).
 
     :raises NpzError: naming the array and what is wrong (the caller adds the file's fix).
     """
@@ -52,7 +54,7 @@ def load_arrays(path: str | os.PathLike[str], names: Sequence[str], max_bytes: i
                     if dtype.hasobject:
                         raise NpzError(f"array {name!r} holds Python objects")
                     size = math.prod(shape) * dtype.itemsize
-                    if any(n < 0 for n in shape) or size > min(bound, max_bytes):
+                    if any(n < 0 for n in shape) or size > (bound if max_bytes is None else min(bound, max_bytes)):
                         raise NpzError(f"array {name!r} claims shape {shape} ({size:,} bytes), more than the file holds")
                 with z.open(info) as f:
                     out[name] = np.lib.format.read_array(f, allow_pickle=False)

@@ -149,23 +149,28 @@ def _resaved(path: Path, **changes: np.ndarray) -> None:
         np.savez_compressed(f, **arrays)
 
 
-def _huge_header(path: Path) -> None:
-    """A valid archive whose ``value`` array claims 10^12 elements in its .npy header."""
-    _resaved(path)
+def _claim_huge(path: Path, member: str) -> None:
+    """Rewrite ``member`` of the archive at ``path`` so its .npy header claims 10^12 rows."""
     import zipfile
 
     with zipfile.ZipFile(path) as z:
         members = {n: z.read(n) for n in z.namelist()}
-    blob = members["value.npy"]
+    blob = members[member]
     header_len = struct.unpack("<H", blob[8:10])[0]
     header = blob[10:10 + header_len].decode()
     start = header.index("'shape': (") + len("'shape': (")
-    end = header.index(")", start)
-    fake = (header[:start] + "1000000000000," + header[end:]).ljust(header_len - 1) + "\n"
-    members["value.npy"] = blob[:10] + fake.encode()[:header_len] + blob[10 + header_len:]
+    end = header.index(",", start) if "," in header[start:header.index(")", start)] else header.index(")", start)
+    fake = (header[:start] + "1000000000000" + header[end:]).ljust(header_len - 1) + "\n"
+    members[member] = blob[:10] + fake.encode()[:header_len] + blob[10 + header_len:]
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in members.items():
             z.writestr(name, data)
+
+
+def _huge_header(path: Path) -> None:
+    """A valid surrogate whose ``value`` array claims 10^12 elements in its .npy header."""
+    _resaved(path)
+    _claim_huge(path, "value.npy")
 
 
 SURROGATE_DAMAGE = {
@@ -192,6 +197,16 @@ def test_an_npz_header_claiming_more_than_the_file_holds_is_refused_before_alloc
     _huge_header(path)
     with pytest.raises(NpzError, match="claims shape"):
         load_arrays(path, ["value"])
+
+
+def test_a_user_npz_dataset_claiming_a_huge_shape_is_one_line(tmp_path):
+    from nas_gym.data.settings import DataConfig
+
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=np.zeros((64, 40), np.float32), y_train=np.arange(64) % 2)
+    _claim_huge(path, "x_train.npy")
+    with pytest.raises(ValueError, match=r"d\.npz is damaged .*claims shape"):  # DatasetError, in pydantic's wrapper
+        DataConfig(name="arrays", path=str(path)).info()
 
 
 # -- the latency table -----------------------------------------------------------------------------

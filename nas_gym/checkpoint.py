@@ -171,8 +171,9 @@ def _raw_manifest(run_dir: Path, label: str = "--resume") -> dict[str, Any]:
         raise CheckpointError(f"{label} {run_dir}: no such folder; give a run folder that `nas-gym search` created")
     path = run_dir / MANIFEST
     if not path.is_file():
-        raise CheckpointError(f"{label} {run_dir}: not a run folder nas-gym signed (no {MANIFEST}); give a run folder "
-                              f"that `nas-gym search` created, or {trust.TRUST_HINT}")
+        hint = "" if label == "--resume" else f", or {trust.TRUST_HINT} (its config may name code)"
+        raise CheckpointError(f"{label} {run_dir}: not a resumable run folder (no {MANIFEST} vouches for its files); "
+                              f"give a run folder that `nas-gym search` created{hint}")
     try:
         raw = json.loads(path.read_bytes().decode())
     except (OSError, ValueError) as e:

@@ -70,7 +70,8 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and parent-death are POSIX")
-@pytest.mark.parametrize("script", [POOL_PARENT, COMPARE_PARENT], ids=["process-backend", "compare-pool"])
+@pytest.mark.parametrize("script", [pytest.param(POOL_PARENT, id="process-backend"),
+                                    pytest.param(COMPARE_PARENT, id="compare-pool", marks=pytest.mark.slow)])
 def test_workers_end_when_their_parent_is_killed(script, tmp_path):
     hold = tmp_path / "hold.py"  # the process backend's workers call it before training: they stay busy
     (tmp_path / "busy").mkdir()

@@ -96,6 +96,20 @@ def test_probing_a_rejected_wal_cache_leaves_no_files(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no -wal, no -shm
 
 
+def test_a_locked_cache_says_it_is_locked_not_unwritable(tmp_path):
+    path = tmp_path / "c.sqlite"
+    _filled_cache(path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process in the middle of a long write
+    try:
+        with pytest.raises(CacheError, match="locked by another process") as error:
+            ResultCache(path, timeout=0.2)
+        assert "writable" not in str(error.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
 # -- the table -------------------------------------------------------------------------------------
 def _table_lines() -> list[bytes]:
     with gzip.open(TINY_TABLE, "rb") as f:

@@ -110,3 +110,15 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, needles, make
         assert not cache.exists()
     else:
         assert (cache.read_bytes(), cache.stat().st_mtime_ns) == before
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, where no folder can be created")
+def test_a_cache_folder_that_cannot_be_created_leaves_no_run_folder(tmp_path):
+    """The cache check passes (no file there yet) and opening fails later: the run folder made in
+    between is removed (issue 24, defect 7)."""
+    logdir = tmp_path / "runs"
+    result = runner.invoke(app, ["search", "--config", "mnist1d-tiny", "--agent", "random", "--episodes", "2",
+                                 "--logdir", str(logdir), "--set", "evaluator.cache=/proc/nas-gym-nope/c.sqlite"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: cache /proc/nas-gym-nope/c.sqlite: cannot create its folder")
+    assert not logdir.exists() or not any(logdir.iterdir())

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from agents.base import AgentError, resolve_agent
-from nas_gym import checkpoint
+from nas_gym import checkpoint, trust
 from nas_gym.atomic import atomic_write_text
 from nas_gym.config import Config, load_config
 from nas_gym.envs.nas_env import NasEnv
@@ -166,6 +166,7 @@ def run_search(
         checkpoint.read_manifest(Path(resume))  # a folder that is not a run fails before anything is read
         if not trust_run:
             checkpoint.verify_run(Path(resume))  # before the agent or config it names can run any code
+    trust.signing_key()  # an unusable key fails before a run folder exists (it signs the first manifest)
     agent_cls = resolve_agent(agent)
     workers = config.evaluator.workers
     every = math.ceil(checkpoint_every / workers) * workers

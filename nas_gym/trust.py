@@ -70,6 +70,9 @@ def signing_key() -> bytes:
 
 
 def _read_key(path: Path) -> bytes:
+    if os.name == "posix" and path.stat().st_mode & 0o077:  # others could read it and sign folders as this user
+        raise TrustError(f"signing key {path} is readable or writable by other users; make it private with "
+                         f"chmod 600 {path}")
     text = path.read_text().strip()
     try:
         key = bytes.fromhex(text)

@@ -150,3 +150,11 @@ def test_the_key_is_created_once_and_private(tmp_path, monkeypatch):
     first = trust.signing_key()
     assert trust.signing_key() == first and len(first) == 32
     assert stat.S_IMODE(os.stat(tmp_path / "k" / "signing.key").st_mode) == 0o600
+
+
+def test_a_key_others_can_read_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv(trust.KEY_ENV, str(tmp_path / "k" / "signing.key"))
+    trust.signing_key()
+    os.chmod(tmp_path / "k" / "signing.key", 0o644)
+    with pytest.raises(trust.TrustError, match="chmod 600"):
+        trust.signing_key()

@@ -332,12 +332,13 @@ def retrain_cmd(
             raise ValueError(f"need --seeds >= 1 and --epochs >= 1, got {seeds} and {epochs}")
         check_export(export)
         arch_text, source = resolve_target(target)
-        if config is None:
-            config = str(source / "config.yaml") if source and (source / "config.yaml").is_file() else "mnist1d"
-            if source is not None and config != "mnist1d" and not trust_run_folder:  # a config may name code
+        if config is None and source is not None and (source / "config.yaml").is_file():
+            if not trust_run_folder:  # the folder's config may name code: only a signed one is read
                 from nas_gym.checkpoint import verify_run
 
                 verify_run(source, label="retrain")
+            config = str(source / "config.yaml")
+        config = config or "mnist1d"
         cfg = _load(config, overrides)
         arch = cfg.search_space().parse(arch_text)
         out_dir = out_dir or Path("runs") / "retrain" / f"{cfg.name}-{arch.key()[:8]}"

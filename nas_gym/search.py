@@ -204,7 +204,10 @@ def run_search(
             instance = agent_cls(env, seed=seed, hparams=hparams, logdir=run_dir)
             if state:
                 checkpoint.load_agent(run_dir, manifest, instance)
-            _from_checkpoint(run_dir, manifest, log.open)
+            if state is None:
+                log.open()
+            else:  # the CSV cut back to the checkpoint's counters, which may be damaged
+                _from_checkpoint(run_dir, manifest, log.open)
         except BaseException:
             log.close()
             if env is not None:

@@ -234,8 +234,8 @@ def _latency_table(tmp_path: Path, **changes: object) -> Path:
 
 
 @pytest.mark.parametrize("changes", [{"entries": ["conv", 1]}, {"entries": {"conv": -0.5}}, {"entries": {"conv": float("nan")}},
-                                     {"scale": "big"}, {"threads": 1.5}, {"preset": None}, {"entries": {}}],
-                         ids=["entries-list", "negative", "nan", "scale-text", "threads-float", "preset-null", "empty"])
+                                     {"scale": "big"}, {"intercept_ms": float("inf")}, {"threads": 1.5}, {"preset": None}, {"entries": {}}],
+                         ids=["entries-list", "negative", "nan", "scale-text", "intercept-inf", "threads-float", "preset-null", "empty"])
 def test_a_latency_table_of_wrong_types_or_ranges_is_one_line(tmp_path, changes):
     with pytest.raises(LatencyTableError, match=r"lat\.json is not a latency table"):
         load_table(_latency_table(tmp_path, **changes))

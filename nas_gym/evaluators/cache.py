@@ -151,8 +151,8 @@ class ResultCache:
             n_objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         except sqlite3.OperationalError as e:  # locked past the timeout, unreadable: not a verdict on the file
             raise self._fail(f"cannot be read ({e})", "check its permissions and that no other program locks it") from None
-        except sqlite3.DatabaseError as e:
-            raise self._not_ours(f"cannot be read as SQLite ({e})") from None
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:  # a damaged schema's message may not even be UTF-8
+            raise self._not_ours(f"cannot be read as SQLite ({' '.join(str(e).split())[:120]})") from None
         if app_id == 0 and n_objects == 0:
             return "empty"
         if app_id != APPLICATION_ID:
@@ -160,7 +160,7 @@ class ResultCache:
             raise self._not_ours(f"is an SQLite database {owner}")
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.DatabaseError:
+        except (sqlite3.DatabaseError, UnicodeDecodeError):
             row = None
         version = int(row[0]) if row and str(row[0]).isdigit() else None
         if version is None:
@@ -242,7 +242,7 @@ class ResultCache:
                 conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; a lost last write is only a re-evaluation
             except sqlite3.OperationalError:
                 pass
-        except sqlite3.Error as e:
+        except (sqlite3.Error, UnicodeDecodeError) as e:
             conn.close()
             if "locked" in str(e) or "busy" in str(e):
                 raise self._fail(f"stayed locked by another process for {self.timeout:g} s ({e})",
@@ -395,7 +395,7 @@ class ResultCache:
                     raise
             except sqlite3.OperationalError as e:
                 raise self._fail(f"write failed ({e})", "check the disk and that no other program holds the file") from None
-            except sqlite3.DatabaseError as e:
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
                 raise self._damaged(e) from None
         return stored
 

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import pickle
+import json
 import random
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,6 +50,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, StopT
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents import sb3_files
 from agents.base import AgentError
 from agents.hparams import named_activation, preset_hparams, preset_name
 
@@ -324,28 +326,42 @@ class _SB3Agent:
 
     @staticmethod
     def rng_path(path: str | Path) -> Path:
-        return Path(f"{path}.rng.pkl")
+        return Path(f"{path}.rng.json")
 
     def save(self, path: str | Path) -> None:
-        """The model, and beside it (``<path>.rng.pkl``) the random states it does not hold: the
-        private global ones SB3 draws from (DQN's epsilon-greedy, replay sampling) and the action
-        space's (DQN's random actions), which SB3's ``load`` would otherwise re-seed."""
+        """The model, and beside it (``<path>.rng.json``) what it does not hold as data: the private
+        global random states SB3 draws from (DQN's epsilon-greedy, replay sampling), the action
+        space's (DQN's random actions), which SB3's ``load`` would otherwise re-seed, and the
+        episode statistics SB3 would otherwise pickle."""
         self.model.save(path)
         # inside learn (a checkpoint hook) the agent's states are the live globals
         globals_ = (random.getstate(), np.random.get_state(), torch.get_rng_state()) if self._learning else self._rng_state
-        with self.rng_path(path).open("wb") as f:
-            pickle.dump({"globals": globals_,
-                         "action_space": self.model.action_space.np_random.bit_generator.state}, f)
+        saved = {"globals": None if globals_ is None else sb3_files.rng_to_json(globals_),
+                 "action_space": self.model.action_space.np_random.bit_generator.state,
+                 "ep_info_buffer": list(self.model.ep_info_buffer or []),
+                 "ep_success_buffer": list(self.model.ep_success_buffer or [])}
+        self.rng_path(path).write_text(json.dumps(saved))
 
     def load(self, path: str | Path) -> None:
-        """Replace the model by the saved one, on the same env; the logger is set up again."""
+        """Replace the model by the saved one, on the same env; the logger is set up again.
+
+        No code in the archive runs: every entry SB3 would unpickle (``:serialized:``) is
+        replaced by this agent's own value through ``custom_objects`` (the policy class, spaces
+        and schedules follow from the same hyperparameters, which resume checks); the weights
+        are read by ``torch.load(weights_only=True)`` inside SB3.
+        """
+        zip_path = Path(path) if Path(path).is_file() else Path(f"{path}.zip")  # SB3 adds .zip when it is missing
+        custom = sb3_files.custom_objects(zip_path, self.model)
         with self._own_globals():
-            self.model = self.ALGO.load(path, env=self.model.get_env(), device=self.model.device)
+            self.model = self.ALGO.load(path, env=self.model.get_env(), device=self.model.device, custom_objects=custom)
         if self.rng_path(path).exists():  # after the context, which stores the globals on exit
-            with self.rng_path(path).open("rb") as f:
-                saved = pickle.load(f)  # our own file, written by save
-            self._rng_state = saved["globals"]
+            saved = json.loads(self.rng_path(path).read_text())
+            if saved.get("globals") is not None:
+                self._rng_state = sb3_files.rng_from_json(saved["globals"])
             self.model.action_space.np_random.bit_generator.state = saved["action_space"]
+            window = self.model._stats_window_size
+            self.model.ep_info_buffer = deque(sb3_files.episode_infos(saved.get("ep_info_buffer", [])), maxlen=window)
+            self.model.ep_success_buffer = deque(saved.get("ep_success_buffer", []), maxlen=window)
         self._set_logger()
 
 
@@ -389,15 +405,16 @@ class DQNAgent(_SB3Agent):
 
     @staticmethod
     def replay_path(path: str | Path) -> Path:
-        return Path(f"{path}.replay.pkl")
+        return Path(f"{path}.replay.npz")
 
     def save(self, path: str | Path) -> None:
-        """The model, and the replay buffer beside it (``<path>.replay.pkl``)."""
+        """The model, and the replay buffer beside it as plain arrays (``<path>.replay.npz``;
+        SB3's own ``save_replay_buffer`` pickles it)."""
         super().save(path)
-        self.model.save_replay_buffer(self.replay_path(path))
+        sb3_files.save_replay(self.replay_path(path), self.model.replay_buffer)
 
     def load(self, path: str | Path) -> None:
         super().load(path)
         if self.replay_path(path).exists():
-            self.model.load_replay_buffer(self.replay_path(path))
+            sb3_files.load_replay(self.replay_path(path), self.model.replay_buffer)
 

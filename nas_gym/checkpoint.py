@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas_gym import trust
 from nas_gym.atomic import atomic_write_text, fsync_dir
 from nas_gym.config import Config
 
@@ -127,8 +128,60 @@ def config_hash(config: Config) -> str:
     return hashlib.sha256(json.dumps(_compared(config), sort_keys=True).encode()).hexdigest()[:20]
 
 
+CONFIG_FILE = "config.yaml"
+_TYPES = {"agent": str, "preset": str, "seed": int, "episodes": int, "episodes_done": int, "cache": (str, type(None)),
+          "config_hash": str, "hparams": dict, "checkpoint": (str, type(None)), "version": int}
+
+
+def _signed_files(run_dir: Path, manifest: Manifest) -> list[str]:
+    """What a resume reads and trusts: the config and every file of the current checkpoint."""
+    files = [CONFIG_FILE] if (run_dir / CONFIG_FILE).is_file() else []
+    if manifest.checkpoint is not None:
+        files += [str(p.relative_to(run_dir)) for p in (run_dir / manifest.checkpoint).rglob("*") if p.is_file()]
+    return files
+
+
 def write_manifest(run_dir: Path, manifest: Manifest) -> None:
-    atomic_write_text(run_dir / MANIFEST, json.dumps(dataclasses.asdict(manifest), indent=1) + "\n")
+    """Replace the manifest atomically, signed over itself and the files it vouches for (``nas_gym.trust``)."""
+    body = trust.signed(dataclasses.asdict(manifest), run_dir, _signed_files(run_dir, manifest))
+    atomic_write_text(run_dir / MANIFEST, json.dumps(body, indent=1) + "\n")
+
+
+def verify_run(run_dir: Path, label: str = "--resume") -> None:
+    """Refuse a run folder whose manifest, config or checkpoint files this user's nas-gym did not write.
+
+    :raises CheckpointError: not a run folder; TrustError: unsigned or changed, naming the file.
+    """
+    raw = _raw_manifest(run_dir, label)
+    checkpoint = raw.get("checkpoint")
+    trust.verify(raw, run_dir, MANIFEST, checkpoint if isinstance(checkpoint, str) else None)
+
+
+def clean_stale(run_dir: Path) -> None:
+    """Remove temporary files an interrupted write left (``.name.PID.tmp``, ``.ep-N.tmp``); called
+    with the run lock held, so no live writer owns them."""
+    for folder in (run_dir, run_dir / FOLDER):
+        if folder.is_dir():
+            for path in folder.glob(".*.tmp"):
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _raw_manifest(run_dir: Path, label: str = "--resume") -> dict[str, Any]:
+    if not run_dir.is_dir():
+        raise CheckpointError(f"{label} {run_dir}: no such folder; give a run folder that `nas-gym search` created")
+    path = run_dir / MANIFEST
+    if not path.is_file():
+        hint = "" if label == "--resume" else f", or {trust.TRUST_HINT} (its config may name code)"
+        raise CheckpointError(f"{label} {run_dir}: not a resumable run folder (no {MANIFEST} vouches for its files); "
+                              f"give a run folder that `nas-gym search` created{hint}")
+    try:
+        raw = json.loads(path.read_bytes().decode())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{label} {run_dir}: {MANIFEST} is unreadable ({type(e).__name__}); "
+                              "the run cannot be used") from None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{label} {run_dir}: {MANIFEST} is not a manifest; the run cannot be used")
+    return raw
 
 
 def read_manifest(run_dir: Path) -> Manifest:
@@ -136,20 +189,27 @@ def read_manifest(run_dir: Path) -> Manifest:
 
     :raises CheckpointError: the folder is missing, is not a run folder, or its manifest is unreadable.
     """
-    if not run_dir.is_dir():
-        raise CheckpointError(f"--resume {run_dir}: no such folder; give a run folder that `nas-gym search` created")
-    path = run_dir / MANIFEST
-    if not path.is_file():
-        raise CheckpointError(f"--resume {run_dir}: not a resumable run folder (no {MANIFEST}); "
-                              "give a run folder that `nas-gym search` created")
+    raw = _raw_manifest(run_dir)
+    version = raw.get("version", 0)
+    if isinstance(version, int) and version > VERSION:
+        raise CheckpointError(f"--resume {run_dir}: written by a newer nas-gym (checkpoint version "
+                              f"{version}); upgrade nas-gym to resume it")
+    raw.pop(trust.SIGNATURE, None)
+    raw.pop(trust.FILES, None)
+    for key, kind in _TYPES.items():
+        if key in raw and (not isinstance(raw[key], kind) or isinstance(raw[key], bool)):
+            raise CheckpointError(f"--resume {run_dir}: {MANIFEST} field {key!r} has the wrong type; "
+                                  "the run cannot be resumed")
+    bad = (raw.get("checkpoint") or "").replace("\\", "/").split("/")
+    if ".." in bad or (raw.get("checkpoint") or "").startswith("/"):
+        raise CheckpointError(f"--resume {run_dir}: {MANIFEST} names a checkpoint outside the run folder")
     try:
-        raw = json.loads(path.read_text())
-        if raw.get("version", 0) > VERSION:
-            raise CheckpointError(f"--resume {run_dir}: written by a newer nas-gym (checkpoint version "
-                                  f"{raw['version']}); upgrade nas-gym to resume it")
-        return Manifest(**raw)
-    except (json.JSONDecodeError, TypeError, AttributeError) as e:
+        manifest = Manifest(**raw)
+    except TypeError as e:
         raise CheckpointError(f"--resume {run_dir}: {MANIFEST} is unreadable ({e}); the run cannot be resumed") from None
+    if min(manifest.seed, manifest.episodes, manifest.episodes_done) < 0:
+        raise CheckpointError(f"--resume {run_dir}: {MANIFEST} holds a negative count; the run cannot be resumed")
+    return manifest
 
 
 def check_matches(run_dir: Path, manifest: Manifest, *, agent: str, config: Config, seed: int, episodes: int,
@@ -188,9 +248,8 @@ def resume_manifest(run_dir: Path, *, agent: str, config: Config, seed: int, epi
     """
     manifest = read_manifest(run_dir)
     check_matches(run_dir, manifest, agent=agent, config=config, seed=seed, episodes=episodes, hparams=hparams)
-    if episodes > manifest.episodes:
+    if episodes > manifest.episodes:  # written by the caller once the checkpoint has loaded
         manifest = dataclasses.replace(manifest, episodes=episodes)
-        write_manifest(run_dir, manifest)
     return manifest
 
 
@@ -263,9 +322,14 @@ def read_state(run_dir: Path, manifest: Manifest) -> dict[str, Any]:
         return {}
     path = run_dir / manifest.checkpoint / STATE
     try:
-        return json.loads(path.read_text())
+        state = json.loads(path.read_bytes().decode())
     except (OSError, ValueError) as e:
-        raise CheckpointError(f"--resume {run_dir}: checkpoint {manifest.checkpoint} cannot be read ({e})") from None
+        raise CheckpointError(f"--resume {run_dir}: {path} cannot be read ({type(e).__name__}); "
+                              "the run cannot be resumed") from None
+    if not isinstance(state, dict) or not all(isinstance(state.get(k, {}), dict) for k in ("log", "stats", "evaluator")):
+        raise CheckpointError(f"--resume {run_dir}: {path} is not a search state (wrong types); "
+                              "the run cannot be resumed")
+    return state
 
 
 def load_agent(run_dir: Path, manifest: Manifest, agent: Any) -> None:
@@ -279,8 +343,10 @@ def load_agent(run_dir: Path, manifest: Manifest, agent: Any) -> None:
         raise CheckpointError(f"--resume {run_dir}: agent {manifest.agent} has no load(); it cannot continue a checkpoint")
     try:
         agent.load(run_dir / manifest.checkpoint / "agent")
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"--resume {run_dir}: checkpoint {manifest.checkpoint} cannot be loaded ({e})") from None
+    except Exception as e:  # any damage inside the agent's own files: one line, not a traceback
+        detail = " ".join(str(e).split())[:200]
+        raise CheckpointError(f"--resume {run_dir}: checkpoint {manifest.checkpoint} cannot be loaded "
+                              f"({type(e).__name__}: {detail}); the run cannot be resumed") from None
 
 
 def resumable(agent: Any) -> bool:

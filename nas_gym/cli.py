@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from agents.base import BUILTIN_AGENTS
 from nas_gym.config import Config, load_config, parse_overrides
@@ -22,14 +23,19 @@ from nas_gym.evaluators import AVAILABLE_KINDS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Neural architecture search as a Gymnasium environment.")
-console = Console(stderr=True)
-out = Console()
+# No markup: messages carry user text (architectures, paths, preset names), and a "[/x]" in it
+# must print as itself, not end a style or crash Rich. Styles are given as Text styles instead.
+console = Console(stderr=True, markup=False)
+out = Console(markup=False)
 
 ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="Preset name (see envs_config/) or YAML path.")]
 AGENT_HELP = f"Agent: {', '.join(BUILTIN_AGENTS)}, or module:Class / file.py:Class. [default: qlearning]"
 EVALUATOR_HELP = (f"Evaluator kind: {', '.join(k for k in AVAILABLE_KINDS if not k.startswith('proxy:'))}, "
                   f"proxy:<name> ({', '.join(k.removeprefix('proxy:') for k in AVAILABLE_KINDS if k.startswith('proxy:'))}).")
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config field: KEY=VALUE, e.g. train.epochs=4.")]
+TrustOpt = Annotated[bool, typer.Option("--trust-run-folder", help="Use a run folder whose files are unsigned or changed "
+                                        "since this user's nas-gym wrote them (another user's, another machine's, or an "
+                                        "older nas-gym's). Its config and checkpoint may run code: only for authors you trust.")]
 
 
 def _bad_input_types() -> tuple[type[BaseException], ...]:
@@ -55,7 +61,10 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr, exit code 2; control characters (an ANSI escape in a path) are shown
+    escaped, so user text can neither break the line nor drive the terminal."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(str(message).splitlines()))
+    console.print(Text.assemble(("error:", "bold red"), " ", shown), highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -118,7 +127,7 @@ def _progress(episodes: int) -> tuple[Progress, callable]:
 
 
 def _resumed_settings(run_dir: Path | None, agent: str | None, config: str | None, seed: int | None, episodes: int | None,
-                      hparams: str | None) -> tuple[str, str, int, int, dict | None]:
+                      hparams: str | None, trusted: bool = False) -> tuple[str, str, int, int, dict | None]:
     """Agent, config, seed, episodes and hyperparameters of a search: those given on the command
     line, the rest from the run folder being resumed (its manifest and config.yaml), or the
     defaults for a new run. A given one that contradicts the run is refused later, by the check
@@ -126,9 +135,11 @@ def _resumed_settings(run_dir: Path | None, agent: str | None, config: str | Non
     if run_dir is None:
         return (agent or "qlearning", config or "mnist1d", 0 if seed is None else seed,
                 100 if episodes is None else episodes, _parse_hparams(hparams))
-    from nas_gym.checkpoint import read_manifest
+    from nas_gym.checkpoint import read_manifest, verify_run
 
     run = read_manifest(run_dir)
+    if not trusted:  # before its config.yaml or agent, which may name code, is loaded
+        verify_run(run_dir)
     return (run.agent if agent is None else agent, str(run_dir / "config.yaml") if config is None else config,
             run.seed if seed is None else seed, run.episodes if episodes is None else episodes,
             run.hparams if hparams is None else _parse_hparams(hparams))
@@ -149,12 +160,14 @@ def search(
     overrides: SetOpt = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the stopped run in this run folder, with its own agent, config, seed, episodes and hyperparameters (an option given must agree with the run's).")] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Episodes between checkpoints (what --resume continues from).")] = 10,
+    trust_run_folder: TrustOpt = False,
 ) -> None:
     """Run a search and print the top architectures."""
     from nas_gym.search import CHECKPOINT_SECONDS, SearchInterrupted, run_search
 
     try:
-        agent, config, seed, episodes, agent_hparams = _resumed_settings(resume, agent, config, seed, episodes, hparams)
+        agent, config, seed, episodes, agent_hparams = _resumed_settings(resume, agent, config, seed, episodes, hparams,
+                                                                          trust_run_folder)
         if episodes < 1:
             raise ValueError(f"--episodes must be >= 1, got {episodes}")
         if checkpoint_every < 1:
@@ -169,7 +182,7 @@ def search(
         try:
             summary = run_search(cfg, agent, episodes, seed, logdir, hparams=agent_hparams, on_episode=update,
                                  checkpoint_every=checkpoint_every, resume=resume,
-                                 checkpoint_seconds=CHECKPOINT_SECONDS)
+                                 checkpoint_seconds=CHECKPOINT_SECONDS, trust_run=trust_run_folder)
         finally:
             if progress.live.is_started:
                 progress.stop()
@@ -202,10 +215,12 @@ def compare(
     workers: Annotated[int, typer.Option(help="Runs in parallel (spawned processes, one torch thread each); "
                                          "the results do not depend on it.")] = 1,
     overrides: SetOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier comparison in --logdir (comparison.csv and "
+                                            "its PNG); without it such a folder is refused.")] = False,
 ) -> None:
     """Run several agents on the same budget and seeds; per run: the architecture it returns, its test
     accuracy (table), regret, evaluations to the top 1%, simulated seconds; a CSV and a PNG."""
-    from nas_gym.compare import CSV_NAME, plot, run_comparison, table_rows
+    from nas_gym.compare import CSV_NAME, PNG_NAME, check_free, plot, run_comparison, table_rows
 
     names = [a.strip() for a in agents.split(",") if a.strip()]
     try:
@@ -219,19 +234,32 @@ def compare(
 
         for name in names:
             resolve_agent(name)  # fail on a typo before any run starts
+        check_free(logdir, overwrite)
         cfg = _load(config, overrides, {"evaluator.kind": evaluator} if evaluator else None)
-        progress = Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        from nas_gym.evaluators.training import check_setup
+
+        check_setup(cfg)  # a missing dataset or a foreign cache file fails before any folder exists
+        progress = Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}", markup=False),
                             TimeElapsedColumn(), console=console)
         task = progress.add_task("", total=len(names) * seeds)
-        with progress:
+
+        def on_run(agent: str, seed: int) -> None:  # the bar appears with the first finished run, after every check
+            if not progress.live.is_started:
+                progress.start()
+            progress.update(task, advance=1, description=f"{agent} seed {seed}")
+
+        try:
             summaries, ref = run_comparison(
                 cfg, names, budget, seeds, logdir, evaluator=evaluator, budget_seconds=budget_seconds, workers=workers,
-                on_run=lambda a, s: progress.update(task, advance=1, description=f"{a} seed {s}"))
+                overwrite=overwrite, on_run=on_run)
+        finally:
+            if progress.live.is_started:
+                progress.stop()
     except (*_bad_input_types(), ValueError) as e:
         raise _fail(str(e)) from None
     planned = summaries[0].budget
     spent = f"{budget_seconds:g} simulated seconds (planned {planned} evaluations)" if budget_seconds else f"{planned} evaluations"
-    png = plot(summaries, logdir / "comparison.png", ref.optimum if ref else None, f"{cfg.name}: {seeds} seeds, {spent}")
+    png = plot(summaries, logdir / PNG_NAME, ref.optimum if ref else None, f"{cfg.name}: {seeds} seeds, {spent}")
     rows = table_rows(summaries)
     table = Table(title=f"{cfg.name}, budget {spent}, {seeds} seeds (mean ± std over seeds)")
     for col in rows[0]:  # agent names whole; the numbers wrap on a narrow terminal
@@ -295,6 +323,7 @@ def retrain_cmd(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the models and retrain.json (default: runs/retrain/PRESET-KEY).")] = None,
     export: Annotated[str | None, typer.Option(help="Also export every model: torchscript or onnx.")] = None,
     overrides: SetOpt = None,
+    trust_run_folder: TrustOpt = False,
 ) -> None:
     """Retrain an architecture on train+validation at full budget; report test accuracy over seeds, save the models."""
     from nas_gym.retrain import check_export, resolve_target
@@ -309,8 +338,13 @@ def retrain_cmd(
             raise ValueError(f"need --seeds >= 1 and --epochs >= 1, got {seeds} and {epochs}")
         check_export(export)
         arch_text, source = resolve_target(target)
-        if config is None:
-            config = str(source / "config.yaml") if source and (source / "config.yaml").is_file() else "mnist1d"
+        if config is None and source is not None and (source / "config.yaml").is_file():
+            if not trust_run_folder:  # the folder's config may name code: only a signed one is read
+                from nas_gym.checkpoint import verify_run
+
+                verify_run(source, label="retrain")
+            config = str(source / "config.yaml")
+        config = config or "mnist1d"
         cfg = _load(config, overrides)
         arch = cfg.search_space().parse(arch_text)
         out_dir = out_dir or Path("runs") / "retrain" / f"{cfg.name}-{arch.key()[:8]}"
@@ -403,7 +437,8 @@ def latency_profile(
         try:
             table = profile(cfg, repeats=repeats, fit_archs=fit_archs, on_step=on_step)
         finally:
-            progress.stop()
+            if progress.live.is_started:
+                progress.stop()
         table.save(path)
     except (*_bad_input_types(), ValueError) as e:
         raise _fail(str(e)) from None

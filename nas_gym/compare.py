@@ -37,6 +37,7 @@ from __future__ import annotations
 import csv
 import math
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -49,13 +50,14 @@ from nas_gym.config import Config
 from nas_gym.gpus import claim_gpu, visible_gpus
 from nas_gym.recorder import SearchLog
 from nas_gym.runlog import Record, best_of, read_records
-from nas_gym.search import CHECKPOINT_SECONDS, StopSearch, run_search
+from nas_gym.search import CHECKPOINT_SECONDS, StopSearch, run_search, safe_agent_name
 from nas_gym.spaces.base import Architecture, SearchSpace
 
 DEFAULT_BUDGET = 100  # evaluations, when neither a count nor a table to derive one from is given
 CAP_FACTOR = 5  # with a seconds budget: episodes allowed per planned evaluation (repeats are free)
 TOP_FRACTION = 0.01
 CSV_NAME = "comparison.csv"
+PNG_NAME = "comparison.png"
 CSV_COLUMNS = ("agent", "seed", "stopped_by", "evaluations", "distinct_archs", "train_seconds", "arch", "val_acc",
                "mean_val_acc", "test_acc", "regret", "reached_top", "evals_to_top", "distinct_to_top", "run_dir")
 
@@ -254,13 +256,18 @@ def run_one(config: Config, agent: str, seed: int, logdir: Path, budget: int, bu
     return RunResult(agent, seed, summary.run_dir, tuple(records[:within]), tuple(clock.clock[:within]), stopped)
 
 
-def _one_thread(counter: Any = None, gpus: Sequence[str] = ()) -> None:
+def _one_thread(parent: int | None = None, counter: Any = None, gpus: Sequence[str] = ()) -> None:
     """Worker initialiser: one torch thread per process, so ``workers`` processes share the cores
-    instead of each spreading over all of them; with ``gpus``, the next GPU in turn, so the runs
-    spread over the GPUs instead of all landing on ``cuda:0`` (``nas_gym.gpus.claim_gpu``)."""
+    instead of each spreading over all of them; the worker ends with ``parent``; with ``gpus``,
+    the next GPU in turn, so the runs spread over the GPUs instead of all landing on ``cuda:0``
+    (``nas_gym.gpus.claim_gpu``)."""
     if gpus:
         claim_gpu(counter, gpus)  # before torch touches CUDA
     import torch
+
+    from nas_gym.lifeline import die_with_parent
+
+    die_with_parent(parent)
 
     torch.set_num_threads(1)
 
@@ -268,7 +275,7 @@ def _one_thread(counter: Any = None, gpus: Sequence[str] = ()) -> None:
 def run_comparison(config: Config, agents: list[str], budget: int | None, seeds: int | Sequence[int], logdir: Path, *,
                    evaluator: str | None = None, hparams: dict[str, dict[str, Any]] | None = None,
                    on_run: Callable[[str, int], None] | None = None, budget_seconds: float | None = None,
-                   workers: int = 1) -> tuple[list[AgentSummary], Reference | None]:
+                   workers: int = 1, overwrite: bool = False) -> tuple[list[AgentSummary], Reference | None]:
     """Run every agent on the same seeds (``0..seeds-1``, or the given ones) at the same budget,
     write ``comparison.csv`` (one row per run) and return one summary per agent.
 
@@ -279,7 +286,32 @@ def run_comparison(config: Config, agents: list[str], budget: int | None, seeds:
         on a GPU host with device ``auto`` or ``cuda``, the GPUs dealt out in turn). Runs
         are independent searches (own seed, run folder and cache), so the results are the same as
         with ``workers=1``; only the order in which ``on_run`` is called differs.
+    :param overwrite: replace an earlier comparison's ``comparison.csv`` and figure in ``logdir``;
+        without it such a folder is refused before any run starts, so no result is lost.
+    :raises ValueError: ``logdir`` holds an earlier comparison and ``overwrite`` is not set.
     """
+    check_free(logdir, overwrite)
+    made = [] if logdir.exists() else [logdir]
+    try:
+        return _run_all(config, agents, seeds, logdir, evaluator, hparams, on_run, budget, budget_seconds, workers)
+    except BaseException:
+        _remove_empty([*(logdir / safe_agent_name(a) for a in agents), *made])  # a run refused its set-up
+        raise
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a comparison made before one of its runs refused its set-up (each run
+    removes its own run folder then), if nothing else is in them."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or not there
+            pass
+
+
+def _run_all(config: Config, agents: list[str], seeds: int | Sequence[int], logdir: Path, evaluator: str | None,
+             hparams: dict[str, dict[str, Any]] | None, on_run: Callable[[str, int], None] | None, budget: int | None,
+             budget_seconds: float | None, workers: int) -> tuple[list[AgentSummary], Reference | None]:
     ref = reference_for(config, evaluator)
     planned = planned_evaluations(budget, budget_seconds, ref)
     space = config.search_space()
@@ -288,7 +320,7 @@ def run_comparison(config: Config, agents: list[str], budget: int | None, seeds:
     results: dict[tuple[str, int], RunResult] = {}
 
     def job_args(agent: str, seed: int) -> tuple[Any, ...]:
-        return (config, agent, seed, logdir / agent, planned, budget_seconds)
+        return (config, agent, seed, logdir / safe_agent_name(agent), planned, budget_seconds)
 
     def job_kwargs(agent: str) -> dict[str, Any]:
         return {"evaluator": evaluator, "hparams": (hparams or {}).get(agent)}
@@ -303,7 +335,7 @@ def run_comparison(config: Config, agents: list[str], budget: int | None, seeds:
         device = config.runtime.device
         gpus = visible_gpus() if device in ("auto", "cuda") else []  # cuda:N pins every run to GPU N
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread,
-                                 initargs=(context.Value("i", 0), gpus)) as pool:
+                                 initargs=(os.getpid(), context.Value("i", 0), gpus)) as pool:
             futures = {pool.submit(run_one, *job_args(a, s), **job_kwargs(a)): (a, s) for a, s in jobs}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
@@ -315,6 +347,15 @@ def run_comparison(config: Config, agents: list[str], budget: int | None, seeds:
         summaries.append(AgentSummary(agent, tuple(runs), tuple(r.row(space, ref) for r in runs), planned))
     write_csv(logdir / CSV_NAME, summaries)
     return summaries, ref
+
+
+def check_free(logdir: Path, overwrite: bool = False) -> None:
+    """Refuse a ``logdir`` that already holds a comparison: a second one would replace its
+    ``comparison.csv`` and PNG (the run folders themselves are never overwritten)."""
+    earlier = [logdir / name for name in (CSV_NAME, PNG_NAME) if (logdir / name).exists()]
+    if earlier and not overwrite:
+        raise ValueError(f"--logdir {logdir} already holds a comparison ({earlier[0].name}); give another --logdir, "
+                         "or --overwrite to replace it")
 
 
 def write_csv(path: Path, summaries: list[AgentSummary]) -> None:

@@ -57,7 +57,7 @@ class TrainConfig(_Frozen):
     """The trainer's budget and recipe; all of it is part of the cache key."""
 
     epochs: int = Field(default=8, ge=1, le=10_000)
-    batch_size: int = Field(default=128, ge=1)
+    batch_size: int = Field(default=128, ge=1, le=1_000_000)  # more would only be a typo's way to exhaust memory
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
     lr: float = Field(default=3e-3, gt=0.0, le=10.0)
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
@@ -213,6 +213,21 @@ class EvaluatorConfig(_Frozen):
         return self
 
 
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """A name that becomes part of a path (a run folder, a table's file): letters, digits, ``_``,
+    ``.``, ``-``, at most 64 characters, no ``..``; so it can never leave the folder it is put in.
+
+    :raises ValueError: naming ``what`` and the rule.
+    """
+    if not NAME_PATTERN.fullmatch(name) or ".." in name:
+        raise ValueError(f"{what} {name!r} must be 1-64 letters, digits, '_', '.' or '-' (starting with a letter "
+                         "or digit, no '..'), since it names folders and files")
+    return name
+
+
 class Config(_Frozen):
     """A whole preset."""
 
@@ -224,6 +239,11 @@ class Config(_Frozen):
     runtime: RuntimeConfig = RuntimeConfig()
     reward: RewardConfig = RewardConfig()
     evaluator: EvaluatorConfig = EvaluatorConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        return check_name(name)
 
     @model_validator(mode="after")
     def _data_fills_a_batch(self) -> Config:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import platform
 from dataclasses import asdict, dataclass, field
@@ -144,11 +145,46 @@ class LatencyTable:
         text = path.read_text()
         try:
             raw = json.loads(text)
-            if raw.get("format") != FORMAT:
-                raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT}")
+            if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+                raise ValueError(f"format {raw.get('format') if isinstance(raw, dict) else None!r}, expected {FORMAT}")
+            _check_fields(raw)
             return cls(**raw)
         except (ValueError, TypeError, AttributeError) as e:
             raise LatencyTableError(f"reward.latency_table {path} is not a latency table ({e})") from None
+
+
+def _positive(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def _check_fields(raw: dict[str, Any]) -> None:
+    """Types and ranges of a table's fields, checked on load: a negative or NaN time would turn
+    into a reward above the accuracy, or a NaN one, far from the file that caused it.
+
+    :raises ValueError: naming the first bad field.
+    """
+    for key in ("cpu", "device", "torch"):
+        if not isinstance(raw.get(key), str):
+            raise ValueError(f"{key} is not text")
+    for key in ("threads", "repeats", "warmup"):
+        if type(raw.get(key)) is not int or raw[key] < 0:
+            raise ValueError(f"{key} is not a count")
+    preset = raw.get("preset")
+    if (not isinstance(preset, dict) or not isinstance(preset.get("space"), dict)
+            or not isinstance(preset.get("input_shape"), list) or not all(type(n) is int and n > 0 for n in preset["input_shape"])
+            or type(preset.get("num_classes")) is not int or preset["num_classes"] < 1):
+        raise ValueError("preset is not a space, input shape and class count")
+    entries = raw.get("entries")
+    if not isinstance(entries, dict) or not entries:
+        raise ValueError("entries is empty or not a mapping of layer -> milliseconds")
+    if not all(isinstance(k, str) and _positive(v) for k, v in entries.items()):
+        raise ValueError("entries holds a time that is not a positive, finite number of milliseconds")
+    for key in ("scale", "intercept_ms"):  # fitted on noisy timings: either sign, but a number
+        value = raw.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"{key} is not a finite number")
+    if not isinstance(raw.get("fit"), dict) or not isinstance(raw.get("profile_seconds"), int | float):
+        raise ValueError("fit or profile_seconds has the wrong type")
 
 
 def check_table(table: LatencyTable, path: Path, *, device: str, torch_version: str, identity: dict[str, Any],

@@ -74,8 +74,15 @@ def _confirmed(run_dir: Path) -> dict[str, float]:
     path = run_dir / CONFIRMED_CSV
     if not path.is_file():
         return {}
-    with path.open(newline="") as f:
-        return {row["arch"]: float(row["val_acc"]) for row in csv.DictReader(f) if row["status"] == "ok"}
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = {row["arch"]: float(row["val_acc"]) for row in csv.DictReader(f) if row["status"] == "ok"}
+    except (UnicodeDecodeError, csv.Error, KeyError, ValueError, TypeError) as e:
+        raise LeaderboardError(f"{path} is damaged ({type(e).__name__}); restore it or remove the run folder "
+                               "from the command") from None
+    if not all(0.0 <= v <= 1.0 for v in rows.values()):
+        raise LeaderboardError(f"{path} holds a val_acc outside [0, 1]; restore it or remove the run folder from the command")
+    return rows
 
 
 def pareto_front(entries: list[Entry]) -> list[Entry]:

@@ -36,11 +36,23 @@ class SearchLog:
 
     def __init__(self, run_dir: Path | None = None, on_episode: Callable[[SearchLog], None] | None = None,
                  hparams: dict[str, Any] | None = None, figure_seconds: float | None = None,
-                 resume: dict[str, Any] | None = None) -> None:
-        self.run = RunLog(run_dir, resume)
+                 resume: dict[str, Any] | None = None, defer: bool = False) -> None:
         self.on_episode = on_episode
         self.evaluator: Any = None  # set by the first RecordEpisodes wrapper: the run's evaluator
         self.tensorboard = None
+        self._open_args = (run_dir, hparams, figure_seconds, resume)
+        self.run = RunLog(None)
+        if not defer:
+            self.open()
+
+    def open(self) -> None:
+        """Start writing to the run folder (the CSV cut back to the checkpoint, TensorBoard).
+
+        A resumed search calls it only once its checkpoint has loaded (``defer=True`` until
+        then), so a resume that fails leaves the folder as it was.
+        """
+        run_dir, hparams, figure_seconds, resume = self._open_args
+        self.run = RunLog(run_dir, resume)
         if run_dir is not None:
             from nas_gym.tb import FIGURE_SECONDS, TensorBoardLog
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +59,20 @@ class Record:
 
 
 def record_of(row: dict[str, str]) -> Record:
-    """The :class:`Record` of one ``evaluations.csv`` row."""
-    return Record(int(row["episode"]), row["arch"], float(row["val_acc"]), float(row["reward"]), int(row["params"]),
-                  int(row["flops"]), row["status"], row["reason"])
+    """The :class:`Record` of one ``evaluations.csv`` row.
+
+    :raises ValueError: a value of the wrong type, or an impossible one (an accuracy outside
+        [0, 1], a negative count): such a row is treated like one cut short by a kill.
+    """
+    rec = Record(int(row["episode"]), row["arch"], float(row["val_acc"]), float(row["reward"]), int(row["params"]),
+                 int(row["flops"]), row["status"], row["reason"])
+    if not 0.0 <= rec.val_acc <= 1.0 or min(rec.episode, rec.params, rec.flops) < 0 or not math.isfinite(rec.reward):
+        raise ValueError(f"impossible values in the row of episode {rec.episode}")
+    return rec
+
+
+class RunLogError(ValueError):
+    """An ``evaluations.csv`` that cannot be read as text; one line naming it."""
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -68,8 +80,12 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     mid-write is dropped."""
     if not path.is_file():
         return []
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise RunLogError(f"{path} is damaged ({type(e).__name__}: {' '.join(str(e).split())[:100]}); restore it from a "
+                          "copy, or remove the run folder from the command") from None
     good = []
     for row in rows:
         try:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from agents.base import AgentError, resolve_agent
-from nas_gym import checkpoint
+from nas_gym import checkpoint, trust
 from nas_gym.atomic import atomic_write_text
 from nas_gym.config import Config, load_config
 from nas_gym.envs.nas_env import NasEnv
@@ -81,9 +81,15 @@ class StopSearch(Exception):
     summary of what was recorded, and the run folder is as a Ctrl-C leaves it."""
 
 
+def safe_agent_name(agent: str) -> str:
+    """An agent as a folder name: a built-in's name, or the class of ``module:Class`` /
+    ``file.py:Class``, with anything but letters, digits, ``-`` and ``_`` replaced; never a path."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in agent.rsplit(":", 1)[-1])[:64] or "agent"
+
+
 def make_run_dir(logdir: Path, agent: str, preset: str, seed: int) -> Path:
     """A fresh folder under ``logdir``; fails early, with a clear message, if it can't be written."""
-    safe_agent = "".join(c if c.isalnum() or c in "-_" else "_" for c in agent.rsplit(":", 1)[-1])
+    safe_agent = safe_agent_name(agent)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = logdir / f"{safe_agent}-{preset}-s{seed}-{stamp}"
     n = 1
@@ -135,6 +141,7 @@ def run_search(
     resume: Path | None = None,
     schedule_episodes: int | None = None,
     backend: Backend | None = None,
+    trust_run: bool = False,
 ) -> SearchSummary:
     """Run ``agent`` for ``episodes`` episodes on the env made from ``config``, or continue the
     stopped run in the folder ``resume`` (``logdir`` is then unused).
@@ -148,17 +155,23 @@ def run_search(
     :param backend: workers already started for ``config`` (``nas_gym.evaluators.start_workers``),
         for the evaluator made here, which closes them with the search; ignored when ``evaluator``
         is an Evaluator.
+    :param trust_run: resume ``resume`` even if its files are unsigned or changed (``nas_gym.trust``);
+        only for a folder whose author the user trusts, since its config and checkpoint may run code.
     :raises AgentError, ConfigError, CheckpointError, OSError: bad input, before anything is trained.
     """
     if episodes < 1:
         raise AgentError(f"episodes must be >= 1, got {episodes}")
     if checkpoint_every < 1:
         raise AgentError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    if resume is not None:
+        checkpoint.read_manifest(Path(resume))  # a folder that is not a run fails before anything is read
+        if not trust_run:
+            checkpoint.verify_run(Path(resume))  # before the agent or config it names can run any code
+    trust.signing_key()  # an unusable key fails before a run folder exists (it signs the first manifest)
     agent_cls = resolve_agent(agent)
     workers = config.evaluator.workers
     every = math.ceil(checkpoint_every / workers) * workers
-    if resume is not None:
-        checkpoint.read_manifest(Path(resume))  # a folder that is not a run fails before anything is written
+    before = _snapshot(Path(resume)) if resume is not None else None
     run_dir = Path(resume) if resume is not None else make_run_dir(logdir, agent, config.name, seed)
     with checkpoint.run_lock(run_dir):  # one search per run folder at a time
         if resume is not None:
@@ -167,7 +180,6 @@ def run_search(
             if manifest.finished:
                 return _finished_summary(run_dir)
             config = _pin_cache(config, run_dir, manifest.cache)
-            write_run_files(run_dir, config, argv, resume=True)
         else:
             pinned = _pin_cache(config, run_dir, None)
             manifest = checkpoint.Manifest(agent, config.name, seed, episodes, 0, pinned.evaluator.cache,
@@ -182,22 +194,35 @@ def run_search(
         start = time.perf_counter()
         resumed_from = manifest.episodes_done
         state = checkpoint.read_state(run_dir, manifest) if resume is not None else None
-        log = SearchLog(run_dir, on_episode, hparams=run_hparams, resume=None if state is None else state.get("log", {}))
-        env = _make_env(config, evaluator, seed, workers, log, vectorized=getattr(agent_cls, "vectorized", False),
-                        backend=backend)
-        if state and "evaluator" in state:  # the budget charged before the stop counts, and what it found
-            log.evaluator.load_state(state["evaluator"])
-        try:
-            try:
-                instance = agent_cls(env, seed=seed, hparams=hparams, logdir=run_dir)
-            except AgentError:
-                if resume is None:  # bad hyperparameters: nothing ran, so leave no run folder behind
-                    log.close()
-                    env.close()
-                    shutil.rmtree(run_dir, ignore_errors=True)
-                raise
+        log = SearchLog(run_dir, on_episode, hparams=run_hparams, resume=None if state is None else state.get("log", {}),
+                        defer=True)
+        env = None
+        try:  # set-up: any failure here leaves no new run folder, and a resumed one as it was
+            env = _make_env(config, evaluator, seed, workers, log, vectorized=getattr(agent_cls, "vectorized", False),
+                            backend=backend)
+            if state and "evaluator" in state:  # the budget charged before the stop counts, and what it found
+                _from_checkpoint(run_dir, manifest, lambda: log.evaluator.load_state(state["evaluator"]))
+            instance = agent_cls(env, seed=seed, hparams=hparams, logdir=run_dir)
             if state:
                 checkpoint.load_agent(run_dir, manifest, instance)
+            if state is None:
+                log.open()
+            else:  # the CSV cut back to the checkpoint's counters, which may be damaged
+                _from_checkpoint(run_dir, manifest, log.open)
+        except BaseException:
+            log.close()
+            if env is not None:
+                env.close()
+            if resume is None:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            else:
+                _roll_back(run_dir, before)
+            raise
+        if resume is not None:  # the checkpoint loaded: only now does the resume change the folder
+            checkpoint.clean_stale(run_dir)
+            checkpoint.write_manifest(run_dir, manifest)
+            write_run_files(run_dir, config, argv, resume=True)
+        try:
             if hasattr(instance, "total_episodes"):  # schedules scaled to the whole budget, not to one chunk
                 instance.total_episodes = schedule_episodes or episodes
 
@@ -240,6 +265,26 @@ def run_search(
                              time.perf_counter() - start, resumed_from=resumed_from)
 
 
+def _snapshot(run_dir: Path) -> set[Path]:
+    return set(run_dir.rglob("*")) if run_dir.is_dir() else set()
+
+
+def _roll_back(run_dir: Path, before: set[Path] | None) -> None:
+    """Remove what a failed resume created (TensorBoard files, a cache's journal), deepest first;
+    it changed no file that was there before."""
+    for path in sorted(_snapshot(run_dir) - (before or set()), key=lambda p: len(p.parts), reverse=True):
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _from_checkpoint(run_dir: Path, manifest: checkpoint.Manifest, restore: Callable[[], None]) -> None:
+    """Run ``restore`` on the checkpoint's saved state; a state of the wrong shape is one line."""
+    try:
+        restore()
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
+        raise checkpoint.CheckpointError(f"--resume {run_dir}: checkpoint {manifest.checkpoint} holds a state of the "
+                                         f"wrong shape ({type(e).__name__}); the run cannot be resumed") from None
+
+
 def write_confirmed(run_dir: Path, evaluator: Evaluator) -> None:
     """A multi-fidelity search's high-fidelity results, for the leaderboard (atomically replaced,
     like a checkpoint; a resumed evaluator holds those from before the stop). Other evaluators
@@ -261,8 +306,13 @@ def _finished_summary(run_dir: Path) -> SearchSummary:
     manifest = checkpoint.read_manifest(run_dir)
     state = checkpoint.read_state(run_dir, manifest)
     records = read_records(run_dir)
-    episodes = int(state.get("log", {}).get("episodes", manifest.episodes_done))
-    return SearchSummary(run_dir, episodes, top(records, 5), failures(records), EvalStats(**state.get("stats", {})), 0.0,
+    try:
+        episodes = int(state.get("log", {}).get("episodes", manifest.episodes_done))
+        stats = EvalStats(**state.get("stats", {}))
+    except (TypeError, ValueError):
+        raise checkpoint.CheckpointError(f"--resume {run_dir}: checkpoint {manifest.checkpoint} holds a state of the "
+                                         "wrong shape; the run cannot be summarised") from None
+    return SearchSummary(run_dir, episodes, top(records, 5), failures(records), stats, 0.0,
                          resumed_from=manifest.episodes_done, already_finished=True)
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import signal
 import sys
 import time
@@ -74,8 +75,13 @@ OnResult = Callable[[int, EvalResult], None]
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(config: Config) -> None:
+def _init_worker(config: Config, parent: int | None = None) -> None:
     import torch
+
+    if parent is not None:  # a pool worker: it ends with the script, even one killed with SIGKILL
+        from nas_gym.lifeline import die_with_parent
+
+        die_with_parent(parent)
 
     from nas_gym.data import load_dataset
 
@@ -286,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _export(build, out, args.rounds, started)
         return 0
     pool = ProcessPoolExecutor(max_workers=args.workers, mp_context=mp.get_context("spawn"),
-                               initializer=_init_worker, initargs=(config,))
+                               initializer=_init_worker, initargs=(config, os.getpid()))
     try:
         build = Build(config, plan, cache, lambda train: PoolBackend(pool, train), log=sources_log)
         for r in range(args.rounds):

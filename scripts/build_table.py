@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import signal
 import sys
 import time
@@ -64,8 +65,13 @@ _DATA: Any = None
 _SPACE: Any = None
 
 
-def _init_worker(config: Config) -> None:
+def _init_worker(config: Config, parent: int | None = None) -> None:
     import torch
+
+    if parent is not None:  # a pool worker: it ends with the script, even one killed with SIGKILL
+        from nas_gym.lifeline import die_with_parent
+
+        die_with_parent(parent)
 
     from nas_gym.data import load_dataset
 
@@ -171,7 +177,7 @@ def evaluate_all(config: Config, seeds: Sequence[int], archs: Sequence[Architect
             store(arch, group_seeds, _train(arch.text(), config.train, group_seeds))
         return results
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                               initializer=_init_worker, initargs=(config,))
+                               initializer=_init_worker, initargs=(config, os.getpid()))
     try:
         futures = {pool.submit(_train, a.text(), config.train, g): (a, g) for a, g in groups}
         pending = set(futures)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/pilot_cell_budget.py run --settings paper-const big-const [--workers 2]
+    python scripts/pilot_cell_budget.py run --settings paper-cosine big-cosine [--workers 2]
     python scripts/pilot_cell_budget.py report [--out docs/pilot_cell_budget.md]
 
 ``run`` trains 200 cells drawn uniformly from the distinct cells of ``mnist1d-cell`` plus the 50 best
@@ -43,11 +43,10 @@ _CONST = {"train.schedule": "constant", "train.warmup_fraction": 0.0}
 SETTINGS: dict[str, dict[str, object]] = {
     "paper-const": {"data.train_fraction": 1.0, **_CONST, "train.epochs": 12},
     "paper-cosine": {"data.train_fraction": 1.0, "train.schedule": "cosine", "train.epochs": 12},
-    "big-const": {"data.samples": 20_000, "data.generation_seed": 1, "data.train_fraction": 1.0, **_CONST,
-                  "train.epochs": 6},
-    "big-noisy-const": {"data.samples": 20_000, "data.generation_seed": 1, "data.noise": 2.0,
-                        "data.train_fraction": 1.0, **_CONST, "train.epochs": 6},
-    "paper-const-lr3e-3": {"data.train_fraction": 1.0, **_CONST, "train.lr": 0.003, "train.epochs": 12},
+    "big-cosine": {"data.samples": 20_000, "data.generation_seed": 1, "data.train_fraction": 1.0,
+                   "train.schedule": "cosine", "train.epochs": 3},
+    "big-noisy-cosine": {"data.samples": 20_000, "data.generation_seed": 1, "data.noise": 2.0,
+                         "data.train_fraction": 1.0, "train.schedule": "cosine", "train.epochs": 3},
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +13,10 @@ import pytest
 import nas_gym  # noqa: F401  (registers the envs)
 from nas_gym.config import load_config
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
+
+# Run folders are signed with a per-user key (nas_gym.trust): the tests and the commands they
+# start use a key of their own, never the user's. Set before any test runs, so subprocesses inherit it.
+os.environ.setdefault("NAS_GYM_KEY", os.path.join(tempfile.mkdtemp(prefix="nas-gym-key-"), "signing.key"))
 
 
 def make_synthetic_env(preset: str = "mnist1d-tiny", evaluator_seed: int = 0, **kwargs: Any) -> gym.Env:

@@ -34,6 +34,11 @@ def _future_schema(path: Path) -> None:
     conn.close()
 
 
+def _empty_latency_table(tmp_path: Path) -> str:
+    (tmp_path / "empty.json").write_text("")
+    return f"reward.latency_table={tmp_path / 'empty.json'}"
+
+
 def _bad_yaml(tmp_path: Path) -> str:
     path = tmp_path / "broken.yaml"
     path.write_text("name: broken\nspace:\n  ops: [conv3-16, maxpool\n  max_depth: 3\n")
@@ -62,6 +67,19 @@ CASES: list[tuple[str, list, list[str], Callable[[Path], None] | None]] = [
     ("cache-garbage-eval", ["eval", "conv3-16"], ["c.sqlite", "not a nas-gym cache"], write_garbage),
     ("cache-foreign-sqlite", ["search"], ["c.sqlite", "holding other tables", "evaluator.cache"], write_foreign_sqlite),
     ("cache-future-schema", ["search"], ["c.sqlite", "newer nas-gym (schema 99", "upgrade"], _future_schema),
+    # issue 24: set-ups refused only after the run folder existed, names that are paths, absurd sizes
+    ("table-other-epochs", ["search", "--evaluator", "table", "--set", "train.epochs=1"],
+     ["mnist1d-tiny.jsonl.gz", "train.epochs=2"], None),
+    ("table-seed", ["search", "--evaluator", "table", "--set", "evaluator.table_seed=7"],
+     ["seed 7 is not one of its seeds"], None),
+    ("unknown-proxy", ["search", "--evaluator", "proxy:nonexistent"], ["unknown proxy 'nonexistent'"], None),
+    ("latency-table-empty", ["search", "--evaluator", "table", "--set", "reward.cost=latency_model", "--set",
+                             _empty_latency_table], ["empty.json", "is not a latency table"], None),
+    ("name-is-a-path", ["search", "--set", "name=../../../../escaped"], ["name '../../../../escaped'", "no '..'"], None),
+    ("name-is-a-path-eval", ["eval", "conv3-16", "--set", "evaluator.kind=table", "--set", "name=../surrogates/mnist1d"],
+     ["name '../surrogates/mnist1d'"], None),
+    ("batch-size-huge", ["search", "--set", "train.batch_size=1000000000000000000000000000000"],
+     ["train.batch_size", "less than or equal to 1000000"], None),
 ]
 
 
@@ -92,3 +110,15 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, needles, make
         assert not cache.exists()
     else:
         assert (cache.read_bytes(), cache.stat().st_mtime_ns) == before
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, where no folder can be created")
+def test_a_cache_folder_that_cannot_be_created_leaves_no_run_folder(tmp_path):
+    """The cache check passes (no file there yet) and opening fails later: the run folder made in
+    between is removed (issue 24, defect 7)."""
+    logdir = tmp_path / "runs"
+    result = runner.invoke(app, ["search", "--config", "mnist1d-tiny", "--agent", "random", "--episodes", "2",
+                                 "--logdir", str(logdir), "--set", "evaluator.cache=/proc/nas-gym-nope/c.sqlite"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: cache /proc/nas-gym-nope/c.sqlite: cannot create its folder")
+    assert not logdir.exists() or not any(logdir.iterdir())

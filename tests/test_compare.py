@@ -242,3 +242,35 @@ def test_bench_search_runs_on_a_cell_table(tmp_path, fake_cell_table):
     assert "<!-- bench_search:mnist1d-cell -->" in text and "5,044 architectures" in text
     assert "NAS-Bench-201's order: REA > REINFORCE > RS" in text and "Mann-Whitney p " in text
     assert (tmp_path / "docs" / "images" / "bench_search-mnist1d-cell.png").is_file()
+
+
+def test_a_second_compare_never_replaces_the_first(tmp_path):
+    """Issue 24, defect 8: the earlier comparison's CSV and PNG survive a second compare into the
+    same folder, which is refused before any run; ``--overwrite`` replaces them on purpose."""
+    def compare(agents: str, *extra: str):
+        return CliRunner().invoke(app, ["compare", "--agents", agents, "--config", PRESET, "--evaluator", "synthetic",
+                                        "--budget", "5", "--seeds", "1", "--logdir", str(tmp_path), *extra])
+
+    assert compare("random,evolution").exit_code == 0
+    first = {name: (tmp_path / name).read_bytes() for name in ("comparison.csv", "comparison.png")}
+    runs = sorted(p.name for p in tmp_path.rglob("*") if p.is_dir())
+
+    result = compare("random")
+    assert result.exit_code == 2 and "already holds a comparison" in result.output and "--overwrite" in result.output
+    assert {name: (tmp_path / name).read_bytes() for name in first} == first
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_dir()) == runs  # no run started
+
+    assert compare("random", "--overwrite").exit_code == 0
+    assert (tmp_path / "comparison.csv").read_bytes() != first["comparison.csv"]
+
+
+@pytest.mark.parametrize("args", [["--evaluator", "proxy:nonexistent"], ["--evaluator", "table", "--set", "train.epochs=1"]],
+                         ids=["unknown-proxy", "table-mismatch"])
+def test_a_set_up_refused_by_the_first_run_leaves_no_compare_folder(tmp_path, args):
+    """Issue 24, defect 7 for compare: one line, exit 2, and no folder under --logdir."""
+    logdir = tmp_path / "cmp"
+    result = CliRunner().invoke(app, ["compare", "--agents", "random", "--budget", "3", "--seeds", "1",
+                                      "--logdir", str(logdir), *args])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("error: ")
+    assert not logdir.exists()

@@ -139,7 +139,7 @@ def test_checkpoints_leave_an_sb3_run_unchanged_and_it_resumes(tmp_path):
     episodes = [int(r["episode"]) for r in rows_of(run_dir)]
     assert episodes == sorted(set(episodes)) and episodes[-1] <= 18  # each once (invalid episodes have no row)
     saved = {p.name for p in (run_dir / read_manifest(run_dir).checkpoint).iterdir()}
-    assert saved == {"agent.zip", "agent.replay.pkl", "agent.rng.pkl", "search.json"}
+    assert saved == {"agent.zip", "agent.replay.npz", "agent.rng.json", "search.json"}  # no pickle
 
 
 def test_search_killed_before_first_checkpoint_restarts_from_zero(tmp_path):

@@ -13,6 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 import nas_gym
+from nas_gym.checkpoint import Manifest, write_manifest
 from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.data import Dataset, load_dataset, merge_train_val
@@ -98,6 +99,7 @@ def _fake_run(folder: Path) -> Path:
         for episode, arch, acc, status, reason in rows:
             writer.writerow([episode, arch, f"{acc:.6f}", f"{acc:.6f}", 1000, 20000, status, reason, episode, 0])
     (folder / "config.yaml").write_text(yaml.safe_dump(load_config("mnist1d-tiny").model_dump(mode="json")))
+    write_manifest(folder, Manifest("random", "mnist1d-tiny", 0, 4, 4, None, "x"))  # signs config.yaml
     return folder
 
 

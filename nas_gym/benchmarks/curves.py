@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -45,14 +46,18 @@ def read_lines(path: Path) -> list[dict]:
     return out
 
 
-def init_worker(config: Config) -> None:
+def init_worker(config: Config, parent: int | None = None) -> None:
     """Load the data once per process, one torch thread, and pay the first pass's one-off costs
-    (lazy kernel set-up, first allocations) on a throwaway pass rather than on a cell's clock."""
+    (lazy kernel set-up, first allocations) on a throwaway pass rather than on a cell's clock.
+    With ``parent``, the worker ends when that process does (a killed build leaves no workers)."""
     import numpy as np
     import torch
 
     from nas_gym.data import load_dataset
+    from nas_gym.lifeline import die_with_parent
 
+    if parent is not None:
+        die_with_parent(parent)
     torch.set_num_threads(1)
     data = load_dataset(config.data)
     space = config.search_space(data.input_shape)
@@ -101,7 +106,7 @@ def build(config: Config, cells: Sequence[str], seeds: Sequence[int], path: Path
             _append(path, (train_pass(c, seeds) for c in chunks), len(chunks), on_pass)
         else:
             pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=init_worker,
-                                       initargs=(config,))
+                                       initargs=(config, os.getpid()))
             try:
                 _append(path, _as_done([pool.submit(train_pass, c, seeds) for c in chunks]), len(chunks), on_pass)
             finally:

@@ -26,6 +26,7 @@ from nas_gym.data import checks
 from nas_gym.data.base import DatasetError, DatasetInfo
 from nas_gym.data.settings import DataConfig
 from nas_gym.data.splits import holdout_test
+from nas_gym.npz import NpzError, load_arrays
 
 if TYPE_CHECKING:
     from nas_gym.data.dataset import Dataset
@@ -71,12 +72,11 @@ def _read(path: Path, where: str) -> dict[str, np.ndarray]:
         unknown = sorted(set(z.files) - set(KEYS))
         if unknown:
             raise DatasetError(f"{where} has an array named {unknown[0]!r}; the names read are {', '.join(KEYS)}")
-        try:
-            return {k: z[k] for k in z.files}
-        except ValueError as e:  # object arrays need pickle, which is never enabled for a user's file
-            raise DatasetError(f"{where}: an array holds Python objects ({e}); store numeric arrays only") from None
-        except (OSError, EOFError, zipfile.BadZipFile) as e:
-            raise DatasetError(f"{where} is damaged ({type(e).__name__}); {save}") from None
+        names = z.files
+    try:  # headers checked before any allocation: a crafted shape cannot exhaust memory
+        return load_arrays(path, names, max_bytes=None)
+    except NpzError as e:  # object arrays need pickle, which is never enabled for a user's file
+        raise DatasetError(f"{where} is damaged or holds Python objects ({e}); store numeric arrays only; {save}") from None
 
 
 def _layout(where: str, x: np.ndarray, layout: str | None) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,7 +197,7 @@ def _prepare(cfg: DataConfig, with_arrays: bool) -> tuple[_Summary, dict[str, np
             c, side, k, *counts = (int(v) for v in z["meta"])
             summary = _Summary((c, side, side), k, tuple(counts), str(z["digest"]))  # type: ignore[arg-type]
             arrays = {n: z[n] for n in z.files if n not in ("meta", "digest")} if with_arrays else {}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError):
         summary, arrays = _build(listing, cfg, path)  # no cache yet, or a damaged one: decode again
     _MEMO[key] = summary
     return summary, arrays

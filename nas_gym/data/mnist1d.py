@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ def _arrays(root: Path, samples: int | None = None, noise: float | None = None,
         try:
             with np.load(path) as z:
                 return z["x"], z["y"], z["x_test"], z["y_test"]
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError) as e:
             raise DatasetError(f"mnist1d: cached file {path} is corrupt ({type(e).__name__}); delete it to regenerate") from None
     from mnist1d.data import get_dataset_args, make_dataset
 

@@ -26,6 +26,7 @@ Why it is built the way it is:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -156,8 +157,8 @@ class ResultCache:
             n_objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         except sqlite3.OperationalError as e:  # locked past the timeout, unreadable: not a verdict on the file
             raise self._fail(f"cannot be read ({e})", "check its permissions and that no other program locks it") from None
-        except sqlite3.DatabaseError as e:
-            raise self._not_ours(f"cannot be read as SQLite ({e})") from None
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:  # a damaged schema's message may not even be UTF-8
+            raise self._not_ours(f"cannot be read as SQLite ({' '.join(str(e).split())[:120]})") from None
         if app_id == 0 and n_objects == 0:
             return "empty"
         if app_id != APPLICATION_ID:
@@ -165,7 +166,7 @@ class ResultCache:
             raise self._not_ours(f"is an SQLite database {owner}")
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.DatabaseError:
+        except (sqlite3.DatabaseError, UnicodeDecodeError):
             row = None
         version = int(row[0]) if row and str(row[0]).isdigit() else None
         if version is None:
@@ -192,7 +193,10 @@ class ResultCache:
         if header != _SQLITE_MAGIC:
             raise self._not_ours("is not an SQLite database")
         try:
-            ro = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.timeout)
+            # immutable: a read-only open of a WAL database would still create its -wal and -shm
+            # files beside it; this probe reads the header and meta table only, which a writer
+            # changes only when it creates the file (and _open inspects again under a lock)
+            ro = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, timeout=self.timeout)
         except sqlite3.Error as e:
             raise self._fail(f"cannot be opened ({e})", "check its permissions") from None
         try:
@@ -244,8 +248,11 @@ class ResultCache:
                 conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; a lost last write is only a re-evaluation
             except sqlite3.OperationalError:
                 pass
-        except sqlite3.Error as e:
+        except (sqlite3.Error, UnicodeDecodeError) as e:
             conn.close()
+            if "locked" in str(e) or "busy" in str(e):
+                raise self._fail(f"stayed locked by another process for {self.timeout:g} s ({e})",
+                                 "wait for it to finish or point evaluator.cache at another file") from None
             raise self._fail(f"cannot be initialised ({e})", "check the file and its folder are writable") from None
         except CacheError:
             conn.close()
@@ -288,24 +295,46 @@ class ResultCache:
         return f"ResultCache({str(self.path)!r})"
 
     # -- reading ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Turn a damaged file (bad pages, a row that is not a result) into one CacheError; a lock
+        held past the timeout is said apart, since the file itself is fine."""
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise self._fail(f"stayed locked by another process for {self.timeout:g} s ({e})",
+                                 "wait for it or point evaluator.cache at another file") from None
+            raise self._damaged(e) from None
+        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError) as e:
+            raise self._damaged(e) from None
+
+    def _damaged(self, e: BaseException) -> CacheError:
+        detail = " ".join(str(e).split())[:120]
+        return self._fail(f"is damaged ({type(e).__name__}: {detail})", "delete it or point evaluator.cache (or "
+                          "NAS_GYM_CACHE) at another file; its results will be trained again")
+
     @staticmethod
     def _decode(text: str) -> EvalResult:
-        return EvalResult.from_dict(json.loads(text))
+        result = EvalResult.from_dict(json.loads(text))
+        if not isinstance(result.val_acc, float | int) or not 0.0 <= result.val_acc <= 1.0:
+            raise ValueError(f"a stored val_acc of {result.val_acc!r} is outside [0, 1]")
+        return result
 
     def get(self, arch: Architecture, context: str) -> EvalResult | None:
         """The stored result of ``arch`` under ``context``, or None."""
-        with self._lock:
+        with self._lock, self._reading():
             row = self._connection().execute(
                 "SELECT result FROM results WHERE arch_key = ? AND context = ?", (arch.key(), context)
             ).fetchone()
-        return self._decode(row[0]) if row else None
+            return self._decode(row[0]) if row else None
 
     def get_many(self, archs: Sequence[Architecture], context: str) -> list[EvalResult | None]:
         """Stored results aligned with ``archs`` (None where missing), in one query per 500 keys."""
         keys = [a.key() for a in archs]
         found: dict[str, EvalResult] = {}
         unique = list(dict.fromkeys(keys))
-        with self._lock:
+        with self._lock, self._reading():
             conn = self._connection()
             for i in range(0, len(unique), _CHUNK):
                 chunk = unique[i : i + _CHUNK]
@@ -317,7 +346,7 @@ class ResultCache:
         return [found.get(k) for k in keys]
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._lock, self._reading():
             return int(self._connection().execute("SELECT count(*) FROM results").fetchone()[0])
 
     def all(self, context: str | None = None) -> Iterator[CacheEntry]:
@@ -330,10 +359,10 @@ class ResultCache:
         args: tuple = ()
         if context is not None:
             sql, args = sql + " WHERE context = ?", (context,)
-        with self._lock:
+        with self._lock, self._reading():
             rows = self._connection().execute(sql + " ORDER BY created, arch_key", args).fetchall()
-        for arch, ctx, text, created in rows:
-            yield CacheEntry(arch, ctx, self._decode(text), created)
+            entries = [CacheEntry(arch, ctx, self._decode(text), created) for arch, ctx, text, created in rows]
+        yield from entries
 
     # -- writing ---------------------------------------------------------------------------
     def put(self, arch: Architecture, context: str, result: EvalResult) -> bool:
@@ -370,8 +399,10 @@ class ResultCache:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as e:
+            except sqlite3.OperationalError as e:
                 raise self._fail(f"write failed ({e})", "check the disk and that no other program holds the file") from None
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
+                raise self._damaged(e) from None
         return stored
 
 

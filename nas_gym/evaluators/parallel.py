@@ -42,6 +42,7 @@ from nas_gym.config import Config
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.recipe import Recipe
 from nas_gym.gpus import VISIBLE_ENV, worker_gpus
+from nas_gym.lifeline import die_with_parent
 from nas_gym.spaces.base import Architecture
 
 _STOP_SECONDS = 5.0  # an idle worker gets this long to exit cleanly before it is killed
@@ -59,7 +60,8 @@ def _one_line(error: BaseException) -> str:
 
 
 # -- the worker side -------------------------------------------------------------------------------
-def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, index: int, gpu: str | None = None) -> None:
+def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, index: int, parent: int,
+                 gpu: str | None = None) -> None:
     """A worker's life: set up once and say ``("ready", -1, pid)``, then answer ``(i, text, recipe)``
     with ``("result", i, EvalResult)`` until it reads None or the driver goes away.
 
@@ -69,6 +71,7 @@ def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, in
     the architecture in a fresh process.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)  # a driver killed with SIGKILL takes its workers with it
     if gpu is not None:
         os.environ[VISIBLE_ENV] = gpu
     try:
@@ -116,7 +119,7 @@ class _Worker:
         self.task: int | None = None
         self.ready = False  # its "ready" message has been read
         self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_worker_main, args=(child, config_json, threads, index, gpu),
+        self.process = ctx.Process(target=_worker_main, args=(child, config_json, threads, index, os.getpid(), gpu),
                                    name=f"nas-gym-worker-{index}", daemon=True)
         self.process.start()
         child.close()  # so the driver sees EOF when the worker dies

@@ -86,9 +86,9 @@ def find_model(config: Config) -> Path:
 
     :raises ConfigError: none fits, naming the models there are.
     """
-    named = SURROGATE_DIR / f"{config.name}{MODEL_SUFFIX}"
-    if named.is_file():
-        return named
+    shipped = {p.name.removesuffix(MODEL_SUFFIX): p for p in available_models()}  # never a path built from the name
+    if config.name in shipped:
+        return shipped[config.name]
     for path in available_models():
         if mismatch(load_model(path).header, config) is None:
             return path

@@ -30,6 +30,7 @@ import io
 import json
 import math
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +42,7 @@ from nas_gym.atomic import atomic_write_bytes
 from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators.base import FAILED, OK, EvalResult, EvalStats, EvaluatorBase
 from nas_gym.evaluators.cache import TRAINER_VERSION
+from nas_gym.evaluators.table_checks import header_problem, row_problem
 from nas_gym.spaces.base import Architecture, ArchitectureError
 
 # Version 2: rows are keyed by the space's key of today (for cells, the functional key, which
@@ -100,10 +102,12 @@ def write_table(path: str | os.PathLike[str], header: dict[str, Any], rows: Sequ
 def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The header alone (the first line), e.g. to find which table matches a config."""
     try:
-        with gzip.open(path, "rt") as f:
+        with gzip.open(path, "rb") as f:
             header = json.loads(f.readline())
-    except (OSError, EOFError, json.JSONDecodeError) as e:
-        raise ConfigError(f"table {path}: cannot be read ({type(e).__name__}: {e}); rebuild it with scripts/build_table.py") from None
+    except (OSError, EOFError, zlib.error, ValueError) as e:
+        detail = " ".join(str(e).split())[:120]
+        raise ConfigError(f"table {path}: cannot be read ({type(e).__name__}: {detail}); rebuild it with "
+                          "scripts/build_table.py") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ConfigError(f"table {path}: not a nas-gym table (no '{FORMAT}' header); rebuild it with scripts/build_table.py")
     if header.get("format_version") == 1:
@@ -123,8 +127,8 @@ def built_config(header: dict[str, Any]) -> Config:
         return Config.model_validate({"name": header.get("preset", "table"), "space": c["space"], "data": c["data"],
                                       "train": c["train"]})
     except (KeyError, TypeError, ValueError) as e:
-        raise ConfigError(f"table header: its config cannot be read ({type(e).__name__}); rebuild it with "
-                          "scripts/build_table.py") from None
+        raise ConfigError(f"table {header.get('preset', '?')!s:.40}: its header's config cannot be read "
+                          f"({type(e).__name__}); rebuild it with scripts/build_table.py") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,17 +223,30 @@ def load_table(path: str | os.PathLike[str]) -> Table:
     if key in _TABLES:
         return _TABLES[key]
     header = read_header(path)
-    with gzip.open(path, "rt") as f:
-        f.readline()
-        rows = tuple(json.loads(line) for line in f if line.strip())
-    space = built_config(header).search_space()
+    try:
+        with gzip.open(path, "rb") as f:
+            f.readline()
+            rows = tuple(json.loads(line) for line in f if line.strip())
+    except (OSError, EOFError, zlib.error, ValueError) as e:  # damaged compression, bytes or JSON
+        raise ConfigError(f"table {path}: cannot be read ({type(e).__name__}); rebuild it with "
+                          "scripts/build_table.py") from None
+    if header_problem(header):
+        raise ConfigError(f"table {path}: its header's {header_problem(header)}; rebuild it with scripts/build_table.py")
+    seeds = header["seeds"]
+    try:
+        space = built_config(header).search_space()
+    except ValueError as e:  # ConfigError, ArchitectureError: a header whose config is not usable here
+        raise ConfigError(f"table {path}: its header's config is not usable ({' '.join(str(e).split())[:160]}); "
+                          "rebuild it with scripts/build_table.py") from None
+    n_seeds = len(seeds)
+    for number, row in enumerate(rows, 2):
+        problem = row_problem(row, n_seeds)
+        if problem:
+            raise ConfigError(f"table {path}: line {number} {problem}; rebuild it with scripts/build_table.py")
     try:
         archs = tuple(space.parse(r["arch"]) for r in rows)
-    except (ArchitectureError, KeyError, TypeError) as e:
+    except ArchitectureError as e:
         raise ConfigError(f"table {path}: a row is malformed ({e}); rebuild it with scripts/build_table.py") from None
-    n_seeds = len(header["seeds"])
-    if any(len(r["val_acc"]) != n_seeds for r in rows):
-        raise ConfigError(f"table {path}: rows do not all have {n_seeds} seeds; rebuild it with scripts/build_table.py")
     keys = [a.key() for a in archs]
     distinct = {a.key() for a in space.enumerate()}  # isomorphic architectures share one row
     if len(set(keys)) != len(keys) or set(keys) != distinct:
@@ -293,9 +310,9 @@ def find_table(config: Config) -> Path:
 
     :raises ConfigError: no shipped table matches, naming the tables there are.
     """
-    named = TABLE_DIR / f"{config.name}{SUFFIX}"
-    if named.is_file():
-        return named
+    shipped = {p.name.removesuffix(SUFFIX): p for p in available_tables()}  # never a path built from the name
+    if config.name in shipped:
+        return shipped[config.name]
     for path in available_tables():
         if mismatch(read_header(path), config) is None:
             return path

@@ -33,6 +33,7 @@ import numpy as np
 
 from nas_gym.atomic import atomic_write_bytes
 from nas_gym.config import ConfigError
+from nas_gym.npz import NpzError, load_arrays
 from nas_gym.spaces.base import SearchSpace
 
 MODEL_FORMAT, MODEL_FORMAT_VERSION = "nas-gym-surrogate", 2
@@ -143,20 +144,53 @@ class SurrogateModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SurrogateModel:
-        """:raises ConfigError: unreadable, not a surrogate model, or another format version."""
+        """:raises ConfigError: unreadable, damaged, not a surrogate model, or another format version."""
         fix = "refit it with scripts/fit_surrogate.py"
         try:
-            with np.load(path, allow_pickle=False) as f:
-                header = json.loads(f["header"].tobytes().decode())
-                arrays = {name: f[name] for name in ARRAY_NAMES}
-        except (OSError, KeyError, ValueError) as e:
-            raise ConfigError(f"surrogate {path}: cannot be read ({type(e).__name__}: {e}); {fix}") from None
-        if header.get("format") != MODEL_FORMAT:
+            arrays = load_arrays(path, ("header", *ARRAY_NAMES))
+            header = json.loads(arrays.pop("header").tobytes().decode())
+        except (NpzError, ValueError) as e:
+            raise ConfigError(f"surrogate {path}: cannot be read ({' '.join(str(e).split())[:160]}); {fix}") from None
+        if not isinstance(header, dict) or header.get("format") != MODEL_FORMAT:
             raise ConfigError(f"surrogate {path}: not a nas-gym surrogate model; {fix}")
         if header.get("format_version") != MODEL_FORMAT_VERSION:
             raise ConfigError(f"surrogate {path}: format version {header.get('format_version')}, this nas-gym reads "
                               f"{MODEL_FORMAT_VERSION}; {fix}")
-        return cls(**arrays, header=header)
+        problem = _arrays_problem(arrays, header)
+        if problem:
+            raise ConfigError(f"surrogate {path}: {problem}; {fix}")
+        try:
+            return cls(**arrays, header=header)
+        except (ValueError, IndexError, TypeError) as e:
+            raise ConfigError(f"surrogate {path}: its trees are malformed ({e}); {fix}") from None
+
+
+def _arrays_problem(a: dict[str, np.ndarray], header: dict[str, Any]) -> str | None:
+    """What makes the arrays unusable as a forest (None if nothing): shapes, index ranges and
+    finiteness, so a damaged file is refused on load, never walked into an IndexError or a NaN."""
+    n_features = header.get("n_features")
+    if type(n_features) is not int or n_features < 1:
+        return "its header has no feature count"
+    ints = ("feature", "children", "roots", "tree_output", "residual_starts")
+    if any(a[k].dtype.kind not in "iu" for k in ints) or any(a[k].dtype.kind != "f" for k in ARRAY_NAMES if k not in ints):
+        return "an array has the wrong type"
+    nodes = len(a["feature"])
+    if a["children"].shape != (nodes, 2) or a["threshold"].shape != (nodes,) or a["value"].shape != (nodes,):
+        return "its node arrays disagree in length"
+    if nodes == 0 or a["roots"].ndim != 1 or a["roots"].shape != a["tree_output"].shape or len(a["baseline"]) != 2:
+        return "it has no trees, or its tree arrays disagree in length"
+    if a["children"].min() < 0 or a["children"].max() >= nodes or a["roots"].min() < 0 or a["roots"].max() >= nodes:
+        return "a tree points outside its nodes"
+    if a["feature"].min() < 0 or a["feature"].max() >= n_features or a["tree_output"].min() < 0 or a["tree_output"].max() > 1:
+        return "a node tests a feature, or a tree adds to an output, that does not exist"
+    if np.isnan(a["threshold"]).any() or not all(np.isfinite(a[k]).all() for k in ("value", "baseline", "noise_x",
+                                                                                      "noise_y", "residuals")):
+        return "it holds NaN or infinite values"
+    starts, bins = a["residual_starts"], len(a["noise_x"])
+    if (a["noise_y"].shape != (bins,) or bins == 0 or starts.shape != (bins + 1,) or starts[0] != 0
+            or starts[-1] != len(a["residuals"]) or np.any(np.diff(starts) < 1) or np.any(np.diff(a["noise_x"]) < 0)):
+        return "its noise model is malformed"
+    return None
 
 
 def _max_depth(children: np.ndarray, roots: np.ndarray) -> int:
@@ -166,4 +200,6 @@ def _max_depth(children: np.ndarray, roots: np.ndarray) -> int:
         nxt = np.unique(children[node].ravel())
         if np.array_equal(np.sort(np.unique(node)), nxt):
             return depth
+        if depth > len(children):  # deeper than there are nodes: the "trees" have a cycle
+            raise ValueError("a tree has a cycle")
         node, depth = nxt, depth + 1

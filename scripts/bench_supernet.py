@@ -214,7 +214,7 @@ def main() -> None:
     s.add_argument("--val-samples", type=int, default=None, help="override evaluator.supernet_val_samples")
     r = sub.add_parser("rank")
     r.add_argument("--config", default="mnist1d-tiny")
-    r.add_argument("--epochs", type=int, nargs="+", default=[10, 30])
+    r.add_argument("--epochs", type=int, nargs="*", default=[10, 30], help="supernet epochs to score (none: only the proxies)")
     r.add_argument("--sample", type=int, default=50, help="architectures trained as reference when no table fits")
     r.add_argument("--limit", type=int, default=None, help="with a table: a seeded sample of this many of its architectures")
     r.add_argument("--cache", default="auto", help="evaluation cache for the reference trainings")

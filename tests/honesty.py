@@ -36,7 +36,7 @@ class Tolerance:
 def draw_seed() -> int:
     """``$NAS_GYM_HONESTY_SEED`` if set, else a fresh one; printed (pytest shows it on failure)."""
     seed = int(os.environ.get(SEED_VAR) or secrets.randbits(32))
-    print(f"honesty rows drawn with seed {seed}; replay with {SEED_VAR}={seed}")
+    print(f"honesty sample drawn with seed {seed}; replay with {SEED_VAR}={seed}")
     return seed
 
 

@@ -360,7 +360,13 @@ def mean_std(values: list[float | None], digits: int = 4) -> str:
 
 def table_rows(summaries: list[AgentSummary]) -> list[dict[str, str]]:
     """Printable rows, mean ± std over seeds; the evaluations to the top 1% as medians (see
-    :meth:`AgentSummary.median_to_top`) with the number of seeds that got there."""
+    :meth:`AgentSummary.median_to_top`) with the number of seeds that got there; with random
+    search among the agents and a test accuracy per seed, each agent's Mann-Whitney p-value
+    against it, uncorrected and Holm-corrected over the comparisons (``nas_gym.stats``)."""
+    from nas_gym.stats import against, fmt_p
+
+    tests = {s.agent: [v for v in s.column("test_acc") if v is not None] for s in summaries}
+    vs_random = against("random", tests) if "random" in tests and all(len(v) >= 2 for v in tests.values()) else {}
     rows = []
     for s in summaries:
         known = s.rows[0]["reached_top"] != ""
@@ -378,6 +384,8 @@ def table_rows(summaries: list[AgentSummary]) -> list[dict[str, str]]:
             "evals": mean_std(s.column("evaluations"), 1),
             "train s": mean_std(s.column("train_seconds"), 1),
         })
+        if vs_random:
+            rows[-1]["p vs random (MWU / Holm)"] = " / ".join(fmt_p(p) for p in vs_random[s.agent]) if s.agent in vs_random else ""
         within = [r["within_target"] for r in s.rows if r["within_target"] != ""]
         if within:  # a cost-aware reward: the pick's reward, and how many picks meet the target
             rows[-1]["reward of pick"] = mean_std(s.column("reward"))

@@ -126,6 +126,7 @@ def test_compare_on_the_table_cli_columns_and_test_accuracy(tmp_path):
                                       "table", "--budget-seconds", "6", "--seeds", "2", "--logdir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "budget 6 simulated" in result.output and "its test accuracy 0.9220" in result.output
+    assert "p vs random (MWU / Holm)" in result.output  # evolution's test, corrected beside uncorrected
     rows = list(csv.DictReader((tmp_path / "comparison.csv").open()))
     assert [(r["agent"], r["seed"]) for r in rows] == [("random", "0"), ("random", "1"), ("evolution", "0"),
                                                        ("evolution", "1")]

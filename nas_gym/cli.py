@@ -217,7 +217,7 @@ def compare(
     print_table(out, table)
     if ref is None:
         out.print(f"Evaluator {cfg.evaluator.kind!r} has no table: test accuracy, regret and top-1% columns are empty.",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     else:
         tests = "" if ref.optimum_test is None else f", its test accuracy {ref.optimum_test:.4f}"
         out.print(f"Optimum of the space (mean val acc): {ref.optimum:.4f}{tests}; top 1% from {ref.threshold:.4f}. "
@@ -304,7 +304,7 @@ def retrain_cmd(
     mean, std = report.test_acc_mean, report.test_acc_std
     summary = "no seed trained" if mean is None else f"{mean:.4f}" + ("" if std is None else f" +- {std:.4f}")
     out.print(f"Test accuracy ({report.test_size:,} test samples, {len(report.test_accs)} of {len(report.seeds)} seeds, "
-              f"mean +- sample std): {summary}", highlight=False)
+              f"mean +- sample std): {summary}", highlight=False, soft_wrap=True)
     out.print(f"Report: {report.out_dir / 'retrain.json'}", soft_wrap=True, highlight=False)
 
 
@@ -328,7 +328,7 @@ def _print_summary(summary, cost_name: str) -> None:
     print_table(out, top_table(summary.top, cost_name))
     s = summary.stats
     out.print(f"{summary.episodes} episodes, {s.evaluations} evaluations ({s.cache_hits} cache hits, "
-              f"{s.failures} failures) in {summary.seconds:.1f} s")
+              f"{s.failures} failures) in {summary.seconds:.1f} s", highlight=False, soft_wrap=True)
     if (summary.run_dir / "confirmed.csv").is_file():
         out.print(f"Multi-fidelity: the leaderboard ranks by the longest training seen: nas-gym leaderboard {summary.run_dir}",
                   soft_wrap=True, highlight=False)

@@ -65,7 +65,7 @@ def main() -> None:
           f"({np.sum(dv_a > 0)} of {len(dv_a)} nonzero); test |diff| max {dt_a.max():.2f} mean {dt_a.mean():.3f}; "
           f"{time.perf_counter() - start:.0f} s")
     print(f"  per row, |mean over seeds of (retrained - table)|: max {row_mean.max():.2f} mean {row_mean.mean():.3f} points")
-    for d, arch, s, table_acc, acc, table_loss, loss in sorted(worst, reverse=True)[:3]:
+    for _diff, arch, s, table_acc, acc, table_loss, loss in sorted(worst, reverse=True)[:3]:
         print(f"  largest: {arch} seed {s}: table val {table_acc:.4f} (loss {table_loss:.4f}), "
               f"retrained {acc:.4f} (loss {loss:.4f})")
 

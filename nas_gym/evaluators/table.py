@@ -316,11 +316,8 @@ class TableEvaluator(EvaluatorBase):
         return f"TableEvaluator({self.table.path.name!r}, seed={self.seed!r}, run_seed={self.run_seed})"
 
     def seed_run(self, seed: int) -> None:
-        """A new run seed for ``"draw"`` (see :meth:`Evaluator.seed_run`).
-
-        :raises RuntimeError: architectures were already drawn under another run seed (a repeat
-            would then get another training seed than its first query, which no cache gives).
-        """
+        """A new run seed for ``"draw"`` (see :meth:`Evaluator.seed_run`); refused (RuntimeError)
+        once architectures were drawn under another one (``check_unstarted``)."""
         check_unstarted(self.stats.evaluations, self.run_seed, seed)
         self.run_seed = int(seed)
 

@@ -246,7 +246,7 @@ def leaderboard(
     except (LeaderboardError, ValueError, OSError) as e:
         raise _fail(str(e)) from None
     shown = pareto_front(entries) if pareto else entries[:top]
-    print_table(out, leaderboard_table(shown, len(entries), pareto))
+    print_table(out, leaderboard_table(shown, entries, pareto))
     if len(kinds) > 1:
         out.print(f"Note: these runs differ in preset, evaluator or reward ({'; '.join('/'.join(k) for k in sorted(kinds))}), "
                   "so their scores are not on one scale; narrow with --preset and --evaluator.", highlight=False, soft_wrap=True)

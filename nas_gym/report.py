@@ -126,13 +126,13 @@ def top_table(records: Sequence[Record], cost_name: str) -> Table:
     return table
 
 
-def leaderboard_table(shown: Sequence[Any], total: int, pareto: bool) -> Table:
-    """Leaderboard entries (``nas_gym.leaderboard.Entry``), best reward first."""
-    aware = _cost_aware(shown)
-    title = "Pareto front (val acc vs params)" if pareto else f"Top {len(shown)} of {total} architectures"
+def leaderboard_table(shown: Sequence[Any], entries: Sequence[Any], pareto: bool) -> Table:
+    """Leaderboard entries (``nas_gym.leaderboard.Entry``) ``shown`` of all ``entries``, best reward first."""
+    aware = _cost_aware(entries)
+    title = "Pareto front (val acc vs params)" if pareto else f"Top {len(shown)} of {len(entries)} architectures"
     table = Table(title=title + (" by reward" if aware and not pareto else ""))
-    several_runs = len({e.run for e in shown}) > 1
-    confirmed = any(e.fidelity for e in shown)  # a multi-fidelity search: show which were re-trained longer
+    several_runs = len({e.run for e in entries}) > 1
+    confirmed = any(e.fidelity for e in entries)  # a multi-fidelity search: show which were re-trained longer
     cols = ("#", "architecture", "val acc") + (("reward", "cost") if aware else ()) + ("params", "FLOPs", "evals") + (
         ("fidelity",) if confirmed else ()) + (("run",) if several_runs else ())
     for col in cols:

@@ -69,6 +69,8 @@ def test_best_and_top_table_rank_by_reward(run_dir):
     top_line = next(line for line in output.splitlines() if line.lstrip("│ ").startswith("1 "))
     assert best.arch in top_line and cost_text(best.cost, best.within_target) in top_line
     assert "reward" in output and "Top 5 architectures by reward" in output
+    last = [line for line in output.splitlines() if line.startswith(f"search {EPISODES}/{EPISODES} episodes")][-1]
+    assert f"best reward {best.reward:.4f} (val {best.val_acc:.4f}, cost {cost_text(best.cost, best.within_target)})" in last
 
 
 def test_leaderboard_and_retrain_take_the_best_reward(run_dir):

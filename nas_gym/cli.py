@@ -20,6 +20,7 @@ from rich.text import Text
 from agents.base import BUILTIN_AGENTS
 from nas_gym.config import Config, load_config, parse_overrides
 from nas_gym.evaluators import AVAILABLE_KINDS
+from nas_gym.report import print_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Neural architecture search as a Gymnasium environment.")
@@ -29,7 +30,7 @@ console = Console(stderr=True, markup=False)
 out = Console(markup=False)
 
 ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="Preset name (see envs_config/) or YAML path.")]
-AGENT_HELP = f"Agent: {', '.join(BUILTIN_AGENTS)}, or module:Class / file.py:Class. [default: qlearning]"
+AGENT_HELP = f"Agent: {', '.join(BUILTIN_AGENTS)}, or module:Class / file.py:Class."
 EVALUATOR_HELP = (f"Evaluator kind: {', '.join(k for k in AVAILABLE_KINDS if not k.startswith('proxy:'))}, "
                   f"proxy:<name> ({', '.join(k.removeprefix('proxy:') for k in AVAILABLE_KINDS if k.startswith('proxy:'))}).")
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config field: KEY=VALUE, e.g. train.epochs=4.")]
@@ -100,30 +101,7 @@ def eval_cmd(
         if key != "arch":
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     table.add_row("cache hit", "yes" if evaluator.stats.cache_hits else "no")
-    out.print(table)
-
-
-def _progress(episodes: int) -> tuple[Progress, callable]:
-    """A progress bar that appears with the first finished episode: a search refused for bad
-    input (a ``--resume`` that contradicts its run) prints its one line without a bar above it."""
-    progress = Progress(
-        TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
-        TextColumn("best val {task.fields[best]}"), TextColumn("{task.fields[rate]} eval/min"),
-        TextColumn("cache hits {task.fields[hits]}"), TimeElapsedColumn(), console=console,
-    )
-    task = progress.add_task("search", total=episodes, best="-", rate="-", hits=0, start=False)
-
-    def update(recorder) -> None:
-        if not progress.live.is_started:
-            progress.start()
-            progress.start_task(task)
-        stats = recorder.evaluator.stats
-        elapsed = progress.tasks[task].elapsed or 1e-9
-        best = f"{recorder.best.val_acc:.4f}" if recorder.best else "-"
-        progress.update(task, completed=recorder.episodes, best=best, rate=f"{60 * stats.evaluations / elapsed:.0f}",
-                        hits=stats.cache_hits)
-
-    return progress, update
+    print_table(out, table)
 
 
 def _resumed_settings(run_dir: Path | None, agent: str | None, config: str | None, seed: int | None, episodes: int | None,
@@ -147,15 +125,19 @@ def _resumed_settings(run_dir: Path | None, agent: str | None, config: str | Non
 
 @app.command()
 def search(
-    agent: Annotated[str | None, typer.Option(help=AGENT_HELP)] = None,
-    config: Annotated[str | None, typer.Option("--config", "-c", help="Preset name (see envs_config/) or YAML path. [default: mnist1d]")] = None,
-    episodes: Annotated[int | None, typer.Option(help="Episodes (architectures) to run; with --resume, more than the run's extends it. [default: 100]")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the agent and the env. [default: 0]")] = None,
+    agent: Annotated[str | None, typer.Option(help=AGENT_HELP, show_default="qlearning; with --resume the run's")] = None,
+    config: Annotated[str | None, typer.Option("--config", "-c", help="Preset name (see envs_config/) or YAML path.",
+                                               show_default="mnist1d; with --resume the run's")] = None,
+    episodes: Annotated[int | None, typer.Option(help="Episodes (architectures) to run; with --resume, more than the run's extends it.",
+                                                 show_default="100; with --resume the run's")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the agent and the env.", show_default="0; with --resume the run's")] = None,
     logdir: Annotated[Path, typer.Option(help="Folder for run folders (TensorBoard, CSV, config).")] = Path("runs"),
-    evaluator: Annotated[str | None, typer.Option(help=EVALUATOR_HELP)] = None,
-    hparams: Annotated[str | None, typer.Option(help="Agent hyperparameters as JSON or YAML, e.g. '{lr: 0.01}'.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Architectures evaluated at once (default: the preset's).")] = None,
-    backend: Annotated[str | None, typer.Option(help="Where evaluations run: serial, process or ray.")] = None,
+    evaluator: Annotated[str | None, typer.Option(help=EVALUATOR_HELP, show_default="the preset's evaluator.kind")] = None,
+    hparams: Annotated[str | None, typer.Option(help="Agent hyperparameters as JSON or YAML, e.g. '{lr: 0.01}'.",
+                                                show_default="envs_config/agents/<agent>.yaml")] = None,
+    workers: Annotated[int | None, typer.Option(help="Architectures evaluated at once.", show_default="the preset's")] = None,
+    backend: Annotated[str | None, typer.Option(help="Where evaluations run: serial, process or ray.",
+                                                show_default="the preset's")] = None,
     ray_address: Annotated[str | None, typer.Option(help="Address of a running Ray cluster (ray start --head).")] = None,
     overrides: SetOpt = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the stopped run in this run folder, with its own agent, config, seed, episodes and hyperparameters (an option given must agree with the run's).")] = None,
@@ -163,6 +145,7 @@ def search(
     trust_run_folder: TrustOpt = False,
 ) -> None:
     """Run a search and print the top architectures."""
+    from nas_gym.report import search_progress
     from nas_gym.search import CHECKPOINT_SECONDS, SearchInterrupted, run_search
 
     try:
@@ -178,14 +161,13 @@ def search(
         from nas_gym.evaluators.training import check_setup
 
         check_setup(cfg)  # a missing dataset or a foreign cache file fails before a run folder exists
-        progress, update = _progress(episodes)
+        update, stop = search_progress(console, episodes)
         try:
             summary = run_search(cfg, agent, episodes, seed, logdir, hparams=agent_hparams, on_episode=update,
                                  checkpoint_every=checkpoint_every, resume=resume,
                                  checkpoint_seconds=CHECKPOINT_SECONDS, trust_run=trust_run_folder)
         finally:
-            if progress.live.is_started:
-                progress.stop()
+            stop()
     except (*_bad_input_types(), ValueError) as e:
         raise _fail(str(e)) from None
     except SearchInterrupted as e:
@@ -197,7 +179,7 @@ def search(
                   "(give a larger --episodes to extend it).", soft_wrap=True, highlight=False)
     elif summary.resumed_from:
         out.print(f"Resumed after episode {summary.resumed_from}.", highlight=False)
-    _print_summary(summary)
+    _print_summary(summary, cfg.reward.cost)
 
 
 @app.command()
@@ -211,7 +193,7 @@ def compare(
                                                          "(the evaluator's clock) pass this, as NATS-Bench compares.")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per agent (0..K-1).")] = 5,
     logdir: Annotated[Path, typer.Option(help="Folder for the runs, comparison.csv and comparison.png.")] = Path("runs/compare"),
-    evaluator: Annotated[str | None, typer.Option(help=EVALUATOR_HELP)] = None,
+    evaluator: Annotated[str | None, typer.Option(help=EVALUATOR_HELP, show_default="the preset's evaluator.kind")] = None,
     workers: Annotated[int, typer.Option(help="Runs in parallel (spawned processes, one torch thread each); "
                                          "the results do not depend on it.")] = 1,
     overrides: SetOpt = None,
@@ -266,10 +248,10 @@ def compare(
         table.add_column(col, justify="left" if col == "agent" else "right", no_wrap=col == "agent")
     for row in rows:
         table.add_row(*row.values())
-    out.print(table)
+    print_table(out, table)
     if ref is None:
         out.print(f"Evaluator {cfg.evaluator.kind!r} has no table: test accuracy, regret and top-1% columns are empty.",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     else:
         tests = "" if ref.optimum_test is None else f", its test accuracy {ref.optimum_test:.4f}"
         out.print(f"Optimum of the space (mean val acc): {ref.optimum:.4f}{tests}; top 1% from {ref.threshold:.4f}. "
@@ -282,36 +264,33 @@ def leaderboard(
     runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders holding run folders.")],
     top: Annotated[int, typer.Option(help="How many architectures to show.")] = 10,
     pareto: Annotated[bool, typer.Option(help="Show only the accuracy / parameters Pareto front.")] = False,
+    preset: Annotated[str | None, typer.Option(help="Only runs of this preset (config.yaml's name).", show_default="all")] = None,
+    evaluator: Annotated[str | None, typer.Option(help="Only runs scored by this evaluator kind (table, train, ...).",
+                                                  show_default="all")] = None,
 ) -> None:
-    """The best architectures of one or several runs; failures listed apart."""
-    from nas_gym.leaderboard import LeaderboardError, pareto_front, read_entries
+    """The best architectures of one or several runs, by the reward they optimised; failures listed apart."""
+    from nas_gym.leaderboard import LeaderboardError, RunInfo, pareto_front, read_entries, select_runs
+    from nas_gym.report import leaderboard_table
 
     try:
         if top < 1:
             raise ValueError(f"--top must be >= 1, got {top}")
-        entries, failures = read_entries(runs)
+        entries, failures = read_entries(runs, preset, evaluator)
+        kinds = {(i.preset, i.evaluator, i.reward) for i in (RunInfo.of(p.parent) for p in select_runs(runs, preset, evaluator))}
     except (LeaderboardError, ValueError, OSError) as e:
         raise _fail(str(e)) from None
     shown = pareto_front(entries) if pareto else entries[:top]
-    title = "Pareto front (val acc vs params)" if pareto else f"Top {len(shown)} of {len(entries)} architectures"
-    table = Table(title=title)
-    several_runs = len({e.run for e in entries}) > 1
-    confirmed = any(e.fidelity for e in entries)  # a multi-fidelity search: show which were re-trained longer
-    for col in ("#", "architecture", "val acc", "params", "FLOPs", "evals") + (("fidelity",) if confirmed else ()) + (
-            ("run",) if several_runs else ()):
-        table.add_column(col, justify="left" if col in ("architecture", "run") else "right",
-                         overflow="fold" if col == "architecture" else "ellipsis", min_width=24 if col == "architecture" else None)
-    for i, e in enumerate(shown, 1):
-        row = [str(i), e.arch, f"{e.val_acc:.4f}", f"{e.params:,}", f"{e.flops:,}", str(e.evaluations)]
-        table.add_row(*row, *([e.fidelity or "low"] if confirmed else []), *([e.run] if several_runs else []))
-    out.print(table)
+    print_table(out, leaderboard_table(shown, entries, pareto))
+    if len(kinds) > 1:
+        out.print(f"Note: these runs differ in preset, evaluator or reward ({'; '.join('/'.join(k) for k in sorted(kinds))}), "
+                  "so their scores are not on one scale; narrow with --preset and --evaluator.", highlight=False, soft_wrap=True)
     if failures:
         fail = Table(title=f"{len(failures)} failed architectures")
         for col in ("architecture", "reason", "evaluations"):
             fail.add_column(col, overflow="fold")
         for e in failures:
             fail.add_row(e.arch, e.reason, str(e.evaluations))
-        out.print(fail)
+        print_table(out, fail)
 
 
 @app.command("retrain")
@@ -361,11 +340,11 @@ def retrain_cmd(
         table.add_row(str(r.seed), r.status if r.ok else f"{r.status}: {r.reason}",
                       "-" if r.test_acc is None else f"{r.test_acc:.4f}", f"{r.train_loss:.4f}", f"{r.seconds:.1f}",
                       str(r.model_path or "-"))
-    out.print(table)
+    print_table(out, table)
     mean, std = report.test_acc_mean, report.test_acc_std
     summary = "no seed trained" if mean is None else f"{mean:.4f}" + ("" if std is None else f" +- {std:.4f}")
     out.print(f"Test accuracy ({report.test_size:,} test samples, {len(report.test_accs)} of {len(report.seeds)} seeds, "
-              f"mean +- sample std): {summary}", highlight=False)
+              f"mean +- sample std): {summary}", highlight=False, soft_wrap=True)
     out.print(f"Report: {report.out_dir / 'retrain.json'}", soft_wrap=True, highlight=False)
 
 
@@ -383,17 +362,13 @@ def _parse_hparams(text: str | None) -> dict | None:
     return value
 
 
-def _print_summary(summary) -> None:
-    table = Table(title=f"Top {len(summary.top)} architectures")
-    for col in ("#", "architecture", "val acc", "params", "FLOPs", "episode"):
-        table.add_column(col, justify="left" if col == "architecture" else "right",
-                         overflow="fold" if col == "architecture" else "ellipsis")
-    for i, rec in enumerate(summary.top, 1):
-        table.add_row(str(i), rec.arch, f"{rec.val_acc:.4f}", f"{rec.params:,}", f"{rec.flops:,}", str(rec.episode))
-    out.print(table)
+def _print_summary(summary, cost_name: str) -> None:
+    from nas_gym.report import top_table
+
+    print_table(out, top_table(summary.top, cost_name))
     s = summary.stats
     out.print(f"{summary.episodes} episodes, {s.evaluations} evaluations ({s.cache_hits} cache hits, "
-              f"{s.failures} failures) in {summary.seconds:.1f} s")
+              f"{s.failures} failures) in {summary.seconds:.1f} s", highlight=False, soft_wrap=True)
     if (summary.run_dir / "confirmed.csv").is_file():
         out.print(f"Multi-fidelity: the leaderboard ranks by the longest training seen: nas-gym leaderboard {summary.run_dir}",
                   soft_wrap=True, highlight=False)

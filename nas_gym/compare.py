@@ -3,8 +3,10 @@
 Each (agent, seed) pair is an ordinary search (its own run folder, TensorBoard events and CSV);
 this module reads back what each run recorded and reports, per run:
 
-* the architecture it returns: its best by validation accuracy *as the search saw it* (with the
-  table, one drawn training seed per architecture, so a lucky draw can win, as in a real search);
+* the architecture it returns: its best by the reward it optimised *as the search saw it* (the
+  validation accuracy unless the reward is cost-aware; with the table, one drawn training seed
+  per architecture, so a lucky draw can win, as in a real search), with its reward, the cost the
+  reward used and whether that is within the reward's target;
 * that architecture's **test** accuracy, from the table (mean over the table's seeds), never shown
   to the search: NAS-Bench-201 reports this number;
 * the **regret**: the table optimum's mean validation accuracy minus the returned architecture's
@@ -59,7 +61,7 @@ TOP_FRACTION = 0.01
 CSV_NAME = "comparison.csv"
 PNG_NAME = "comparison.png"
 CSV_COLUMNS = ("agent", "seed", "stopped_by", "evaluations", "distinct_archs", "train_seconds", "arch", "val_acc",
-               "mean_val_acc", "test_acc", "regret", "reached_top", "evals_to_top", "distinct_to_top", "run_dir")
+               "reward", "cost", "within_target", "mean_val_acc", "test_acc", "regret", "reached_top", "evals_to_top", "distinct_to_top", "run_dir")
 
 
 @dataclass(frozen=True)
@@ -132,13 +134,13 @@ class RunResult:
 
     @property
     def pick(self) -> Record | None:
-        """The architecture the run hands back: its best by validation accuracy as it saw it."""
+        """The architecture the run hands back: its best by reward as it saw it."""
         return best_of(list(self.records))
 
     def curve(self, length: int) -> np.ndarray:
-        """Best-so-far validation accuracy as the search saw it, after each evaluation, padded
-        with its last value to ``length`` entries (failures count as 0)."""
-        return best_so_far([r.val_acc if r.status == "ok" else 0.0 for r in self.records], length)
+        """Best-so-far reward (the validation accuracy unless cost-aware) as the search saw it,
+        after each evaluation, padded with its last value to ``length`` entries (failures count as 0)."""
+        return best_so_far([r.reward if r.status == "ok" else 0.0 for r in self.records], length)
 
     def row(self, space: SearchSpace, ref: Reference | None) -> dict[str, str]:
         """The CSV row; a column nothing can fill is empty."""
@@ -150,7 +152,9 @@ class RunResult:
                    evaluations=str(len(self.records)), distinct_archs=str(len(set(keys))),
                    train_seconds=f"{self.clock[-1] if self.clock else 0.0:.4f}")
         if pick is not None:
-            row.update(arch=pick.arch, val_acc=f"{pick.val_acc:.6f}")
+            row.update(arch=pick.arch, val_acc=f"{pick.val_acc:.6f}", reward=f"{pick.reward:.6f}",
+                       cost="" if pick.cost is None else f"{pick.cost:.10g}",
+                       within_target="" if pick.within_target is None else str(int(pick.within_target)))
         if ref is None:
             return row
         if pick is not None:
@@ -368,7 +372,8 @@ def write_csv(path: Path, summaries: list[AgentSummary]) -> None:
 
 
 def plot(summaries: list[AgentSummary], path: Path, optimum: float | None = None, title: str = "") -> Path:
-    """Best-so-far validation accuracy (as the searches saw it) against evaluations: mean and a
+    """Best-so-far reward (as the searches saw it; the validation accuracy unless the reward is
+    cost-aware) against evaluations: mean and a
     95% confidence band (1.96 standard errors over seeds) per agent; the optimum dashed."""
     from nas_gym.figures import new_figure, save_figure
 
@@ -384,7 +389,8 @@ def plot(summaries: list[AgentSummary], path: Path, optimum: float | None = None
     if optimum is not None:
         ax.axhline(optimum, color="black", linestyle="--", linewidth=1, label="optimum (mean val)")
     ax.set_xlabel("evaluations")
-    ax.set_ylabel("best validation accuracy so far")
+    cost_aware = any(r["within_target"] != "" for s in summaries for r in s.rows)
+    ax.set_ylabel("best reward so far" if cost_aware else "best validation accuracy so far")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
@@ -403,7 +409,13 @@ def mean_std(values: list[float | None], digits: int = 4) -> str:
 
 def table_rows(summaries: list[AgentSummary]) -> list[dict[str, str]]:
     """Printable rows, mean ± std over seeds; the evaluations to the top 1% as medians (see
-    :meth:`AgentSummary.median_to_top`) with the number of seeds that got there."""
+    :meth:`AgentSummary.median_to_top`) with the number of seeds that got there; with random
+    search among the agents and a test accuracy per seed, each agent's Mann-Whitney p-value
+    against it, uncorrected and Holm-corrected over the comparisons (``nas_gym.stats``)."""
+    from nas_gym.stats import against, fmt_p
+
+    tests = {s.agent: [v for v in s.column("test_acc") if v is not None] for s in summaries}
+    vs_random = against("random", tests) if "random" in tests and all(len(v) >= 2 for v in tests.values()) else {}
     rows = []
     for s in summaries:
         known = s.rows[0]["reached_top"] != ""
@@ -421,4 +433,10 @@ def table_rows(summaries: list[AgentSummary]) -> list[dict[str, str]]:
             "evals": mean_std(s.column("evaluations"), 1),
             "train s": mean_std(s.column("train_seconds"), 1),
         })
+        if vs_random:
+            rows[-1]["p vs random (MWU / Holm)"] = " / ".join(fmt_p(p) for p in vs_random[s.agent]) if s.agent in vs_random else ""
+        within = [r["within_target"] for r in s.rows if r["within_target"] != ""]
+        if within:  # a cost-aware reward: the pick's reward, and how many picks meet the target
+            rows[-1]["reward of pick"] = mean_std(s.column("reward"))
+            rows[-1]["pick within target"] = f"{within.count('1')}/{len(s.rows)}"
     return rows

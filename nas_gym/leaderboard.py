@@ -1,7 +1,10 @@
 """The leaderboard of one or several runs, read back from their ``evaluations.csv`` files.
 
 Reading the CSV (not the cache) means a leaderboard shows what the runs saw, and works on run
-folders copied from another machine.
+folders copied from another machine. Entries rank by the reward the runs optimised (the
+validation accuracy unless the reward is cost-aware), so a constraint's winner is one that
+meets it. Runs of different presets or evaluators score on different scales; ``--preset`` and
+``--evaluator`` keep the runs of one kind (read from each run's ``config.yaml``).
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas_gym.runlog import EVALUATIONS_CSV, read_rows
+import yaml
+
+from nas_gym.runlog import EVALUATIONS_CSV, read_rows, record_of
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,32 @@ class Entry:
     reason: str
     run: str
     fidelity: str = ""  # "high" when a multi-fidelity search confirmed it with longer training
+    reward: float = 0.0  # what the run optimised: val_acc times the cost factor
+    cost: float | None = None  # the cost the reward used (None: the reward had no target)
+    within_target: bool | None = None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run folder's ``config.yaml`` says about how its scores were made (empty if absent)."""
+
+    preset: str = ""
+    evaluator: str = ""
+    reward: str = ""  # e.g. "accuracy" or "constraint params <= 2000"
+
+    @classmethod
+    def of(cls, run_dir: Path) -> RunInfo:
+        try:
+            cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            return cls()
+        if not isinstance(cfg, dict):
+            return cls()
+        reward = cfg.get("reward") or {}
+        text = str(reward.get("kind", ""))
+        if reward.get("kind") not in (None, "accuracy") and reward.get("target") is not None:
+            text += f" {reward.get('cost')} <= {reward.get('target'):g}"
+        return cls(str(cfg.get("name", "")), str((cfg.get("evaluator") or {}).get("kind", "")), text)
 
 CONFIRMED_CSV = "confirmed.csv"  # written by multi-fidelity searches: arch, val_acc, low_val_acc, epochs
 
@@ -45,28 +76,46 @@ def run_csvs(paths: list[Path]) -> list[Path]:
     return found
 
 
-def read_entries(paths: list[Path]) -> tuple[list[Entry], list[Entry]]:
-    """(distinct architectures that trained, best first; failures), across all runs."""
+def select_runs(paths: list[Path], preset: str | None = None, evaluator: str | None = None) -> list[Path]:
+    """The ``evaluations.csv`` of the runs under ``paths`` whose preset and evaluator match (None: any)."""
+    found = run_csvs(paths)
+    keep = [p for p in found if (preset is None or RunInfo.of(p.parent).preset == preset)
+            and (evaluator is None or RunInfo.of(p.parent).evaluator == evaluator)]
+    if not keep:
+        wanted = ", ".join(f"{k} {v!r}" for k, v in (("preset", preset), ("evaluator", evaluator)) if v is not None)
+        seen = sorted({f"{i.preset}/{i.evaluator}" for i in (RunInfo.of(p.parent) for p in found)})
+        raise LeaderboardError(f"no run with {wanted} among {len(found)} runs (preset/evaluator there: "
+                               f"{', '.join(seen)}); drop or change --preset / --evaluator")
+    return keep
+
+
+def read_entries(paths: list[Path], preset: str | None = None, evaluator: str | None = None
+                 ) -> tuple[list[Entry], list[Entry]]:
+    """(distinct architectures that trained, best reward first; failures), across the runs
+    under ``paths`` of ``preset`` and ``evaluator`` (None: all)."""
     best: dict[str, Entry] = {}
     counts: dict[str, int] = {}
     failures: dict[str, Entry] = {}
-    for path in run_csvs(paths):
+    for path in select_runs(paths, preset, evaluator):
         for row in read_rows(path):  # a row cut short by a kill is skipped
-            arch = row["arch"]
+            rec = record_of(row)
+            arch = rec.arch
             counts[arch] = counts.get(arch, 0) + 1
-            entry = Entry(arch, float(row["val_acc"]), int(row["params"]), int(row["flops"]), 0, row["status"],
-                          row["reason"], path.parent.name)
-            target = best if row["status"] == "ok" else failures
-            if arch not in target or entry.val_acc > target[arch].val_acc:
+            entry = Entry(arch, rec.val_acc, rec.params, rec.flops, 0, rec.status, rec.reason, path.parent.name,
+                          reward=rec.reward, cost=rec.cost, within_target=rec.within_target)
+            target = best if rec.status == "ok" else failures
+            if arch not in target or entry.reward > target[arch].reward:
                 target[arch] = entry
         for arch, val_acc in _confirmed(path.parent).items():
             if arch in best:  # the highest fidelity seen replaces the reward's short-training score
-                best[arch] = Entry(**{**best[arch].__dict__, "val_acc": val_acc, "fidelity": "high"})
+                old = best[arch]
+                factor = old.reward / old.val_acc if old.val_acc > 0 else 1.0  # the cost term stays
+                best[arch] = Entry(**{**old.__dict__, "val_acc": val_acc, "reward": val_acc * factor, "fidelity": "high"})
     def with_count(e: Entry) -> Entry:
         return Entry(**{**e.__dict__, "evaluations": counts[e.arch]})
 
     # Confirmed entries first: a lucky short run must not outrank a checked long one.
-    ok = sorted((with_count(e) for e in best.values()), key=lambda e: (e.fidelity != "high", -e.val_acc, e.params, e.arch))
+    ok = sorted((with_count(e) for e in best.values()), key=lambda e: (e.fidelity != "high", -e.reward, e.params, e.arch))
     return ok, [with_count(e) for e in failures.values()]
 
 

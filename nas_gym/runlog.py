@@ -1,7 +1,11 @@
 """The run record: every architecture a search evaluated, in memory and in ``evaluations.csv``.
 
 The CSV is what ``nas-gym leaderboard``, ``compare`` and ``retrain`` read back, and what a
-resumed search cuts back to its checkpoint. Rows are buffered and written by :meth:`RunLog.flush`,
+resumed search cuts back to its checkpoint. Everything that ranks ranks by the **reward** the
+search optimised (for ``reward.kind: accuracy`` that is the validation accuracy itself), so a
+cost-aware search hands back the architecture that did best on its own terms, not one that
+breaks its constraint. The cost the reward used (parameters, MACs, or measured or predicted
+milliseconds) is in the ``cost`` column, with its multiplier and whether it is within target. Rows are buffered and written by :meth:`RunLog.flush`,
 which the search calls before each checkpoint and at the end: a stop loses no row a checkpoint
 counted, and an instant evaluator is not slowed by one write per episode.
 """
@@ -21,7 +25,8 @@ from nas_gym.atomic import atomic_write_text
 
 EVALUATIONS_CSV = "evaluations.csv"
 RUNTIME_JSON = "runtime.json"
-CSV_FIELDS = ("episode", "arch", "val_acc", "reward", "params", "flops", "status", "reason", "evaluations", "cached")
+CSV_FIELDS = ("episode", "arch", "val_acc", "reward", "params", "flops", "status", "reason", "evaluations", "cached",
+              "cost", "cost_factor", "within_target")
 
 
 def record_runtime(run_dir: Path, config: Any) -> list[dict[str, Any]]:
@@ -46,7 +51,13 @@ def record_runtime(run_dir: Path, config: Any) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Record:
-    """One evaluated architecture, as the search saw it."""
+    """One evaluated architecture, as the search saw it.
+
+    :param cost: the cost the reward penalised (``reward.cost``: parameters, MACs, measured or
+        predicted ms); None when the reward has no target (``accuracy``) or the row predates it.
+    :param cost_factor: the multiplier the cost applied to the accuracy (1.0 without one).
+    :param within_target: whether ``cost`` is at most ``reward.target`` (None without a target).
+    """
 
     episode: int
     arch: str
@@ -56,16 +67,27 @@ class Record:
     flops: int
     status: str
     reason: str
+    cost: float | None = None
+    cost_factor: float = 1.0
+    within_target: bool | None = None
+
+    @property
+    def rank_key(self) -> tuple[float, int]:
+        """Best first: highest reward, then earliest (failures are filtered out before)."""
+        return (-self.reward, self.episode)
 
 
 def record_of(row: dict[str, str]) -> Record:
-    """The :class:`Record` of one ``evaluations.csv`` row.
+    """The :class:`Record` of one ``evaluations.csv`` row (rows written before the cost columns
+    existed read with no cost).
 
     :raises ValueError: a value of the wrong type, or an impossible one (an accuracy outside
         [0, 1], a negative count): such a row is treated like one cut short by a kill.
     """
+    cost, factor, within = row.get("cost") or "", row.get("cost_factor") or "", row.get("within_target") or ""
     rec = Record(int(row["episode"]), row["arch"], float(row["val_acc"]), float(row["reward"]), int(row["params"]),
-                 int(row["flops"]), row["status"], row["reason"])
+                 int(row["flops"]), row["status"], row["reason"], float(cost) if cost else None,
+                 float(factor) if factor else 1.0, None if within == "" else within == "1")
     if not 0.0 <= rec.val_acc <= 1.0 or min(rec.episode, rec.params, rec.flops) < 0 or not math.isfinite(rec.reward):
         raise ValueError(f"impossible values in the row of episode {rec.episode}")
     return rec
@@ -73,6 +95,15 @@ def record_of(row: dict[str, str]) -> Record:
 
 class RunLogError(ValueError):
     """An ``evaluations.csv`` that cannot be read as text; one line naming it."""
+
+
+def cost_fields(info: dict[str, Any]) -> tuple[float | None, float, bool | None]:
+    """(cost, cost factor, within target) of an env's final ``info``: the cost only when the
+    reward has a target, since only then did it enter the reward."""
+    if "cost_target" not in info:
+        return None, float(info.get("cost_factor", 1.0)), None
+    cost = float(info["cost"])
+    return cost, float(info["cost_factor"]), cost <= float(info["cost_target"])
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -103,12 +134,12 @@ def read_records(run_dir: Path) -> list[Record]:
 
 
 def top(records: list[Record], k: int = 5) -> list[Record]:
-    """The ``k`` best distinct architectures that trained, best first (ties: earliest)."""
+    """The ``k`` best distinct architectures that trained by reward, best first (ties: earliest)."""
     seen: dict[str, Record] = {}
     for rec in records:
         if rec.status == "ok" and rec.arch not in seen:
             seen[rec.arch] = rec
-    return sorted(seen.values(), key=lambda r: (-r.val_acc, r.episode))[:k]
+    return sorted(seen.values(), key=lambda r: r.rank_key)[:k]
 
 
 def failures(records: list[Record]) -> list[Record]:
@@ -116,11 +147,11 @@ def failures(records: list[Record]) -> list[Record]:
 
 
 def best_of(records: list[Record]) -> Record | None:
-    """The first record with the highest validation accuracy among those that trained (the rule
-    :meth:`RunLog.add` follows as records come)."""
+    """The first record with the highest reward among those that trained (the rule
+    :meth:`RunLog.add` follows as records come): what the search optimised."""
     best = None
     for rec in records:
-        if rec.status == "ok" and (best is None or rec.val_acc > best.val_acc):
+        if rec.status == "ok" and (best is None or rec.reward > best.reward):
             best = rec
     return best
 
@@ -168,14 +199,16 @@ class RunLog:
         """
         self.episodes += 1
         rec = Record(self.episodes, info["arch"], float(info["val_acc"]), float(reward), int(info["params"]),
-                     int(info["flops"]), info["status"], info["reason"])
+                     int(info["flops"]), info["status"], info["reason"], *cost_fields(info))
         self.records.append(rec)
-        new_best = rec.status == "ok" and (self.best is None or rec.val_acc > self.best.val_acc)
+        new_best = rec.status == "ok" and (self.best is None or rec.reward > self.best.reward)
         if new_best:
             self.best = rec
         if self._file is not None:
             self._pending.append((rec.episode, rec.arch, f"{rec.val_acc:.6f}", f"{rec.reward:.6f}", rec.params,
-                                  rec.flops, rec.status, rec.reason, evaluations, int(cache_hits > self._hits_seen)))
+                                  rec.flops, rec.status, rec.reason, evaluations, int(cache_hits > self._hits_seen),
+                                  "" if rec.cost is None else f"{rec.cost:.10g}", f"{rec.cost_factor:.6f}",
+                                  "" if rec.within_target is None else int(rec.within_target)))
         self._hits_seen = cache_hits
         return rec, new_best
 
@@ -213,7 +246,7 @@ class RunLog:
         self.records = [record_of(r) for r in rows]
         self.best = best_of(self.records)
         text = io.StringIO(newline="")
-        writer = csv.DictWriter(text, CSV_FIELDS)
+        writer = csv.DictWriter(text, CSV_FIELDS, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(self.path, text.getvalue())

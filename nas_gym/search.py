@@ -87,15 +87,18 @@ def safe_agent_name(agent: str) -> str:
     return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in agent.rsplit(":", 1)[-1])[:64] or "agent"
 
 
-def make_run_dir(logdir: Path, agent: str, preset: str, seed: int) -> Path:
-    """A fresh folder under ``logdir``; fails early, with a clear message, if it can't be written."""
-    safe_agent = safe_agent_name(agent)
+def make_run_dir(logdir: Path, agent: str, preset: str, seed: int, evaluator: str = "") -> Path:
+    """A fresh folder ``<agent>-<preset>-<evaluator>-s<seed>-<time>`` under ``logdir`` (the
+    evaluator in the name, since a table's and a trainer's scores of one preset are not on one
+    scale); fails early, with a clear message, if it can't be written."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = logdir / f"{safe_agent}-{preset}-s{seed}-{stamp}"
+    name = "-".join(part for part in (safe_agent_name(agent), preset, safe_agent_name(evaluator) if evaluator else "")
+                    if part)
+    run_dir = logdir / f"{name}-s{seed}-{stamp}"
     n = 1
     while run_dir.exists():
         n += 1
-        run_dir = logdir / f"{safe_agent}-{preset}-s{seed}-{stamp}-{n}"
+        run_dir = logdir / f"{name}-s{seed}-{stamp}-{n}"
     try:
         run_dir.mkdir(parents=True)
     except OSError as e:
@@ -172,7 +175,8 @@ def run_search(
     workers = config.evaluator.workers
     every = math.ceil(checkpoint_every / workers) * workers
     before = _snapshot(Path(resume)) if resume is not None else None
-    run_dir = Path(resume) if resume is not None else make_run_dir(logdir, agent, config.name, seed)
+    kind = evaluator if isinstance(evaluator, str) else config.evaluator.kind
+    run_dir = Path(resume) if resume is not None else make_run_dir(logdir, agent, config.name, seed, kind)
     with checkpoint.run_lock(run_dir):  # one search per run folder at a time
         if resume is not None:
             manifest = checkpoint.resume_manifest(run_dir, agent=agent, config=config, seed=seed, episodes=episodes,
@@ -188,7 +192,7 @@ def run_search(
             write_run_files(run_dir, config, argv)
             checkpoint.write_manifest(run_dir, manifest)  # a folder --resume accepts from the very start
         run_hparams = {"agent": agent, "preset": config.name, "seed": seed, "episodes": episodes,
-                       "evaluator": evaluator if isinstance(evaluator, str) else config.evaluator.kind,
+                       "evaluator": kind,
                        "epochs": config.train.epochs, "space": config.space.kind, "reward": config.reward.kind,
                        **{f"agent.{k}": v for k, v in (hparams or {}).items()}}
         start = time.perf_counter()

@@ -66,14 +66,16 @@ class TensorBoardLog:
         and the reward histogram of a stage that just filled up."""
         for tag, value in (("nas/val_acc", rec.val_acc), ("nas/reward", rec.reward), ("nas/params", rec.params),
                            ("nas/flops", rec.flops), ("nas/best_val_acc", best.val_acc if best else 0.0),
+                           ("nas/best_reward", best.reward if best else 0.0),
                            ("nas/evaluations", stats.evaluations), ("nas/cache_hit_rate", stats.cache_hit_rate),
                            ("nas/failures", stats.failures)):
             self.scalar(tag, value, step)
         if new_best:
             from torch.utils.tensorboard.summary import text
 
-            summary = text("nas/best_arch", f"`{rec.arch}`: val_acc {rec.val_acc:.4f}, {rec.params:,} params "
-                                            f"(episode {rec.episode})")
+            cost = "" if rec.cost is None else f", cost {rec.cost:g} ({'within' if rec.within_target else 'over'} target)"
+            summary = text("nas/best_arch", f"`{rec.arch}`: reward {rec.reward:.4f}, val_acc {rec.val_acc:.4f}, "
+                                            f"{rec.params:,} params{cost} (episode {rec.episode})")
             self._pending.append((step, time.time(), summary.value[0]))
         self._stage_rewards.append(rec.reward)
         if len(self._stage_rewards) >= self.stage_size:
@@ -139,11 +141,12 @@ class TensorBoardLog:
         if best is not None:
             from nas_gym.figures import architecture_figure
 
-            title = f"best: val acc {best.val_acc:.4f}, {best.params:,} params"
+            title = f"best: reward {best.reward:.4f}, val acc {best.val_acc:.4f}, {best.params:,} params"
             self._add_figure("nas/best_architecture", architecture_figure(best.arch, title), step)
         if self.hparams:
             clean = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in self.hparams.items()}
-            metrics = {"hparam/best_val_acc": best.val_acc if best else 0.0, "hparam/evaluations": float(len(records))}
+            metrics = {"hparam/best_val_acc": best.val_acc if best else 0.0, "hparam/best_reward": best.reward if best else 0.0,
+                       "hparam/evaluations": float(len(records))}
             file_writer = self._writer.file_writer
             for summary in hparams_summary(clean, metrics):
                 file_writer.add_summary(summary)

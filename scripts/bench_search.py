@@ -6,12 +6,16 @@ budget; each run hands back its best architecture by validation accuracy as it s
 training seed drawn per architecture, as NAS-Bench-201's simulations draw), and we report that
 architecture's *test* accuracy (mean over the table's seeds, never seen by the search) as mean ±
 std over seeds, beside the table's optimum and NAS-Bench-201's published CIFAR-10 numbers (Dong &
-Yang, ICLR 2020). Differences between agents are tested with a two-sided Mann-Whitney U test.
+Yang, ICLR 2020). Differences between agents are tested with a two-sided Mann-Whitney U test,
+Holm-corrected over each family of comparisons (every agent against random search; the three
+pairs of the NAS-Bench-201 ordering), the uncorrected p-value shown beside the corrected one.
 
 Writes (replacing only this preset's section of the page, so several tables share it):
 
 * ``docs/bench_search.md``: the protocol, then per preset the table, the ordering check and notes;
-* ``docs/images/bench_search-<preset>.png``: test accuracy of the returned architecture per agent.
+* ``docs/images/bench_search-<preset>.png``: test accuracy of the returned architecture per agent;
+* ``docs/bench_search-<preset>.json``: that test accuracy per agent and seed, from which every
+  p-value on the page can be recomputed.
 
 Usage: ``python scripts/bench_search.py [--config mnist1d-tiny] [--seeds 50] [--budget-seconds S]
 [--agents random,evolution,...] [--logdir DIR] [--out docs]``. The default budget is the time of
@@ -23,6 +27,7 @@ evaluations to the top 1% (100) fit in it with room for an agent that needs fewe
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -37,6 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from nas_gym.compare import CAP_FACTOR, AgentSummary, Reference, run_comparison, table_rows  # noqa: E402
 from nas_gym.config import load_config  # noqa: E402
+from nas_gym.stats import ALPHA, against, fmt_p, holm  # noqa: E402
+from nas_gym.stats import mann_whitney as mwu  # noqa: E402
 
 BUILTIN = ["random", "evolution", "qlearning", "reinforce", "ppo", "maskable_ppo", "dqn", "a2c"]
 DEFAULT_AGENTS = BUILTIN + (["greedy"] if (ROOT / "agents" / "greedy.py").is_file() else [])
@@ -45,7 +52,6 @@ BUDGET_ARCHS = 200  # default budget: this many architectures of the table's mea
 # method returns, mean ± std over its runs; the optimum is the space's best.
 PUBLISHED = {"evolution": ("REA", 93.92, 0.30), "reinforce": ("REINFORCE", 93.85, 0.37), "random": ("RS", 93.70, 0.36)}
 PUBLISHED_OPTIMUM = 94.37
-ALPHA = 0.05  # Mann-Whitney U: a pair with p >= ALPHA is "within noise"
 PAGE_TITLE = "# Search agents at equal simulated training time (NATS-Bench's protocol)"
 PROTOCOL = f"""{PAGE_TITLE}
 
@@ -67,24 +73,13 @@ same simulated-time budget, as NAS-Bench-201 and NATS-Bench compare search metho
 - **Regret**: the table optimum's mean validation accuracy minus the returned architecture's (never
   negative; 0 when the run returned the optimum). Top 1%: by mean validation accuracy.
 - **Noise**: mean ± sample std over seeds, and a two-sided Mann-Whitney U test (scipy) between
-  agents' test accuracies; a difference with p >= {ALPHA} is within noise.
+  agents' test accuracies, Holm-corrected over each family of comparisons (every agent against
+  random search; the three pairs of the NAS-Bench-201 ordering). A difference is beyond noise
+  when its corrected p is below {ALPHA}; the uncorrected p is shown beside it.
 
 NAS-Bench-201's published CIFAR-10 test accuracies (Dong & Yang, ICLR 2020) are shown beside ours
 for the ordering only: their space, data and training budget differ from ours.
 """
-
-
-def mwu(a: list[float], b: list[float]) -> float:
-    """Two-sided Mann-Whitney U p-value (1.0 when either side is constant and equal)."""
-    from scipy.stats import mannwhitneyu
-
-    if len(set(a) | set(b)) == 1:
-        return 1.0
-    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-
-
-def fmt_p(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def tests_of(summaries: list[AgentSummary]) -> dict[str, list[float]]:
@@ -104,7 +99,7 @@ def markdown(rows: list[list[str]], header: list[str]) -> str:
 
 def results_table(summaries: list[AgentSummary], tests: dict[str, list[float]]) -> str:
     printed = {r["agent"]: r for r in table_rows(summaries)}
-    base = tests.get("random")
+    vs_random = against("random", tests) if "random" in tests else {}
     rows = []
     for s in summaries:
         p = printed[s.agent]
@@ -113,10 +108,10 @@ def results_table(summaries: list[AgentSummary], tests: dict[str, list[float]]) 
         rows.append([s.agent, pct(tests[s.agent]), f"{name} {mean:.2f} ± {std:.2f}" if name else "",
                      pct([100 * v for v in s.column("regret") if v is not None]), p["evals to top 1%"], p["distinct to top 1%"],
                      f"{np.mean(s.column('distinct_archs')):.0f}", p["train s"], f"{seconds}/{len(s.rows)}",
-                     "" if base is None or s.agent == "random" else fmt_p(mwu(tests[s.agent], base))])
+                     " / ".join(fmt_p(p) for p in vs_random[s.agent]) if s.agent in vs_random else ""])
     header = ["agent", "test acc % of pick", "NAS-Bench-201 CIFAR-10", "regret (val points)", "evals to top 1% (median)",
               "distinct to top 1% (median)", "distinct archs", "simulated s", "stopped by seconds",
-              "p vs random (MWU)"]
+              "p vs random (MWU / Holm)"]
     return markdown(rows, header)
 
 
@@ -130,13 +125,15 @@ def ordering(tests: dict[str, list[float]]) -> list[str]:
     label = {a: PUBLISHED[a][0] for a in names}
     out = [f"NAS-Bench-201's order: {' > '.join(label[a] for a in theirs)}; ours (mean test accuracy): "
            f"{' > '.join(label[a] for a in ours)}: {'the same order' if ours == theirs else 'a different order'}."]
-    for i, a in enumerate(theirs):
-        for b in theirs[i + 1:]:
-            diff = np.mean(tests[a]) - np.mean(tests[b])
-            p = mwu(tests[a], tests[b])
-            verdict = "within noise" if p >= ALPHA else ("agrees" if diff > 0 else "reversed")
-            out.append(f"{label[a]} - {label[b]}: {diff:+.2f} points here (published {PUBLISHED[a][1] - PUBLISHED[b][1]:+.2f}); "
-                       f"Mann-Whitney p {'= ' if p >= 0.001 else ''}{fmt_p(p)}: {verdict}.")
+    pairs = [(a, b) for i, a in enumerate(theirs) for b in theirs[i + 1:]]
+    raw = {f"{a}|{b}": mwu(tests[a], tests[b]) for a, b in pairs}
+    corrected = holm(raw)
+    for a, b in pairs:
+        diff = np.mean(tests[a]) - np.mean(tests[b])
+        p, q = raw[f"{a}|{b}"], corrected[f"{a}|{b}"]
+        verdict = "within noise" if q >= ALPHA else ("agrees" if diff > 0 else "reversed")
+        out.append(f"{label[a]} - {label[b]}: {diff:+.2f} points here (published {PUBLISHED[a][1] - PUBLISHED[b][1]:+.2f}); "
+                   f"Mann-Whitney p {fmt_p(p)}, Holm-corrected over these {len(pairs)} pairs {fmt_p(q)}: {verdict}.")
     return out
 
 
@@ -148,11 +145,15 @@ def notes(summaries: list[AgentSummary], tests: dict[str, list[float]], ref: Ref
     out.append(f"Highest mean test accuracy: {best} ({means[best]:.2f}%), {100 * ref.optimum_test - means[best]:.2f} "
                f"points below the test accuracy of the optimum by mean validation ({100 * ref.optimum_test:.2f}%).")
     if "random" in tests:
-        better = [a for a in tests if a != "random" and means[a] > means["random"] and mwu(tests[a], tests["random"]) < ALPHA]
-        worse = [a for a in tests if a != "random" and means[a] < means["random"] and mwu(tests[a], tests["random"]) < ALPHA]
-        same = [a for a in tests if a not in ("random", *better, *worse)]
-        out.append(f"Better than random search beyond noise (p < {ALPHA}): {', '.join(better) or 'none'}; "
-                   f"worse: {', '.join(worse) or 'none'}; within noise of it: {', '.join(same) or 'none'}.")
+        vs = against("random", tests)
+        better = [a for a in vs if means[a] > means["random"] and vs[a][1] < ALPHA]
+        worse = [a for a in vs if means[a] < means["random"] and vs[a][1] < ALPHA]
+        same = [a for a in vs if a not in (*better, *worse)]
+        lucky = [a for a in same if vs[a][0] < ALPHA]
+        out.append(f"Better than random search beyond noise (Holm-corrected p < {ALPHA} over the {len(vs)} comparisons "
+                   f"with random): {', '.join(better) or 'none'}; worse: {', '.join(worse) or 'none'}; within noise of "
+                   f"it: {', '.join(same) or 'none'}"
+                   + (f" ({', '.join(lucky)} uncorrected p < {ALPHA}, which the correction does not confirm)." if lucky else "."))
     capped = [f"{s.agent} ({sum(r['stopped_by'] == 'evaluations' for r in s.rows)}/{len(s.rows)}, "
               f"{100 * np.mean(s.column('train_seconds')) / seconds:.0f}% of the budget spent on average)"
               for s in summaries if any(r["stopped_by"] == "evaluations" for r in s.rows)]
@@ -221,6 +222,9 @@ def render(out: Path, preset: str, summaries: list[AgentSummary], ref: Reference
         f"torch thread; {minutes:.0f} minutes wall time.",
     ])
     write_page(out / "bench_search.md", preset, body)
+    raw = {"preset": preset, "seeds": seeds, "budget_seconds": seconds, "command": command,
+           "test_acc_percent": {agent: values for agent, values in tests.items()}}
+    (out / f"bench_search-{preset}.json").write_text(json.dumps(raw, indent=1) + "\n")  # to recompute the tests
     return body
 
 

@@ -10,11 +10,13 @@ each supernet budget in ``--epochs``, beside the zero-cost proxies and parameter
 the same architectures. The reference is the preset's shipped table when one fits (every
 architecture, mean over the table's seeds), else ``--sample`` architectures drawn uniformly and
 trained for real with the preset's recipe (mean of seeds 0 and 1; cached in ``--cache``). Also
-how well those two seeds agree with each other: the ceiling of any cheaper ranking.
+how well those two seeds agree with each other: a reference for the noise in the ranking (not a
+ceiling: a scorer of the mean can agree with the mean better than one seed does).
 
 ``search``: for each seed, DARTS and ENAS (``--episodes`` episodes; ``--evaluator`` real training,
-or the shipped table, scores what they return), then random search and regularized evolution given as many
-episodes as it takes to spend the compute DARTS spent. Each run has its own cache file, so
+or the shipped table, scores what they return), then random search and regularized evolution, once
+at each one-shot agent's own budget: as many episodes as it takes to spend the compute that agent
+spent (its supernet training in CPU-seconds, as the table charges each training). Each run has its own cache file, so
 every run pays for every training it does. Reports per run the returned architecture, its test
 accuracy (the table's, or one training with the preset's recipe), its op histogram, seconds
 charged and wall time.
@@ -93,7 +95,7 @@ def speed(args: argparse.Namespace) -> None:
 # -- rank --------------------------------------------------------------------------------------------
 def reference(cfg: Config, data, sample: int, cache: str, limit: int | None = None) -> tuple[list, np.ndarray, str, str]:
     """Architectures, their real validation accuracy, where they come from, and how well two
-    training seeds agree on them (the ceiling any cheaper ranking can hope to reach). With a
+    training seeds agree on them (a reference for the ranking's noise). With a
     table and ``limit``, a seeded uniform sample of ``limit`` of its architectures."""
     try:
         from nas_gym.evaluators.table import TableEvaluator
@@ -186,20 +188,27 @@ def search(args: argparse.Namespace) -> None:
     space = cfg.search_space(data.input_shape)
     logdir = Path(args.logdir or tempfile.mkdtemp(prefix="bench_supernet_"))
     rows = []
+    labels = ["darts", "enas"]
     for seed in args.seeds:
-        rows += [_run(cfg, a, seed, logdir, args.episodes) for a in ("darts", "enas")]
-        budget = rows[-2]["charged_s"]  # what DARTS spent: the others get as much
-        rows += [_run(cfg, a, seed, logdir, 100_000, budget) for a in ("random", "evolution")]
-        for row in rows[-4:]:
+        first = len(rows)
+        one_shot = [_run(cfg, a, seed, logdir, args.episodes) for a in ("darts", "enas")]
+        rows += one_shot
+        for spent in one_shot:  # each one-shot agent against random and evolution at its own budget
+            for a in ("random", "evolution"):
+                row = _run(cfg, a, seed, logdir / f"at-{spent['agent']}", 100_000, spent["charged_s"])
+                row["agent"] = f"{a}@{spent['agent']}"
+                rows.append(row)
+                labels += [row["agent"]] if row["agent"] not in labels else []
+        for row in rows[first:]:
             arch = space.parse(row["arch"])
             row["test_acc"] = _test_acc(cfg, data, space, arch)
             names = [CELL_OPS[op] for op in arch.ops] if isinstance(arch, Cell) else [op.text() for op in arch.ops]
             row["ops"] = dict(collections.Counter(names))
             print(json.dumps(row), flush=True)
-    print("\nagent       mean test acc   mean charged s   mean wall s")
-    for agent in ("darts", "enas", "random", "evolution"):
+    print("\nagent              mean test acc   mean charged s   mean wall s")
+    for agent in labels:
         mine = [r for r in rows if r["agent"] == agent]
-        print(f"{agent:<10} {np.mean([r['test_acc'] for r in mine]):>14.4f} {np.mean([r['charged_s'] for r in mine]):>16.1f}"
+        print(f"{agent:<17} {np.mean([r['test_acc'] for r in mine]):>14.4f} {np.mean([r['charged_s'] for r in mine]):>16.1f}"
               f" {np.mean([r['wall_s'] for r in mine]):>13.1f}")
 
 
@@ -214,7 +223,7 @@ def main() -> None:
     s.add_argument("--val-samples", type=int, default=None, help="override evaluator.supernet_val_samples")
     r = sub.add_parser("rank")
     r.add_argument("--config", default="mnist1d-tiny")
-    r.add_argument("--epochs", type=int, nargs="+", default=[10, 30])
+    r.add_argument("--epochs", type=int, nargs="*", default=[10, 30], help="supernet epochs to score (none: only the proxies)")
     r.add_argument("--sample", type=int, default=50, help="architectures trained as reference when no table fits")
     r.add_argument("--limit", type=int, default=None, help="with a table: a seeded sample of this many of its architectures")
     r.add_argument("--cache", default="auto", help="evaluation cache for the reference trainings")

@@ -8,9 +8,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from honesty import Tolerance, check_retraining, draw_seed, top_rows
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from nas_gym.config import RuntimeConfig, load_config
+from nas_gym.config import load_config
 from nas_gym.evaluators.table import TABLE_DIR, TableEvaluator, built_config, read_header
 from nas_gym.spaces.cell_arch import canonical
 
@@ -76,22 +77,11 @@ def test_env_checkers_and_an_episode_on_the_table(shipped):
     assert reward in truth["val_acc"], "the reward is one of the table's training seeds (draw mode)"
 
 
-@pytest.mark.slow
 def test_retraining_reproduces_table_entries(shipped):
-    """Honesty: three entries drawn at random, retrained on CPU with one thread under each seed,
-    match the table (tolerance 2 points, as for the layer-chain table: another CPU's SIMD width
-    changes float32 summation order and nudges training; the table's accuracies span ~70 points)."""
-    from nas_gym.data import load_dataset
-    from nas_gym.train import evaluate_seeds
-
-    header, rows = shipped.table.header, shipped.table.rows
-    cfg = load_config(PRESET)
-    space, data = cfg.search_space(), load_dataset(cfg.data)
-    for i in np.random.default_rng(2026).choice(len(rows), size=3, replace=False):
-        row = rows[i]
-        results = evaluate_seeds(space.parse(row["arch"]), data, cfg.train, RuntimeConfig(device="cpu", threads=1),
-                                 list(header["seeds"]), want_test=True, space=space)
-        for k, r in enumerate(results):
-            assert (r.params, r.flops) == (row["params"], row["flops"]), row["arch"]
-            assert r.val_acc == pytest.approx(row["val_acc"][k], abs=0.02), row["arch"]
-            assert r.test_acc == pytest.approx(row["test_acc"][k], abs=0.02), row["arch"]
+    """Honesty: two rows of the top 1% of whatever table ships, drawn afresh each run, retrained
+    by the ordinary single-seed trainer (not the build's pass that trains both seeds together).
+    Tolerance (docs/benchmarks.md, `scripts/bench_table_drift.py`): over 60 top rows, retraining
+    here moved a seed by at most 2.62 points and a row's seed mean by at most 1.31; the top 1%
+    spans 4.00 points. 3.5 points per seed and 2 on a row's mean sit between the two."""
+    seed = draw_seed()
+    check_retraining(PRESET, shipped, top_rows(shipped, 2, seed), Tolerance(per_seed=3.5, row_mean=2.0), seed)

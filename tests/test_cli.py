@@ -117,7 +117,7 @@ def test_readme_custom_agent_runs_from_a_file_path(tmp_path):
     result = search(tmp_path, f"{example}:LocalSearch", 200)
     assert result.exit_code == 0, result.output
     (run_dir,) = (tmp_path / "runs").iterdir()
-    assert run_dir.name.startswith("LocalSearch-mnist1d-tiny-s0-")
+    assert run_dir.name.startswith("LocalSearch-mnist1d-tiny-synthetic-s0-")
     best_arch, _ = SyntheticEvaluator(__import__("nas_gym").load_config("mnist1d-tiny").search_space()).optimum()
     rows = list(csv.DictReader((run_dir / "evaluations.csv").open()))
     assert best_arch.text() in {r["arch"] for r in rows}

@@ -126,6 +126,7 @@ def test_compare_on_the_table_cli_columns_and_test_accuracy(tmp_path):
                                       "table", "--budget-seconds", "6", "--seeds", "2", "--logdir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "budget 6 simulated" in result.output and "its test accuracy 0.9220" in result.output
+    assert "p vs random (MWU / Holm)" in result.output  # evolution's test, corrected beside uncorrected
     rows = list(csv.DictReader((tmp_path / "comparison.csv").open()))
     assert [(r["agent"], r["seed"]) for r in rows] == [("random", "0"), ("random", "1"), ("evolution", "0"),
                                                        ("evolution", "1")]
@@ -136,7 +137,8 @@ def test_compare_on_the_table_cli_columns_and_test_accuracy(tmp_path):
         assert r["arch"] == best.arch and float(r["val_acc"]) == pytest.approx(best.val_acc)
         assert float(r["test_acc"]) == pytest.approx(np.mean(raw[r["arch"]]["test_acc"]), abs=1e-6)
         assert float(r["mean_val_acc"]) == pytest.approx(np.mean(raw[r["arch"]]["val_acc"]), abs=1e-6)
-        assert all(r[c] != "" for c in CSV_COLUMNS if c not in ("evals_to_top", "distinct_to_top"))
+        assert all(r[c] != "" for c in CSV_COLUMNS if c not in ("evals_to_top", "distinct_to_top", "cost", "within_target"))
+        assert r["cost"] == r["within_target"] == ""  # an accuracy reward uses no cost
 
 
 @pytest.mark.parametrize("agent", BUILTIN)

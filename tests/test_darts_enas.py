@@ -139,3 +139,21 @@ def test_a_stopped_search_resumes_to_the_same_run(tmp_path, agent, evaluator):
     stopped = search(tmp_path / "b", stop_at=3)
     resumed = run_search(cfg, agent, 5, 0, tmp_path / "b", hparams=hparams, resume=stopped).run_dir
     assert rows(resumed) == rows(straight) and len(rows(straight)) == 5
+
+
+def test_one_shot_training_is_charged_in_cpu_seconds(monkeypatch):
+    """The supernet's training is charged the process's CPU time, the tables' kind of seconds,
+    not the wall clock (which would bill other jobs' load): a block that took 5 CPU-seconds and
+    100 wall seconds is charged 5."""
+    from nas_gym.supernet import agents as one_shot
+
+    clock = {"cpu": 10.0, "wall": 1000.0}
+    monkeypatch.setattr(one_shot.time, "process_time", lambda: clock["cpu"])
+    monkeypatch.setattr(one_shot.time, "perf_counter", lambda: clock["wall"])
+    env = make_env()
+    setup = one_shot.OneShotSetup(env.unwrapped.config, torch.device("cpu"), None, env.unwrapped.space, None)
+    before = env.unwrapped.evaluator.stats.train_seconds
+    with one_shot.charged(env, setup, seed=0):
+        clock["cpu"] += 5.0
+        clock["wall"] += 100.0
+    assert env.unwrapped.evaluator.stats.train_seconds - before == pytest.approx(5.0)

@@ -97,7 +97,7 @@ def _fake_run(folder: Path) -> Path:
         writer = csv.writer(f)
         writer.writerow(CSV_FIELDS)
         for episode, arch, acc, status, reason in rows:
-            writer.writerow([episode, arch, f"{acc:.6f}", f"{acc:.6f}", 1000, 20000, status, reason, episode, 0])
+            writer.writerow([episode, arch, f"{acc:.6f}", f"{acc:.6f}", 1000, 20000, status, reason, episode, 0, "", 1.0, ""])
     (folder / "config.yaml").write_text(yaml.safe_dump(load_config("mnist1d-tiny").model_dump(mode="json")))
     write_manifest(folder, Manifest("random", "mnist1d-tiny", 0, 4, 4, None, "x"))  # signs config.yaml
     return folder

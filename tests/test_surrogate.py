@@ -258,3 +258,16 @@ def test_cli_runs_on_the_surrogate(tmp_path, command):
             else ["compare", "--agents", "random,qlearning", "--budget", "12", "--seeds", "2"])
     result = CliRunner().invoke(app, args + common, catch_exceptions=False)
     assert result.exit_code == 0, result.output
+
+
+def test_seed_references_score_model_and_seeds_on_one_population(config):
+    """The model, another seed and the mean of the other seeds, all against each single seed of
+    the same held-out multi-seed architectures: with seed noise around a smooth truth, the mean of
+    four other seeds ranks a seed better than one other seed does (that is why neither is a ceiling)."""
+    from nas_gym.surrogates.fit import seed_references
+
+    space = config.search_space()
+    refs = seed_references(fake_rows(space, n=200, multi=60), space, members=2, params=TINY)
+    assert (refs["architectures"], refs["seeds"]) == (60, SEEDS)
+    assert refs["mean_of_other_seeds_kendall_tau"] > refs["another_seed_kendall_tau"] > 0.3
+    assert -1.0 <= refs["model_kendall_tau"] <= 1.0

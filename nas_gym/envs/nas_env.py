@@ -70,6 +70,14 @@ class NasEnv(gym.Env):
     (stopping its worker processes or Ray). The rule, the same for the vector env: whoever makes
     an evaluator closes it, so by default the env closes only one it made from a kind.
 
+    ## Seeding
+    The first ``reset`` that carries a seed (its own, or the constructor's ``seed``), before
+    anything is evaluated, is also the run seed of an evaluator the env made: which training
+    seed a table hands out per architecture and the surrogate's sampled noise. So seeding the
+    Gymnasium way (``reset(seed=s)``, as SB3 and rl_zoo3 do) gives each seed its own training
+    runs, and the same seed the same ones. An evaluator passed in keeps the run seed it was
+    made with (whoever makes an evaluator seeds it, as they close it).
+
     ## Version History
     * v0: initial version.
     """
@@ -108,6 +116,8 @@ class NasEnv(gym.Env):
         self.observation_space = spaces.Box(0.0, 1.0, shape=(self.space.observation_size,), dtype=np.float32)
         self.arch = self.space.empty()
         self._done = False
+        self._made_evaluator = made_here
+        self._run_seeded = False  # the first seeded reset before any evaluation seeds the run
 
     # -- helpers --------------------------------------------------------------------------
     def observe(self, partial: Any) -> np.ndarray:
@@ -144,6 +154,9 @@ class NasEnv(gym.Env):
         if seed is None and self._first_seed is not None:
             seed, self._first_seed = self._first_seed, None
         super().reset(seed=seed)
+        if seed is not None and not self._run_seeded and self._made_evaluator:
+            self.evaluator.seed_run(seed)
+            self._run_seeded = True
         self.arch, self._done = self.space.empty(), False
         return self._get_obs(), self._get_info()
 
@@ -159,6 +172,7 @@ class NasEnv(gym.Env):
         if not complete:
             return self._get_obs(), 0.0, False, False, self._get_info()
         self._done = True
+        self._run_seeded = True  # from now on a reseed would change noise already drawn
         result = self.evaluator.evaluate(self.arch)
         info = self._get_info() | {
             "val_acc": result.val_acc,

@@ -50,6 +50,7 @@ class NasVecEnv(DummyVecEnv):
 
             evaluator = make_evaluator(cfg, kind=evaluator, run_seed=seed or 0)
         self.evaluator = PrefetchEvaluator(evaluator)
+        self._owns_made = made_here
 
         def make_env() -> gym.Env:
             env: gym.Env = Monitor(NasEnv(cfg, evaluator=self.evaluator))
@@ -58,6 +59,13 @@ class NasVecEnv(DummyVecEnv):
         super().__init__([make_env for _ in range(n_envs)])
         if seed is not None:
             self.seed(seed)
+
+    def seed(self, seed: int | None = None):
+        """Seeds the sub-envs (``seed + i``, as SB3 does) and, for an evaluator made here, its
+        run seed (``seed``), like a single env's first seeded reset (see ``NasEnv``)."""
+        if seed is not None and self._owns_made and self.evaluator.stats.evaluations == 0:
+            self.evaluator.seed_run(seed)
+        return super().seed(seed)
 
     def step_wait(self):
         pending = [env.unwrapped.pending_architecture(action) for env, action in zip(self.envs, self.actions, strict=True)]

@@ -108,6 +108,17 @@ class EvalStats:
             self.train_seconds += result.train_seconds
 
 
+def check_unstarted(evaluations: int, old: int, new: int) -> None:
+    """Refuse a new run seed once results were drawn under the old one: a repeat would then get
+    other noise than its first query, which no cache gives.
+
+    :raises RuntimeError: ``evaluations`` were made under another run seed.
+    """
+    if evaluations and int(new) != old:
+        raise RuntimeError(f"run seed {new} set after {evaluations} evaluations under run seed {old}; "
+                           "seed the run before its first evaluation (the first reset(seed=...))")
+
+
 @runtime_checkable
 class Evaluator(Protocol):
     """Turns architectures into results; everything the env, the agents and a search ask of one.
@@ -148,6 +159,11 @@ class Evaluator(Protocol):
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Take back what ``state()`` returned, in a fresh evaluator of the same kind and config."""
+
+    def seed_run(self, seed: int) -> None:
+        """Make ``seed`` the run seed of the noise drawn per run (the table's training seed per
+        architecture, the surrogate's sampled accuracy), before anything is evaluated: how an env
+        passes on the first ``reset(seed=...)``. Evaluators that draw nothing per run ignore it."""
 
     @property
     def unwrapped(self) -> Evaluator:
@@ -197,6 +213,9 @@ class EvaluatorBase:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.stats = EvalStats(**state.get("stats", {}))
+
+    def seed_run(self, seed: int) -> None:
+        """Nothing is drawn per run: a trainer's seed is part of the config, not of the run."""
 
     @property
     def unwrapped(self) -> Evaluator:

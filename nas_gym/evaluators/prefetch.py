@@ -72,6 +72,9 @@ class PrefetchEvaluator:
     def load_state(self, state: dict[str, Any]) -> None:
         self.inner.load_state(state)
 
+    def seed_run(self, seed: int) -> None:
+        self.inner.seed_run(seed)
+
     @property
     def unwrapped(self) -> Evaluator:
         return self.inner.unwrapped

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from nas_gym.config import Config, ConfigError
-from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
+from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase, check_unstarted
 from nas_gym.evaluators.cache import TRAINER_VERSION
 from nas_gym.spaces.base import Architecture, ArchitectureError
 from nas_gym.surrogates.data import SURROGATE_DIR
@@ -141,6 +141,17 @@ class SurrogateEvaluator(EvaluatorBase):
             raise ArchitectureError(f"architecture {arch.text() or '<empty>'} is outside the surrogate's space "
                                     f"({self.config.name}): {reason}")
         return arch
+
+    def seed_run(self, seed: int) -> None:
+        """A new run seed for the sampled noise (see :meth:`Evaluator.seed_run`); drops the draws
+        made under the old one.
+
+        :raises RuntimeError: architectures were already evaluated under another run seed.
+        """
+        check_unstarted(self.stats.evaluations, self.run_seed, seed)
+        if int(seed) != self.run_seed and not self.mean:
+            self._results.clear()
+        self.run_seed = int(seed)
 
     def _noise_uniform(self, key: str) -> float:
         """One uniform number per (run seed, architecture), from a generator seeded by both."""

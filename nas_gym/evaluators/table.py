@@ -40,7 +40,7 @@ import numpy as np
 
 from nas_gym.atomic import atomic_write_bytes
 from nas_gym.config import Config, ConfigError
-from nas_gym.evaluators.base import FAILED, OK, EvalResult, EvalStats, EvaluatorBase
+from nas_gym.evaluators.base import FAILED, OK, EvalResult, EvalStats, EvaluatorBase, check_unstarted
 from nas_gym.evaluators.cache import TRAINER_VERSION
 from nas_gym.evaluators.table_checks import header_problem, row_problem
 from nas_gym.spaces.base import Architecture, ArchitectureError
@@ -376,6 +376,12 @@ class TableEvaluator(EvaluatorBase):
 
     def __repr__(self) -> str:
         return f"TableEvaluator({self.table.path.name!r}, seed={self.seed!r}, run_seed={self.run_seed})"
+
+    def seed_run(self, seed: int) -> None:
+        """A new run seed for ``"draw"`` (see :meth:`Evaluator.seed_run`); refused (RuntimeError)
+        once architectures were drawn under another one (``check_unstarted``)."""
+        check_unstarted(self.stats.evaluations, self.run_seed, seed)
+        self.run_seed = int(seed)
 
     def drawn_seed(self, arch: Architecture) -> int:
         """The table seed whose result ``arch`` gets in ``"draw"`` mode."""

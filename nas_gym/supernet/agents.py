@@ -56,15 +56,19 @@ def one_shot_setup(env: gym.Env, seed: int) -> OneShotSetup:
 def charged(env: gym.Env, setup: OneShotSetup, seed: int) -> Iterator[None]:
     """Run a block of the agent's own training: on the preset's CPU threads, with torch's
     global RNG (dropout) forked and seeded by ``seed``, the runtime's CUDA flags (TF32,
-    determinism: ``nas_gym.numerics``), its seconds charged to the evaluator."""
-    start = time.perf_counter()
+    determinism: ``nas_gym.numerics``), its seconds charged to the evaluator.
+
+    The charge is CPU-seconds of this process (``time.process_time``), the kind of seconds the
+    tables record for each training (a worker's CPU time on one torch thread): wall-clock time
+    would charge a one-shot agent for whatever else the machine was running meanwhile."""
+    start = time.process_time()
     try:
         with cpu_threads(setup.device, setup.config.runtime.threads), forked_rng(setup.device), \
                 numerics_settings(setup.device, setup.config.runtime):
             seed_torch(seed, setup.device)
             yield
     finally:
-        env.unwrapped.evaluator.stats.train_seconds += time.perf_counter() - start
+        env.unwrapped.evaluator.stats.train_seconds += time.process_time() - start
 
 
 def summary_writer(logdir: Any, name: str, purge_step: int | None) -> Any:

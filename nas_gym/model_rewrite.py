@@ -38,6 +38,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
+from nas_gym.grouped_cell import GroupedCellModule, cells_differ
+
 
 class RewriteError(ValueError):
     """A network the rewrite has no rule for (a layer with weights it does not know)."""
@@ -211,6 +213,8 @@ def _fill(new: nn.Module, members: Sequence[nn.Module]) -> None:
 
 def _rewrite(members: Sequence[nn.Module], lift: bool, pairs: list[tuple[nn.Module, Sequence[nn.Module]]]) -> nn.Module:
     first, k = members[0], len(members)
+    if cells_differ(members):  # different cells of one skeleton: each op runs once over its members
+        return GroupedCellModule(members, lambda ops: _rewrite(ops, lift, pairs))
     if any(type(m) is not type(first) or list(m._modules) != list(first._modules) for m in members):
         raise RewriteError(f"members differ in structure at {type(first).__name__}")
     if not first._modules:

@@ -1,0 +1,258 @@
+"""K different cells side by side: the member-stacked form of ``CellModule``s that differ.
+
+``nas_gym.model_rewrite`` stacks K networks along channels when they are alike. Networks of the
+cell space share their skeleton (stem, reductions, head) and differ only inside their cells, so
+every layer but the cells stacks as before; a ``GroupedCellModule`` stands for the K cells at one
+position. Member k reads and writes channels ``[k*C, (k+1)*C)``, as everywhere else.
+
+How it computes: the edges are taken by source node (0, then 1, then 2: a node is complete once
+every edge into it ran). At one source, all (edge, member) pairs that carry the same op form one
+group, and the op runs once over the group: one gather of the members' channel slices
+(``index_select``), one stacked op built by the rewrite's own rules (a ReLU-conv-BN becomes a
+grouped convolution over just the group's members and batch norm over their channels; pooling
+and skip work on the gathered channels as they are), and each output slice is scatter-added
+(``index_add_``) into its target node at the member's channels. ``none`` builds nothing, so a
+member without any edge into a node keeps zeros there, as ``CellModule`` returns zeros for a
+cell whose output is cut off. Grouping by source rather than by edge runs the three edges out of
+node 0 in one call per op: fewer, larger calls, which is what a small network on a CPU is bound
+by. Members never share a channel, a weight or a batch-norm statistic, so each is trained as if
+alone, and a member that blows up cannot reach another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas_gym.spaces.cell_arch import N_NODES
+from nas_gym.spaces.cell_model import CellModule
+
+
+def cells_differ(members: Sequence[nn.Module]) -> bool:
+    """Whether ``members`` are cells that are not all built alike (alike ones stack plainly)."""
+    first = members[0]
+    return all(type(m) is CellModule for m in members) and any(
+        m.edges != first.edges or m.names != first.names or m.channels != first.channels for m in members)
+
+
+Index = torch.Tensor | slice  # members as an index tensor, or as a range when they are consecutive
+
+
+def _index(members: Sequence[int]) -> Index:
+    """A range when ``members`` are consecutive: a view then replaces a gather, an in-place add a
+    scatter (the caller orders members so that groups are often consecutive)."""
+    first = members[0]
+    if list(members) == list(range(first, first + len(members))):
+        return slice(first, first + len(members))
+    return torch.tensor(members)
+
+
+class _Gather(torch.autograd.Function):
+    """Several selections of members (dim 1) of one tensor, with one backward.
+
+    Autograd's own backward of each ``index_select`` zero-fills a gradient the size of the whole
+    source and adds into it; with one op per group that was the largest single cost measured
+    here (15% of a step, 8 cells x 2 seeds). Here the zeros are filled once per source node, and
+    a range of members is a view, not a copy.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, *indices: Index) -> tuple[torch.Tensor, ...]:
+        ctx.shape, ctx.indices = x.shape, indices
+        return tuple(x[:, idx] if isinstance(idx, slice) else x.index_select(1, idx) for idx in indices)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        grad = None
+        for idx, g in zip(ctx.indices, grads, strict=True):
+            if g is None:
+                continue
+            grad = g.new_zeros(ctx.shape) if grad is None else grad
+            if isinstance(idx, slice):
+                grad[:, idx] += g
+            else:
+                grad.index_add_(1, idx, g)
+        return (grad, *([None] * len(ctx.indices)))
+
+
+class _Sum(torch.autograd.Function):
+    """A node: the sum of terms, each added at its members (dim 1), zeros elsewhere.
+
+    One function rather than in-place adds into a zero tensor: autograd's backward of an add
+    into a slice clones the whole gradient (measured: copies and fills were a third of a step),
+    while here each term's gradient is just its members' part of the node's gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, shape: torch.Size, indices: tuple[Index, ...], *terms: torch.Tensor) -> torch.Tensor:
+        ctx.indices = indices
+        total = terms[0].new_zeros(shape)
+        for idx, term in zip(indices, terms, strict=True):
+            if isinstance(idx, slice):
+                total[:, idx] += term
+            else:
+                total.index_add_(1, idx, term)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        parts = [grad[:, idx] if isinstance(idx, slice) else grad.index_select(1, idx) for idx in ctx.indices]
+        return (None, None, *parts)
+
+
+def _node(shape: torch.Size, terms: list[tuple[Index, torch.Tensor]]) -> torch.Tensor:
+    indices, tensors = zip(*terms, strict=True)
+    return _Sum.apply(shape, indices, *tensors)
+
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def _same_conv(op: nn.Module) -> bool:
+    """A ReLU-conv-BN whose convolution keeps the size (stride 1, padding k // 2, no bias)."""
+    if not (isinstance(op, nn.Sequential) and len(op) == 3 and isinstance(op[1], nn.modules.conv._ConvNd)):
+        return False
+    conv = op[1]
+    return (not conv.transposed and conv.bias is None and conv.padding_mode == "zeros" and set(conv.stride) == {1}
+            and set(conv.dilation) == {1} and conv.padding == tuple(k // 2 for k in conv.kernel_size)
+            and all(k % 2 for k in conv.kernel_size))
+
+
+class _MixedConv(nn.Module):
+    """ReLU-conv-BN pairs with different odd kernels (conv1 and conv3) as one grouped convolution.
+
+    Each kernel size keeps its own stacked weight (so its own optimiser state and ``write_back``);
+    the forward pads the smaller kernels with zeros to the largest and runs one convolution and
+    one batch norm over all pairs. The zero taps add exact zeros and get no gradient through the
+    padding, so a conv1 pair computes what its own 1-wide convolution computes, at the cost of
+    the wider kernel's multiplies: measured here, fewer and larger calls win on a CPU.
+    """
+
+    def __init__(self, ops: Sequence[nn.Module], stack: Callable[[Sequence[nn.Module]], nn.Module]) -> None:
+        super().__init__()
+        convs = [op[1] for op in ops]
+        sizes = sorted({c.kernel_size for c in convs})
+        order: list[int] = []
+        stacked = []
+        for size in sizes:
+            picked = [i for i, c in enumerate(convs) if c.kernel_size == size]
+            stacked.append(stack([convs[i] for i in picked]))
+            order += picked
+        self.convs = nn.ModuleList(stacked)
+        self.bn = stack([op[2] for op in ops])
+        widest = self.convs[-1]
+        self.groups, self.padding, self.fn = len(ops), widest.padding, _CONV[widest.weight.dim() - 2]
+        self.pads = [tuple(p for k, kmax in zip(reversed(c.kernel_size), reversed(widest.kernel_size), strict=True)
+                           for p in ((kmax - k) // 2,) * 2) for c in self.convs]
+        c = convs[0].out_channels
+        position = {pair: i for i, pair in enumerate(order)}
+        perm = torch.cat([position[p] * c + torch.arange(c) for p in range(len(ops))])
+        self.register_buffer("perm", perm.to(widest.weight.device), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = [F.pad(conv.weight, pad) if any(pad) else conv.weight for conv, pad in zip(self.convs, self.pads,
+                                                                                           strict=True)]
+        weight = torch.cat(weights).index_select(0, self.perm)
+        return self.bn(self.fn(torch.relu(x), weight, None, 1, self.padding, 1, self.groups))
+
+
+class _Group(nn.Module):
+    """One op over every (edge, member) pair that carries it out of one source node.
+
+    :ivar op: the stacked op for ``len(source)`` pairs (built by the rewrite).
+    :ivar source: the member of each pair, in the op's order.
+    :ivar targets: per target node, ``(node, start, stop, members)``: the op's pairs
+        ``[start, stop)`` are added into the node at those members.
+    """
+
+    def __init__(self, op: nn.Module, source: Index, targets: list[tuple[int, int, int, Index]]) -> None:
+        super().__init__()
+        self.op, self.source, self.targets = op, source, targets
+        self.aliases = isinstance(op, nn.Identity)  # its output is its input: never add into it
+
+    def to_device(self, device: torch.device) -> None:
+        def move(idx: Index) -> Index:
+            return idx if isinstance(idx, slice) else idx.to(device)
+
+        self.source = move(self.source)
+        self.targets = [(d, lo, hi, move(idx)) for d, lo, hi, idx in self.targets]
+
+
+class GroupedCellModule(nn.Module):
+    """K cells that differ, as one module on member-stacked channels.
+
+    :param members: the K ``CellModule``s (same channel count), member k at channels
+        ``[k*C, (k+1)*C)``.
+    :param stack: the rewrite's rule for alike modules: given the ops of one group (one per
+        pair, in the group's order), their stacked module, registered for ``write_back``.
+    """
+
+    def __init__(self, members: Sequence[CellModule], stack: Callable[[Sequence[nn.Module]], nn.Module]) -> None:
+        super().__init__()
+        self.members, self.channels = len(members), members[0].channels
+        levels: list[list[_Group]] = []
+        for src in range(N_NODES - 1):
+            by_op: dict[str, list[tuple[int, int, int]]] = {}  # op -> [(target, member, index of the edge)]
+            for k, m in enumerate(members):
+                for j, ((s, d), name) in enumerate(zip(m.edges, m.names, strict=True)):
+                    if s == src:
+                        by_op.setdefault("conv" if _same_conv(m.ops[j]) else name, []).append((d, k, j))
+            level = []
+            for name in sorted(by_op):
+                pairs = sorted(by_op[name])  # by target, then member: each target's pairs are one slice
+                ops = [members[k].ops[j] for _, k, j in pairs]
+                mixed = name == "conv" and len({op[1].kernel_size for op in ops}) > 1
+                op = _MixedConv(ops, stack) if mixed else stack(ops)
+                targets = []
+                for d in sorted({d for d, _, _ in pairs}):
+                    rows = [i for i, (t, _, _) in enumerate(pairs) if t == d]
+                    targets.append((d, rows[0], rows[-1] + 1, _index([pairs[i][1] for i in rows])))
+                level.append(_Group(op, _index([k for _, k, _ in pairs]), targets))
+            levels.append(level)
+        self.levels = nn.ModuleList(nn.ModuleList(level) for level in levels)
+        self._device = torch.device("cpu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device != self._device:
+            for level in self.levels:
+                for group in level:
+                    group.to_device(x.device)
+            self._device = x.device
+        # Nodes are kept as member views, (positions, members, C) for channels-last tensors and
+        # (N, members, C * positions) otherwise: gathering or scattering whole members then
+        # moves runs of contiguous floats; indexing single channels of a channels-last tensor
+        # measured 3x slower (0.33 ms against 0.11 ms for 16 of 32 members, 64 x 256 x 1 x 40).
+        cl = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        c, shape = self.channels, x.shape
+
+        def view(t: torch.Tensor) -> torch.Tensor:
+            if cl:
+                return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1] // c, c)
+            return t.reshape(t.shape[0], t.shape[1] // c, -1)
+
+        def unview(v: torch.Tensor) -> torch.Tensor:
+            if cl:
+                return v.reshape(shape[0], shape[2], shape[3], v.shape[1] * c).permute(0, 3, 1, 2)
+            return v.reshape(shape[0], v.shape[1] * c, *shape[2:])
+
+        node = view(x)
+        terms: list[list[tuple[Index, torch.Tensor]]] = [[] for _ in range(N_NODES)]
+        for src, level in enumerate(self.levels):
+            if src:
+                if not terms[src]:  # no member reaches this node: none has an edge out of it either
+                    continue
+                node = _node(node.shape, terms[src])
+            inputs = _Gather.apply(node, *(group.source for group in level))
+            for group, gathered in zip(level, inputs, strict=True):
+                out = view(group.op(unview(gathered)))
+                for dst, lo, hi, idx in group.targets:
+                    terms[dst].append((idx, out[:, lo:hi]))
+        if not terms[-1]:
+            return torch.zeros_like(x)
+        return unview(_node(node.shape, terms[-1]))
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, channels={self.channels}"

@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nas_gym.spaces.cell_arch import N_NODES
@@ -108,57 +107,6 @@ def _node(shape: torch.Size, terms: list[tuple[Index, torch.Tensor]]) -> torch.T
     return _Sum.apply(shape, indices, *tensors)
 
 
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-
-
-def _same_conv(op: nn.Module) -> bool:
-    """A ReLU-conv-BN whose convolution keeps the size (stride 1, padding k // 2, no bias)."""
-    if not (isinstance(op, nn.Sequential) and len(op) == 3 and isinstance(op[1], nn.modules.conv._ConvNd)):
-        return False
-    conv = op[1]
-    return (not conv.transposed and conv.bias is None and conv.padding_mode == "zeros" and set(conv.stride) == {1}
-            and set(conv.dilation) == {1} and conv.padding == tuple(k // 2 for k in conv.kernel_size)
-            and all(k % 2 for k in conv.kernel_size))
-
-
-class _MixedConv(nn.Module):
-    """ReLU-conv-BN pairs with different odd kernels (conv1 and conv3) as one grouped convolution.
-
-    Each kernel size keeps its own stacked weight (so its own optimiser state and ``write_back``);
-    the forward pads the smaller kernels with zeros to the largest and runs one convolution and
-    one batch norm over all pairs. The zero taps add exact zeros and get no gradient through the
-    padding, so a conv1 pair computes what its own 1-wide convolution computes, at the cost of
-    the wider kernel's multiplies: measured here, fewer and larger calls win on a CPU.
-    """
-
-    def __init__(self, ops: Sequence[nn.Module], stack: Callable[[Sequence[nn.Module]], nn.Module]) -> None:
-        super().__init__()
-        convs = [op[1] for op in ops]
-        sizes = sorted({c.kernel_size for c in convs})
-        order: list[int] = []
-        stacked = []
-        for size in sizes:
-            picked = [i for i, c in enumerate(convs) if c.kernel_size == size]
-            stacked.append(stack([convs[i] for i in picked]))
-            order += picked
-        self.convs = nn.ModuleList(stacked)
-        self.bn = stack([op[2] for op in ops])
-        widest = self.convs[-1]
-        self.groups, self.padding, self.fn = len(ops), widest.padding, _CONV[widest.weight.dim() - 2]
-        self.pads = [tuple(p for k, kmax in zip(reversed(c.kernel_size), reversed(widest.kernel_size), strict=True)
-                           for p in ((kmax - k) // 2,) * 2) for c in self.convs]
-        c = convs[0].out_channels
-        position = {pair: i for i, pair in enumerate(order)}
-        perm = torch.cat([position[p] * c + torch.arange(c) for p in range(len(ops))])
-        self.register_buffer("perm", perm.to(widest.weight.device), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = [F.pad(conv.weight, pad) if any(pad) else conv.weight for conv, pad in zip(self.convs, self.pads,
-                                                                                           strict=True)]
-        weight = torch.cat(weights).index_select(0, self.perm)
-        return self.bn(self.fn(torch.relu(x), weight, None, 1, self.padding, 1, self.groups))
-
-
 class _Group(nn.Module):
     """One op over every (edge, member) pair that carries it out of one source node.
 
@@ -199,13 +147,11 @@ class GroupedCellModule(nn.Module):
             for k, m in enumerate(members):
                 for j, ((s, d), name) in enumerate(zip(m.edges, m.names, strict=True)):
                     if s == src:
-                        by_op.setdefault("conv" if _same_conv(m.ops[j]) else name, []).append((d, k, j))
+                        by_op.setdefault(name, []).append((d, k, j))
             level = []
             for name in sorted(by_op):
                 pairs = sorted(by_op[name])  # by target, then member: each target's pairs are one slice
-                ops = [members[k].ops[j] for _, k, j in pairs]
-                mixed = name == "conv" and len({op[1].kernel_size for op in ops}) > 1
-                op = _MixedConv(ops, stack) if mixed else stack(ops)
+                op = stack([members[k].ops[j] for _, k, j in pairs])
                 targets = []
                 for d in sorted({d for d, _, _ in pairs}):
                     rows = [i for i, (t, _, _) in enumerate(pairs) if t == d]

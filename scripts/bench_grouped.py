@@ -10,7 +10,7 @@ ratios (a busy spell on the shared CPU then hits all ways alike). One torch thre
 the largest difference between a member's result in a grouped pass and in today's path.
 
 Usage: ``python scripts/bench_grouped.py [--preset mnist1d-cell] [--cells 16] [--k 4 8 16]
-[--seeds 0 1] [--repeats 3] [--curves]``
+[--seeds 0 1] [--repeats 3] [--curves] [--keep-freed-memory]``
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from nas_gym.allocator import keep_freed_memory
 from nas_gym.config import RuntimeConfig, load_config
 from nas_gym.data import load_dataset
 from nas_gym.evaluators.base import EvalResult
@@ -42,10 +43,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cell-seed", type=int, default=0, help="seed of the draw of cells")
     parser.add_argument("--curves", action="store_true", help="grouped passes also record per-epoch curves")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="raise glibc's mmap and trim thresholds first (nas_gym.allocator), for every way alike")
     args = parser.parse_args()
     if any(args.cells % k for k in args.k):
         parser.error(f"--cells {args.cells} must be a multiple of every --k {args.k}")
     torch.set_num_threads(1)
+    allocator = keep_freed_memory() if args.keep_freed_memory else False
     cfg = load_config(args.preset)
     data = load_dataset(cfg.data)
     space = cfg.search_space(data.input_shape)
@@ -87,7 +91,8 @@ def main() -> None:
     print(f"preset {cfg.name}: {cfg.train.epochs} epochs, batch {cfg.train.batch_size}, "
           f"{len(data.y_train)} training samples; {len(cells)} cells drawn uniformly from {len(distinct)} distinct "
           f"(seed {args.cell_seed}) x seeds {seeds}; test accuracy asked for; curves {'on' if args.curves else 'off'}")
-    print(f"1 torch thread, {args.repeats} interleaved repeats, medians; torch {torch.__version__}")
+    print(f"1 torch thread, {args.repeats} interleaved repeats, medians; torch {torch.__version__}; "
+          f"freed memory kept (allocator): {allocator}")
     print(f"{'way':18s} {'cell-seeds/CPU-s':>17s} {'cell-seeds/wall-s':>18s} {'CPU ratio':>10s} {'wall ratio':>11s}")
     base = times[names[0]]
     for name in names:

@@ -3,14 +3,15 @@
 Today's path is what ``scripts/build_table.py`` does: per cell, its seeds stacked in one pass
 (``nas_gym.train.evaluate_seeds``). The grouped path trains K cells x their seeds in one pass
 (``nas_gym.members.evaluate_members``). Both ask for test accuracy, as the table does. The cells
-are drawn uniformly, with a fixed seed, from the preset's distinct cells (one per canonical key,
-as the table stores them); every way trains the same cells. Ways are interleaved within a
+are drawn with a fixed seed from the preset's distinct cells (one per canonical key, as the table
+stores them), uniformly or as a run of neighbours in sorted order; every way trains the same
+cells. Ways are interleaved within a
 repeat and rotated between repeats; rates are medians over repeats, ratios medians of per-repeat
 ratios (a busy spell on the shared CPU then hits all ways alike). One torch thread. Also prints
 the largest difference between a member's result in a grouped pass and in today's path.
 
 Usage: ``python scripts/bench_grouped.py [--preset mnist1d-cell] [--cells 16] [--k 4 8 16]
-[--seeds 0 1] [--repeats 3] [--curves] [--keep-freed-memory]``
+[--seeds 0 1] [--repeats 3] [--draw uniform|neighbours] [--curves] [--ceiling] [--keep-freed-memory]``
 """
 
 from __future__ import annotations
@@ -42,7 +43,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cell-seed", type=int, default=0, help="seed of the draw of cells")
+    parser.add_argument("--draw", choices=["uniform", "neighbours"], default="uniform",
+                        help="cells drawn uniformly, or consecutive in the sorted list of distinct cells "
+                             "(cells that share their first edges' ops: how a builder could batch them)")
     parser.add_argument("--curves", action="store_true", help="grouped passes also record per-epoch curves")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also time the plain stacking of K x seeds members of ONE cell per pass (the "
+                             "first of each group of K), the bound grouping different cells can approach")
     parser.add_argument("--keep-freed-memory", action="store_true",
                         help="raise glibc's mmap and trim thresholds first (nas_gym.allocator), for every way alike")
     args = parser.parse_args()
@@ -55,7 +62,11 @@ def main() -> None:
     space = cfg.search_space(data.input_shape)
     distinct = space.distinct()
     rng = np.random.default_rng(args.cell_seed)
-    cells = [distinct[int(i)] for i in rng.choice(len(distinct), size=args.cells, replace=False)]
+    if args.draw == "uniform":
+        cells = [distinct[int(i)] for i in rng.choice(len(distinct), size=args.cells, replace=False)]
+    else:
+        first = int(rng.integers(len(distinct) - args.cells))
+        cells = distinct[first : first + args.cells]
     assert all(canonical(c) == c for c in cells)
     seeds = list(args.seeds)
 
@@ -72,8 +83,17 @@ def main() -> None:
             return out
         return run
 
+    def ceiling(k: int) -> Callable[[], list[list[EvalResult]]]:
+        def run() -> list[list[EvalResult]]:
+            many = list(range(k * len(seeds)))
+            return [evaluate_seeds(cells[i], data, cfg.train, RUNTIME, many, want_test=True, space=space)
+                    for i in range(0, len(cells), k)]
+        return run
+
     ways: dict[str, Callable[[], list[list[EvalResult]]]] = {"today (per cell)": today}
     ways.update({f"grouped K={k}": grouped(k) for k in args.k})
+    if args.ceiling:
+        ways.update({f"one cell x{k * len(seeds)}": ceiling(k) for k in args.k})
     names = list(ways)
     warm = cfg.train.model_copy(update={"epochs": 1})  # one-off costs (lazy set-up) before any clock
     evaluate_seeds(cells[0], data, warm, RUNTIME, seeds, space=space)
@@ -89,8 +109,8 @@ def main() -> None:
 
     members = len(cells) * len(seeds)
     print(f"preset {cfg.name}: {cfg.train.epochs} epochs, batch {cfg.train.batch_size}, "
-          f"{len(data.y_train)} training samples; {len(cells)} cells drawn uniformly from {len(distinct)} distinct "
-          f"(seed {args.cell_seed}) x seeds {seeds}; test accuracy asked for; curves {'on' if args.curves else 'off'}")
+          f"{len(data.y_train)} training samples; {len(cells)} cells drawn ({args.draw}) from {len(distinct)} "
+          f"distinct (seed {args.cell_seed}) x seeds {seeds}; test accuracy asked for; curves {'on' if args.curves else 'off'}")
     print(f"1 torch thread, {args.repeats} interleaved repeats, medians; torch {torch.__version__}; "
           f"freed memory kept (allocator): {allocator}")
     print(f"{'way':18s} {'cell-seeds/CPU-s':>17s} {'cell-seeds/wall-s':>18s} {'CPU ratio':>10s} {'wall ratio':>11s}")
@@ -102,7 +122,7 @@ def main() -> None:
         wall_ratio = statistics.median(b[1] / t[1] for b, t in zip(base, times[name], strict=True))
         print(f"{name:18s} {cpu_rate:17.2f} {wall_rate:18.2f} {cpu_ratio:9.2f}x {wall_ratio:10.2f}x")
     ref = results[names[0]]
-    for name in names[1:]:
+    for name in [n for n in names[1:] if n.startswith("grouped")]:
         pairs = [(a, b) for ra, rb in zip(ref, results[name], strict=True) for a, b in zip(ra, rb, strict=True)]
         dv = max(abs(a.val_acc - b.val_acc) for a, b in pairs)
         dt = max(abs(a.test_acc - b.test_acc) for a, b in pairs if a.ok and b.ok)

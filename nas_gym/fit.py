@@ -247,8 +247,6 @@ def _score(rw: Rewritten, data: Dataset, config: TrainConfig, run: Runner,
     """Every member's validation accuracy, and test accuracy when asked for (else Nones)."""
     device = run.device
     eval_batch = max(_EVAL_BATCH_MIN, _EVAL_BATCH_FACTOR * config.batch_size)
-    if rw.members > 2:  # K members make every tensor K times larger: keep a batch's tensors in cache
-        eval_batch = max(config.batch_size, 2 * eval_batch // rw.members)
     val = run.accuracies(rw, data.x_val.to(device), data.y_val.to(device), eval_batch)
     if not want_test:
         return val, [None] * rw.members

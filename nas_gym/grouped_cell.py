@@ -8,15 +8,18 @@ position. Member k reads and writes channels ``[k*C, (k+1)*C)``, as everywhere e
 How it computes: the edges are taken by source node (0, then 1, then 2: a node is complete once
 every edge into it ran). At one source, all (edge, member) pairs that carry the same op form one
 group, and the op runs once over the group: one gather of the members' channel slices
-(``index_select``), one stacked op built by the rewrite's own rules (a ReLU-conv-BN becomes a
-grouped convolution over just the group's members and batch norm over their channels; pooling
-and skip work on the gathered channels as they are), and each output slice is scatter-added
-(``index_add_``) into its target node at the member's channels. ``none`` builds nothing, so a
-member without any edge into a node keeps zeros there, as ``CellModule`` returns zeros for a
-cell whose output is cut off. Grouping by source rather than by edge runs the three edges out of
-node 0 in one call per op: fewer, larger calls, which is what a small network on a CPU is bound
-by. Members never share a channel, a weight or a batch-norm statistic, so each is trained as if
-alone, and a member that blows up cannot reach another.
+(``index_select``, or a view when the members are consecutive), one stacked op built by the
+rewrite's own rules (a ReLU-conv-BN becomes a grouped convolution over just the group's members
+and batch norm over their channels; pooling and skip work on the gathered channels as they are),
+and each output slice is added into its target node at the member's channels (``index_add_``).
+``none`` builds nothing, so a member without any edge into a node keeps zeros there, as
+``CellModule`` returns zeros for a cell whose output is cut off. Grouping by source rather than
+by edge runs the three edges out of node 0 in one call per op: fewer, larger calls. Members never
+share a channel, a weight or a batch-norm statistic, so each is trained as if alone, and a
+member that blows up cannot reach another.
+
+What it buys is measured in ``docs/grouped_trainer.md``: on a 2-core CPU, little, because at
+these sizes the arithmetic and memory traffic per member, not the number of calls, bound a step.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ class _Sum(torch.autograd.Function):
     """A node: the sum of terms, each added at its members (dim 1), zeros elsewhere.
 
     One function rather than in-place adds into a zero tensor: autograd's backward of an add
-    into a slice clones the whole gradient (measured: copies and fills were a third of a step),
+    into a slice clones the whole gradient (measured: copies and fills took 29% of a step),
     while here each term's gradient is just its members' part of the node's gradient.
     """
 
@@ -119,7 +122,6 @@ class _Group(nn.Module):
     def __init__(self, op: nn.Module, source: Index, targets: list[tuple[int, int, int, Index]]) -> None:
         super().__init__()
         self.op, self.source, self.targets = op, source, targets
-        self.aliases = isinstance(op, nn.Identity)  # its output is its input: never add into it
 
     def to_device(self, device: torch.device) -> None:
         def move(idx: Index) -> Index:
@@ -187,10 +189,10 @@ class GroupedCellModule(nn.Module):
         node = view(x)
         terms: list[list[tuple[Index, torch.Tensor]]] = [[] for _ in range(N_NODES)]
         for src, level in enumerate(self.levels):
-            if src:
-                if not terms[src]:  # no member reaches this node: none has an edge out of it either
-                    continue
-                node = _node(node.shape, terms[src])
+            if not level:  # no member has an edge out of this node
+                continue
+            if src:  # every edge into it has run; a node no member reaches is zeros
+                node = _node(node.shape, terms[src]) if terms[src] else view(torch.zeros_like(x))
             inputs = _Gather.apply(node, *(group.source for group in level))
             for group, gathered in zip(level, inputs, strict=True):
                 out = view(group.op(unview(gathered)))

@@ -13,6 +13,10 @@ whose ``forward`` only routes tensors, adds them or makes zeros like them:
   the input and writes outputs ``[k*n, (k+1)*n)``. One step of the wide network costs far fewer
   kernel launches and Python calls than K steps of the narrow ones, which is what small networks
   on a CPU are bound by.
+* **Cells that differ** (the cell space: one skeleton, K cells). Where the members hold
+  ``CellModule``s that are not built alike, a ``GroupedCellModule`` (``nas_gym.grouped_cell``)
+  takes their place: each op runs once over the members that use it, stacked by these same
+  rules; every other layer stacks as above.
 * **1-D as channels-last 2-D** (``lift=True``). A ``Conv1d`` runs as a ``Conv2d`` with a ``1 x k``
   kernel on ``(N, C, 1, L)`` tensors in channels-last memory: oneDNN's convolutions need no
   layout reorders then, and batch norm and pooling vectorise over channels instead of over a

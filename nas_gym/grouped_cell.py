@@ -91,8 +91,17 @@ class _Sum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, shape: torch.Size, indices: tuple[Index, ...], *terms: torch.Tensor) -> torch.Tensor:
         ctx.indices = indices
-        total = terms[0].new_zeros(shape)
-        for idx, term in zip(indices, terms, strict=True):
+        every = slice(0, shape[1])
+        full = [i for i, idx in enumerate(indices) if isinstance(idx, slice) and idx == every]  # every member
+        if len(full) >= 2:  # the common case when all members share an op: no zeros, no copies
+            total = terms[full[0]] + terms[full[1]]
+        elif full:
+            total = terms[full[0]].clone(memory_format=torch.contiguous_format)
+        else:
+            total = terms[0].new_zeros(shape)
+        for i, (idx, term) in enumerate(zip(indices, terms, strict=True)):
+            if i in full[:2]:
+                continue
             if isinstance(idx, slice):
                 total[:, idx] += term
             else:

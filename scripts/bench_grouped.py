@@ -11,7 +11,7 @@ ratios (a busy spell on the shared CPU then hits all ways alike). One torch thre
 the largest difference between a member's result in a grouped pass and in today's path.
 
 Usage: ``python scripts/bench_grouped.py [--preset mnist1d-cell] [--cells 16] [--k 4 8 16]
-[--seeds 0 1] [--repeats 3] [--draw uniform|neighbours] [--curves] [--ceiling] [--keep-freed-memory]``
+[--seeds 0 1] [--repeats 3] [--draw uniform|neighbours] [--curves] [--ceiling K] [--keep-freed-memory]``
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def main() -> None:
                         help="cells drawn uniformly, or consecutive in the sorted list of distinct cells "
                              "(cells that share their first edges' ops: how a builder could batch them)")
     parser.add_argument("--curves", action="store_true", help="grouped passes also record per-epoch curves")
-    parser.add_argument("--ceiling", action="store_true",
-                        help="also time the plain stacking of K x seeds members of ONE cell per pass (the "
-                             "first of each group of K), the bound grouping different cells can approach")
+    parser.add_argument("--ceiling", type=int, default=0, metavar="K",
+                        help="also time every cell with K x seeds seeds in one pass (plain stacking of one cell, "
+                             "rated per member trained): the bound grouping K different cells can approach")
     parser.add_argument("--keep-freed-memory", action="store_true",
                         help="raise glibc's mmap and trim thresholds first (nas_gym.allocator), for every way alike")
     args = parser.parse_args()
@@ -83,17 +83,14 @@ def main() -> None:
             return out
         return run
 
-    def ceiling(k: int) -> Callable[[], list[list[EvalResult]]]:
-        def run() -> list[list[EvalResult]]:
-            many = list(range(k * len(seeds)))
-            return [evaluate_seeds(cells[i], data, cfg.train, RUNTIME, many, want_test=True, space=space)
-                    for i in range(0, len(cells), k)]
-        return run
+    def ceiling() -> list[list[EvalResult]]:
+        many = list(range(args.ceiling * len(seeds)))
+        return [evaluate_seeds(c, data, cfg.train, RUNTIME, many, want_test=True, space=space) for c in cells]
 
     ways: dict[str, Callable[[], list[list[EvalResult]]]] = {"today (per cell)": today}
     ways.update({f"grouped K={k}": grouped(k) for k in args.k})
     if args.ceiling:
-        ways.update({f"one cell x{k * len(seeds)}": ceiling(k) for k in args.k})
+        ways[f"one cell x{args.ceiling * len(seeds)}"] = ceiling
     names = list(ways)
     warm = cfg.train.model_copy(update={"epochs": 1})  # one-off costs (lazy set-up) before any clock
     evaluate_seeds(cells[0], data, warm, RUNTIME, seeds, space=space)
@@ -107,7 +104,7 @@ def main() -> None:
             results[name] = ways[name]()
             times[name].append((time.process_time() - cpu, time.perf_counter() - wall))
 
-    members = len(cells) * len(seeds)
+    trained = {n: len(cells) * len(seeds) * (args.ceiling if n.startswith("one cell") else 1) for n in names}
     print(f"preset {cfg.name}: {cfg.train.epochs} epochs, batch {cfg.train.batch_size}, "
           f"{len(data.y_train)} training samples; {len(cells)} cells drawn ({args.draw}) from {len(distinct)} "
           f"distinct (seed {args.cell_seed}) x seeds {seeds}; test accuracy asked for; curves {'on' if args.curves else 'off'}")
@@ -116,10 +113,11 @@ def main() -> None:
     print(f"{'way':18s} {'cell-seeds/CPU-s':>17s} {'cell-seeds/wall-s':>18s} {'CPU ratio':>10s} {'wall ratio':>11s}")
     base = times[names[0]]
     for name in names:
-        cpu_rate = statistics.median(members / t[0] for t in times[name])
-        wall_rate = statistics.median(members / t[1] for t in times[name])
-        cpu_ratio = statistics.median(b[0] / t[0] for b, t in zip(base, times[name], strict=True))
-        wall_ratio = statistics.median(b[1] / t[1] for b, t in zip(base, times[name], strict=True))
+        n = trained[name] / trained[names[0]]  # members per member of today's way
+        cpu_rate = statistics.median(trained[name] / t[0] for t in times[name])
+        wall_rate = statistics.median(trained[name] / t[1] for t in times[name])
+        cpu_ratio = statistics.median(n * b[0] / t[0] for b, t in zip(base, times[name], strict=True))
+        wall_ratio = statistics.median(n * b[1] / t[1] for b, t in zip(base, times[name], strict=True))
         print(f"{name:18s} {cpu_rate:17.2f} {wall_rate:18.2f} {cpu_ratio:9.2f}x {wall_ratio:10.2f}x")
     ref = results[names[0]]
     for name in [n for n in names[1:] if n.startswith("grouped")]:

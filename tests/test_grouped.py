@@ -66,7 +66,7 @@ def test_seeds_of_one_cell_keep_the_plain_stacking(tiny):
 
 def test_members_equal_their_runs_alone(tiny):
     data, cfg, space = tiny
-    items = [(space.parse(text), [0, 1]) for text in CELLS]
+    items = [(space.parse(CELLS[0]), [0, 1]), (space.parse(CELLS[1]), [0]), (space.parse(CELLS[2]), [1])]
     together = evaluate_members(items, data, cfg, CPU, space=space, want_test=True)
     for (arch, seeds), row in zip(items, together, strict=True):
         for seed, got in zip(seeds, row, strict=True):
@@ -88,7 +88,7 @@ def test_each_model_gets_its_own_trained_weights(tiny):
     linear in the gradient, so the weights themselves can be compared tightly."""
     data, cfg, space = tiny
     cfg = cfg.model_copy(update={"optimizer": "sgd"})
-    plan = [(CELLS[0], 0), (CELLS[1], 0), (CELLS[1], 3), (CELLS[2], 1)]
+    plan = [(CELLS[0], 0), (CELLS[1], 3), (CELLS[2], 1)]
     models = [build(space, text, seed) for text, seed in plan]
     start = [{k: v.clone() for k, v in m.state_dict().items()} for m in models]
     results = train_members(models, data, cfg, CPU, [s for _, s in plan])
@@ -123,19 +123,19 @@ def test_a_blown_up_member_fails_alone(tiny):
 
 def test_curves_have_a_point_per_epoch_ending_at_the_final_result(tiny):
     data, cfg, space = tiny
-    cfg = cfg.model_copy(update={"epochs": 3})
+    cfg = cfg.model_copy(update={"epochs": 2})
     items = [(space.parse(CELLS[0]), [0]), (space.parse(CELLS[2]), [0, 1])]
     with_curves = evaluate_members(items, data, cfg, CPU, space=space, want_test=True)
     without = evaluate_members(items, data, cfg, CPU, space=space, want_test=False, epoch_metrics=False)
     for row, plain in zip(with_curves, without, strict=True):
         for member, bare in zip(row, plain, strict=True):
             curve, r = member.curve, member.result
-            assert [p.epoch for p in curve] == [1, 2, 3] and bare.curve == ()
+            assert [p.epoch for p in curve] == [1, 2] and bare.curve == ()
             assert all(p.test_acc is not None for p in curve)
             last = curve[-1]
             assert (last.val_acc, last.test_acc, last.train_loss, last.seconds) == (
                 r.val_acc, r.test_acc, r.train_loss, r.train_seconds)
-            assert all(a.seconds < b.seconds for a, b in zip(curve, curve[1:]))
+            assert curve[0].seconds < curve[1].seconds
             # scoring after each epoch leaves training alone
             assert (r.train_loss, r.val_acc) == (bare.result.train_loss, bare.result.val_acc)
             assert bare.result.test_acc is None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +37,26 @@ _EVAL_BATCH_FACTOR = 4
 
 
 @dataclass(frozen=True)
+class EpochMetrics:
+    """One point of a member's learning curve, scored after an epoch as if training had stopped there
+    (learning-rate schedule aside: the schedule spans the whole budget, as NAS-Bench-201's curves do).
+
+    :param epoch: epochs trained, from 1.
+    :param val_acc: validation accuracy after this epoch.
+    :param test_acc: test accuracy after this epoch, only when asked for, else None.
+    :param train_loss: mean training loss over this epoch.
+    :param seconds: the member's equal share of the clock from the start through this epoch's
+        scoring, less the scoring of earlier epochs: what training this far and scoring once costs.
+    """
+
+    epoch: int
+    val_acc: float
+    test_acc: float | None
+    train_loss: float
+    seconds: float
+
+
+@dataclass(frozen=True)
 class TrainMetrics:
     """What one training run (one member) measured.
 
@@ -47,6 +67,8 @@ class TrainMetrics:
         what an agent pays per architecture. Members trained together each get an equal share.
     :param status: ``ok`` or ``failed``.
     :param reason: ``nan_loss`` or ``out_of_memory`` when failed, else empty.
+    :param curve: one point per epoch when asked for (``epoch_metrics``), else empty; a failed
+        member's curve ends at its last finite epoch. The last point equals the final metrics.
     """
 
     val_acc: float
@@ -55,6 +77,7 @@ class TrainMetrics:
     seconds: float
     status: str = OK
     reason: str = ""
+    curve: tuple[EpochMetrics, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -140,11 +163,16 @@ def _member_losses(logits: torch.Tensor, y: torch.Tensor, members: int, smoothin
 
 
 def fit(rw: Rewritten, data: Dataset, config: TrainConfig, seeds: Sequence[int], run: Runner, want_test: bool,
-        start: float) -> list[TrainMetrics]:
+        start: float, *, epoch_metrics: bool = False, clock: Callable[[], float] = time.perf_counter
+        ) -> list[TrainMetrics]:
     """Train ``rw.net`` (member k seeded by ``seeds[k]``) and score each member.
 
     ``config.seed`` is not read: the seeds are. The caller sets threads, forks the RNG and seeds
     torch's global generator (used by plain ``nn.Dropout`` when the network was not rewritten).
+    With ``epoch_metrics`` every member is also scored after every epoch (``TrainMetrics.curve``);
+    scoring leaves the weights, batch-norm statistics and random streams alone, so training is
+    the same either way. ``start`` is a reading of ``clock``; seconds exclude the scoring of
+    epochs before the last, so they do not depend on whether a curve was recorded.
     """
     device, net, k = run.device, rw.net, rw.members
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
@@ -169,8 +197,10 @@ def fit(rw: Rewritten, data: Dataset, config: TrainConfig, seeds: Sequence[int],
     alive = torch.ones(k, dtype=torch.bool, device=device)
     failed = [False] * k
     last_loss = [float("nan")] * k
+    curves: list[list[EpochMetrics]] = [[] for _ in range(k)]
+    scoring = 0.0  # clock spent scoring epochs before the last: not part of any member's cost
     step = 0
-    for _ in range(config.epochs):
+    for epoch in range(1, config.epochs + 1):
         net.train()
         # Gathered per step: a whole epoch gathered at once measured only ~4% faster on small
         # networks, and would copy the training set once per member (1.8 GB for CIFAR-10, K=3).
@@ -199,12 +229,38 @@ def fit(rw: Rewritten, data: Dataset, config: TrainConfig, seeds: Sequence[int],
         alive = torch.tensor([not f for f in failed], device=device)
         if all(failed):
             break
+        if epoch_metrics and epoch < config.epochs:
+            trained = clock()
+            val, test = _score(rw, data, config, run, want_test)
+            scored = clock()
+            _extend(curves, failed, epoch, val, test, last_loss, (scored - start - scoring) / k)
+            scoring += scored - trained
 
     if all(failed):
-        return [TrainMetrics(0.0, None, float("nan"), (time.perf_counter() - start) / k, FAILED, "nan_loss")] * k
+        seconds = (clock() - start - scoring) / k
+        return [TrainMetrics(0.0, None, float("nan"), seconds, FAILED, "nan_loss", tuple(c)) for c in curves]
+    val, test = _score(rw, data, config, run, want_test)
+    seconds = (clock() - start - scoring) / k
+    if epoch_metrics and epoch == config.epochs:
+        _extend(curves, failed, epoch, val, test, last_loss, seconds)
+    return [TrainMetrics(0.0, None, float("nan"), seconds, FAILED, "nan_loss", tuple(curves[j])) if failed[j]
+            else TrainMetrics(val[j], test[j], last_loss[j], seconds, curve=tuple(curves[j])) for j in range(k)]
+
+
+def _score(rw: Rewritten, data: Dataset, config: TrainConfig, run: Runner,
+           want_test: bool) -> tuple[list[float], list[float | None]]:
+    """Every member's validation accuracy, and test accuracy when asked for (else Nones)."""
+    device = run.device
     eval_batch = max(_EVAL_BATCH_MIN, _EVAL_BATCH_FACTOR * config.batch_size)
     val = run.accuracies(rw, data.x_val.to(device), data.y_val.to(device), eval_batch)
-    test = run.accuracies(rw, data.x_test.to(device), data.y_test.to(device), eval_batch) if want_test else [None] * k
-    seconds = (time.perf_counter() - start) / k
-    return [TrainMetrics(0.0, None, float("nan"), seconds, FAILED, "nan_loss") if failed[j]
-            else TrainMetrics(val[j], test[j], last_loss[j], seconds) for j in range(k)]
+    if not want_test:
+        return val, [None] * rw.members
+    return val, run.accuracies(rw, data.x_test.to(device), data.y_test.to(device), eval_batch)
+
+
+def _extend(curves: list[list[EpochMetrics]], failed: list[bool], epoch: int, val: list[float],
+            test: list[float | None], losses: list[float], seconds: float) -> None:
+    """Append this epoch's point to every member still training."""
+    for j, curve in enumerate(curves):
+        if not failed[j]:
+            curve.append(EpochMetrics(epoch, val[j], test[j], losses[j], seconds))

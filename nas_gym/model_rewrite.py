@@ -13,6 +13,10 @@ whose ``forward`` only routes tensors, adds them or makes zeros like them:
   the input and writes outputs ``[k*n, (k+1)*n)``. One step of the wide network costs far fewer
   kernel launches and Python calls than K steps of the narrow ones, which is what small networks
   on a CPU are bound by.
+* **Cells that differ** (the cell space: one skeleton, K cells). Where the members hold
+  ``CellModule``s that are not built alike, a ``GroupedCellModule`` (``nas_gym.grouped_cell``)
+  takes their place: each op runs once over the members that use it, stacked by these same
+  rules; every other layer stacks as above.
 * **1-D as channels-last 2-D** (``lift=True``). A ``Conv1d`` runs as a ``Conv2d`` with a ``1 x k``
   kernel on ``(N, C, 1, L)`` tensors in channels-last memory: oneDNN's convolutions need no
   layout reorders then, and batch norm and pooling vectorise over channels instead of over a
@@ -37,6 +41,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
+
+from nas_gym.grouped_cell import GroupedCellModule, cells_differ
 
 
 class RewriteError(ValueError):
@@ -211,6 +217,8 @@ def _fill(new: nn.Module, members: Sequence[nn.Module]) -> None:
 
 def _rewrite(members: Sequence[nn.Module], lift: bool, pairs: list[tuple[nn.Module, Sequence[nn.Module]]]) -> nn.Module:
     first, k = members[0], len(members)
+    if cells_differ(members):  # different cells of one skeleton: each op runs once over its members
+        return GroupedCellModule(members, lambda ops: _rewrite(ops, lift, pairs))
     if any(type(m) is not type(first) or list(m._modules) != list(first._modules) for m in members):
         raise RewriteError(f"members differ in structure at {type(first).__name__}")
     if not first._modules:

@@ -17,7 +17,7 @@ import contextlib
 import statistics
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -26,7 +26,7 @@ from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
 from nas_gym.device import resolve_device
 from nas_gym.evaluators.base import FAILED, EvalResult
-from nas_gym.fit import Runner, TrainMetrics, augment_images, lr_factor
+from nas_gym.fit import EpochMetrics, Runner, TrainMetrics, augment_images, lr_factor
 from nas_gym.fit import fit as _fit
 from nas_gym.model_rewrite import RewriteError, Rewritten, rewrite, unchanged
 from nas_gym.numerics import (
@@ -39,8 +39,8 @@ from nas_gym.numerics import (
 )
 from nas_gym.spaces.base import Architecture, SearchSpace
 
-__all__ = ["TrainMetrics", "augment_images", "evaluate_architecture", "evaluate_seeds", "lr_factor",
-           "measure_latency", "resolve_device", "train", "train_seeds"]
+__all__ = ["EpochMetrics", "TrainMetrics", "augment_images", "evaluate_architecture", "evaluate_seeds", "lr_factor",
+           "measure_latency", "resolve_device", "train", "train_members", "train_seeds"]
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:
@@ -124,6 +124,17 @@ def train_seeds(models: Sequence[nn.Module], data: Dataset, config: TrainConfig,
                 seeds: Sequence[int], *, want_test: bool = False) -> list[TrainMetrics]:
     """Train K networks of one architecture, ``models[k]`` built with seed ``seeds[k]``, in one
     pass; each ends as if trained alone by ``train`` with ``config.seed = seeds[k]``.
+    (``train_members`` without learning curves; see there.)"""
+    return train_members(models, data, config, runtime, seeds, want_test=want_test, epoch_metrics=False)
+
+
+def train_members(models: Sequence[nn.Module], data: Dataset, config: TrainConfig, runtime: RuntimeConfig,
+                  seeds: Sequence[int], *, want_test: bool = False, epoch_metrics: bool = True,
+                  clock: Callable[[], float] = time.perf_counter) -> list[TrainMetrics]:
+    """Train K networks, ``models[k]`` built with seed ``seeds[k]``, in one pass; each ends as if
+    trained alone by ``train`` with ``config.seed = seeds[k]``. The networks are K seeds of one
+    architecture, or networks of the cell space that differ in their cell (then each cell op runs
+    once over the members that use it: ``nas_gym.grouped_cell``).
 
     The members are stacked along channels into one network (``nas_gym.model_rewrite``), each with
     its own data order, augmentation and dropout streams, loss term and metrics (see
@@ -134,15 +145,18 @@ def train_seeds(models: Sequence[nn.Module], data: Dataset, config: TrainConfig,
     forward that mixes channels), and a stack that runs out of memory, train one by one instead,
     with a warning.
 
-    :param models: built alike, each initialised from its seed (``evaluate_seeds`` does this).
+    :param models: built alike, or cell networks of one skeleton, each initialised from its seed
+        (``evaluate_seeds`` and ``nas_gym.members.evaluate_members`` do this).
     :param seeds: one per model; ``config.seed`` is not read.
+    :param epoch_metrics: also score every member after every epoch (``TrainMetrics.curve``).
+    :param clock: what seconds are counted in (``time.process_time`` for CPU seconds).
     :returns: one ``TrainMetrics`` per member, in order; ``seconds`` is each member's equal share.
     """
     if len(models) != len(seeds) or not seeds:
         raise ValueError(f"train_seeds needs one seed per model, got {len(models)} models and {len(seeds)} seeds")
     device = resolve_device(runtime.device)
     run = Runner(device, runtime, image=data.x_train.ndim == 4)
-    start = time.perf_counter()
+    start = clock()
     out_of_memory = False
     try:
         with cpu_threads(device, runtime.threads), forked_rng(device), numerics_settings(device, runtime):
@@ -157,7 +171,7 @@ def train_seeds(models: Sequence[nn.Module], data: Dataset, config: TrainConfig,
             if rw is not None:
                 if run.channels_last:  # stacked weights are built contiguous: put them back in the fast format
                     rw.net.to(memory_format=torch.channels_last)
-                metrics = _fit(rw, data, config, seeds, run, want_test, start)
+                metrics = _fit(rw, data, config, seeds, run, want_test, start, epoch_metrics=epoch_metrics, clock=clock)
                 rw.write_back()
                 return metrics
     except (RuntimeError, MemoryError) as e:
@@ -167,9 +181,10 @@ def train_seeds(models: Sequence[nn.Module], data: Dataset, config: TrainConfig,
     if out_of_memory:  # freed here: inside the except block the traceback still held the activations
         free_memory(device)
         if len(models) == 1:
-            return [TrainMetrics(0.0, None, float("nan"), time.perf_counter() - start, FAILED, "out_of_memory")]
+            return [TrainMetrics(0.0, None, float("nan"), clock() - start, FAILED, "out_of_memory")]
     warnings.warn(f"{len(models)} seeds trained one by one: the network could not be stacked or did not fit", stacklevel=2)
-    return [train_seeds([m], data, config, runtime, [s], want_test=want_test)[0] for m, s in zip(models, seeds, strict=True)]
+    return [train_members([m], data, config, runtime, [s], want_test=want_test, epoch_metrics=epoch_metrics,
+                          clock=clock)[0] for m, s in zip(models, seeds, strict=True)]
 
 
 def train(model: nn.Module, data: Dataset, config: TrainConfig, runtime: RuntimeConfig, *,

@@ -41,11 +41,17 @@ def _edge_op(name: str, dims: int, channels: int) -> nn.Module:
 
 class CellModule(nn.Module):
     """One cell: node i = sum of op(node j) over its live incoming edges; returns node 3 (zeros
-    when no path joins input and output, as a ``none``-only cell computes)."""
+    when no path joins input and output, as a ``none``-only cell computes).
+
+    ``names`` (the op of each built edge) and ``channels`` let the trainer stack cells that
+    differ (``nas_gym.grouped_cell``) without reading the op off the modules.
+    """
 
     def __init__(self, cell: Cell, dims: int, channels: int) -> None:
         super().__init__()
+        self.channels = channels
         self.edges = [(src, dst) for (src, dst), op in zip(EDGES, cell.ops, strict=True) if op != NONE]
+        self.names = [CELL_OPS[op] for op in cell.ops if op != NONE]
         self.ops = nn.ModuleList(_edge_op(CELL_OPS[op], dims, channels) for op in cell.ops if op != NONE)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

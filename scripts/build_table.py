@@ -236,9 +236,10 @@ def _build_curves(config: Config, archs: Sequence[Architecture], seeds: Sequence
                          on_pass=progress)
     want = len(archs) * len(seeds)
     print(f"{partial}: {len(lines)} of {want} members ({len(lines) - before} this run)", flush=True)
-    if len({(r['arch'], r['seed']) for r in lines}) < want:
+    space = config.search_space()
+    if len({(space.parse(r["arch"]).key(), r["seed"]) for r in lines}) < want:
         return 0
-    rows = curves.table_rows(archs, seeds, lines)
+    rows = curves.table_rows(config.search_space(), archs, seeds, lines)
     out = Path(args.out) if args.out else TABLE_DIR / f"{config.name}{SUFFIX}"
     size = write_table(out, make_header(config, seeds, rows, args.workers), rows)
     print(f"wrote {out}: {len(rows)} architectures x {len(seeds)} seeds with curves, {size:,} bytes", flush=True)
@@ -252,8 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     config = load_config(args.config, parse_overrides(args.overrides))
     archs = distinct_architectures(config)
-    cache = ResultCache(args.cache)
     seeds = list(dict.fromkeys(args.seeds))
+    if args.curves:  # its state is the lines file, not the cache
+        return _build_curves(config, archs, seeds, args)
+    cache = ResultCache(args.cache)
     start = time.perf_counter()
     if args.estimate:
         rng = np.random.default_rng(0)
@@ -266,8 +269,6 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{per * len(archs) * len(seeds) / 60:.1f} min (mean train_seconds "
               f"{np.mean([r.train_seconds for r in fresh.values()]):.2f}s)")
         return 0
-    if args.curves:
-        return _build_curves(config, archs, seeds, args)
     total = len(archs) * len(seeds)
     stored = sum(hit is not None for s, c in seed_configs(config, seeds).items()
                  for hit in cache.get_many(archs, build_context(c)))

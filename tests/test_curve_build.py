@@ -46,7 +46,7 @@ def test_lines_make_a_table_answering_every_epoch(tiny, tmp_path):
     space = cfg.search_space()
     lines = curves.build(cfg, cells, (0, 1), tmp_path / "lines.jsonl", workers=1, group=3)
     archs = [space.parse(c) for c in cells]
-    rows = curves.table_rows(archs, (0, 1), lines)
+    rows = curves.table_rows(space, archs, (0, 1), lines)
     by = {(r["arch"], r["seed"]): r for r in lines}
     for arch, row in zip(archs, rows, strict=True):
         assert row["val_acc"] == [by[(arch.text(), s)]["val"][-1] for s in (0, 1)]

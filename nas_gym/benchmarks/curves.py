@@ -25,7 +25,7 @@ from typing import Any
 
 from nas_gym.config import Config, RuntimeConfig
 from nas_gym.evaluators.table import make_row
-from nas_gym.spaces.base import Architecture
+from nas_gym.spaces.base import Architecture, SearchSpace
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1)
 _WORKER: dict[str, Any] = {}
@@ -96,8 +96,9 @@ def build(config: Config, cells: Sequence[str], seeds: Sequence[int], path: Path
     :param on_pass: called with (passes done, passes in all) after each pass.
     """
     _drop_torn_tail(path)
-    have = {(r["arch"], r["seed"]) for r in read_lines(path)}
-    todo = [c for c in cells if any((c, s) not in have for s in seeds)]
+    space = config.search_space()
+    have = {(space.parse(r["arch"]).key(), r["seed"]) for r in read_lines(path)}  # by key: any member's text
+    todo = [c for c in cells if any((space.parse(c).key(), s) not in have for s in seeds)]
     chunks = [todo[i : i + group] for i in range(0, len(todo), group)]
     path.parent.mkdir(parents=True, exist_ok=True)
     if chunks:
@@ -141,17 +142,19 @@ def _append(path: Path, passes: Iterable[list[dict]], total: int, on_pass: Calla
                 on_pass(i, total)
 
 
-def table_rows(archs: Sequence[Architecture], seeds: Sequence[int], lines: Sequence[dict]) -> list[dict]:
-    """Table rows (format 2 with ``curves``) for ``archs``, one entry per seed in ``seeds``' order.
+def table_rows(space: SearchSpace, archs: Sequence[Architecture], seeds: Sequence[int],
+               lines: Sequence[dict]) -> list[dict]:
+    """Table rows (format 2 with ``curves``) for ``archs``, one entry per seed in ``seeds``' order;
+    a line counts for the architecture whose key it has, whichever member's text it carries.
 
     :raises KeyError: a (cell, seed) has no line yet: the build is not complete.
     """
     from nas_gym.evaluators.base import EvalResult
 
-    by = {(r["arch"], r["seed"]): r for r in lines}
+    by = {(space.parse(r["arch"]).key(), r["seed"]): r for r in lines}
     rows = []
     for arch in archs:
-        members = [by[(arch.text(), s)] for s in seeds]
+        members = [by[(arch.key(), s)] for s in seeds]
         results = [EvalResult(arch=arch.text(), val_acc=m["val"][-1] if m["val"] else 0.0, params=m["params"],
                               flops=m["flops"], train_seconds=m["seconds"][-1] if m["seconds"] else 0.0,
                               train_loss=m["loss"][-1] if m["loss"] else float("nan"),

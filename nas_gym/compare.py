@@ -37,6 +37,7 @@ accuracy): its regret and top-1% columns are filled.
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import multiprocessing
 import os
@@ -260,7 +261,7 @@ def run_one(config: Config, agent: str, seed: int, logdir: Path, budget: int, bu
     return RunResult(agent, seed, summary.run_dir, tuple(records[:within]), tuple(clock.clock[:within]), stopped)
 
 
-def _one_thread(parent: int | None = None, counter: Any = None, gpus: Sequence[str] = ()) -> None:
+def _one_thread(parent: int | None = None, *, counter: Any = None, gpus: Sequence[str] = ()) -> None:
     """Worker initialiser: one torch thread per process, so ``workers`` processes share the cores
     instead of each spreading over all of them; the worker ends with ``parent``; with ``gpus``,
     the next GPU in turn, so the runs spread over the GPUs instead of all landing on ``cuda:0``
@@ -338,8 +339,9 @@ def _run_all(config: Config, agents: list[str], seeds: int | Sequence[int], logd
         context = multiprocessing.get_context("spawn")  # torch does not survive a fork
         device = config.runtime.device
         gpus = visible_gpus() if device in ("auto", "cuda") else []  # cuda:N pins every run to GPU N
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread,
-                                 initargs=(os.getpid(), context.Value("i", 0), gpus)) as pool:
+        init = functools.partial(_one_thread, counter=context.Value("i", 0), gpus=gpus)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init,
+                                 initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(run_one, *job_args(a, s), **job_kwargs(a)): (a, s) for a, s in jobs}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()

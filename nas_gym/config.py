@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from nas_gym.data.settings import DataConfig
+from nas_gym.errors import NasGymError
 from nas_gym.spaces import SpaceError, resolve_space
 from nas_gym.spaces.base import ArchitectureError, SearchSpace, SpaceParams
 
@@ -36,7 +37,7 @@ PRESET_DIRS = (
 )
 
 
-class ConfigError(ValueError):
+class ConfigError(NasGymError, ValueError):
     """A config that cannot be used; the message is one line naming the field and the fix.
 
     Unprintable characters (a newline inside a YAML key or a path) are escaped here, once for

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from nas_gym.atomic import atomic_write_text
+from nas_gym.errors import NasGymError
 from nas_gym.latency_layers import Layers, layers_for
 from nas_gym.spaces import space_from_params
 
@@ -35,7 +36,7 @@ ENV_VAR = "NAS_GYM_LATENCY"  # folder of the default tables
 DEFAULT_DIR = Path("~/.cache/nas-gym/latency")
 
 
-class LatencyTableError(ValueError):
+class LatencyTableError(NasGymError, ValueError):
     """A table that is missing, unreadable or measured for another machine, torch or preset."""
 
 

@@ -42,10 +42,11 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
+from nas_gym.errors import NasGymError
 from nas_gym.grouped_cell import GroupedCellModule, cells_differ
 
 
-class RewriteError(ValueError):
+class RewriteError(NasGymError, ValueError):
     """A network the rewrite has no rule for (a layer with weights it does not know)."""
 
 

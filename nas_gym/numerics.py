@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from nas_gym.config import RuntimeConfig
+from nas_gym.errors import NasGymError
 
 # cuBLAS needs a fixed workspace to give the same bits twice (see CUDA's cuBLAS docs,
 # "Results reproducibility"); read when a cuBLAS handle is created, so set before the first matmul.
@@ -33,7 +34,7 @@ _STICKY = ("device-side assert", "illegal memory access", "unspecified launch fa
            "illegal instruction", "uncorrectable ecc")
 
 
-class DeviceLostError(RuntimeError):
+class DeviceLostError(NasGymError, RuntimeError):
     """The CUDA context of this process is dead (a device-side assert, an illegal access): nothing
     more can train in it. Not an architecture's failure: a worker exits so that its pool starts a
     fresh process and retries the architecture; the serial trainer stops the search (it resumes)."""

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from nas_gym.errors import NasGymError
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.spaces.base import Architecture
 
@@ -81,7 +82,7 @@ CREATE TABLE results (
 _ABANDONED: list[sqlite3.Connection] = []
 
 
-class CacheError(ValueError):
+class CacheError(NasGymError, ValueError):
     """A cache file that cannot be used; one line naming the path and the fix."""
 
 

@@ -81,7 +81,7 @@ class RuntimeConfig(_Frozen):
     or TF32 run differs from an fp32 one by as much as a change of seed.
 
     :param device: ``auto`` (cuda, else mps, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``;
-        a GPU index beyond the visible devices fails at start (``nas_gym.device.resolve_device``).
+        a GPU index beyond the visible devices fails at start (``nas_gym.training.device.resolve_device``).
     :param amp: mixed precision on CUDA: bf16 where the GPU has it natively (compute capability
         8.0 and up), else fp16 with loss scaling. Ignored on CPU and MPS (fp32).
     :param tf32: let CUDA matmuls and convolutions use TF32 (GPUs of capability 8.0 and up; on

@@ -237,7 +237,7 @@ def verified_table(path: str | os.PathLike[str], identity: dict[str, Any], devic
     """
     import torch
 
-    from nas_gym.device import resolve_device
+    from nas_gym.training.device import resolve_device
 
     shape = tuple(identity["input_shape"])
     layers_for(space_from_params(identity["space"], shape), shape, identity["num_classes"])  # a space it can cut up

@@ -30,7 +30,7 @@ from torch import nn
 from nas_gym.config import Config
 from nas_gym.latency_layers import key_shape, layers_for
 from nas_gym.latency_model import LatencyTable, cpu_name, device_label, preset_identity
-from nas_gym.train import cpu_threads, forked_rng, resolve_device, seed_torch
+from nas_gym.training.train import cpu_threads, forked_rng, resolve_device, seed_torch
 
 THREADS = 1  # what the trainer uses by default; and two one-thread processes beat one two-thread one here
 

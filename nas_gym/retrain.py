@@ -43,7 +43,7 @@ from nas_gym.data import load_dataset, merge_train_val
 from nas_gym.errors import NasGymError
 from nas_gym.spaces import space_from_params
 from nas_gym.spaces.base import Architecture
-from nas_gym.train import count_params, forked_rng, resolve_device, seed_torch, train
+from nas_gym.training.train import count_params, forked_rng, resolve_device, seed_torch, train
 
 CPU = torch.device("cpu")
 

@@ -14,7 +14,7 @@ Three kinds (``RewardConfig.kind``):
 
 The cost (``RewardConfig.cost``) is the trainable parameter count, the multiply-accumulates of
 one forward pass, or ``latency``: the measured milliseconds of a batch-1 forward pass on the
-evaluation device (``nas_gym.train.measure_latency``), which counts what FLOPs miss (memory
+evaluation device (``nas_gym.training.train.measure_latency``), which counts what FLOPs miss (memory
 traffic, per-layer overhead). Latency is a property of the machine, not of the architecture
 alone, so it is handled apart from the deterministic costs:
 

@@ -31,7 +31,7 @@ from scipy.stats import kendalltau, spearmanr
 
 from nas_gym.config import load_config
 from nas_gym.latency_profile import THREADS, profile, sample_distinct, time_interleaved
-from nas_gym.train import resolve_device
+from nas_gym.training.train import resolve_device
 
 
 def main() -> None:

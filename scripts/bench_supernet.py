@@ -45,7 +45,7 @@ from nas_gym.evaluators.supernet import SupernetEvaluator
 from nas_gym.runlog import read_records
 from nas_gym.search import SearchInterrupted, run_search
 from nas_gym.spaces.cell import CELL_OPS, Cell
-from nas_gym.train import evaluate_architecture
+from nas_gym.training.train import evaluate_architecture
 
 
 def _supernet(cfg: Config, epochs: int, data, val_samples: int | None = None) -> SupernetEvaluator:

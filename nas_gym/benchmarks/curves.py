@@ -67,7 +67,7 @@ def init_worker(config: Config, parent: int | None = None) -> None:
 
 
 def _run(cells: Sequence[str], seeds: Sequence[int], train: Any) -> list[dict]:
-    from nas_gym.members import evaluate_members
+    from nas_gym.training.members import evaluate_members
 
     space = _WORKER["space"]
     items = [(space.parse(c), tuple(seeds)) for c in cells]

@@ -29,8 +29,8 @@ def make_header(config: Config, seeds: Sequence[int], rows: Sequence[dict], work
     """Everything needed to tell whether a table still describes what training would give today."""
     import torch
 
-    from nas_gym.device import resolve_device
     from nas_gym.numerics import numerics_identity
+    from nas_gym.training.device import resolve_device
 
     configs = seed_configs(config, seeds)
     statuses = [s for r in rows for s in r["status"]]

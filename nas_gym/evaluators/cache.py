@@ -52,7 +52,7 @@ DEFAULT_PATH = Path("~/.cache/nas-gym/evaluations.sqlite")
 ENV_VAR = "NAS_GYM_CACHE"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _CHUNK = 500  # stays under SQLite's bound-variable limit in get_many
-# Bump by hand whenever a change to the trainer (``nas_gym.train``) or to a space's model builder
+# Bump by hand whenever a change to the trainer (``nas_gym.training.train``) or to a space's model builder
 # changes the results it gives: stored results then stop matching, and are trained again.
 TRAINER_VERSION = 1
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import torch
 
-from nas_gym import train as _train
 from nas_gym.config import Config, ConfigError, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.backends import Backend, OnResult, parallel_backend
 from nas_gym.evaluators.base import OUT_OF_MEMORY, EvalResult, EvalStats, EvaluatorBase
 from nas_gym.evaluators.cache import Cache, ResultCache, open_cache, result_context
 from nas_gym.spaces.base import Architecture, SearchSpace
+from nas_gym.training import train as _train
 
 
 class SerialBackend:

@@ -375,8 +375,8 @@ def latency_profile(
 ) -> None:
     """Time every layer the preset's space can produce here (batch 1, one thread): the table latency_model sums."""
     try:
-        from nas_gym.latency_model import default_table_path, preset_identity
-        from nas_gym.latency_profile import profile
+        from nas_gym.latency.model import default_table_path, preset_identity
+        from nas_gym.latency.profile import profile
 
         if repeats < 1 or fit_archs < 1:
             raise ValueError(f"need --repeats >= 1 and --fit-archs >= 1, got {repeats} and {fit_archs}")

@@ -28,7 +28,7 @@ alone, so it is handled apart from the deterministic costs:
   should run on the same machine, one at a time.
 
 ``latency_model`` is that latency predicted instead of measured: the sum of this machine's
-per-layer times over the architecture's layers plus a fitted constant (``nas_gym.latency_model``,
+per-layer times over the architecture's layers plus a fitted constant (``nas_gym.latency.model``,
 built by ``nas-gym latency profile``). A lookup, so every evaluator (table, surrogate, proxy)
 can use it, and deterministic, so it is covered by the same-seed guarantee; the config refuses a
 table measured on another machine, torch or preset.
@@ -62,7 +62,7 @@ def cost(result: EvalResult, cfg: RewardConfig) -> float:
         came from an evaluator that does not measure latency.
     """
     if cfg.cost == "latency_model":
-        from nas_gym.latency_model import predict_ms
+        from nas_gym.latency.model import predict_ms
 
         return predict_ms(cfg.latency_table, result.arch)
     if cfg.cost == "latency":

@@ -26,8 +26,8 @@ from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import CacheError, ResultCache
 from nas_gym.evaluators.surrogate import available_models
 from nas_gym.evaluators.table import available_tables, load_table
-from nas_gym.latency_model import LatencyTableError
-from nas_gym.latency_model import load_table as load_latency
+from nas_gym.latency.model import LatencyTableError
+from nas_gym.latency.model import load_table as load_latency
 from nas_gym.runlog import RunLogError, read_rows
 from nas_gym.surrogates.model import SurrogateModel
 

@@ -21,7 +21,7 @@ from agents.base import BUILTIN_AGENTS
 from nas_gym.config import Config, load_config, parse_overrides
 from nas_gym.errors import NasGymError
 from nas_gym.evaluators import AVAILABLE_KINDS
-from nas_gym.report import print_table
+from nas_gym.runs.report import print_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Neural architecture search as a Gymnasium environment.")
@@ -93,11 +93,11 @@ def _resumed_settings(run_dir: Path | None, agent: str | None, config: str | Non
     """Agent, config, seed, episodes and hyperparameters of a search: those given on the command
     line, the rest from the run folder being resumed (its manifest and config.yaml), or the
     defaults for a new run. A given one that contradicts the run is refused later, by the check
-    every resume goes through (``nas_gym.checkpoint.check_matches``)."""
+    every resume goes through (``nas_gym.runs.checkpoint.check_matches``)."""
     if run_dir is None:
         return (agent or "qlearning", config or "mnist1d", 0 if seed is None else seed,
                 100 if episodes is None else episodes, _parse_hparams(hparams))
-    from nas_gym.checkpoint import read_manifest, verify_run
+    from nas_gym.runs.checkpoint import read_manifest, verify_run
 
     run = read_manifest(run_dir)
     if not trusted:  # before its config.yaml or agent, which may name code, is loaded
@@ -129,8 +129,8 @@ def search(
     trust_run_folder: TrustOpt = False,
 ) -> None:
     """Run a search and print the top architectures."""
-    from nas_gym.report import search_progress
-    from nas_gym.search import CHECKPOINT_SECONDS, SearchInterrupted, run_search
+    from nas_gym.runs.report import search_progress
+    from nas_gym.runs.search import CHECKPOINT_SECONDS, SearchInterrupted, run_search
 
     try:
         agent, config, seed, episodes, agent_hparams = _resumed_settings(resume, agent, config, seed, episodes, hparams,
@@ -186,7 +186,7 @@ def compare(
 ) -> None:
     """Run several agents on the same budget and seeds; per run: the architecture it returns, its test
     accuracy (table), regret, evaluations to the top 1%, simulated seconds; a CSV and a PNG."""
-    from nas_gym.compare import CSV_NAME, PNG_NAME, check_free, plot, run_comparison, table_rows
+    from nas_gym.runs.compare import CSV_NAME, PNG_NAME, check_free, plot, run_comparison, table_rows
 
     names = [a.strip() for a in agents.split(",") if a.strip()]
     try:
@@ -253,8 +253,8 @@ def leaderboard(
                                                   show_default="all")] = None,
 ) -> None:
     """The best architectures of one or several runs, by the reward they optimised; failures listed apart."""
-    from nas_gym.leaderboard import LeaderboardError, RunInfo, pareto_front, read_entries, select_runs
-    from nas_gym.report import leaderboard_table
+    from nas_gym.runs.leaderboard import LeaderboardError, RunInfo, pareto_front, read_entries, select_runs
+    from nas_gym.runs.report import leaderboard_table
 
     try:
         if top < 1:
@@ -289,8 +289,8 @@ def retrain_cmd(
     trust_run_folder: TrustOpt = False,
 ) -> None:
     """Retrain an architecture on train+validation at full budget; report test accuracy over seeds, save the models."""
-    from nas_gym.retrain import check_export, resolve_target
-    from nas_gym.retrain import retrain as run_retrain
+    from nas_gym.runs.retrain import check_export, resolve_target
+    from nas_gym.runs.retrain import retrain as run_retrain
 
     def on_seed(r) -> None:
         acc = "-" if r.test_acc is None else f"{r.test_acc:.4f}"
@@ -303,7 +303,7 @@ def retrain_cmd(
         arch_text, source = resolve_target(target)
         if config is None and source is not None and (source / "config.yaml").is_file():
             if not trust_run_folder:  # the folder's config may name code: only a signed one is read
-                from nas_gym.checkpoint import verify_run
+                from nas_gym.runs.checkpoint import verify_run
 
                 verify_run(source, label="retrain")
             config = str(source / "config.yaml")
@@ -347,7 +347,7 @@ def _parse_hparams(text: str | None) -> dict | None:
 
 
 def _print_summary(summary, cost_name: str) -> None:
-    from nas_gym.report import top_table
+    from nas_gym.runs.report import top_table
 
     print_table(out, top_table(summary.top, cost_name))
     s = summary.stats

@@ -15,7 +15,7 @@ import nas_gym
 from nas_gym.errors import NasGymError
 
 # Exceptions used as signals, not as errors: control flow a caller is meant to raise or let through.
-SIGNALS = {"nas_gym.search.StopSearch"}
+SIGNALS = {"nas_gym.runs.search.StopSearch"}
 
 
 def _defined_exceptions() -> list[type[BaseException]]:

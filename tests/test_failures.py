@@ -22,7 +22,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import nas_gym.cli as cli
-from nas_gym.leaderboard import read_entries
+from nas_gym.runs.leaderboard import read_entries
 from nas_gym.spaces.chain import Chain
 from nas_gym.spaces.layer_chain import LayerChainSpace
 from nas_gym.training import train as train_mod

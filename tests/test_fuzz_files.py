@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from nas_gym.checkpoint import CheckpointError, Manifest, read_manifest, read_state, write_manifest
 from nas_gym.cli import app
 from nas_gym.config import ConfigError, check_name, load_config
 from nas_gym.evaluators.base import EvalResult
@@ -28,7 +27,8 @@ from nas_gym.evaluators.surrogate import available_models
 from nas_gym.evaluators.table import available_tables, load_table
 from nas_gym.latency.model import LatencyTableError
 from nas_gym.latency.model import load_table as load_latency
-from nas_gym.runlog import RunLogError, read_rows
+from nas_gym.runs.checkpoint import CheckpointError, Manifest, read_manifest, read_state, write_manifest
+from nas_gym.runs.runlog import RunLogError, read_rows
 from nas_gym.surrogates.model import SurrogateModel
 
 SETTINGS = settings(max_examples=25, deadline=None, database=None,

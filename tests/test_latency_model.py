@@ -211,7 +211,7 @@ def test_profile_command_writes_a_table_and_refuses_bad_counts(tmp_path):
 
 
 def test_search_rewarded_by_predicted_latency_records_it(tables, latency_dir, tmp_path):
-    from nas_gym.search import run_search
+    from nas_gym.runs.search import run_search
 
     cfg = load_config("mnist1d-tiny", {"reward.cost": "latency_model", "reward.kind": "mnas", "reward.target": 0.1,
                                        "evaluator.kind": "table", "evaluator.cache": None})

@@ -73,7 +73,7 @@ def resolve_target(target: str) -> tuple[str, Path | None]:
 
     :raises RetrainError: a folder without a successful evaluation, or a path that does not exist.
     """
-    from nas_gym.leaderboard import LeaderboardError, read_entries
+    from nas_gym.runs.leaderboard import LeaderboardError, read_entries
 
     path = Path(target)
     if path.is_dir():

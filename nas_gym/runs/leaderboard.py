@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from nas_gym.errors import NasGymError
-from nas_gym.runlog import EVALUATIONS_CSV, read_rows, record_of
+from nas_gym.runs.runlog import EVALUATIONS_CSV, read_rows, record_of
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 
 from nas_gym.config import RewardConfig
-from nas_gym.evaluators.base import EvalResult
+from nas_gym.results import EvalResult
 
 HARD_WEIGHT = -1.0  # MnasNet's beta for a hard constraint
 # The smallest cost taken at face value, so an empty measurement cannot divide by zero: one

@@ -146,7 +146,7 @@ def table_rows(archs: Sequence[Architecture], seeds: Sequence[int], lines: Seque
 
     :raises KeyError: a (cell, seed) has no line yet: the build is not complete.
     """
-    from nas_gym.evaluators.base import EvalResult
+    from nas_gym.results import EvalResult
 
     by = {(r["arch"], r["seed"]): r for r in lines}
     rows = []

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
-from nas_gym.evaluators.base import FAILED, OK
 from nas_gym.numerics import LossScaler, precision
+from nas_gym.results import FAILED, OK
 from nas_gym.training.model_rewrite import Rewritten, seed_members
 from nas_gym.training.stepper import Stepper
 

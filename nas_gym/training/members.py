@@ -19,7 +19,7 @@ from torch import nn
 
 from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
-from nas_gym.evaluators.base import EvalResult
+from nas_gym.results import EvalResult
 from nas_gym.spaces.base import Architecture, SearchSpace
 from nas_gym.training import train as training
 from nas_gym.training.fit import EpochMetrics

@@ -24,7 +24,6 @@ from torch import nn
 
 from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
-from nas_gym.evaluators.base import FAILED, EvalResult
 from nas_gym.numerics import (
     DeviceLostError,
     deterministic_pooling,
@@ -33,6 +32,7 @@ from nas_gym.numerics import (
     is_out_of_memory,
     numerics_settings,
 )
+from nas_gym.results import FAILED, EvalResult
 from nas_gym.spaces.base import Architecture, SearchSpace
 from nas_gym.training.device import resolve_device
 from nas_gym.training.fit import EpochMetrics, Runner, TrainMetrics, augment_images, lr_factor

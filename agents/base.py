@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
+from nas_gym.errors import NasGymError
 from nas_gym.spaces.base import Architecture
 
 BUILTIN_AGENTS: dict[str, str] = {
@@ -37,7 +38,7 @@ BUILTIN_AGENTS: dict[str, str] = {
 ENTRY_POINT_GROUP = "nas_gym.agents"
 
 
-class AgentError(ValueError):
+class AgentError(NasGymError, ValueError):
     """An agent name that cannot be resolved, or hyperparameters it does not take."""
 
 

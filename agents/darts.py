@@ -43,7 +43,7 @@ from nas_gym.atomic import atomic_write
 from nas_gym.supernet.agents import charged, one_shot_setup, summary_writer
 from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
 from nas_gym.supernet.training import BatchStream
-from nas_gym.train import forked_rng, make_optimizer
+from nas_gym.training.train import forked_rng, make_optimizer
 
 
 def alpha_heatmap(probs: np.ndarray, rows: tuple[str, ...], columns: tuple[str, ...], title: str):

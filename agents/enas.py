@@ -37,7 +37,7 @@ from nas_gym.supernet.agents import charged, one_shot_setup
 from nas_gym.supernet.base import score_path
 from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
 from nas_gym.supernet.training import BatchStream, PathTrainer
-from nas_gym.train import forked_rng, seed_torch
+from nas_gym.training.train import forked_rng, seed_torch
 
 _MIN_STD = 0.01  # floor of the reward scale: see agents.reinforce
 

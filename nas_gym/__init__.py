@@ -45,7 +45,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "load_model":  # lazy: it needs torch, and ``import nas_gym`` does not import torch
-        from nas_gym.retrain import load_model
+        from nas_gym.runs.retrain import load_model
 
         return load_model
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,8 +19,9 @@ from rich.text import Text
 
 from agents.base import BUILTIN_AGENTS
 from nas_gym.config import Config, load_config, parse_overrides
+from nas_gym.errors import NasGymError
 from nas_gym.evaluators import AVAILABLE_KINDS
-from nas_gym.report import print_table
+from nas_gym.runs.report import print_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Neural architecture search as a Gymnasium environment.")
@@ -39,26 +40,9 @@ TrustOpt = Annotated[bool, typer.Option("--trust-run-folder", help="Use a run fo
                                         "older nas-gym's). Its config and checkpoint may run code: only for authors you trust.")]
 
 
-def _bad_input_types() -> tuple[type[BaseException], ...]:
-    from agents.base import AgentError
-    from nas_gym.config import ConfigError
-    from nas_gym.data import DatasetError
-    from nas_gym.spaces.base import ArchitectureError
-
-    types: list[type[BaseException]] = [AgentError, ConfigError, DatasetError, ArchitectureError, OSError]
-    try:
-        from nas_gym.evaluators.cache import CacheError
-
-        types.append(CacheError)
-    except ImportError:
-        pass
-    try:  # a dead CUDA context in this process (serial training): one line, and how to go on
-        from nas_gym.numerics import DeviceLostError
-
-        types.append(DeviceLostError)
-    except ImportError:
-        pass
-    return tuple(types)
+# What a command reports as one line and exit code 2: every error nas-gym raises on purpose, and
+# the OS refusing a file. Anything else is a bug and keeps its traceback.
+BAD_INPUT = (NasGymError, OSError)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -91,7 +75,7 @@ def eval_cmd(
         parsed = cfg.search_space().validate(arch)
         evaluator = make_evaluator(cfg)
         result = evaluator.evaluate(parsed)
-    except _bad_input_types() as e:
+    except BAD_INPUT as e:
         raise _fail(str(e)) from None
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
@@ -109,11 +93,11 @@ def _resumed_settings(run_dir: Path | None, agent: str | None, config: str | Non
     """Agent, config, seed, episodes and hyperparameters of a search: those given on the command
     line, the rest from the run folder being resumed (its manifest and config.yaml), or the
     defaults for a new run. A given one that contradicts the run is refused later, by the check
-    every resume goes through (``nas_gym.checkpoint.check_matches``)."""
+    every resume goes through (``nas_gym.runs.checkpoint.check_matches``)."""
     if run_dir is None:
         return (agent or "qlearning", config or "mnist1d", 0 if seed is None else seed,
                 100 if episodes is None else episodes, _parse_hparams(hparams))
-    from nas_gym.checkpoint import read_manifest, verify_run
+    from nas_gym.runs.checkpoint import read_manifest, verify_run
 
     run = read_manifest(run_dir)
     if not trusted:  # before its config.yaml or agent, which may name code, is loaded
@@ -145,8 +129,8 @@ def search(
     trust_run_folder: TrustOpt = False,
 ) -> None:
     """Run a search and print the top architectures."""
-    from nas_gym.report import search_progress
-    from nas_gym.search import CHECKPOINT_SECONDS, SearchInterrupted, run_search
+    from nas_gym.runs.report import search_progress
+    from nas_gym.runs.search import CHECKPOINT_SECONDS, SearchInterrupted, run_search
 
     try:
         agent, config, seed, episodes, agent_hparams = _resumed_settings(resume, agent, config, seed, episodes, hparams,
@@ -168,7 +152,7 @@ def search(
                                  checkpoint_seconds=CHECKPOINT_SECONDS, trust_run=trust_run_folder)
         finally:
             stop()
-    except (*_bad_input_types(), ValueError) as e:
+    except (*BAD_INPUT, ValueError) as e:
         raise _fail(str(e)) from None
     except SearchInterrupted as e:
         console.print(f"interrupted; {e.episodes_done} episodes are checkpointed. Resume with: nas-gym search "
@@ -202,7 +186,7 @@ def compare(
 ) -> None:
     """Run several agents on the same budget and seeds; per run: the architecture it returns, its test
     accuracy (table), regret, evaluations to the top 1%, simulated seconds; a CSV and a PNG."""
-    from nas_gym.compare import CSV_NAME, PNG_NAME, check_free, plot, run_comparison, table_rows
+    from nas_gym.runs.compare import CSV_NAME, PNG_NAME, check_free, plot, run_comparison, table_rows
 
     names = [a.strip() for a in agents.split(",") if a.strip()]
     try:
@@ -237,7 +221,7 @@ def compare(
         finally:
             if progress.live.is_started:
                 progress.stop()
-    except (*_bad_input_types(), ValueError) as e:
+    except (*BAD_INPUT, ValueError) as e:
         raise _fail(str(e)) from None
     planned = summaries[0].budget
     spent = f"{budget_seconds:g} simulated seconds (planned {planned} evaluations)" if budget_seconds else f"{planned} evaluations"
@@ -269,8 +253,8 @@ def leaderboard(
                                                   show_default="all")] = None,
 ) -> None:
     """The best architectures of one or several runs, by the reward they optimised; failures listed apart."""
-    from nas_gym.leaderboard import LeaderboardError, RunInfo, pareto_front, read_entries, select_runs
-    from nas_gym.report import leaderboard_table
+    from nas_gym.runs.leaderboard import LeaderboardError, RunInfo, pareto_front, read_entries, select_runs
+    from nas_gym.runs.report import leaderboard_table
 
     try:
         if top < 1:
@@ -305,8 +289,8 @@ def retrain_cmd(
     trust_run_folder: TrustOpt = False,
 ) -> None:
     """Retrain an architecture on train+validation at full budget; report test accuracy over seeds, save the models."""
-    from nas_gym.retrain import check_export, resolve_target
-    from nas_gym.retrain import retrain as run_retrain
+    from nas_gym.runs.retrain import check_export, resolve_target
+    from nas_gym.runs.retrain import retrain as run_retrain
 
     def on_seed(r) -> None:
         acc = "-" if r.test_acc is None else f"{r.test_acc:.4f}"
@@ -319,7 +303,7 @@ def retrain_cmd(
         arch_text, source = resolve_target(target)
         if config is None and source is not None and (source / "config.yaml").is_file():
             if not trust_run_folder:  # the folder's config may name code: only a signed one is read
-                from nas_gym.checkpoint import verify_run
+                from nas_gym.runs.checkpoint import verify_run
 
                 verify_run(source, label="retrain")
             config = str(source / "config.yaml")
@@ -329,7 +313,7 @@ def retrain_cmd(
         out_dir = out_dir or Path("runs") / "retrain" / f"{cfg.name}-{arch.key()[:8]}"
         report = run_retrain(cfg, arch, out_dir=out_dir, epochs=epochs, seeds=seeds, export=export, source=source,
                              on_seed=on_seed)
-    except (*_bad_input_types(), ValueError) as e:
+    except (*BAD_INPUT, ValueError) as e:
         raise _fail(str(e)) from None
     table = Table(title=f"{report.arch}  ({report.preset}, {report.epochs} epochs on train+validation, "
                         f"{report.train_size:,} samples)")
@@ -363,7 +347,7 @@ def _parse_hparams(text: str | None) -> dict | None:
 
 
 def _print_summary(summary, cost_name: str) -> None:
-    from nas_gym.report import top_table
+    from nas_gym.runs.report import top_table
 
     print_table(out, top_table(summary.top, cost_name))
     s = summary.stats
@@ -391,8 +375,8 @@ def latency_profile(
 ) -> None:
     """Time every layer the preset's space can produce here (batch 1, one thread): the table latency_model sums."""
     try:
-        from nas_gym.latency_model import default_table_path, preset_identity
-        from nas_gym.latency_profile import profile
+        from nas_gym.latency.model import default_table_path, preset_identity
+        from nas_gym.latency.profile import profile
 
         if repeats < 1 or fit_archs < 1:
             raise ValueError(f"need --repeats >= 1 and --fit-archs >= 1, got {repeats} and {fit_archs}")
@@ -415,7 +399,7 @@ def latency_profile(
             if progress.live.is_started:
                 progress.stop()
         table.save(path)
-    except (*_bad_input_types(), ValueError) as e:
+    except (*BAD_INPUT, ValueError) as e:
         raise _fail(str(e)) from None
     fit_error = sorted(abs(r) / m for r, m in zip(table.fit["residual_ms"], table.fit["measured_ms"], strict=True))
     out.print(f"{len(table.entries)} layers of {cfg.name} timed on {table.cpu} ({table.device}, torch {table.torch}, "

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from nas_gym.data.settings import DataConfig
+from nas_gym.errors import NasGymError
 from nas_gym.spaces import SpaceError, resolve_space
 from nas_gym.spaces.base import ArchitectureError, SearchSpace, SpaceParams
 
@@ -36,7 +37,7 @@ PRESET_DIRS = (
 )
 
 
-class ConfigError(ValueError):
+class ConfigError(NasGymError, ValueError):
     """A config that cannot be used; the message is one line naming the field and the fix.
 
     Unprintable characters (a newline inside a YAML key or a path) are escaped here, once for
@@ -80,7 +81,7 @@ class RuntimeConfig(_Frozen):
     or TF32 run differs from an fp32 one by as much as a change of seed.
 
     :param device: ``auto`` (cuda, else mps, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``;
-        a GPU index beyond the visible devices fails at start (``nas_gym.device.resolve_device``).
+        a GPU index beyond the visible devices fails at start (``nas_gym.training.device.resolve_device``).
     :param amp: mixed precision on CUDA: bf16 where the GPU has it natively (compute capability
         8.0 and up), else fp16 with loss scaling. Ignored on CPU and MPS (fp32).
     :param tf32: let CUDA matmuls and convolutions use TF32 (GPUs of capability 8.0 and up; on
@@ -117,7 +118,7 @@ class RewardConfig(_Frozen):
         forward pass; only the ``train`` evaluator measures it, and it is not reproducible
         across machines: see ``nas_gym.rewards``) or ``latency_model`` (those milliseconds
         predicted from this machine's per-layer table: any evaluator, deterministic; see
-        ``nas_gym.latency_model``).
+        ``nas_gym.latency.model``).
     :param latency_table: the table ``latency_model`` reads; ``auto`` means the preset's own file
         under ``$NAS_GYM_LATENCY`` or ``~/.cache/nas-gym/latency``, where
         ``nas-gym latency profile`` writes it.
@@ -271,7 +272,7 @@ class Config(_Frozen):
         # the data shape: resolved here, where both are known (and valid), into one path.
         if reward.cost != "latency_model" or reward.latency_table != "auto" or not {"space", "data"} <= info.data.keys():
             return reward
-        from nas_gym.latency_model import default_table_path, preset_identity
+        from nas_gym.latency.model import default_table_path, preset_identity
 
         data = info.data["data"].info()
         identity = preset_identity(info.data["space"], data.shape, data.classes)
@@ -282,7 +283,7 @@ class Config(_Frozen):
         # A missing table, or one measured on another machine or for another preset, stops the
         # run here, before anything trains, rather than at its first reward.
         if self.reward.cost == "latency_model":
-            from nas_gym.latency_model import preset_identity, verified_table
+            from nas_gym.latency.model import preset_identity, verified_table
 
             identity = preset_identity(self.space, self.input_shape, self.num_classes)
             verified_table(self.reward.latency_table, identity, self.runtime.device, self.name)

@@ -18,11 +18,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from nas_gym.errors import NasGymError
+
 DEFLATE_RATIO = 1100  # deflate's maximum expansion is 1032:1; a little room above it
 MAX_BYTES = 1 << 30  # no array nas-gym writes comes near a gibibyte
 
 
-class NpzError(ValueError):
+class NpzError(NasGymError, ValueError):
     """An ``.npz`` that cannot be read as the arrays asked for."""
 
 

@@ -6,7 +6,7 @@ The CPU trainer computes in fp32 with deterministic kernels, so on a CPU none of
 existed. On CUDA, bf16 autocast, TF32 convolutions (PyTorch's default for cuDNN) and the
 non-deterministic kernels each move an accuracy by as much as a change of seed, so they join the
 cache key. The device type is in the key too, for a reason of its own: augmentation and dropout
-draw from generators on the training device (``nas_gym.fit``, ``MemberDropout``), and a CUDA
+draw from generators on the training device (``nas_gym.training.fit``, ``MemberDropout``), and a CUDA
 generator's stream differs from a CPU generator's with the same seed. The GPU model is not in
 the key: within one precision it changes results by kernel choice only, as two CPUs' BLAS do.
 """
@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from nas_gym.config import RuntimeConfig
+from nas_gym.errors import NasGymError
 
 # cuBLAS needs a fixed workspace to give the same bits twice (see CUDA's cuBLAS docs,
 # "Results reproducibility"); read when a cuBLAS handle is created, so set before the first matmul.
@@ -33,7 +34,7 @@ _STICKY = ("device-side assert", "illegal memory access", "unspecified launch fa
            "illegal instruction", "uncorrectable ecc")
 
 
-class DeviceLostError(RuntimeError):
+class DeviceLostError(NasGymError, RuntimeError):
     """The CUDA context of this process is dead (a device-side assert, an illegal access): nothing
     more can train in it. Not an architecture's failure: a worker exits so that its pool starts a
     fresh process and retries the architecture; the serial trainer stops the search (it resumes)."""
@@ -187,7 +188,7 @@ def free_memory(device: torch.device) -> None:
 def runtime_record(runtime: RuntimeConfig) -> dict[str, Any]:
     """Where a run trains, for its run folder (``runtime.json``): the device, the GPU, the
     CUDA and cuDNN versions and the precision, so a result can be traced to its hardware."""
-    from nas_gym.device import resolve_device
+    from nas_gym.training.device import resolve_device
 
     record: dict[str, Any] = {"requested": runtime.device, "torch": torch.__version__, "host": platform.node(),
                               "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}

@@ -14,7 +14,7 @@ Three kinds (``RewardConfig.kind``):
 
 The cost (``RewardConfig.cost``) is the trainable parameter count, the multiply-accumulates of
 one forward pass, or ``latency``: the measured milliseconds of a batch-1 forward pass on the
-evaluation device (``nas_gym.train.measure_latency``), which counts what FLOPs miss (memory
+evaluation device (``nas_gym.training.train.measure_latency``), which counts what FLOPs miss (memory
 traffic, per-layer overhead). Latency is a property of the machine, not of the architecture
 alone, so it is handled apart from the deterministic costs:
 
@@ -28,7 +28,7 @@ alone, so it is handled apart from the deterministic costs:
   should run on the same machine, one at a time.
 
 ``latency_model`` is that latency predicted instead of measured: the sum of this machine's
-per-layer times over the architecture's layers plus a fitted constant (``nas_gym.latency_model``,
+per-layer times over the architecture's layers plus a fitted constant (``nas_gym.latency.model``,
 built by ``nas-gym latency profile``). A lookup, so every evaluator (table, surrogate, proxy)
 can use it, and deterministic, so it is covered by the same-seed guarantee; the config refuses a
 table measured on another machine, torch or preset.
@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 
 from nas_gym.config import RewardConfig
-from nas_gym.evaluators.base import EvalResult
+from nas_gym.results import EvalResult
 
 HARD_WEIGHT = -1.0  # MnasNet's beta for a hard constraint
 # The smallest cost taken at face value, so an empty measurement cannot divide by zero: one
@@ -62,7 +62,7 @@ def cost(result: EvalResult, cfg: RewardConfig) -> float:
         came from an evaluator that does not measure latency.
     """
     if cfg.cost == "latency_model":
-        from nas_gym.latency_model import predict_ms
+        from nas_gym.latency.model import predict_ms
 
         return predict_ms(cfg.latency_table, result.arch)
     if cfg.cost == "latency":

@@ -26,13 +26,15 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from nas_gym.errors import NasGymError
+
 KEY_ENV = "NAS_GYM_KEY"
 SIGNATURE = "signature"
 FILES = "files"
 TRUST_HINT = "if you trust the folder's author, add --trust-run-folder"
 
 
-class TrustError(ValueError):
+class TrustError(NasGymError, ValueError):
     """A run folder whose files were not written, or were changed since, by this user's nas-gym; one line."""
 
 

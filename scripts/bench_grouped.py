@@ -1,8 +1,8 @@
 """Benchmark K different cells (each with its seeds) trained in one pass against today's table path.
 
 Today's path is what ``scripts/build_table.py`` does: per cell, its seeds stacked in one pass
-(``nas_gym.train.evaluate_seeds``). The grouped path trains K cells x their seeds in one pass
-(``nas_gym.members.evaluate_members``). Both ask for test accuracy, as the table does. The cells
+(``nas_gym.training.train.evaluate_seeds``). The grouped path trains K cells x their seeds in one pass
+(``nas_gym.training.members.evaluate_members``). Both ask for test accuracy, as the table does. The cells
 are drawn with a fixed seed from the preset's distinct cells (one per canonical key, as the table
 stores them), uniformly or as a run of neighbours in sorted order; every way trains the same
 cells. Ways are interleaved within a
@@ -28,9 +28,9 @@ from nas_gym.allocator import keep_freed_memory
 from nas_gym.config import RuntimeConfig, load_config
 from nas_gym.data import load_dataset
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.members import evaluate_members
 from nas_gym.spaces.cell import canonical
-from nas_gym.train import evaluate_seeds
+from nas_gym.training.members import evaluate_members
+from nas_gym.training.train import evaluate_seeds
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1)
 

@@ -1,6 +1,6 @@
 """How well does the latency table predict the measured latency of whole networks?
 
-Profiles the preset on this machine (``nas_gym.latency_profile.profile``: every layer, then the
+Profiles the preset on this machine (``nas_gym.latency.profile.profile``: every layer, then the
 line fitted on ``--fit-archs`` networks), then samples ``--archs`` other architectures (seeded,
 distinct, none of those the line was fitted on), times each whole network the way the table's
 layers were timed (batch 1, one torch thread, warm-up, median of ``--repeats`` interleaved
@@ -30,8 +30,8 @@ import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
 from nas_gym.config import load_config
-from nas_gym.latency_profile import THREADS, profile, sample_distinct, time_interleaved
-from nas_gym.train import resolve_device
+from nas_gym.latency.profile import THREADS, profile, sample_distinct, time_interleaved
+from nas_gym.training.train import resolve_device
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 For the median architecture of a preset (median by multiply-accumulates over a fixed seeded
 sample of its space) and the sample's quartiles, times K seeds as (a) one pass of
-``nas_gym.train.evaluate_seeds``, (b) K runs of ``evaluate_architecture`` (the current trainer)
+``nas_gym.training.train.evaluate_seeds``, (b) K runs of ``evaluate_architecture`` (the current trainer)
 and (c) K runs of the trainer before issue 16 (``bench_trainer.previous_trainer``). Runs are
 interleaved and repeated; ratios are medians of per-repeat ratios (one repeat shares a time
 window, so a busy spell on the shared CPU hits all three alike). One torch thread. Also prints
@@ -28,7 +28,7 @@ from bench_trainer import previous_trainer  # noqa: E402  (a sibling script: the
 
 from nas_gym.config import RuntimeConfig, load_config  # noqa: E402
 from nas_gym.data import load_dataset  # noqa: E402
-from nas_gym.train import evaluate_architecture, evaluate_seeds  # noqa: E402
+from nas_gym.training.train import evaluate_architecture, evaluate_seeds  # noqa: E402
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1)
 

@@ -5,8 +5,8 @@ Four measurements, one run, one torch thread:
 1. Small networks (under 0.3 M multiply-accumulates, a fixed seeded sample of a preset's space):
    seconds per evaluation of the trainer before issue 16 (``bench_trainer.previous_trainer``)
    and of the current one, and of the current one with each change taken back: 1-D layers as
-   built instead of channels-last 2-D (``nas_gym.model_rewrite``), and ``torch.optim.AdamW``'s
-   class (fused, then ``foreach``) instead of the functional fused step (``nas_gym.stepper``).
+   built instead of channels-last 2-D (``nas_gym.training.model_rewrite``), and ``torch.optim.AdamW``'s
+   class (fused, then ``foreach``) instead of the functional fused step (``nas_gym.training.stepper``).
    Interleaved repeats; the ratios are medians over the sample of per-network medians of paired
    per-repeat ratios, by CPU seconds (robust to another process taking the core).
 2. Evaluation: accuracy on the validation and test splits under ``torch.no_grad`` (what the
@@ -37,11 +37,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_trainer import previous_trainer  # noqa: E402  (a sibling script: the pre-issue-16 baseline)
 
-import nas_gym.fit as fit_module  # noqa: E402
-import nas_gym.train as train_module  # noqa: E402
+import nas_gym.training.fit as fit_module  # noqa: E402
+import nas_gym.training.train as train_module  # noqa: E402
 from nas_gym.config import RuntimeConfig, load_config  # noqa: E402
 from nas_gym.data import load_dataset  # noqa: E402
-from nas_gym.model_rewrite import rewrite, unchanged  # noqa: E402
+from nas_gym.training.model_rewrite import rewrite, unchanged  # noqa: E402
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1)
 SCRIPTS = Path(__file__).resolve().parent
@@ -158,7 +158,7 @@ if mode == "previous":
     from bench_trainer import previous_trainer
     run = lambda: previous_trainer(arch, data, cfg.train, space)
 else:
-    import nas_gym.train as tm
+    import nas_gym.training.train as tm
     if mode == "compile":
         plain = tm._member_net
         def compiled(models, data, device):

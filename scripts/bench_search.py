@@ -40,8 +40,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nas_gym.compare import CAP_FACTOR, AgentSummary, Reference, run_comparison, table_rows  # noqa: E402
 from nas_gym.config import load_config  # noqa: E402
+from nas_gym.runs.compare import CAP_FACTOR, AgentSummary, Reference, run_comparison, table_rows  # noqa: E402
 from nas_gym.stats import ALPHA, against, fmt_p, holm  # noqa: E402
 from nas_gym.stats import mann_whitney as mwu  # noqa: E402
 
@@ -165,7 +165,7 @@ def notes(summaries: list[AgentSummary], tests: dict[str, list[float]], ref: Ref
 
 def plot(tests: dict[str, list[float]], ref: Reference, path: Path, title: str) -> None:
     """Box plot of the returned architecture's test accuracy per agent, the optimum's dashed."""
-    from nas_gym.figures import new_figure, save_figure
+    from nas_gym.runs.figures import new_figure, save_figure
 
     fig = new_figure((9, 4.5))
     ax = fig.subplots()
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     agents = [a.strip() for a in args.agents.split(",") if a.strip()]
     cfg = load_config(args.config, {"evaluator.kind": "table"})
 
-    from nas_gym.compare import reference_for
+    from nas_gym.runs.compare import reference_for
 
     ref = reference_for(cfg, "table")
     assert ref is not None and ref.mean_seconds is not None and ref.optimum_test is not None

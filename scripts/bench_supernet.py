@@ -42,10 +42,10 @@ from nas_gym.config import Config, load_config
 from nas_gym.data import load_dataset
 from nas_gym.evaluators.proxy import ProxyEvaluator
 from nas_gym.evaluators.supernet import SupernetEvaluator
-from nas_gym.runlog import read_records
-from nas_gym.search import SearchInterrupted, run_search
+from nas_gym.runs.runlog import read_records
+from nas_gym.runs.search import SearchInterrupted, run_search
 from nas_gym.spaces.cell import CELL_OPS, Cell
-from nas_gym.train import evaluate_architecture
+from nas_gym.training.train import evaluate_architecture
 
 
 def _supernet(cfg: Config, epochs: int, data, val_samples: int | None = None) -> SupernetEvaluator:

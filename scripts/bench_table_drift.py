@@ -2,7 +2,7 @@
 the cells that matter? The two numbers the honesty tests' tolerance sits between.
 
 * **Drift**: ``--rows`` rows drawn with ``--seed``, each retrained under every table seed by the
-  ordinary single-seed trainer (``nas_gym.train.evaluate_architecture``, one CPU thread), as a
+  ordinary single-seed trainer (``nas_gym.training.train.evaluate_architecture``, one CPU thread), as a
   user's ``nas-gym eval`` would; the absolute differences from the table's validation and test
   accuracies, in points. A table built by training several seeds in one pass, or on another CPU
   (another SIMD width changes float32 summation order), differs by this much without being wrong.
@@ -24,7 +24,7 @@ import torch
 from nas_gym.config import RuntimeConfig, load_config
 from nas_gym.data import load_dataset
 from nas_gym.evaluators.table import TableEvaluator
-from nas_gym.train import evaluate_architecture
+from nas_gym.training.train import evaluate_architecture
 
 
 def main() -> None:

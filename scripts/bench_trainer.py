@@ -3,7 +3,7 @@
 Four questions, answered in one run so the numbers are comparable:
 
 1. Speed. For a few architectures from small to large, seconds per evaluation for
-   (a) ``nas_gym.train.evaluate_architecture``, (b) the trainer as it was before issue 16
+   (a) ``nas_gym.training.train.evaluate_architecture``, (b) the trainer as it was before issue 16
    (``previous_trainer``: 1-D layers as built, ``torch.optim.AdamW`` with ``foreach``, a gather
    per step; the same recipe and batches) and (c) a textbook loop over
    ``DataLoader(TensorDataset)``. Runs are interleaved and repeated, and the median is reported,
@@ -44,7 +44,7 @@ from nas_gym.data import Dataset, load_dataset
 from nas_gym.spaces.base import SearchSpace
 from nas_gym.spaces.chain import Chain, count_flops
 from nas_gym.spaces.layer_chain_model import build_model
-from nas_gym.train import evaluate_architecture, lr_factor
+from nas_gym.training.train import evaluate_architecture, lr_factor
 
 SPEED_ARCHS = (
     "conv3-16|maxpool|conv3-32",

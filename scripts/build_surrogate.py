@@ -56,7 +56,6 @@ from typing import Any
 import numpy as np
 
 from nas_gym.config import Config, RuntimeConfig, TrainConfig, load_config, parse_overrides
-from nas_gym.device import resolve_device
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import ResultCache
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
@@ -64,6 +63,7 @@ from nas_gym.evaluators.training import TrainingEvaluator
 from nas_gym.numerics import numerics_identity
 from nas_gym.spaces.base import Architecture
 from nas_gym.surrogates.data import SOURCES, DataPlan, collect_rows, write_data
+from nas_gym.training.device import resolve_device
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1)
 PROPOSALS = 2  # architectures an agent proposes at a time: part of the plan, not of the machine
@@ -94,7 +94,7 @@ def _init_worker(config: Config, parent: int | None = None) -> None:
 
 
 def _train(arch_text: str, train: TrainConfig) -> EvalResult:
-    from nas_gym.train import evaluate_architecture
+    from nas_gym.training.train import evaluate_architecture
 
     space = _WORKER["space"]
     cpu = time.process_time()

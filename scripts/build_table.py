@@ -6,7 +6,7 @@ Usage::
     python scripts/build_table.py --config PRESET --seeds 0 1 2 --curves [--group 8] [--partial LINES]
     python scripts/build_table.py --config mnist1d-tiny --estimate 20   # time 20 evaluations, project the total
 
-Each architecture is trained once per seed by ``nas_gym.train.evaluate_seeds`` (all seeds in one
+Each architecture is trained once per seed by ``nas_gym.training.train.evaluate_seeds`` (all seeds in one
 pass, each member exactly what ``evaluate_architecture`` with ``train.seed = seed`` gives, up to
 float rounding) with the preset's trainer, on the CPU with one torch thread per worker
 (bit-reproducible, and on 2 cores two one-thread workers beat one two-thread worker), asking
@@ -86,11 +86,11 @@ def _init_worker(config: Config, parent: int | None = None) -> None:
 
 
 def _train(arch_text: str, train: TrainConfig, seeds: Sequence[int]) -> list[EvalResult]:
-    """Train ``arch_text`` once per seed, all seeds in one pass (``nas_gym.train.evaluate_seeds``:
+    """Train ``arch_text`` once per seed, all seeds in one pass (``nas_gym.training.train.evaluate_seeds``:
     the members are stacked along channels, each with its own initialisation, data order and
     loss, and equal K separate runs within float rounding). ``train_seconds`` is this process's
     CPU seconds for the pass, split equally (see the module docstring)."""
-    from nas_gym.train import evaluate_seeds
+    from nas_gym.training.train import evaluate_seeds
 
     cpu = time.process_time()
     results = evaluate_seeds(_SPACE.parse(arch_text), _DATA, train, RUNTIME, list(seeds), want_test=True,

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-from nas_gym.figures import save_figure  # noqa: E402
+from nas_gym.runs.figures import save_figure  # noqa: E402
 
 CURVES = ("nas/val_acc", "nas/best_val_acc")
 

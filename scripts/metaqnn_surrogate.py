@@ -32,8 +32,8 @@ import numpy as np
 from agents.q_learning import METAQNN_SCHEDULE
 from nas_gym.config import load_config
 from nas_gym.evaluators.surrogate import SurrogateEvaluator
-from nas_gym.runlog import read_records
-from nas_gym.search import run_search
+from nas_gym.runs.runlog import read_records
+from nas_gym.runs.search import run_search
 
 
 def run_agent(config, agent: str, budget: int, seeds: int, logdir: Path) -> list[dict[str, Any]]:

@@ -120,7 +120,7 @@ def write_report(folder: Path, out: Path, cells: list[tuple[str, str]], settings
     lines = ["# Pilot: the cell benchmark's training budget", "",
              "Command: `python scripts/pilot_cell_budget.py run --settings ...` then "
              "`python scripts/pilot_cell_budget.py report`. Conditions: 2-core CPU, one torch thread per worker, "
-             "2 workers, cells of one pass trained together (`nas_gym/members.py`); 3 seeds per cell. "
+             "2 workers, cells of one pass trained together (`nas_gym/training/members.py`); 3 seeds per cell. "
              "Definitions: `scripts/pilot_report.py`.", ""]
     for name, rows in summaries.items():
         u, t = counts[name]

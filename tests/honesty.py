@@ -53,7 +53,7 @@ def check_retraining(preset: str, table: TableEvaluator, rows: list[dict], tol: 
     """Retrain each row under each of the table's seeds by the single-seed trainer (one CPU thread,
     as ``nas-gym eval`` trains) and compare parameters, FLOPs, validation and test accuracy."""
     from nas_gym.data import load_dataset
-    from nas_gym.train import evaluate_architecture
+    from nas_gym.training.train import evaluate_architecture
 
     cfg = load_config(preset)
     space, data = cfg.search_space(), load_dataset(cfg.data)

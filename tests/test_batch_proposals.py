@@ -105,7 +105,7 @@ def test_a_search_stops_the_ray_it_started(tmp_path):
     """The search's evaluator is closed with its env: no Ray session (or process pool) outlives it."""
     import ray
 
-    from nas_gym.search import run_search
+    from nas_gym.runs.search import run_search
 
     assert not ray.is_initialized()
     cfg = load_config("mnist1d-tiny", {"evaluator.backend": "ray", "evaluator.workers": 2, "train.epochs": 1,

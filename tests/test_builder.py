@@ -6,7 +6,7 @@ from torch import nn
 from nas_gym.config import load_config
 from nas_gym.spaces.chain import Chain, count_flops
 from nas_gym.spaces.layer_chain_model import build_model
-from nas_gym.train import count_params
+from nas_gym.training.train import count_params
 
 SHAPES = [pytest.param((1, 40), id="1d"), pytest.param((3, 12, 10), id="2d")]
 

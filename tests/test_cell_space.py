@@ -13,7 +13,7 @@ from nas_gym.config import load_config
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.spaces.base import ArchitectureError, play_actions
 from nas_gym.spaces.cell import CELL_OPS, EDGES, Cell, canonical, live_edges
-from nas_gym.train import count_params
+from nas_gym.training.train import count_params
 
 TEXT = "|conv3~0|+|skip~0|conv1~1|+|none~0|conv3~1|avgpool3~2|"
 

@@ -18,7 +18,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from nas_gym.cli import app
-from nas_gym.compare import (
+from nas_gym.config import load_config
+from nas_gym.evaluators import table as table_module
+from nas_gym.evaluators.base import EvalResult
+from nas_gym.evaluators.table import TableEvaluator, make_row, write_table
+from nas_gym.runs.compare import (
     CAP_FACTOR,
     CSV_COLUMNS,
     AgentSummary,
@@ -27,11 +31,7 @@ from nas_gym.compare import (
     best_so_far,
     run_comparison,
 )
-from nas_gym.config import load_config
-from nas_gym.evaluators import table as table_module
-from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.table import TableEvaluator, make_row, write_table
-from nas_gym.runlog import Record, read_records
+from nas_gym.runs.runlog import Record, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESET = "mnist1d-tiny"

@@ -12,13 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from nas_gym.cli import app
-from nas_gym.compare import run_comparison
 from nas_gym.config import load_config
 from nas_gym.evaluators.table import TABLE_DIR
-from nas_gym.leaderboard import read_entries
-from nas_gym.report import cost_text
-from nas_gym.retrain import resolve_target
-from nas_gym.runlog import best_of, read_records
+from nas_gym.runs.compare import run_comparison
+from nas_gym.runs.leaderboard import read_entries
+from nas_gym.runs.report import cost_text
+from nas_gym.runs.retrain import resolve_target
+from nas_gym.runs.runlog import best_of, read_records
 
 TARGET = 2000  # parameters; the tiny space's 10th percentile is about 1,850, its most accurate cells have 6,000-10,000
 CONSTRAINT = ["--set", "reward.kind=constraint", "--set", "reward.cost=params", "--set", f"reward.target={TARGET}"]

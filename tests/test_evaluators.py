@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from nas_gym import train as train_mod
 from nas_gym.config import ConfigError, load_config
 from nas_gym.data import Dataset
 from nas_gym.evaluators import make_evaluator
@@ -13,6 +12,7 @@ from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
 from nas_gym.spaces.base import ArchitectureError
 from nas_gym.spaces.chain import Chain
+from nas_gym.training import train as train_mod
 
 A = Chain.parse("conv3-16|maxpool|conv3-32")
 B = Chain.parse("conv5-16")
@@ -29,7 +29,7 @@ def fake_data(name: str = "mnist1d") -> Dataset:
 
 
 class FakeTrainer:
-    """Stands in for ``nas_gym.train.evaluate_architecture``: instant, counts its calls."""
+    """Stands in for ``nas_gym.training.train.evaluate_architecture``: instant, counts its calls."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []

@@ -22,10 +22,10 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import nas_gym.cli as cli
-from nas_gym import train as train_mod
-from nas_gym.leaderboard import read_entries
+from nas_gym.runs.leaderboard import read_entries
 from nas_gym.spaces.chain import Chain
 from nas_gym.spaces.layer_chain import LayerChainSpace
+from nas_gym.training import train as train_mod
 
 runner = CliRunner()
 CHANCE = 0.1  # mnist1d has 10 classes: the default failure reward is 1 / 10

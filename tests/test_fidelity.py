@@ -258,7 +258,7 @@ def test_search_leaderboard_ranks_by_the_highest_fidelity(tmp_path):
     from typer.testing import CliRunner
 
     from nas_gym.cli import app
-    from nas_gym.leaderboard import read_entries
+    from nas_gym.runs.leaderboard import read_entries
 
     result = CliRunner().invoke(app, [
         "search", "--agent", "random", "--config", "mnist1d-tiny", "--episodes", "6", "--logdir", str(tmp_path),

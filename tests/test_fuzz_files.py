@@ -19,16 +19,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from nas_gym.checkpoint import CheckpointError, Manifest, read_manifest, read_state, write_manifest
 from nas_gym.cli import app
 from nas_gym.config import ConfigError, check_name, load_config
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import CacheError, ResultCache
 from nas_gym.evaluators.surrogate import available_models
 from nas_gym.evaluators.table import available_tables, load_table
-from nas_gym.latency_model import LatencyTableError
-from nas_gym.latency_model import load_table as load_latency
-from nas_gym.runlog import RunLogError, read_rows
+from nas_gym.latency.model import LatencyTableError
+from nas_gym.latency.model import load_table as load_latency
+from nas_gym.runs.checkpoint import CheckpointError, Manifest, read_manifest, read_state, write_manifest
+from nas_gym.runs.runlog import RunLogError, read_rows
 from nas_gym.surrogates.model import SurrogateModel
 
 SETTINGS = settings(max_examples=25, deadline=None, database=None,

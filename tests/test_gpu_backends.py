@@ -19,7 +19,6 @@ import nas_gym.supernet.memory as memory_mod
 from agents.base import AgentError
 from agents.darts import Darts
 from agents.enas import Enas
-from nas_gym.compare import _one_thread
 from nas_gym.config import ConfigError, load_config
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import MemoryCache
@@ -29,8 +28,9 @@ from nas_gym.evaluators.supernet import SupernetEvaluator
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
 from nas_gym.gpus import VISIBLE_ENV, claim_gpu, visible_gpus, worker_gpus
-from nas_gym.runlog import RUNTIME_JSON
-from nas_gym.search import write_run_files
+from nas_gym.runs.compare import _one_thread
+from nas_gym.runs.runlog import RUNTIME_JSON
+from nas_gym.runs.search import write_run_files
 
 DIR_ENV = "NAS_GYM_TEST_GPU_DIR"
 LOSES_CONTEXT = "conv5-16|maxpool"

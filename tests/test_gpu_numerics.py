@@ -14,15 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-import nas_gym.train as train_mod
+import nas_gym.training.train as train_mod
 from nas_gym.config import ConfigError, load_config
 from nas_gym.data import load_dataset
-from nas_gym.device import resolve_device
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import TRAINER_VERSION, MemoryCache, ResultCache, result_context
 from nas_gym.evaluators.training import TrainingEvaluator, check_setup
 from nas_gym.evaluators.worker import WorkerState
-from nas_gym.fit import Runner
 from nas_gym.numerics import (
     CUBLAS_ENV,
     DeviceLostError,
@@ -32,6 +30,8 @@ from nas_gym.numerics import (
     numerics_identity,
     numerics_settings,
 )
+from nas_gym.training.device import resolve_device
+from nas_gym.training.fit import Runner
 
 CUDA = torch.device("cuda", 0)
 

@@ -110,7 +110,7 @@ def test_a_space_it_has_exhausted_keeps_playing_its_best():
 
 @pytest.mark.slow
 def test_greedy_appears_in_compare_beside_random(tmp_path):
-    from nas_gym.compare import run_comparison
+    from nas_gym.runs.compare import run_comparison
 
     summaries, scores = run_comparison(load_config("mnist1d-tiny"), ["greedy", "random"], budget=15, seeds=2,
                                        logdir=tmp_path, evaluator="synthetic")

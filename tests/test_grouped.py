@@ -10,10 +10,10 @@ import torch
 
 from nas_gym.config import RuntimeConfig, load_config
 from nas_gym.data import load_dataset
-from nas_gym.grouped_cell import GroupedCellModule
-from nas_gym.members import evaluate_members
-from nas_gym.model_rewrite import rewrite
-from nas_gym.train import evaluate_architecture, train, train_members
+from nas_gym.training.grouped_cell import GroupedCellModule
+from nas_gym.training.members import evaluate_members
+from nas_gym.training.model_rewrite import rewrite
+from nas_gym.training.train import evaluate_architecture, train, train_members
 
 CPU = RuntimeConfig(device="cpu", threads=1)
 CELLS = ("|conv3~0|+|skip~0|avgpool3~1|+|conv1~0|conv3~1|skip~2|",

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from nas_gym.cli import app
 from nas_gym.config import ConfigError, load_config
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.latency_layers import key_shape, layers_for
-from nas_gym.latency_model import ENV_VAR, LatencyTable, default_table_path, preset_identity
-from nas_gym.latency_profile import profile
+from nas_gym.latency.layers import key_shape, layers_for
+from nas_gym.latency.model import ENV_VAR, LatencyTable, default_table_path, preset_identity
+from nas_gym.latency.profile import profile
 from nas_gym.rewards import cost, reward
 from nas_gym.spaces.cell_model import CellModule
 
@@ -211,7 +211,7 @@ def test_profile_command_writes_a_table_and_refuses_bad_counts(tmp_path):
 
 
 def test_search_rewarded_by_predicted_latency_records_it(tables, latency_dir, tmp_path):
-    from nas_gym.search import run_search
+    from nas_gym.runs.search import run_search
 
     cfg = load_config("mnist1d-tiny", {"reward.cost": "latency_model", "reward.kind": "mnas", "reward.target": 0.1,
                                        "evaluator.kind": "table", "evaluator.cache": None})

@@ -5,8 +5,8 @@ import csv
 from typer.testing import CliRunner
 
 from nas_gym.cli import app
-from nas_gym.leaderboard import pareto_front, read_entries
-from nas_gym.runlog import CSV_FIELDS
+from nas_gym.runs.leaderboard import pareto_front, read_entries
+from nas_gym.runs.runlog import CSV_FIELDS
 
 ROWS_A = [("conv3-16", 0.70, 100, "ok", ""), ("maxpool", 0.30, 10, "ok", ""), ("conv3-32", 0.80, 400, "ok", ""),
           ("conv5-64|conv5-64", 0.0, 9000, "failed", "nan_loss")]

@@ -41,7 +41,7 @@ time.sleep(600)
 COMPARE_PARENT = """
 import multiprocessing, os, time
 from concurrent.futures import ProcessPoolExecutor
-from nas_gym.compare import _one_thread
+from nas_gym.runs.compare import _one_thread
 pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread,
                            initargs=(os.getpid(),))
 pids = set()

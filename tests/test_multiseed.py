@@ -12,9 +12,9 @@ from torch import nn
 
 from nas_gym.config import RuntimeConfig, TrainConfig, load_config
 from nas_gym.data import Dataset, load_dataset
-from nas_gym.model_rewrite import GlobalAvgPool, MemberDropout, RewriteError, rewrite, seed_members
 from nas_gym.spaces.layer_chain_model import build_model
-from nas_gym.train import evaluate_architecture, evaluate_seeds, train, train_seeds
+from nas_gym.training.model_rewrite import GlobalAvgPool, MemberDropout, RewriteError, rewrite, seed_members
+from nas_gym.training.train import evaluate_architecture, evaluate_seeds, train, train_seeds
 
 CPU = RuntimeConfig(device="cpu", threads=1)
 # Accuracies within 3 points, last-epoch training loss within 0.05. Stacked seeds sum in another

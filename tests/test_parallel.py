@@ -267,7 +267,7 @@ def test_both_fidelities_train_on_one_warm_pool_as_serial_would(data_root, fault
 
 @pytest.mark.slow
 def test_a_search_trains_on_the_workers_started_for_it_and_stops_them(tmp_path, data_root, faults):
-    from nas_gym.search import run_search
+    from nas_gym.runs.search import run_search
 
     cfg = load_config(config(tmp_path, backend="process", workers=2), {"train.epochs": 1})
     backend = start_workers(cfg)

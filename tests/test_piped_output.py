@@ -9,9 +9,9 @@ import csv
 import pytest
 from typer.testing import CliRunner
 
-from nas_gym import report
 from nas_gym.cli import app
-from nas_gym.runlog import record_of, top
+from nas_gym.runs import report
+from nas_gym.runs.runlog import record_of, top
 
 runner = CliRunner()  # its stdout and stderr are not terminals, as in `nas-gym ... | tee log`
 

@@ -12,7 +12,7 @@ import torch
 from agents.base import AgentError, resolve_agent
 from agents.reinforce import Reinforce
 from nas_gym.config import load_config
-from nas_gym.search import run_search
+from nas_gym.runs.search import run_search
 from tests.conftest import make_synthetic_env
 
 

@@ -20,11 +20,11 @@ import pytest
 from typer.testing import CliRunner
 
 from agents.base import resolve_agent
-from nas_gym.checkpoint import MANIFEST, read_manifest
 from nas_gym.cli import app
 from nas_gym.config import load_config
-from nas_gym.recorder import RecordEpisodes, SearchLog
-from nas_gym.search import SearchInterrupted, run_search
+from nas_gym.runs.checkpoint import MANIFEST, read_manifest
+from nas_gym.runs.recorder import RecordEpisodes, SearchLog
+from nas_gym.runs.search import SearchInterrupted, run_search
 from tests.conftest import make_synthetic_env
 
 REPO = Path(__file__).resolve().parent.parent

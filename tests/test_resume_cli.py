@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from nas_gym.checkpoint import read_manifest
 from nas_gym.cli import app
 from nas_gym.config import load_config
-from nas_gym.search import SearchInterrupted, run_search
+from nas_gym.runs.checkpoint import read_manifest
+from nas_gym.runs.search import SearchInterrupted, run_search
 
 runner = CliRunner()
 # Nothing here is a default of the command, so a resume that fell back on a default would show.

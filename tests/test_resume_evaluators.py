@@ -19,8 +19,8 @@ from nas_gym.config import Config, load_config
 from nas_gym.evaluators.base import Evaluator
 from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
-from nas_gym.leaderboard import CONFIRMED_CSV
-from nas_gym.search import SearchInterrupted, SearchSummary, run_search
+from nas_gym.runs.leaderboard import CONFIRMED_CSV
+from nas_gym.runs.search import SearchInterrupted, SearchSummary, run_search
 
 
 def rows(run_dir: Path, name: str = "evaluations.csv") -> list[dict[str, str]]:

@@ -13,12 +13,12 @@ import yaml
 from typer.testing import CliRunner
 
 import nas_gym
-from nas_gym.checkpoint import Manifest, write_manifest
 from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.data import Dataset, load_dataset, merge_train_val
-from nas_gym.retrain import ModelFileError, RetrainReport, default_epochs, retrain
-from nas_gym.runlog import CSV_FIELDS
+from nas_gym.runs.checkpoint import Manifest, write_manifest
+from nas_gym.runs.retrain import ModelFileError, RetrainReport, default_epochs, retrain
+from nas_gym.runs.runlog import CSV_FIELDS
 from nas_gym.spaces.chain import Chain
 
 runner = CliRunner()
@@ -155,7 +155,7 @@ def test_onnx_export_gives_the_same_outputs(retrained, tmp_path):
     also for a batch size other than the one used to trace it."""
     from onnx.reference import ReferenceEvaluator
 
-    from nas_gym.retrain import export_model
+    from nas_gym.runs.retrain import export_model
 
     (seed,) = retrained.seeds
     path = export_model(seed.model, (1, 40), tmp_path / "m.onnx", "onnx")

@@ -114,7 +114,7 @@ def test_measured_latency_is_positive_and_finite():
 
     from nas_gym.spaces.chain import Chain
     from nas_gym.spaces.layer_chain_model import build_model
-    from nas_gym.train import measure_latency
+    from nas_gym.training.train import measure_latency
 
     model = build_model(Chain.parse("conv3-16|maxpool"), (1, 40), 10)
     ms = measure_latency(model, (1, 40), torch.device("cpu"), warmup=1, repeats=3)

@@ -2,7 +2,7 @@
 
 import csv
 
-from nas_gym.runlog import CSV_FIELDS, EVALUATIONS_CSV, RunLog, read_records
+from nas_gym.runs.runlog import CSV_FIELDS, EVALUATIONS_CSV, RunLog, read_records
 
 
 def info(arch: str, val_acc: float, status: str = "ok") -> dict:

@@ -69,7 +69,7 @@ def tiny_model(config, tmp_path_factory):
 @pytest.mark.parametrize("shape", [(1, 40), (3, 16, 16)], ids=["sequence", "image"])
 def test_count_params_matches_the_built_network(config, shape):
     from nas_gym.spaces.layer_chain_model import build_model
-    from nas_gym.train import count_params as torch_count
+    from nas_gym.training.train import count_params as torch_count
 
     space, rng = config.search_space(), np.random.default_rng(3)
     for _ in range(20):

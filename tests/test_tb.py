@@ -8,8 +8,8 @@ from agents.epsilon_figure import TAG
 from agents.random_search import RandomSearch
 from nas_gym.cli import app
 from nas_gym.config import load_config
-from nas_gym.recorder import RecordEpisodes, SearchLog
-from nas_gym.search import SearchInterrupted, run_search
+from nas_gym.runs.recorder import RecordEpisodes, SearchLog
+from nas_gym.runs.search import SearchInterrupted, run_search
 from tests.conftest import make_synthetic_env
 
 EPISODES = 120

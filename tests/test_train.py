@@ -4,13 +4,13 @@ import sys
 import pytest
 import torch
 
-import nas_gym.train as train_module
+import nas_gym.training.train as train_module
 from nas_gym.config import RuntimeConfig, TrainConfig, load_config
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.spaces.chain import Chain
 from nas_gym.spaces.layer_chain_model import build_model
-from nas_gym.train import augment_images, evaluate_architecture, lr_factor, resolve_device, train
+from nas_gym.training.train import augment_images, evaluate_architecture, lr_factor, resolve_device, train
 
 CPU = RuntimeConfig(device="cpu")
 CNN = Chain.parse("conv5-32|conv3-32s2|conv3-32")
@@ -197,7 +197,7 @@ def test_bench_script_does_nothing_at_import(monkeypatch, name):
 def test_stepper_equals_torch_optim(optimizer):
     """The functional step is the optimiser class's own kernel: same weights after a few steps,
     parameters without a gradient skipped as the class skips them."""
-    from nas_gym.stepper import Stepper, fused_supported
+    from nas_gym.training.stepper import Stepper, fused_supported
 
     cfg = TrainConfig(optimizer=optimizer, lr=0.05, weight_decay=0.01, momentum=0.9)
     g = torch.Generator().manual_seed(0)
@@ -237,7 +237,7 @@ def test_first_training_imports_nothing_heavy():
             "from nas_gym.config import load_config, RuntimeConfig\n"
             "from nas_gym.data import load_dataset\n"
             "from nas_gym.spaces.chain import Chain\n"
-            "from nas_gym.train import evaluate_architecture, evaluate_seeds\n"
+            "from nas_gym.training.train import evaluate_architecture, evaluate_seeds\n"
             "cfg = load_config('mnist1d-tiny', {'train.epochs': 1, 'data.train_fraction': 0.1})\n"
             "data = load_dataset(cfg.data)\n"
             "arch = Chain.parse('conv3-16|dropout0.2|maxpool|res3-16')\n"

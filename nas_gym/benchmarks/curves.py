@@ -67,7 +67,7 @@ def init_worker(config: Config, parent: int | None = None) -> None:
 
 
 def _run(cells: Sequence[str], seeds: Sequence[int], train: Any) -> list[dict]:
-    from nas_gym.members import evaluate_members
+    from nas_gym.training.members import evaluate_members
 
     space = _WORKER["space"]
     items = [(space.parse(c), tuple(seeds)) for c in cells]
@@ -149,7 +149,7 @@ def table_rows(space: SearchSpace, archs: Sequence[Architecture], seeds: Sequenc
 
     :raises KeyError: a (cell, seed) has no line yet: the build is not complete.
     """
-    from nas_gym.evaluators.base import EvalResult
+    from nas_gym.results import EvalResult
 
     by = {(space.parse(r["arch"]).key(), r["seed"]): r for r in lines}
     rows = []

@@ -13,8 +13,8 @@ import numpy as np
 
 from nas_gym import __version__
 from nas_gym.config import Config, RuntimeConfig, load_config
-from nas_gym.evaluators.cache import TRAINER_VERSION
 from nas_gym.evaluators.table import FORMAT, FORMAT_VERSION
+from nas_gym.results import TRAINER_VERSION
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1)
 
@@ -29,8 +29,8 @@ def make_header(config: Config, seeds: Sequence[int], rows: Sequence[dict], work
     """Everything needed to tell whether a table still describes what training would give today."""
     import torch
 
-    from nas_gym.device import resolve_device
     from nas_gym.numerics import numerics_identity
+    from nas_gym.training.device import resolve_device
 
     configs = seed_configs(config, seeds)
     statuses = [s for r in rows for s in r["status"]]

@@ -7,8 +7,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from nas_gym.errors import NasGymError
 
-class DatasetError(ValueError):
+
+class DatasetError(NasGymError, ValueError):
     """A dataset that cannot be used; one line naming the dataset, the file and the fix.
 
     A ``ValueError``, so a check that runs while a config is validated becomes pydantic's

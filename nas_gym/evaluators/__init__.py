@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nas_gym.config import Config, ConfigError
+from nas_gym.evaluators.backends import parallel_backend
 from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator
 from nas_gym.evaluators.cache import CacheError, MemoryCache, ResultCache, open_cache
 
@@ -20,25 +21,6 @@ if TYPE_CHECKING:
 
 AVAILABLE_KINDS = ("train", "table", "surrogate", "supernet", "synthetic", "proxy:synflow", "proxy:jacob_cov", "proxy:snip",
                    "proxy:grad_norm", "proxy:params", "proxy:flops")
-
-
-def parallel_backend(config: Config) -> Backend | None:
-    """The process pool or Ray actors ``config.evaluator.backend`` names, started now; None for ``serial``.
-
-    :raises ConfigError: ``ray`` is asked for but not installed.
-    """
-    if config.evaluator.backend == "process":
-        from nas_gym.evaluators.parallel import ProcessBackend
-
-        return ProcessBackend(config)
-    if config.evaluator.backend == "ray":
-        try:
-            from nas_gym.evaluators.ray import RayBackend
-        except ImportError as e:
-            raise ConfigError(f"evaluator.backend 'ray' needs Ray ({e}); pip install 'nas-gym[ray]' "
-                              "or use backend 'process'") from None
-        return RayBackend(config)
-    return None
 
 
 def start_workers(config: Config) -> Backend | None:

@@ -38,7 +38,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from nas_gym.errors import NasGymError
 from nas_gym.evaluators.base import EvalResult
+from nas_gym.results import TRAINER_VERSION
 from nas_gym.spaces.base import Architecture
 
 if TYPE_CHECKING:
@@ -51,9 +53,6 @@ DEFAULT_PATH = Path("~/.cache/nas-gym/evaluations.sqlite")
 ENV_VAR = "NAS_GYM_CACHE"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _CHUNK = 500  # stays under SQLite's bound-variable limit in get_many
-# Bump by hand whenever a change to the trainer (``nas_gym.train``) or to a space's model builder
-# changes the results it gives: stored results then stop matching, and are trained again.
-TRAINER_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -81,7 +80,7 @@ CREATE TABLE results (
 _ABANDONED: list[sqlite3.Connection] = []
 
 
-class CacheError(ValueError):
+class CacheError(NasGymError, ValueError):
     """A cache file that cannot be used; one line naming the path and the fix."""
 
 

@@ -39,6 +39,7 @@ from multiprocessing.connection import wait as wait_for
 from typing import Any, TypeVar
 
 from nas_gym.config import Config
+from nas_gym.errors import NasGymError
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.recipe import Recipe
 from nas_gym.gpus import VISIBLE_ENV, worker_gpus
@@ -51,7 +52,7 @@ DEVICE_LOST_EXIT = 75  # a worker's exit code when its CUDA context died (``nas_
 OnResult = Callable[[int, EvalResult], None]
 
 
-class WorkerSetupError(RuntimeError):
+class WorkerSetupError(NasGymError, RuntimeError):
     """A worker could not start (no dataset, no device): a setup error, not a result to cache."""
 
 

@@ -29,9 +29,10 @@ from torch import nn
 
 from nas_gym.config import Config, ConfigError
 from nas_gym.data import Dataset, load_dataset
+from nas_gym.errors import NasGymError
 from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
 from nas_gym.spaces.base import Architecture
-from nas_gym.train import count_params, cpu_threads, forked_rng, resolve_device, seed_torch
+from nas_gym.training.train import count_params, cpu_threads, forked_rng, resolve_device, seed_torch
 
 PROXY_NAMES = ("synflow", "jacob_cov", "snip", "grad_norm", "params", "flops")
 # Positive scores spanning orders of magnitude (synflow is a product over layers): they are
@@ -44,7 +45,7 @@ DEFAULT_BATCH_SIZE = 64
 CALIBRATION_SIZE = 32
 
 
-class ProxyError(ValueError):
+class ProxyError(NasGymError, ValueError):
     """A proxy that is undefined for a network (e.g. jacob_cov of a network without ReLUs)."""
 
 

@@ -44,7 +44,7 @@ from nas_gym.spaces.base import Architecture
 from nas_gym.supernet.base import Supernet, score_path
 from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
 from nas_gym.supernet.training import BatchStream, PathTrainer
-from nas_gym.train import cpu_threads, exception_reason, forked_rng, resolve_device, seed_torch
+from nas_gym.training.train import cpu_threads, exception_reason, forked_rng, resolve_device, seed_torch
 
 SUPERNET_VERSION = 1  # bump when a change to the supernets or their training changes the weights
 # Batch-norm statistics per channel come from CALIBRATION_SAMPLES x spatial positions values

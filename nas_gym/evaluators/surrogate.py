@@ -30,7 +30,7 @@ import numpy as np
 
 from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase, check_unstarted
-from nas_gym.evaluators.cache import TRAINER_VERSION
+from nas_gym.results import TRAINER_VERSION
 from nas_gym.spaces.base import Architecture, ArchitectureError
 from nas_gym.surrogates.data import SURROGATE_DIR
 from nas_gym.surrogates.model import MODEL_SUFFIX, SurrogateModel, feature_fingerprint

@@ -41,8 +41,8 @@ import numpy as np
 from nas_gym.atomic import atomic_write_bytes
 from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators.base import FAILED, OK, EvalResult, EvalStats, EvaluatorBase, check_unstarted
-from nas_gym.evaluators.cache import TRAINER_VERSION
 from nas_gym.evaluators.table_checks import header_problem, row_problem
+from nas_gym.results import TRAINER_VERSION
 from nas_gym.spaces.base import Architecture, ArchitectureError
 
 # Version 2: rows are keyed by the space's key of today (for cells, the functional key, which

@@ -11,35 +11,18 @@ charges the budget, so a result computed twice (a retried task) is still stored 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from nas_gym import train as _train
 from nas_gym.config import Config, ConfigError, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
+from nas_gym.evaluators.backends import Backend, OnResult, parallel_backend
 from nas_gym.evaluators.base import OUT_OF_MEMORY, EvalResult, EvalStats, EvaluatorBase
 from nas_gym.evaluators.cache import Cache, ResultCache, open_cache, result_context
 from nas_gym.spaces.base import Architecture, SearchSpace
-
-OnResult = Callable[[int, EvalResult], None]
-
-
-@runtime_checkable
-class Backend(Protocol):
-    """Computes a batch of architectures; never writes the cache, never charges the budget.
-
-    ``run`` returns results aligned with ``archs``. A training failure (and, for the parallel
-    backends, a crashed worker) is a failed ``EvalResult``, not an exception: one bad
-    architecture must not end a search. Only setup errors (no such device, no dataset) raise.
-    When given, ``on_result(i, result)`` is called in the caller's thread as each result
-    arrives, so the caller can store it at once and a crash mid-batch loses nothing finished.
-    """
-
-    def run(self, archs: Sequence[Architecture], on_result: OnResult | None = None) -> list[EvalResult]: ...
-
-    def close(self) -> None: ...
+from nas_gym.training import train as _train
 
 
 class SerialBackend:
@@ -74,7 +57,6 @@ def make_backend(config: Config, data: Dataset | None = None) -> Backend:
     :param data: for ``serial`` only (worker processes load their own copy from ``config.data``).
     :raises ConfigError: ``ray`` is asked for but not installed.
     """
-    from nas_gym.evaluators import parallel_backend
 
     backend = parallel_backend(config)
     if backend is not None:

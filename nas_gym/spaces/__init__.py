@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nas_gym.errors import NasGymError
 from nas_gym.spaces.base import Architecture, ArchitectureError, SearchSpace, SpaceParams, play_actions
 
 BUILTIN_SPACES: dict[str, str] = {
@@ -22,7 +23,7 @@ BUILTIN_SPACES: dict[str, str] = {
 }
 
 
-class SpaceError(ValueError):
+class SpaceError(NasGymError, ValueError):
     """A space kind that cannot be resolved to a usable class."""
 
 

@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from nas_gym.errors import NasGymError
+
 if TYPE_CHECKING:
     from torch import nn
 
     from nas_gym.supernet.base import Supernet
 
 
-class ArchitectureError(ValueError):
+class ArchitectureError(NasGymError, ValueError):
     """An architecture text that does not parse, or an architecture the search space forbids."""
 
 

@@ -1,4 +1,4 @@
-"""The cell's values: the op vocabulary, the edges, a ``Cell`` and its canonical form.
+"""The cell as a value: a ``Cell`` (parsed, printed, keyed) and its structural and canonical forms.
 
 No torch and no space here: the space (``nas_gym.spaces.cell``), its builder, FLOP counter and
 supernet all import these, and none of them import each other's modules at load time.
@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from functools import cache
 
 from nas_gym.spaces.base import ArchitectureError
+from nas_gym.spaces.cell_graph import CELL_OPS, EDGES, N_NODES, NONE, live_edges
 
-CELL_OPS = ("none", "skip", "conv1", "conv3", "avgpool3")
-NONE = 0
-EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))  # (source, target), in NAS-Bench-201's order
-N_NODES = 4
+__all__ = ["CELL_OPS", "EDGES", "N_NODES", "NONE", "Cell", "canonical", "live_edges", "structural"]
 
 
 @dataclass(frozen=True)
@@ -69,20 +67,6 @@ class Cell:
     def key(self) -> str:
         """The digest of the canonical form: equal networks, equal keys (see the module docstring)."""
         return hashlib.sha256(canonical(self).text().encode()).hexdigest()[:20]
-
-
-def live_edges(ops: tuple[int, ...]) -> list[bool]:
-    """Which edges lie on a path from the input (node 0) to the output (node 3) of non-``none``
-    edges: the others change nothing in the network."""
-    forward = {0}
-    for src, dst in EDGES:  # EDGES is in topological order of targets
-        if src in forward and ops[EDGES.index((src, dst))] != NONE:
-            forward.add(dst)
-    backward = {N_NODES - 1}
-    for src, dst in reversed(EDGES):
-        if dst in backward and ops[EDGES.index((src, dst))] != NONE:
-            backward.add(src)
-    return [op != NONE and src in forward and dst in backward for op, (src, dst) in zip(ops, EDGES, strict=True)]
 
 
 def _swap_middle(ops: tuple[int, ...]) -> tuple[int, ...]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from nas_gym.spaces.cell_arch import CELL_OPS, EDGES, N_NODES, NONE, live_edges
+from nas_gym.spaces.cell_graph import CELL_OPS, EDGES, N_NODES, NONE, live_edges
 
 # A term is a nested tuple: ("x",) for the cell input, ("avg", term) for the pool of one term
 # (pools distribute over sums), ("conv1", i, sum) for conv instance i; a sum is a sorted tuple

@@ -44,7 +44,7 @@ class CellModule(nn.Module):
     when no path joins input and output, as a ``none``-only cell computes).
 
     ``names`` (the op of each built edge) and ``channels`` let the trainer stack cells that
-    differ (``nas_gym.grouped_cell``) without reading the op off the modules.
+    differ (``nas_gym.training.grouped_cell``) without reading the op off the modules.
     """
 
     def __init__(self, cell: Cell, dims: int, channels: int) -> None:

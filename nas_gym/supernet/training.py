@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from nas_gym.config import TrainConfig
-from nas_gym.train import lr_factor, make_optimizer
+from nas_gym.training.train import lr_factor, make_optimizer
 
 
 class BatchStream:

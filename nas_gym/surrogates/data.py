@@ -35,7 +35,7 @@ import numpy as np
 
 from nas_gym.atomic import atomic_write_bytes
 from nas_gym.config import Config, ConfigError
-from nas_gym.evaluators.cache import TRAINER_VERSION
+from nas_gym.results import TRAINER_VERSION
 
 if TYPE_CHECKING:
     from nas_gym.evaluators.cache import Cache

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from nas_gym.evaluators.cache import TRAINER_VERSION
+from nas_gym.results import TRAINER_VERSION
 from nas_gym.spaces.base import SearchSpace
 from nas_gym.surrogates.data import data_hash
 from nas_gym.surrogates.model import SurrogateModel, feature_fingerprint

@@ -27,7 +27,7 @@ from typing import Any
 from tensorboard.compat.proto.summary_pb2 import Summary
 
 from nas_gym.evaluators.base import EvalStats
-from nas_gym.runlog import Record
+from nas_gym.runs.runlog import Record
 
 FIGURE_SECONDS = 60.0  # a figure costs about 0.1 s: at most once a minute keeps it under 0.2% of a run
 
@@ -112,8 +112,8 @@ class TensorBoardLog:
         return {"stage_rewards": list(self._stage_rewards)}
 
     def _pareto_figure(self, records: Sequence[Record], step: int) -> None:
-        from nas_gym.figures import pareto_figure
-        from nas_gym.leaderboard import Entry, pareto_front
+        from nas_gym.runs.figures import pareto_figure
+        from nas_gym.runs.leaderboard import Entry, pareto_front
 
         self._last_figure = time.monotonic()
         ok = [r for r in records if r.status == "ok"]
@@ -139,7 +139,7 @@ class TensorBoardLog:
         self._end_stage(step)
         self.flush(records, step, figure=True)
         if best is not None:
-            from nas_gym.figures import architecture_figure
+            from nas_gym.runs.figures import architecture_figure
 
             title = f"best: reward {best.reward:.4f}, val acc {best.val_acc:.4f}, {best.params:,} params"
             self._add_figure("nas/best_architecture", architecture_figure(best.arch, title), step)

@@ -1,6 +1,6 @@
 """K different cells side by side: the member-stacked form of ``CellModule``s that differ.
 
-``nas_gym.model_rewrite`` stacks K networks along channels when they are alike. Networks of the
+``nas_gym.training.model_rewrite`` stacks K networks along channels when they are alike. Networks of the
 cell space share their skeleton (stem, reductions, head) and differ only inside their cells, so
 every layer but the cells stacks as before; a ``GroupedCellModule`` stands for the K cells at one
 position. Member k reads and writes channels ``[k*C, (k+1)*C)``, as everywhere else.

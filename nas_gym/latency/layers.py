@@ -153,7 +153,7 @@ class CellLayers:
         the op straight from input to output."""
         from torch import nn
 
-        from nas_gym.latency_ops import Add, Zeros
+        from nas_gym.latency.ops import Add, Zeros
         from nas_gym.spaces.cell_model import CellModule
 
         layer, shape = key.rpartition("@")[0], key_shape(key)

@@ -1,6 +1,6 @@
 """Measuring the latency table (``nas-gym latency profile``): every layer, then a fitted line.
 
-Each layer key the preset's space can produce (``nas_gym.latency_layers``) is timed on its own
+Each layer key the preset's space can produce (``nas_gym.latency.layers``) is timed on its own
 at batch 1 with one torch thread: warm-up runs, then the median of ``repeats`` timed runs,
 synchronising an accelerator before reading the clock. A few whole networks, sampled from a
 seeded generator, are then timed the same way, and ``measured = scale * sum + intercept`` is
@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from nas_gym.config import Config
-from nas_gym.latency_layers import key_shape, layers_for
-from nas_gym.latency_model import LatencyTable, cpu_name, device_label, preset_identity
-from nas_gym.train import cpu_threads, forked_rng, resolve_device, seed_torch
+from nas_gym.latency.layers import key_shape, layers_for
+from nas_gym.latency.model import LatencyTable, cpu_name, device_label, preset_identity
+from nas_gym.training.train import cpu_threads, forked_rng, resolve_device, seed_torch
 
 THREADS = 1  # what the trainer uses by default; and two one-thread processes beat one two-thread one here
 

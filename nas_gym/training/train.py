@@ -1,8 +1,8 @@
 """Train an architecture, or several seeds of it at once, and score it.
 
-The loop itself is ``nas_gym.fit`` (data on the device, one gather per epoch, no DataLoader);
-the optimiser step is ``nas_gym.stepper`` (torch's fused kernels through the functional API);
-``nas_gym.model_rewrite`` turns K seeds of one network into one network K times as wide, and
+The loop itself is ``nas_gym.training.fit`` (data on the device, one gather per epoch, no DataLoader);
+the optimiser step is ``nas_gym.training.stepper`` (torch's fused kernels through the functional API);
+``nas_gym.training.model_rewrite`` turns K seeds of one network into one network K times as wide, and
 runs 1-D networks as channels-last 2-D ones on a CPU. This module decides the device, the thread
 count and what a failure looks like, and builds networks for the evaluators.
 
@@ -24,11 +24,6 @@ from torch import nn
 
 from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
-from nas_gym.device import resolve_device
-from nas_gym.evaluators.base import FAILED, EvalResult
-from nas_gym.fit import EpochMetrics, Runner, TrainMetrics, augment_images, lr_factor
-from nas_gym.fit import fit as _fit
-from nas_gym.model_rewrite import RewriteError, Rewritten, rewrite, unchanged
 from nas_gym.numerics import (
     DeviceLostError,
     deterministic_pooling,
@@ -37,7 +32,12 @@ from nas_gym.numerics import (
     is_out_of_memory,
     numerics_settings,
 )
+from nas_gym.results import FAILED, EvalResult
 from nas_gym.spaces.base import Architecture, SearchSpace
+from nas_gym.training.device import resolve_device
+from nas_gym.training.fit import EpochMetrics, Runner, TrainMetrics, augment_images, lr_factor
+from nas_gym.training.fit import fit as _fit
+from nas_gym.training.model_rewrite import RewriteError, Rewritten, rewrite, unchanged
 
 __all__ = ["EpochMetrics", "TrainMetrics", "augment_images", "evaluate_architecture", "evaluate_seeds", "lr_factor",
            "measure_latency", "resolve_device", "train", "train_members", "train_seeds"]
@@ -107,7 +107,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 def _member_net(models: Sequence[nn.Module], data: Dataset, device: torch.device) -> Rewritten | None:
     """The network that trains ``models`` in one pass, or None if they must train one by one.
 
-    On a CPU, 1-D networks run as channels-last 2-D ones (``nas_gym.model_rewrite``); a single
+    On a CPU, 1-D networks run as channels-last 2-D ones (``nas_gym.training.model_rewrite``); a single
     network the rewrite cannot cover trains as it is.
     """
     lift = device.type == "cpu" and data.x_train.ndim == 3
@@ -134,11 +134,11 @@ def train_members(models: Sequence[nn.Module], data: Dataset, config: TrainConfi
     """Train K networks, ``models[k]`` built with seed ``seeds[k]``, in one pass; each ends as if
     trained alone by ``train`` with ``config.seed = seeds[k]``. The networks are K seeds of one
     architecture, or networks of the cell space that differ in their cell (then each cell op runs
-    once over the members that use it: ``nas_gym.grouped_cell``).
+    once over the members that use it: ``nas_gym.training.grouped_cell``).
 
-    The members are stacked along channels into one network (``nas_gym.model_rewrite``), each with
+    The members are stacked along channels into one network (``nas_gym.training.model_rewrite``), each with
     its own data order, augmentation and dropout streams, loss term and metrics (see
-    ``nas_gym.fit``); one member's NaN loss fails that member only. The trained weights are
+    ``nas_gym.training.fit``); one member's NaN loss fails that member only. The trained weights are
     copied back into ``models``. Results equal separate runs up to float rounding (a grouped
     convolution sums in another order); on a GPU dropout masks differ from a separate run's
     (``MemberDropout``). Networks the rewrite cannot stack (a layer with weights and no rule, or a
@@ -146,7 +146,7 @@ def train_members(models: Sequence[nn.Module], data: Dataset, config: TrainConfi
     with a warning.
 
     :param models: built alike, or cell networks of one skeleton, each initialised from its seed
-        (``evaluate_seeds`` and ``nas_gym.members.evaluate_members`` do this).
+        (``evaluate_seeds`` and ``nas_gym.training.members.evaluate_members`` do this).
     :param seeds: one per model; ``config.seed`` is not read.
     :param epoch_metrics: also score every member after every epoch (``TrainMetrics.curve``).
     :param clock: what seconds are counted in (``time.process_time`` for CPU seconds).

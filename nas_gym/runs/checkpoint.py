@@ -37,6 +37,7 @@ from typing import Any
 from nas_gym import trust
 from nas_gym.atomic import atomic_write_text, fsync_dir
 from nas_gym.config import Config
+from nas_gym.errors import NasGymError
 
 MANIFEST = "checkpoint.json"
 FOLDER = "checkpoint"
@@ -49,7 +50,7 @@ NOT_COMPARED = ("evaluator.cache", "evaluator.backend", "evaluator.ray_address",
                 "evaluator.max_retries", "evaluator.threads_per_worker", "runtime", "data.root", "data.download")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(NasGymError, ValueError):
     """A folder that cannot be resumed, or a command that does not match the run; one line."""
 
 

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas_gym.runlog import Record
+from nas_gym.runs.runlog import Record
 
 PLAIN_EVERY_SECONDS = 30.0  # piped output: one progress line this often (and one at the end)
 
@@ -127,7 +127,7 @@ def top_table(records: Sequence[Record], cost_name: str) -> Table:
 
 
 def leaderboard_table(shown: Sequence[Any], entries: Sequence[Any], pareto: bool) -> Table:
-    """Leaderboard entries (``nas_gym.leaderboard.Entry``) ``shown`` of all ``entries``, best reward first."""
+    """Leaderboard entries (``nas_gym.runs.leaderboard.Entry``) ``shown`` of all ``entries``, best reward first."""
     aware = _cost_aware(entries)
     title = "Pareto front (val acc vs params)" if pareto else f"Top {len(shown)} of {len(entries)} architectures"
     table = Table(title=title + (" by reward" if aware and not pareto else ""))

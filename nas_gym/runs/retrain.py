@@ -40,9 +40,10 @@ from torch import nn
 
 from nas_gym.config import Config
 from nas_gym.data import load_dataset, merge_train_val
+from nas_gym.errors import NasGymError
 from nas_gym.spaces import space_from_params
 from nas_gym.spaces.base import Architecture
-from nas_gym.train import count_params, forked_rng, resolve_device, seed_torch, train
+from nas_gym.training.train import count_params, forked_rng, resolve_device, seed_torch, train
 
 CPU = torch.device("cpu")
 
@@ -52,11 +53,11 @@ RETRAIN_FACTOR, RETRAIN_MIN_EPOCHS = 4, 20
 REPORT_NAME = "retrain.json"
 
 
-class RetrainError(ValueError):
+class RetrainError(NasGymError, ValueError):
     """Input retraining cannot use; one line naming what is wrong and the fix."""
 
 
-class ModelFileError(ValueError):
+class ModelFileError(NasGymError, ValueError):
     """A file that is not a nas-gym model file (or one of a newer format)."""
 
 
@@ -72,7 +73,7 @@ def resolve_target(target: str) -> tuple[str, Path | None]:
 
     :raises RetrainError: a folder without a successful evaluation, or a path that does not exist.
     """
-    from nas_gym.leaderboard import LeaderboardError, read_entries
+    from nas_gym.runs.leaderboard import LeaderboardError, read_entries
 
     path = Path(target)
     if path.is_dir():

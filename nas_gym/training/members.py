@@ -1,8 +1,8 @@
 """Evaluate several architectures, each with its seeds, in one training pass.
 
-A tabular benchmark trains every cell of a space once per seed. ``nas_gym.train.evaluate_seeds``
+A tabular benchmark trains every cell of a space once per seed. ``nas_gym.training.train.evaluate_seeds``
 already stacks one architecture's seeds; here the (architecture, seed) members of several cells
-are stacked too (``nas_gym.grouped_cell``), so the skeleton they share runs once, K times as
+are stacked too (``nas_gym.training.grouped_cell``), so the skeleton they share runs once, K times as
 wide, instead of once per cell. Each member still gets what ``evaluate_architecture`` gives it
 alone with ``train.seed`` = its seed, up to float rounding, and optionally its learning curve
 (one point per epoch, as NAS-Bench-201 records a curve per cell and seed).
@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nas_gym import train as training
 from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
-from nas_gym.evaluators.base import EvalResult
-from nas_gym.fit import EpochMetrics
+from nas_gym.results import EvalResult
 from nas_gym.spaces.base import Architecture, SearchSpace
+from nas_gym.training import train as training
+from nas_gym.training.fit import EpochMetrics
 
 __all__ = ["MemberResult", "evaluate_members"]
 
@@ -87,7 +87,7 @@ def evaluate_members(items: Sequence[tuple[Architecture, Sequence[int]]], data: 
     :param clock: ``time.process_time`` counts CPU seconds (a table's clock), the default wall.
     """
     # Alike architectures side by side: members that share an op on an edge then sit in a range,
-    # which the grouped cell reads as a view instead of a gather (``nas_gym.grouped_cell``).
+    # which the grouped cell reads as a view instead of a gather (``nas_gym.training.grouped_cell``).
     order = sorted(range(len(items)), key=lambda i: items[i][0].text())
     if order != list(range(len(items))):
         ordered = evaluate_members([items[i] for i in order], data, config, runtime, space=space,

@@ -14,7 +14,7 @@ whose ``forward`` only routes tensors, adds them or makes zeros like them:
   kernel launches and Python calls than K steps of the narrow ones, which is what small networks
   on a CPU are bound by.
 * **Cells that differ** (the cell space: one skeleton, K cells). Where the members hold
-  ``CellModule``s that are not built alike, a ``GroupedCellModule`` (``nas_gym.grouped_cell``)
+  ``CellModule``s that are not built alike, a ``GroupedCellModule`` (``nas_gym.training.grouped_cell``)
   takes their place: each op runs once over the members that use it, stacked by these same
   rules; every other layer stacks as above.
 * **1-D as channels-last 2-D** (``lift=True``). A ``Conv1d`` runs as a ``Conv2d`` with a ``1 x k``
@@ -42,10 +42,11 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
-from nas_gym.grouped_cell import GroupedCellModule, cells_differ
+from nas_gym.errors import NasGymError
+from nas_gym.training.grouped_cell import GroupedCellModule, cells_differ
 
 
-class RewriteError(ValueError):
+class RewriteError(NasGymError, ValueError):
     """A network the rewrite has no rule for (a layer with weights it does not know)."""
 
 

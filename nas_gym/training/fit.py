@@ -25,10 +25,10 @@ import torch.nn.functional as F
 
 from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
-from nas_gym.evaluators.base import FAILED, OK
-from nas_gym.model_rewrite import Rewritten, seed_members
 from nas_gym.numerics import LossScaler, precision
-from nas_gym.stepper import Stepper
+from nas_gym.results import FAILED, OK
+from nas_gym.training.model_rewrite import Rewritten, seed_members
+from nas_gym.training.stepper import Stepper
 
 # Evaluation keeps no activations for backward, so a batch several times the training batch
 # fits wherever training fitted; fewer, larger batches cut the per-call overhead.

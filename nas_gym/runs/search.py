@@ -2,7 +2,7 @@
 
 The run folder holds everything needed to understand, repeat and resume the run: the resolved
 config, the command line, TensorBoard events, a CSV of every evaluated architecture, and the
-checkpoint (``nas_gym.checkpoint``) that ``--resume`` continues from.
+checkpoint (``nas_gym.runs.checkpoint``) that ``--resume`` continues from.
 
 A checkpoint is taken every ``checkpoint_every`` episodes: the agent learns in chunks of that
 many episodes (one ``learn`` call each), or, for agents with ``checkpoints_in_learn`` (SB3),
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from agents.base import AgentError, resolve_agent
-from nas_gym import checkpoint, trust
+from nas_gym import trust
 from nas_gym.atomic import atomic_write_text
 from nas_gym.config import Config, load_config
 from nas_gym.envs.nas_env import NasEnv
@@ -36,9 +36,10 @@ from nas_gym.evaluators.base import EvalStats, Evaluator
 from nas_gym.evaluators.cache import resolve_path
 from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
-from nas_gym.leaderboard import CONFIRMED_CSV
-from nas_gym.recorder import RecordEpisodes, SearchLog
-from nas_gym.runlog import Record, failures, read_records, record_runtime, top
+from nas_gym.runs import checkpoint
+from nas_gym.runs.leaderboard import CONFIRMED_CSV
+from nas_gym.runs.recorder import RecordEpisodes, SearchLog
+from nas_gym.runs.runlog import Record, failures, read_records, record_runtime, top
 
 if TYPE_CHECKING:
     from nas_gym.evaluators.training import Backend

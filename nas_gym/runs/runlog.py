@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nas_gym.atomic import atomic_write_text
+from nas_gym.errors import NasGymError
 
 EVALUATIONS_CSV = "evaluations.csv"
 RUNTIME_JSON = "runtime.json"
@@ -93,7 +94,7 @@ def record_of(row: dict[str, str]) -> Record:
     return rec
 
 
-class RunLogError(ValueError):
+class RunLogError(NasGymError, ValueError):
     """An ``evaluations.csv`` that cannot be read as text; one line naming it."""
 
 

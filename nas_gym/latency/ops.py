@@ -1,5 +1,5 @@
 """The two modules a cell's latency needs beyond the layers its builder makes: a node's sum and
-an empty cell's zeros, timed as table entries of their own (``nas_gym.latency_layers``)."""
+an empty cell's zeros, timed as table entries of their own (``nas_gym.latency.layers``)."""
 
 from __future__ import annotations
 

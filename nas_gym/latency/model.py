@@ -1,6 +1,6 @@
 """A latency model of this machine: a table of per-layer times, summed over a network's layers.
 
-The table (``nas-gym latency profile``, ``nas_gym.latency_profile``) holds the median time of a
+The table (``nas-gym latency profile``, ``nas_gym.latency.profile``) holds the median time of a
 batch-1 forward pass of every layer the preset's space can produce, at every input shape it
 can see it at, measured on one device with one torch thread, plus a line fitted on a few whole
 networks: ``predicted ms = scale * sum of the layers' times + intercept``. The intercept is what
@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from nas_gym.atomic import atomic_write_text
-from nas_gym.latency_layers import Layers, layers_for
+from nas_gym.errors import NasGymError
+from nas_gym.latency.layers import Layers, layers_for
 from nas_gym.spaces import space_from_params
 
 FORMAT = 1
@@ -35,7 +36,7 @@ ENV_VAR = "NAS_GYM_LATENCY"  # folder of the default tables
 DEFAULT_DIR = Path("~/.cache/nas-gym/latency")
 
 
-class LatencyTableError(ValueError):
+class LatencyTableError(NasGymError, ValueError):
     """A table that is missing, unreadable or measured for another machine, torch or preset."""
 
 
@@ -82,7 +83,7 @@ def default_table_path(identity: dict[str, Any]) -> Path:
 class LatencyTable:
     """One machine's table for one preset.
 
-    :param entries: median milliseconds of each layer key (``nas_gym.latency_layers``).
+    :param entries: median milliseconds of each layer key (``nas_gym.latency.layers``).
     :param intercept_ms: fitted milliseconds a whole network adds to its layers' sum.
     :param scale: fitted factor on the layers' sum.
     :param fit: how the line was fitted: the architectures, the seed, the measured times and residuals.
@@ -236,7 +237,7 @@ def verified_table(path: str | os.PathLike[str], identity: dict[str, Any], devic
     """
     import torch
 
-    from nas_gym.device import resolve_device
+    from nas_gym.training.device import resolve_device
 
     shape = tuple(identity["input_shape"])
     layers_for(space_from_params(identity["space"], shape), shape, identity["num_classes"])  # a space it can cut up

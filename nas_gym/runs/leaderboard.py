@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from nas_gym.runlog import EVALUATIONS_CSV, read_rows, record_of
+from nas_gym.errors import NasGymError
+from nas_gym.runs.runlog import EVALUATIONS_CSV, read_rows, record_of
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class RunInfo:
 CONFIRMED_CSV = "confirmed.csv"  # written by multi-fidelity searches: arch, val_acc, low_val_acc, epochs
 
 
-class LeaderboardError(ValueError):
+class LeaderboardError(NasGymError, ValueError):
     """A path that is not a run folder (nor a folder of run folders)."""
 
 

@@ -51,9 +51,9 @@ import numpy as np
 
 from nas_gym.config import Config
 from nas_gym.gpus import claim_gpu, visible_gpus
-from nas_gym.recorder import SearchLog
-from nas_gym.runlog import Record, best_of, read_records
-from nas_gym.search import CHECKPOINT_SECONDS, StopSearch, run_search, safe_agent_name
+from nas_gym.runs.recorder import SearchLog
+from nas_gym.runs.runlog import Record, best_of, read_records
+from nas_gym.runs.search import CHECKPOINT_SECONDS, StopSearch, run_search, safe_agent_name
 from nas_gym.spaces.base import Architecture, SearchSpace
 
 DEFAULT_BUDGET = 100  # evaluations, when neither a count nor a table to derive one from is given
@@ -377,7 +377,7 @@ def plot(summaries: list[AgentSummary], path: Path, optimum: float | None = None
     """Best-so-far reward (as the searches saw it; the validation accuracy unless the reward is
     cost-aware) against evaluations: mean and a
     95% confidence band (1.96 standard errors over seeds) per agent; the optimum dashed."""
-    from nas_gym.figures import new_figure, save_figure
+    from nas_gym.runs.figures import new_figure, save_figure
 
     fig = new_figure((8, 5))
     ax = fig.subplots()

@@ -3,7 +3,7 @@
 :class:`RecordEpisodes` wraps the env (or each sub-env of a vector env) and reports to one
 :class:`SearchLog`. It only reads what the env already returns (episode infos) and the
 evaluator's statistics, and writes nothing back, so every agent leaves the same curves and CSV.
-The run record (``nas_gym.runlog``) and the event stream (``nas_gym.tb``) both buffer their
+The run record (``nas_gym.runs.runlog``) and the event stream (``nas_gym.runs.tb``) both buffer their
 writes until :meth:`SearchLog.flush`, which the search calls before each checkpoint.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from nas_gym.runlog import Record, RunLog, failures, top
+from nas_gym.runs.runlog import Record, RunLog, failures, top
 
 
 class SearchLog:
@@ -27,7 +27,7 @@ class SearchLog:
     :param on_episode: called after each recorded episode with the log (progress bars).
     :param hparams: the run's settings, for TensorBoard's HParams tab.
     :param figure_seconds: least time between two Pareto figures at checkpoints (None: the
-        default of ``nas_gym.tb``); one is always drawn at the end.
+        default of ``nas_gym.runs.tb``); one is always drawn at the end.
     :param resume: the :meth:`state` saved at a checkpoint of this run folder (None: start
         over). The CSV is cut back to the episodes that checkpoint counted and TensorBoard
         hides what was written after it, so the episodes a resumed search plays again are
@@ -54,7 +54,7 @@ class SearchLog:
         run_dir, hparams, figure_seconds, resume = self._open_args
         self.run = RunLog(run_dir, resume)
         if run_dir is not None:
-            from nas_gym.tb import FIGURE_SECONDS, TensorBoardLog
+            from nas_gym.runs.tb import FIGURE_SECONDS, TensorBoardLog
 
             self.tensorboard = TensorBoardLog(
                 run_dir, hparams, purge_step=None if resume is None else self.run.episodes + 1,

@@ -72,7 +72,7 @@ def test_every_recorded_epoch_matches_the_ordinary_trainer(tiny, tmp_path):
     import torch
 
     from nas_gym.data import load_dataset
-    from nas_gym.train import forked_rng, train_members
+    from nas_gym.training.train import forked_rng, train_members
 
     cfg, cells = tiny
     lines = curves.build(cfg, cells, (0, 1), tmp_path / "lines.jsonl", workers=1, group=3)

@@ -28,8 +28,15 @@ from nas_gym.evaluators.table import FORMAT, FORMAT_VERSION, built_config, write
 from nas_gym.spaces.cell_arch import Cell, canonical, structural
 
 
+class MigrationError(ValueError):
+    """A table that cannot be converted; nothing is written."""
+
+
 def migrate(header: dict, rows: list[dict]) -> tuple[dict, list[dict], dict]:
-    """The version-2 header and rows, and counts for the report."""
+    """The version-2 header and rows, and counts for the report.
+
+    :raises MigrationError: bit-identical rows in two classes, or a class without a row trained
+        on its representative."""
     space = built_config(header).search_space()
     archs = [space.parse(r["arch"]) for r in rows]
     by_result: dict[tuple, set[str]] = defaultdict(set)
@@ -40,15 +47,16 @@ def migrate(header: dict, rows: list[dict]) -> tuple[dict, list[dict], dict]:
         print(f"note: {split} groups of bit-identical rows under different keys remain in this "
               f"{type(archs[0]).__name__} table", file=sys.stderr)
     elif split:
-        raise SystemExit(f"{split} groups of bit-identical rows fall into different classes: the key misses an "
-                         "equivalence; nothing written")
+        raise MigrationError(f"{split} groups of bit-identical rows fall into different classes: the key misses an "
+                             "equivalence; nothing written")
     kept: dict[str, dict] = {}
     for a, r in zip(archs, rows, strict=True):
         if not isinstance(a, Cell) or structural(a) == canonical(a):
             kept.setdefault(a.key(), {**r, "arch": a.text()})
     missing = {a.key() for a in space.enumerate()} - set(kept)
     if missing:
-        raise SystemExit(f"{len(missing)} classes have no row trained on their representative; rebuild the table")
+        raise MigrationError(f"{len(missing)} classes have no row trained on their representative; rebuild the "
+                             "table with scripts/build_table.py")
     order = {k: i for i, k in enumerate(dict.fromkeys(a.key() for a in space.enumerate()))}
     new_rows = sorted(kept.values(), key=lambda r: order[space.parse(r["arch"]).key()])
     counts = {"format_1_rows": len(rows), "format_2_rows": len(new_rows), "distinct_results": len(by_result)}
@@ -77,7 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("format_version") != 1:
         print(f"migrate_table: {args.old} is not a format-1 nas-gym table; nothing to convert", file=sys.stderr)
         return 2
-    new_header, new_rows, counts = migrate(header, rows)
+    try:
+        new_header, new_rows, counts = migrate(header, rows)
+    except (MigrationError, KeyError, TypeError) as e:
+        print(f"migrate_table: {args.old}: {e}", file=sys.stderr)
+        return 2
     size = write_table(args.new, new_header, new_rows)
     print(f"wrote {args.new}: {counts['format_1_rows']} rows ({counts['distinct_results']} distinct results) -> "
           f"{counts['format_2_rows']} rows, {size:,} bytes")

@@ -18,7 +18,7 @@ from typing import Any
 
 from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators import make_evaluator
-from nas_gym.evaluators.base import EvalResult, Evaluator
+from nas_gym.evaluators.base import EvalResult, Evaluator, FidelityEvaluator
 from nas_gym.evaluators.multi_fidelity import rank_score, with_fidelity
 from nas_gym.spaces.base import Architecture
 
@@ -37,6 +37,35 @@ def training_factory(config: Config, knob: str = "epochs", kind: str = "train", 
 
     def make(budget: float) -> Evaluator:
         return make_evaluator(with_fidelity(config, **{knob: budget}), kind, **kwargs)
+
+    return make
+
+
+class _AtEpochs:
+    """One fidelity of a :class:`FidelityEvaluator` (a table with learning curves): answers at
+    ``epochs`` and charges the shared evaluator, which pays only for epochs of an architecture
+    not paid for yet, as if its training continued from the last rung."""
+
+    def __init__(self, evaluator: FidelityEvaluator, epochs: int) -> None:
+        self.inner, self.epochs = evaluator, epochs
+        self.space, self.num_classes, self.stats = evaluator.space, evaluator.num_classes, evaluator.stats
+
+    def evaluate_many(self, archs: Sequence[Architecture]) -> list[EvalResult]:
+        return [self.inner.evaluate_at(a, self.epochs) for a in archs]
+
+
+def table_factory(evaluator: Evaluator) -> EvaluatorFactory:
+    """A factory for ``SuccessiveHalving`` over one table with learning curves: budget ->
+    answers after that many epochs (rounded to a whole epoch, at least 1), all charged to
+    ``evaluator``, so a rung pays only for the epochs it adds.
+
+    :raises ConfigError: the evaluator cannot answer at a chosen epoch.
+    """
+    if not isinstance(evaluator, FidelityEvaluator) or evaluator.unwrapped is not evaluator:
+        raise ConfigError(f"successive halving on a table needs an evaluator with learning curves, not {evaluator!r}")
+
+    def make(budget: float) -> Evaluator:
+        return _AtEpochs(evaluator, max(1, round(budget)))  # type: ignore[return-value]
 
     return make
 
@@ -123,5 +152,6 @@ class SuccessiveHalving:
                 ranked = sorted(zip(survivors, results, strict=True), key=lambda ar: rank_score(ar[1]), reverse=True)
                 survivors = [a for a, _ in ranked[: max(1, int(len(survivors) // self.eta))]]
         order = sorted(reached, key=lambda a: (reached[a][0], rank_score(reached[a][1])), reverse=True)
-        seconds = sum(ev.stats.train_seconds for ev in self.evaluators.values())
+        stats = {id(ev.stats): ev.stats for ev in self.evaluators.values()}  # fidelities may share one evaluator
+        seconds = sum(st.train_seconds for st in stats.values())
         return HalvingResult(tuple((a, reached[a][1]) for a in order), tuple(rungs), seconds)

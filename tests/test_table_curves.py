@@ -81,3 +81,27 @@ def test_epochs_out_of_range_or_without_curves_are_refused_in_one_line(table_pat
         make_evaluator(load_config("mnist1d-tiny", {"evaluator.kind": "table", "evaluator.epochs": "1"}))
     with pytest.raises(ConfigError, match="table evaluator only"):
         load_config("mnist1d-tiny", {"evaluator.kind": "train", "evaluator.epochs": "1"})
+
+
+def test_successive_halving_on_a_curve_table_pays_only_for_the_epochs_it_uses(table_path):
+    from agents.successive_halving import SuccessiveHalving, table_factory
+
+    cfg, path = table_path
+    ev = TableEvaluator(cfg, seed=0, path=path)
+    sh = SuccessiveHalving(table_factory(ev), eta=2, min_budget=1, max_budget=EPOCHS)
+    assert sh.budgets == [1, 2, 4]
+    rng = np.random.default_rng(7)
+    archs = list({a.key(): a for a in (ev.space.sample(rng) for _ in range(8))}.values())[:8]
+    result = sh.run(archs)
+    # each architecture pays the seconds of the last epoch it reached, not the sum of its rungs
+    reached: dict[str, int] = {}
+    for rung in result.rungs:
+        for arch, _ in rung.results:
+            reached[arch.key()] = int(rung.budget)
+    secs = {a.key(): ev.table.rows[ev.table.index[a.key()]]["curves"]["train_seconds"][0] for a in archs}
+    want = sum(secs[k][e - 1] for k, e in reached.items())
+    assert result.train_seconds == pytest.approx(want) == pytest.approx(ev.stats.train_seconds)
+    best, best_result = result.best
+    assert best_result.fidelity == EPOCHS
+    assert best_result.val_acc == ev.table.rows[ev.table.index[best.key()]]["curves"]["val_acc"][0][EPOCHS - 1]
+    assert len(result.rungs[0].results) == len(archs) and len(result.rungs[-1].results) == max(1, len(archs) // 4)

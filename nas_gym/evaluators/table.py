@@ -17,8 +17,9 @@ space size, library versions, date); each further line is one architecture::
 with one list entry per seed, in the header's seed order. A table built with learning curves
 (``scripts/build_table.py --curves``) also has ``"curves": {"val_acc": [[...], ...], "test_acc":
 ..., "train_loss": ..., "train_seconds": ...}``: per seed, one value per epoch, the seconds
-cumulative, so that epoch ``e`` of a curve is what training for ``e`` epochs gave and cost. Test accuracy is in the file for
-final reports (``test_acc``), never in ``val_acc``: search must not peek at the test set.
+cumulative, so that epoch ``e`` of a curve is the network after ``e`` epochs of the table's run
+(under the schedule of the whole run, as NAS-Bench-201's curves are) and what those epochs cost.
+Test accuracy is in the file for final reports (``test_acc``), never in ``val_acc``: search must not peek at the test set.
 
 Nothing here imports torch: looking an architecture up must stay microseconds.
 """

@@ -30,6 +30,7 @@ EVALUATIONS_CSV = "evaluations.csv"
 RUNTIME_JSON = "runtime.json"
 CSV_FIELDS = ("episode", "arch", "val_acc", "reward", "params", "flops", "status", "reason", "evaluations", "cached",
               "cost", "cost_factor", "within_target", "sim_start", "sim_finish")
+OPTIONAL_FIELDS = ("sim_start", "sim_finish")  # last in a row, may be missing from it
 
 
 def record_runtime(run_dir: Path, config: Any) -> list[dict[str, Any]]:
@@ -129,6 +130,9 @@ def read_rows(path: Path) -> list[dict[str, str]]:
                           "copy, or remove the run folder from the command") from None
     good = []
     for row in rows:
+        for key in OPTIONAL_FIELDS:  # rows written without the simulated clock's columns
+            if row.get(key, "") is None:
+                row[key] = ""
         try:
             if None not in row.values() and None not in row:
                 record_of(row)

@@ -213,3 +213,19 @@ def test_resumed_four_worker_search_continues_exactly(tmp_path):
     keep = ("arch", "sim_start", "sim_finish")
     assert [[r[c] for c in keep] for r in rows(resumed.run_dir)] == [[r[c] for c in keep] for r in rows(whole.run_dir)]
     assert resumed.simulated_seconds == whole.simulated_seconds
+
+
+def test_an_agents_reset_options_start_each_episode_it_asked_for():
+    seen: list[dict | None] = []
+
+    class Options(gym.Wrapper):
+        def reset(self, **kwargs):
+            seen.append(kwargs.get("options"))
+            return self.env.reset(seed=kwargs.get("seed"))  # the options are this test's, not the env's
+
+    env, infos = table_env(workers=2)
+    env = Options(env)
+    agent = resolve_agent("random")(env, seed=0)
+    agent.reset_options = lambda arch: {"note": arch.text()}
+    SimulatedWorkers(agent, env).drive(6)
+    assert seen == [{"note": i["arch"]} for i in infos] and len(seen) == 6

@@ -14,8 +14,9 @@ from agents.base import resolve_agent
 from nas_gym.cli import app
 from nas_gym.config import ConfigError, load_config
 from nas_gym.envs.nas_env import NasEnv
+from nas_gym.runs.runlog import read_records
 from nas_gym.runs.search import SearchInterrupted, run_search
-from nas_gym.runs.workers import SimulatedClock, SimulatedWorkers, WorkerClock, arrival_order, schedule
+from nas_gym.runs.workers import SimulatedClock, SimulatedWorkers, WorkerClock, arrival_order, by_arrival, schedule
 
 ASK_TELL = ("random", "evolution", "local")
 runner = CliRunner()
@@ -197,6 +198,10 @@ def test_random_search_on_four_workers_takes_about_a_quarter_of_the_time(tmp_pat
     assert [float(r["sim_finish"]) for r in four] == pytest.approx([j.finish for j in model], rel=1e-6)
     end = max(float(r["sim_finish"]) for r in four)
     assert sum(durations) / 4 <= end <= sum(durations) / 4 + max(durations)
+    (run_dir,) = (tmp_path / "k4").iterdir()
+    arrived = by_arrival(read_records(run_dir))
+    assert [r.sim_finish for r in arrived] == sorted(float(r["sim_finish"]) for r in four)
+    assert [r.episode for r in arrived] != sorted(r.episode for r in arrived)  # a long job asked early arrives late
 
 
 def test_resumed_four_worker_search_continues_exactly(tmp_path):

@@ -40,6 +40,7 @@ import gymnasium as gym
 from agents.ask_tell import is_ask_tell
 from agents.base import AgentError, play
 from nas_gym.config import Config, ConfigError
+from nas_gym.runs.runlog import Record
 from nas_gym.spaces.base import Architecture
 
 SIMULATED_KINDS = ("table", "surrogate")  # evaluators that charge recorded (or predicted) seconds
@@ -291,6 +292,18 @@ class SimulatedWorkers:
         self._pending = [(float(t), int(i), space.parse(a), float(r), dict(info)) for t, i, a, r, info in state["pending"]]
         heapq.heapify(self._pending)
         self._asked = int(state["asked"])
+
+
+def by_arrival(records: list[Record]) -> list[Record]:
+    """Records of a simulated run in the order their results arrived (``sim_finish``, then
+    episode): the order an anytime curve against simulated time follows. With K > 1 workers the
+    episode order is the order of asking, and a long job asked early arrives late.
+
+    :raises ValueError: a record without simulated times (a run without a simulated clock).
+    """
+    if any(r.sim_finish is None for r in records):
+        raise ValueError("records without sim_finish: the run had no simulated clock (table or surrogate only)")
+    return sorted(records, key=lambda r: (r.sim_finish, r.episode))
 
 
 def _plain(value: Any) -> Any:

@@ -3,6 +3,11 @@
 Ageing (removing the oldest, not the worst) keeps an architecture that was lucky once from
 ruling the population forever, which matters when accuracies are noisy. Defaults follow the
 NAS-Bench-201 scripts (population 10, sample 3); NNI uses 100 / 25 for long budgets.
+
+Asynchronous ask/tell (``agents.ask_tell``), as Real et al. ran it on many workers: a freed
+worker gets a child of a tournament sampled from the population of results that have arrived;
+while fewer than ``population`` have arrived, it gets a random architecture (so K workers draw
+up to K - 1 more random ones than one worker does). With one worker this is the serial algorithm.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ class EvolutionArgs:
 class RegularizedEvolution:
     """:param env: a NasGym env. :param seed: seeds sampling and mutation. :param hparams: EvolutionArgs fields."""
 
+    synchronous = False
+
     def __init__(self, env: gym.Env, seed: int = 0, hparams: dict[str, Any] | None = None,
                  logdir: Path | None = None) -> None:
         self.env = env
@@ -45,7 +52,8 @@ class RegularizedEvolution:
         self.population: deque[tuple[Architecture, float]] = deque()
         self.episodes_done = 0
 
-    def _propose(self) -> Architecture:
+    def ask(self) -> Architecture:
+        """A random architecture until the population is full, then a mutated tournament winner."""
         space = self.env.unwrapped.space
         if len(self.population) < self.args.population:
             return space.sample(self.rng)
@@ -60,16 +68,19 @@ class RegularizedEvolution:
         while done < episodes:
             # with N workers, N children are proposed from the same population, as in the
             # asynchronous evolution of Real et al.; with one worker this is the serial algorithm
-            children = [self._propose() for _ in range(min(batch, episodes - done))]
+            children = [self.ask() for _ in range(min(batch, episodes - done))]
             if len(children) > 1:
                 evaluator.prefetch(children)
             for child in children:
-                reward, _ = play(self.env, child)
-                self.population.append((child, reward))
-                if len(self.population) > self.args.population:
-                    self.population.popleft()
+                self.tell(child, *play(self.env, child))
             done += len(children)
-            self.episodes_done += len(children)
+
+    def tell(self, arch: Architecture, reward: float, info: dict[str, Any]) -> None:
+        """The child joins the population; the oldest leaves once it is over size (ageing)."""
+        self.population.append((arch, reward))
+        if len(self.population) > self.args.population:
+            self.population.popleft()
+        self.episodes_done += 1
 
     def save(self, path: str | Path) -> None:
         state = {"population": [(a.text(), r) for a, r in self.population], "episodes_done": self.episodes_done,

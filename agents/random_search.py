@@ -16,6 +16,7 @@ import numpy as np
 
 from agents.base import make_hparams, play
 from nas_gym.atomic import atomic_write_text
+from nas_gym.spaces.base import Architecture
 
 QUEUE_PER_WORKER = 4  # architectures handed to the evaluator at a time, per worker
 
@@ -26,7 +27,13 @@ class RandomSearchArgs:
 
 
 class RandomSearch:
-    """:param env: a NasGym env. :param seed: seeds the sampler. :param hparams: none."""
+    """:param env: a NasGym env. :param seed: seeds the sampler. :param hparams: none.
+
+    Asynchronous ask/tell (``agents.ask_tell``): a draw needs no result, so every freed worker
+    gets the next draw at once, and K workers see the same architectures as one.
+    """
+
+    synchronous = False
 
     def __init__(self, env: gym.Env, seed: int = 0, hparams: dict[str, Any] | None = None,
                  logdir: Path | None = None) -> None:
@@ -36,7 +43,7 @@ class RandomSearch:
         self.episodes_done = 0
 
     def learn(self, episodes: int) -> None:
-        space, evaluator = self.env.unwrapped.space, self.env.unwrapped.evaluator
+        evaluator = self.env.unwrapped.evaluator
         # Draws do not depend on results, so a batch can be longer than the workers: each
         # worker takes the next architecture when it finishes one, instead of idling until the
         # slowest of a batch of ``workers`` is done. The draws, and so the results, are the
@@ -44,13 +51,18 @@ class RandomSearch:
         batch = evaluator.batch_size * QUEUE_PER_WORKER if evaluator.batch_size > 1 else 1
         done = 0
         while done < episodes:
-            archs = [space.sample(self.rng) for _ in range(min(batch, episodes - done))]
+            archs = [self.ask() for _ in range(min(batch, episodes - done))]
             if len(archs) > 1:
                 evaluator.prefetch(archs)  # trained together by the evaluator's workers
             for arch in archs:
-                play(self.env, arch)
+                self.tell(arch, *play(self.env, arch))
             done += len(archs)
-            self.episodes_done += len(archs)
+
+    def ask(self) -> Architecture:
+        return self.env.unwrapped.space.sample(self.rng)
+
+    def tell(self, arch: Architecture, reward: float, info: dict[str, Any]) -> None:
+        self.episodes_done += 1
 
     def save(self, path: str | Path) -> None:
         """The generator's state is all there is: a loaded agent draws the architectures an

@@ -180,6 +180,9 @@ class EvaluatorConfig(_Frozen):
     :param supernet_batch_size: ``supernet`` only: the batch its shared weights train with; 0
         (default) means ``train.batch_size``, lowered to what fits in memory
         (``nas_gym.supernet.memory``).
+    :param simulated_workers: ``table`` and ``surrogate`` only: run the search as if this many
+        workers trained in parallel, each evaluation holding one for its recorded seconds, on the
+        simulated clock of ``nas_gym.runs.workers`` (agents with ask/tell only, when above 1).
     """
 
     kind: str = "train"
@@ -197,6 +200,7 @@ class EvaluatorConfig(_Frozen):
     supernet_epochs: int = Field(default=30, ge=1, le=10_000)
     supernet_val_samples: int = Field(default=256, ge=1)
     supernet_batch_size: int = Field(default=0, ge=0)
+    simulated_workers: int = Field(default=1, ge=1, le=100_000)
 
     @field_validator("kind")
     @classmethod
@@ -211,6 +215,18 @@ class EvaluatorConfig(_Frozen):
         if self.epochs is not None and self.kind != "table":
             raise ValueError(f"epochs is read by the table evaluator only, not {self.kind!r}; remove evaluator.epochs "
                              "(real training takes its budget from train.epochs)")
+        return self
+
+    @model_validator(mode="after")
+    def _simulated_workers_need_records(self) -> EvaluatorConfig:
+        k = self.simulated_workers
+        if k > 1 and self.kind not in ("table", "surrogate"):
+            raise ValueError(f"simulated_workers={k} replays recorded training seconds, so it needs kind table or "
+                             f"surrogate, not {self.kind!r}; set evaluator.simulated_workers=1 (real training runs "
+                             "in parallel with evaluator.workers)")
+        if k > 1 and self.workers > 1:
+            raise ValueError(f"simulated_workers={k} and workers={self.workers} both ask for parallel workers; a "
+                             "table or surrogate needs no real ones: set evaluator.workers=1")
         return self
 
 

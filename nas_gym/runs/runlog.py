@@ -7,7 +7,9 @@ cost-aware search hands back the architecture that did best on its own terms, no
 breaks its constraint. The cost the reward used (parameters, MACs, or measured or predicted
 milliseconds) is in the ``cost`` column, with its multiplier and whether it is within target. Rows are buffered and written by :meth:`RunLog.flush`,
 which the search calls before each checkpoint and at the end: a stop loses no row a checkpoint
-counted, and an instant evaluator is not slowed by one write per episode.
+counted, and an instant evaluator is not slowed by one write per episode. With a table or
+surrogate evaluator, ``sim_start`` and ``sim_finish`` hold when the evaluation started and its
+result arrived on the simulated clock (``nas_gym.runs.workers``); empty otherwise.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from nas_gym.errors import NasGymError
 EVALUATIONS_CSV = "evaluations.csv"
 RUNTIME_JSON = "runtime.json"
 CSV_FIELDS = ("episode", "arch", "val_acc", "reward", "params", "flops", "status", "reason", "evaluations", "cached",
-              "cost", "cost_factor", "within_target")
+              "cost", "cost_factor", "within_target", "sim_start", "sim_finish")
+OPTIONAL_FIELDS = ("sim_start", "sim_finish")  # last in a row, may be missing from it
 
 
 def record_runtime(run_dir: Path, config: Any) -> list[dict[str, Any]]:
@@ -58,6 +61,9 @@ class Record:
         predicted ms); None when the reward has no target (``accuracy``) or the row predates it.
     :param cost_factor: the multiplier the cost applied to the accuracy (1.0 without one).
     :param within_target: whether ``cost`` is at most ``reward.target`` (None without a target).
+    :param sim_start: simulated seconds when its evaluation started (``nas_gym.runs.workers``);
+        None without a simulated clock.
+    :param sim_finish: simulated seconds when its result arrived; None without a simulated clock.
     """
 
     episode: int
@@ -71,6 +77,8 @@ class Record:
     cost: float | None = None
     cost_factor: float = 1.0
     within_target: bool | None = None
+    sim_start: float | None = None
+    sim_finish: float | None = None
 
     @property
     def rank_key(self) -> tuple[float, int]:
@@ -86,9 +94,11 @@ def record_of(row: dict[str, str]) -> Record:
         [0, 1], a negative count): such a row is treated like one cut short by a kill.
     """
     cost, factor, within = row.get("cost") or "", row.get("cost_factor") or "", row.get("within_target") or ""
+    start, finish = row.get("sim_start") or "", row.get("sim_finish") or ""
     rec = Record(int(row["episode"]), row["arch"], float(row["val_acc"]), float(row["reward"]), int(row["params"]),
                  int(row["flops"]), row["status"], row["reason"], float(cost) if cost else None,
-                 float(factor) if factor else 1.0, None if within == "" else within == "1")
+                 float(factor) if factor else 1.0, None if within == "" else within == "1",
+                 float(start) if start else None, float(finish) if finish else None)
     if not 0.0 <= rec.val_acc <= 1.0 or min(rec.episode, rec.params, rec.flops) < 0 or not math.isfinite(rec.reward):
         raise ValueError(f"impossible values in the row of episode {rec.episode}")
     return rec
@@ -120,6 +130,9 @@ def read_rows(path: Path) -> list[dict[str, str]]:
                           "copy, or remove the run folder from the command") from None
     good = []
     for row in rows:
+        for key in OPTIONAL_FIELDS:  # rows written without the simulated clock's columns
+            if row.get(key, "") is None:
+                row[key] = ""
         try:
             if None not in row.values() and None not in row:
                 record_of(row)
@@ -200,7 +213,8 @@ class RunLog:
         """
         self.episodes += 1
         rec = Record(self.episodes, info["arch"], float(info["val_acc"]), float(reward), int(info["params"]),
-                     int(info["flops"]), info["status"], info["reason"], *cost_fields(info))
+                     int(info["flops"]), info["status"], info["reason"], *cost_fields(info),
+                     info.get("sim_start"), info.get("sim_finish"))
         self.records.append(rec)
         new_best = rec.status == "ok" and (self.best is None or rec.reward > self.best.reward)
         if new_best:
@@ -209,7 +223,8 @@ class RunLog:
             self._pending.append((rec.episode, rec.arch, f"{rec.val_acc:.6f}", f"{rec.reward:.6f}", rec.params,
                                   rec.flops, rec.status, rec.reason, evaluations, int(cache_hits > self._hits_seen),
                                   "" if rec.cost is None else f"{rec.cost:.10g}", f"{rec.cost_factor:.6f}",
-                                  "" if rec.within_target is None else int(rec.within_target)))
+                                  "" if rec.within_target is None else int(rec.within_target),
+                                  *("" if t is None else f"{t:.10g}" for t in (rec.sim_start, rec.sim_finish))))
         self._hits_seen = cache_hits
         return rec, new_best
 

@@ -40,6 +40,8 @@ from nas_gym.runs import checkpoint
 from nas_gym.runs.leaderboard import CONFIRMED_CSV
 from nas_gym.runs.recorder import RecordEpisodes, SearchLog
 from nas_gym.runs.runlog import Record, failures, read_records, record_runtime, top
+from nas_gym.runs.workers import SimulatedWorkers, clock_wrapper, with_clock
+from nas_gym.runs.workers import check_setup as check_simulated_workers
 
 if TYPE_CHECKING:
     from nas_gym.evaluators.training import Backend
@@ -55,7 +57,9 @@ RUN_CACHE = "cache.sqlite"  # a run's own cache file, when the config asks for n
 @dataclass(frozen=True)
 class SearchSummary:
     """:param resumed_from: episodes already done when this call started (0 for a new run).
-    :param already_finished: a resumed run that had nothing left to do."""
+    :param already_finished: a resumed run that had nothing left to do.
+    :param simulated_seconds: when the last result arrived on the simulated clock of K workers
+        (``evaluator.simulated_workers``; table and surrogate only), None without one."""
 
     run_dir: Path
     episodes: int
@@ -65,6 +69,7 @@ class SearchSummary:
     seconds: float
     resumed_from: int = 0
     already_finished: bool = False
+    simulated_seconds: float | None = None
 
 
 class SearchInterrupted(KeyboardInterrupt):
@@ -177,6 +182,7 @@ def run_search(
     every = math.ceil(checkpoint_every / workers) * workers
     before = _snapshot(Path(resume)) if resume is not None else None
     kind = evaluator if isinstance(evaluator, str) else config.evaluator.kind
+    check_simulated_workers(config, kind, agent, agent_cls)  # simulated workers: before any folder exists
     run_dir = Path(resume) if resume is not None else make_run_dir(logdir, agent, config.name, seed, kind)
     with checkpoint.run_lock(run_dir):  # one search per run folder at a time
         if resume is not None:
@@ -210,6 +216,12 @@ def run_search(
             instance = agent_cls(env, seed=seed, hparams=hparams, logdir=run_dir)
             if state:
                 checkpoint.load_agent(run_dir, manifest, instance)
+            # -- simulated workers (nas_gym.runs.workers): the clock, and the driver of K > 1 workers
+            sim = SimulatedWorkers(instance, env) if clock_wrapper(env) is not None else None
+            if sim is not None and state and "workers" in state:
+                _from_checkpoint(run_dir, manifest, lambda: sim.load_state(state["workers"]))
+            learn = instance.learn if sim is None else sim.learn
+            # -- end simulated workers
             if state is None:
                 log.open()
             else:  # the CSV cut back to the checkpoint's counters, which may be damaged
@@ -241,7 +253,8 @@ def run_search(
                 write_confirmed(run_dir, log.evaluator)
                 manifest = checkpoint.save(run_dir, dataclasses.replace(manifest, episodes_done=done), instance,
                                            {"log": log.state(), "stats": dataclasses.asdict(log.evaluator.stats),
-                                            "evaluator": log.evaluator.state()})
+                                            "evaluator": log.evaluator.state(),
+                                            **({} if sim is None else {"workers": sim.state()})})
                 last_save = time.monotonic()
 
             if getattr(instance, "checkpoints_in_learn", False):
@@ -256,7 +269,7 @@ def run_search(
                 done = resumed_from
                 while done < episodes:
                     chunk = min(every, episodes - done)
-                    instance.learn(chunk)
+                    learn(chunk)
                     done += chunk
                     save_at(done)
         except StopSearch:
@@ -267,7 +280,8 @@ def run_search(
             log.close()
             env.close()
         return SearchSummary(run_dir, log.episodes, log.top(5), log.failures(), log.evaluator.stats,
-                             time.perf_counter() - start, resumed_from=resumed_from)
+                             time.perf_counter() - start, resumed_from=resumed_from,
+                             simulated_seconds=None if sim is None else sim.simulated_seconds)
 
 
 def _snapshot(run_dir: Path) -> set[Path]:
@@ -338,4 +352,4 @@ def _make_env(config: Config, evaluator: Any, seed: int, workers: int, log: Sear
                          close_evaluator=owned)
     batching = PrefetchEvaluator(evaluator, batch_size=workers)
     env = NasEnv(config, evaluator=batching, seed=seed, close_evaluator=owned)
-    return RecordEpisodes(env, log)
+    return RecordEpisodes(with_clock(env, config), log)  # with_clock: simulated workers

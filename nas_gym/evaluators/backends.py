@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators.base import EvalResult
+from nas_gym.extras import MissingExtraError, require
 from nas_gym.spaces.base import Architecture
 
 OnResult = Callable[[int, EvalResult], None]
@@ -62,9 +63,10 @@ def parallel_backend(config: Config) -> Backend | None:
         return ProcessBackend(config)
     if config.evaluator.backend == "ray":
         try:
-            from nas_gym.evaluators.ray import RayBackend
-        except ImportError as e:
-            raise ConfigError(f"evaluator.backend 'ray' needs Ray ({e}); pip install 'nas-gym[ray]' "
-                              "or use backend 'process'") from None
+            require("ray", "evaluator.backend 'ray'", "use backend 'process'")
+        except MissingExtraError as e:
+            raise ConfigError(str(e)) from None
+        from nas_gym.evaluators.ray import RayBackend
+
         return RayBackend(config)
     return None

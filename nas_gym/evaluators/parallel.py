@@ -40,7 +40,6 @@ from typing import Any, TypeVar
 
 from nas_gym.config import Config
 from nas_gym.errors import NasGymError
-from nas_gym.evaluators.backends import BackendBase
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.recipe import Recipe
 from nas_gym.gpus import VISIBLE_ENV, worker_gpus
@@ -308,7 +307,7 @@ class WorkerPool:
 _B = TypeVar("_B", bound="PooledBackend")
 
 
-class PooledBackend(BackendBase):
+class PooledBackend:
     """What the process and Ray backends share: a pool of long-lived workers (``run(tasks,
     fidelities, on_result)``, ``close()``, ``workers``, ``pids``), and the recipe this backend's
     tasks carry, so that ``with_config`` can put another budget on the same workers. Subclasses

@@ -2,12 +2,14 @@
 (``nas_gym.spaces.capabilities.LatencyLayers``): what ``CellSpace.latency_layers`` returns.
 
 No torch at import time: ``keys`` reads the cell only; ``build`` has the space build a model.
+The space is typed ``Any``: this module is imported by ``nas_gym.spaces.cell``, never the other
+way round.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nas_gym.spaces.capabilities import Shape, key_shape, layer_key
 from nas_gym.spaces.cell_arch import CELL_OPS, EDGES, NONE, Cell, canonical
@@ -15,15 +17,13 @@ from nas_gym.spaces.cell_arch import CELL_OPS, EDGES, NONE, Cell, canonical
 if TYPE_CHECKING:
     from torch import nn
 
-    from nas_gym.spaces.cell import CellSpace
-
 
 class CellLayers:
     """A cell network: the fixed skeleton (stem, reduction blocks, head) and, per copy of the
     cell, the module of each live edge, one addition per extra input of a node, or a zero
     tensor when no path joins the cell's input and output (what the builder's cell computes)."""
 
-    def __init__(self, space: CellSpace, input_shape: Shape, num_classes: int) -> None:
+    def __init__(self, space: Any, input_shape: Shape, num_classes: int) -> None:
         self.space, self.input_shape, self.num_classes = space, tuple(input_shape), num_classes
         self.stage_shapes: list[Shape] = []
         sizes = self.input_shape[1:]

@@ -2,11 +2,13 @@
 (``nas_gym.spaces.capabilities.LatencyLayers``): what ``LayerChainSpace.latency_layers`` returns.
 
 No torch at import time: ``keys`` reads the chain only; ``build`` has the space build a model.
+The space is typed ``Any``: this module is imported by ``nas_gym.spaces.layer_chain``, never the
+other way round.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nas_gym.spaces.capabilities import Shape, key_shape, layer_key
 from nas_gym.spaces.chain import CONV, EMPTY, RES, Chain, Op
@@ -14,14 +16,12 @@ from nas_gym.spaces.chain import CONV, EMPTY, RES, Chain, Op
 if TYPE_CHECKING:
     from torch import nn
 
-    from nas_gym.spaces.layer_chain import LayerChainSpace
-
 
 class ChainLayers:
     """A layer chain's network: one layer per op, then the head (global pooling + linear), whose
     cost depends on the last channel count and spatial size."""
 
-    def __init__(self, space: LayerChainSpace, input_shape: Shape, num_classes: int) -> None:
+    def __init__(self, space: Any, input_shape: Shape, num_classes: int) -> None:
         self.space, self.input_shape, self.num_classes = space, tuple(input_shape), num_classes
         self._ops: dict[str, Op] = {op.text(): op for op in space.ops}
 

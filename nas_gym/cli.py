@@ -141,9 +141,9 @@ def search(
         extra = {"evaluator.kind": evaluator, "evaluator.workers": workers, "evaluator.backend": backend,
                  "evaluator.ray_address": ray_address}
         cfg = _load(config, overrides, {k: v for k, v in extra.items() if v is not None})
-        from nas_gym.evaluators.training import check_setup
+        from nas_gym.preflight import preflight
 
-        check_setup(cfg)  # a missing dataset or a foreign cache file fails before a run folder exists
+        preflight(cfg, setup=True)  # a missing dataset, table or cache file fails before a run folder exists
         update, stop = search_progress(console, episodes)
         try:
             summary = run_search(cfg, agent, episodes, seed, logdir, hparams=agent_hparams, on_episode=update,
@@ -201,9 +201,9 @@ def compare(
             resolve_agent(name)  # fail on a typo before any run starts
         check_free(logdir, overwrite)
         cfg = _load(config, overrides, {"evaluator.kind": evaluator} if evaluator else None)
-        from nas_gym.evaluators.training import check_setup
+        from nas_gym.preflight import preflight
 
-        check_setup(cfg)  # a missing dataset or a foreign cache file fails before any folder exists
+        preflight(cfg, setup=True)  # a missing dataset, table or cache file fails before any folder exists
         progress = Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}", markup=False),
                             TimeElapsedColumn(), console=console)
         task = progress.add_task("", total=len(names) * seeds)

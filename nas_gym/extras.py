@@ -9,6 +9,8 @@ costs nothing until then and then says exactly what to install.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from types import ModuleType
 
 from nas_gym.errors import NasGymError
@@ -36,7 +38,23 @@ def require(module: str, feature: str, alternative: str = "") -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        dist, extra = EXTRAS[module.partition(".")[0]]
-        other = f", or {alternative}" if alternative else ""
-        raise MissingExtraError(f"{feature} needs the optional dependency {dist}, which cannot be imported here; "
-                                f"install it with pip install 'nas-gym[{extra}]'{other}") from None
+        raise _missing(module, feature, alternative) from None
+
+
+def check_installed(module: str, feature: str, alternative: str = "") -> None:
+    """Raise what ``require`` would, without importing ``module`` (Ray takes seconds): for a
+    preflight, before a run folder exists or a worker starts.
+
+    :raises MissingExtraError: the package is not installed.
+    """
+    top = module.partition(".")[0]
+    found = sys.modules[top] is not None if top in sys.modules else importlib.util.find_spec(top) is not None
+    if not found:
+        raise _missing(module, feature, alternative)
+
+
+def _missing(module: str, feature: str, alternative: str) -> MissingExtraError:
+    dist, extra = EXTRAS[module.partition(".")[0]]
+    other = f", or {alternative}" if alternative else ""
+    return MissingExtraError(f"{feature} needs the optional dependency {dist}, which cannot be imported here; "
+                             f"install it with pip install 'nas-gym[{extra}]'{other}")

@@ -1,9 +1,13 @@
 """``with_config`` is part of the Backend protocol, so nothing probes for it: the serial backend
 trains another config's recipe on the data it holds, a backend bound to one recipe returns
 itself, every backend handed to an evaluator is asked for the evaluator's recipe, and the two
-fidelities of a serial multi-fidelity search train on one copy of the data."""
+fidelities of a serial multi-fidelity search train on one copy of the data; the surrogate build
+gives each seed its recipe on its one pool the same way."""
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -12,8 +16,9 @@ from nas_gym.data import load_dataset
 from nas_gym.evaluators import make_evaluator
 from nas_gym.evaluators.backends import Backend, BackendBase
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import MemoryCache
+from nas_gym.evaluators.cache import MemoryCache, ResultCache
 from nas_gym.evaluators.training import SerialBackend, TrainingEvaluator, make_backend
+from nas_gym.surrogates.data import DataPlan
 
 
 def tiny(**overrides):
@@ -82,3 +87,24 @@ def test_serial_fidelities_share_the_data_and_train_their_own_epochs():
         assert (low.train.epochs, high.train.epochs) == (1, 2)
     finally:
         evaluator.close()
+
+
+def _build_surrogate_script():
+    path = Path(__file__).resolve().parent.parent / "scripts" / "build_surrogate.py"
+    spec = importlib.util.spec_from_file_location("build_surrogate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_surrogate_build_gives_every_seed_its_recipe_on_the_one_pool(tmp_path):
+    script = _build_surrogate_script()
+    pool = object()  # the build's process pool: only passed along here, never started
+    config = tiny()
+    build = script.Build(config, DataPlan(seeds=(0, 3)), ResultCache(tmp_path / "c.sqlite"),
+                         script.PoolBackend(pool, config.train))
+    backends = {seed: evaluator.backend for seed, evaluator in build.evaluators.items()}
+    assert all(b.pool is pool for b in backends.values())
+    assert {seed: b.train.seed for seed, b in backends.items()} == {0: 0, 3: 3}
+    cache_only = script.CacheOnlyBackend()
+    assert cache_only.with_config(config) is cache_only

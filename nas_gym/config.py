@@ -33,7 +33,7 @@ from pydantic import (
 
 from nas_gym.data.settings import DataConfig
 from nas_gym.errors import NasGymError
-from nas_gym.evaluator_kinds import EvaluatorConfig
+from nas_gym.evaluator_kinds import EvaluatorConfig, lookup
 from nas_gym.spaces import SpaceError, resolve_space
 from nas_gym.spaces.base import ArchitectureError, SearchSpace, SpaceParams
 
@@ -212,7 +212,7 @@ class Config(_Frozen):
     @model_validator(mode="after")
     def _high_fidelity_is_higher(self) -> Config:
         high = self.evaluator.high_epochs
-        if high is not None and (self.evaluator.kind != "train" or high <= self.train.epochs):
+        if high is not None and ("high_epochs" not in lookup(self.evaluator.kind).options or high <= self.train.epochs):
             raise ValueError(f"evaluator.high_epochs {high} needs evaluator kind 'train' and more epochs than "
                              f"train.epochs ({self.train.epochs}); raise it or set it to null")
         return self

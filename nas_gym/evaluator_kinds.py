@@ -29,6 +29,8 @@ class EvaluatorKind:
     :param options: the ``evaluator.*`` fields only this kind reads (besides ``kind`` and
         ``cache``, which every kind reads).
     :param variants: the members of a family.
+    :param loads_data: it loads the preset's dataset (so a command checks the data before a
+        run folder exists: ``nas_gym.preflight``).
     """
 
     name: str
@@ -36,6 +38,7 @@ class EvaluatorKind:
     description: str
     options: tuple[str, ...] = ()
     variants: tuple[str, ...] = ()
+    loads_data: bool = False
 
     def label(self) -> str:
         """The name as a user writes it: ``train``, or ``proxy:<name>`` for a family."""
@@ -51,7 +54,7 @@ _WORKERS = ("backend", "workers", "ray_address", "gpus_per_eval", "max_retries",
 
 KINDS: dict[str, EvaluatorKind] = {k.name: k for k in (
     EvaluatorKind("train", f"{_FACTORIES}:make_training", "real training of each architecture",
-                  (*_WORKERS, "high_epochs", "promote_top")),
+                  (*_WORKERS, "high_epochs", "promote_top"), loads_data=True),
     EvaluatorKind("table", f"{_FACTORIES}:make_table",
                   "a shipped table of architectures trained for real, looked up in microseconds",
                   ("table_seed", "epochs")),
@@ -63,7 +66,7 @@ KINDS: dict[str, EvaluatorKind] = {k.name: k for k in (
     EvaluatorKind("synthetic", f"{_FACTORIES}:make_synthetic",
                   "an instant made-up score with a known optimum, for testing agents and env logic"),
     EvaluatorKind("proxy", f"{_FACTORIES}:make_proxy", "a zero-cost proxy scores the untrained network",
-                  variants=("synflow", "jacob_cov", "snip", "grad_norm", "params", "flops")),
+                  variants=("synflow", "jacob_cov", "snip", "grad_norm", "params", "flops"), loads_data=True),
 )}
 
 

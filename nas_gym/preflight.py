@@ -14,6 +14,7 @@ more, so the env, which loads it anyway, skips them.
 from __future__ import annotations
 
 from nas_gym.config import Config, ConfigError
+from nas_gym.evaluator_kinds import lookup
 from nas_gym.extras import MissingExtraError, check_installed
 
 
@@ -33,7 +34,7 @@ def preflight(config: Config, *, setup: bool = False) -> None:
 
 
 def _extras_installed(config: Config) -> None:
-    if config.evaluator.kind == "train" and config.evaluator.backend == "ray":
+    if config.evaluator.backend == "ray" and "backend" in lookup(config.evaluator.kind).options:
         try:
             check_installed("ray", "evaluator.backend 'ray'", "use backend 'process'")
         except MissingExtraError as e:

@@ -35,7 +35,7 @@ def start_workers(config: Config) -> Backend | None:
 
     :raises ConfigError: ``ray`` is asked for but not installed.
     """
-    return parallel_backend(config) if config.evaluator.kind == "train" else None
+    return parallel_backend(config) if "backend" in lookup(config.evaluator.kind).options else None
 
 
 def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | None = None,

@@ -18,6 +18,7 @@ import torch
 
 from nas_gym.config import Config, ConfigError, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
+from nas_gym.evaluator_kinds import lookup
 from nas_gym.evaluators.backends import Backend, BackendBase, OnResult, parallel_backend
 from nas_gym.evaluators.base import OUT_OF_MEMORY, EvalResult, EvalStats, EvaluatorBase
 from nas_gym.evaluators.cache import Cache, ResultCache, open_cache, result_context
@@ -86,7 +87,7 @@ def check_setup(config: Config) -> None:
     :raises ConfigError, CacheError, DatasetError: one line naming the problem and the fix.
     """
     kind = config.evaluator.kind
-    if kind != "train" and not kind.startswith("proxy:"):
+    if not lookup(kind).loads_data:
         return
     try:
         _train.resolve_device(config.runtime.device)

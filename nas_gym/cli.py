@@ -20,7 +20,7 @@ from rich.text import Text
 from agents.base import BUILTIN_AGENTS
 from nas_gym.config import Config, load_config, parse_overrides
 from nas_gym.errors import NasGymError
-from nas_gym.evaluators import AVAILABLE_KINDS
+from nas_gym.evaluator_kinds import help_text as evaluator_help
 from nas_gym.runs.report import print_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -32,8 +32,7 @@ out = Console(markup=False)
 
 ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="Preset name (see envs_config/) or YAML path.")]
 AGENT_HELP = f"Agent: {', '.join(BUILTIN_AGENTS)}, or module:Class / file.py:Class."
-EVALUATOR_HELP = (f"Evaluator kind: {', '.join(k for k in AVAILABLE_KINDS if not k.startswith('proxy:'))}, "
-                  f"proxy:<name> ({', '.join(k.removeprefix('proxy:') for k in AVAILABLE_KINDS if k.startswith('proxy:'))}).")
+EVALUATOR_HELP = evaluator_help()  # every kind of the registry, with what it is
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config field: KEY=VALUE, e.g. train.epochs=4.")]
 TrustOpt = Annotated[bool, typer.Option("--trust-run-folder", help="Use a run folder whose files are unsigned or changed "
                                         "since this user's nas-gym wrote them (another user's, another machine's, or an "
@@ -142,9 +141,9 @@ def search(
         extra = {"evaluator.kind": evaluator, "evaluator.workers": workers, "evaluator.backend": backend,
                  "evaluator.ray_address": ray_address}
         cfg = _load(config, overrides, {k: v for k, v in extra.items() if v is not None})
-        from nas_gym.evaluators.training import check_setup
+        from nas_gym.preflight import preflight
 
-        check_setup(cfg)  # a missing dataset or a foreign cache file fails before a run folder exists
+        preflight(cfg, setup=True)  # a missing dataset, table or cache file fails before a run folder exists
         update, stop = search_progress(console, episodes)
         try:
             summary = run_search(cfg, agent, episodes, seed, logdir, hparams=agent_hparams, on_episode=update,
@@ -202,9 +201,9 @@ def compare(
             resolve_agent(name)  # fail on a typo before any run starts
         check_free(logdir, overwrite)
         cfg = _load(config, overrides, {"evaluator.kind": evaluator} if evaluator else None)
-        from nas_gym.evaluators.training import check_setup
+        from nas_gym.preflight import preflight
 
-        check_setup(cfg)  # a missing dataset or a foreign cache file fails before any folder exists
+        preflight(cfg, setup=True)  # a missing dataset, table or cache file fails before any folder exists
         progress = Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}", markup=False),
                             TimeElapsedColumn(), console=console)
         task = progress.add_task("", total=len(names) * seeds)

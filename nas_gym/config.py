@@ -3,6 +3,11 @@
 A preset names a search space, a dataset, a trainer budget, a reward and an evaluator. Every
 field is validated and unknown keys are rejected, so a typo fails before any training starts,
 with one line that names the key and what is allowed.
+
+Declarative: loading a config imports no torch and reads no file it names (the latency table is
+checked by ``nas_gym.preflight`` where a search or an env starts). A user's data is the
+exception: its shape and class count are read from it (``nas_gym.data.settings``), since the
+space's rules depend on them.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pydantic import (
 
 from nas_gym.data.settings import DataConfig
 from nas_gym.errors import NasGymError
+from nas_gym.evaluator_kinds import EvaluatorConfig, lookup
 from nas_gym.spaces import SpaceError, resolve_space
 from nas_gym.spaces.base import ArchitectureError, SearchSpace, SpaceParams
 
@@ -139,97 +145,6 @@ class RewardConfig(_Frozen):
         return self
 
 
-class EvaluatorConfig(_Frozen):
-    """Which evaluator scores architectures, and where results are cached.
-
-    :param kind: ``train`` (real training), ``table`` (the shipped benchmark), ``proxy:<name>``
-        (a zero-cost proxy), ``supernet`` (one weight-sharing network trained once per run, each
-        architecture scored as a path through it) or ``synthetic`` (an instant made-up score with a known optimum,
-        for testing agents and env logic).
-    :param cache: SQLite file; ``auto`` means ``~/.cache/nas-gym/evaluations.sqlite``, None disables.
-    :param backend: where ``train`` runs the architectures of one batch: ``serial`` (in this
-        process), ``process`` (a pool of spawned worker processes on this host) or ``ray``
-        (Ray tasks, local or on a cluster). None of these fields is part of the cache key:
-        every backend gives the same results.
-    :param workers: worker processes (``process``), or CPUs of a local Ray instance (``ray``).
-    :param ray_address: an existing Ray cluster to join; None starts a local one.
-    :param gpus_per_eval: GPUs each worker holds (process or Ray; for ``serial``, the one process
-        trains on ``runtime.device``); a fraction packs several workers on one GPU (``0.5``: two
-        per GPU; see docs/gpu.md on NVIDIA MPS). None (default): 1 when ``runtime.device`` is
-        ``cuda`` or ``auto`` and GPUs are visible, else 0 (CPU). A request for more GPUs than
-        there are fails before any worker starts (``nas_gym.gpus``).
-    :param max_retries: how often an architecture is retried after its worker process died
-        (killed, out of host memory) before it is recorded as ``worker_died``.
-    :param threads_per_worker: torch CPU threads in each worker: on small networks two
-        one-thread workers beat one two-thread worker.
-    :param high_epochs: multi-fidelity mode (``train`` only): rewards still come from
-        ``train.epochs``, and architectures whose reward is in the top ``promote_top`` of those
-        seen so far are trained again for ``high_epochs``; the run's leaderboard ranks by the
-        highest fidelity seen. None (default) turns it off.
-    :param promote_top: the top fraction, in (0, 1], re-trained at ``high_epochs``.
-    :param table_seed: what the ``table`` evaluator returns: ``draw`` (one of the table's seeds
-        per architecture, drawn from the run's seed, as NAS-Bench-201's simulations do),
-        ``mean`` (the mean over seeds: less noisy than any real search), or one seed.
-    :param epochs: ``table`` only: answer with the validation accuracy after this many epochs
-        and charge that many epochs of recorded time; needs a table with learning curves. None:
-        the final epoch.
-    :param supernet_epochs: ``supernet`` only: epochs (passes over the training split, one random
-        path per batch) the shared weights train for, once per run, with the ``train`` recipe.
-    :param supernet_val_samples: ``supernet`` only: validation samples (a fixed subset) each
-        architecture is scored on; scoring time grows linearly with it, ties shrink with it.
-    :param supernet_batch_size: ``supernet`` only: the batch its shared weights train with; 0
-        (default) means ``train.batch_size``, lowered to what fits in memory
-        (``nas_gym.supernet.memory``).
-    :param simulated_workers: ``table`` and ``surrogate`` only: run the search as if this many
-        workers trained in parallel, each evaluation holding one for its recorded seconds, on the
-        simulated clock of ``nas_gym.runs.workers`` (agents with ask/tell only, when above 1).
-    """
-
-    kind: str = "train"
-    cache: str | None = "auto"
-    backend: Literal["serial", "process", "ray"] = "serial"
-    workers: int = Field(default=1, ge=1)
-    ray_address: str | None = None
-    gpus_per_eval: float | None = Field(default=None, ge=0.0, le=1.0)
-    max_retries: int = Field(default=2, ge=0)
-    threads_per_worker: int = Field(default=1, ge=1)
-    high_epochs: int | None = Field(default=None, ge=1, le=10_000)
-    promote_top: float = Field(default=0.1, gt=0.0, le=1.0)
-    table_seed: int | Literal["draw", "mean"] = "draw"
-    epochs: int | None = Field(default=None, ge=1, le=10_000)
-    supernet_epochs: int = Field(default=30, ge=1, le=10_000)
-    supernet_val_samples: int = Field(default=256, ge=1)
-    supernet_batch_size: int = Field(default=0, ge=0)
-    simulated_workers: int = Field(default=1, ge=1, le=100_000)
-
-    @field_validator("kind")
-    @classmethod
-    def _kind(cls, kind: str) -> str:
-        if kind not in ("train", "table", "synthetic", "surrogate", "supernet") and not kind.startswith("proxy:"):
-            raise ValueError(f"evaluator kind {kind!r} is not one of train, table, surrogate, supernet, synthetic, "
-                             "proxy:<name>")
-        return kind
-
-    @model_validator(mode="after")
-    def _epochs_for_tables(self) -> EvaluatorConfig:
-        if self.epochs is not None and self.kind != "table":
-            raise ValueError(f"epochs is read by the table evaluator only, not {self.kind!r}; remove evaluator.epochs "
-                             "(real training takes its budget from train.epochs)")
-        return self
-
-    @model_validator(mode="after")
-    def _simulated_workers_need_records(self) -> EvaluatorConfig:
-        k = self.simulated_workers
-        if k > 1 and self.kind not in ("table", "surrogate"):
-            raise ValueError(f"simulated_workers={k} replays recorded training seconds, so it needs kind table or "
-                             f"surrogate, not {self.kind!r}; set evaluator.simulated_workers=1 (real training runs "
-                             "in parallel with evaluator.workers)")
-        if k > 1 and self.workers > 1:
-            raise ValueError(f"simulated_workers={k} and workers={self.workers} both ask for parallel workers; a "
-                             "table or surrogate needs no real ones: set evaluator.workers=1")
-        return self
-
-
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -295,20 +210,9 @@ class Config(_Frozen):
         return reward.model_copy(update={"latency_table": str(default_table_path(identity))})
 
     @model_validator(mode="after")
-    def _latency_table_fits(self) -> Config:
-        # A missing table, or one measured on another machine or for another preset, stops the
-        # run here, before anything trains, rather than at its first reward.
-        if self.reward.cost == "latency_model":
-            from nas_gym.latency.model import preset_identity, verified_table
-
-            identity = preset_identity(self.space, self.input_shape, self.num_classes)
-            verified_table(self.reward.latency_table, identity, self.runtime.device, self.name)
-        return self
-
-    @model_validator(mode="after")
     def _high_fidelity_is_higher(self) -> Config:
         high = self.evaluator.high_epochs
-        if high is not None and (self.evaluator.kind != "train" or high <= self.train.epochs):
+        if high is not None and ("high_epochs" not in lookup(self.evaluator.kind).options or high <= self.train.epochs):
             raise ValueError(f"evaluator.high_epochs {high} needs evaluator kind 'train' and more epochs than "
                              f"train.epochs ({self.train.epochs}); raise it or set it to null")
         return self

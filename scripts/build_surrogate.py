@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from nas_gym.config import Config, RuntimeConfig, TrainConfig, load_config, parse_overrides
+from nas_gym.evaluators.backends import Backend, BackendBase
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import ResultCache
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
@@ -102,12 +103,16 @@ def _train(arch_text: str, train: TrainConfig) -> EvalResult:
     return replace(result, train_seconds=time.process_time() - cpu)
 
 
-class PoolBackend:
-    """A ``Backend`` for the training evaluator on a shared process pool (one per seed's recipe),
-    streaming each result as it arrives so the evaluator stores it at once."""
+class PoolBackend(BackendBase):
+    """A ``Backend`` for the training evaluator on the build's one process pool, streaming each
+    result as it arrives so the evaluator stores it at once. Each seed's evaluator gets its own
+    recipe on the same workers through ``with_config``, as a search's fidelities do."""
 
     def __init__(self, pool: ProcessPoolExecutor, train: TrainConfig) -> None:
         self.pool, self.train = pool, train
+
+    def with_config(self, config: Config) -> PoolBackend:
+        return PoolBackend(self.pool, config.train)
 
     def run(self, archs: Sequence[Architecture], on_result: OnResult | None = None) -> list[EvalResult]:
         futures: dict[Future, int] = {self.pool.submit(_train, a.text(), self.train): i for i, a in enumerate(archs)}
@@ -127,25 +132,23 @@ class Missing(Exception):
     """Raised by ``CacheOnlyBackend``: the plan reached an evaluation the cache does not hold."""
 
 
-class CacheOnlyBackend:
+class CacheOnlyBackend(BackendBase):
     """A backend that trains nothing: ``--export-only`` replays the plan as far as the cache goes."""
 
     def run(self, archs: Sequence[Architecture], on_result: OnResult | None = None) -> list[EvalResult]:
         raise Missing(archs[0].text())
-
-    def close(self) -> None:
-        pass
 
 
 # -- the plan ---------------------------------------------------------------------------------
 class Build:
     """Runs the plan's rounds against one cache, remembering which source proposed each architecture."""
 
-    def __init__(self, config: Config, plan: DataPlan, cache: ResultCache,
-                 backend_for: Callable[[TrainConfig], Any], log: Path | None = None, write_log: bool = True) -> None:
+    def __init__(self, config: Config, plan: DataPlan, cache: ResultCache, backend: Backend,
+                 log: Path | None = None, write_log: bool = True) -> None:
         self.config, self.plan, self.cache = config, plan, cache
         self.configs = {s: load_config(config, {"train.seed": s}) for s in plan.seeds}
-        self.evaluators = {s: TrainingEvaluator(c, cache=cache, backend=backend_for(c.train))
+        # One backend for every seed: each evaluator asks it for its own recipe (``with_config``).
+        self.evaluators = {s: TrainingEvaluator(c, cache=cache, backend=backend)
                            for s, c in self.configs.items()}
         self.space = self.evaluators[plan.seeds[0]].space
         self.sources: dict[str, list[str]] = {}  # arch text -> sources, in order of first proposal
@@ -285,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sources_log = cache.path.with_name(cache.path.name + ".sources.jsonl")
     started = time.perf_counter()
     if args.export_only:
-        build = Build(config, plan, cache, lambda _train: CacheOnlyBackend(), log=sources_log, write_log=False)
+        build = Build(config, plan, cache, CacheOnlyBackend(), log=sources_log, write_log=False)
         for r in range(args.rounds):
             build.run_round(r, train=False)
         build.run_extra(train=False)
@@ -294,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pool = ProcessPoolExecutor(max_workers=args.workers, mp_context=mp.get_context("spawn"),
                                initializer=_init_worker, initargs=(config, os.getpid()))
     try:
-        build = Build(config, plan, cache, lambda train: PoolBackend(pool, train), log=sources_log)
+        build = Build(config, plan, cache, PoolBackend(pool, config.train), log=sources_log)
         for r in range(args.rounds):
             build.run_round(r, train=True)
             _export(build, out, r + 1, started)

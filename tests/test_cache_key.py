@@ -11,6 +11,7 @@ import pytest
 
 from nas_gym.config import load_config
 from nas_gym.evaluators import cache as cache_mod
+from nas_gym.evaluators.backends import BackendBase
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import TRAINER_VERSION, ResultCache, result_context
 from nas_gym.evaluators.table import TableEvaluator, find_table, mismatch, read_header
@@ -21,7 +22,7 @@ A = Chain.parse("conv3-16|maxpool|conv3-32")
 B = Chain.parse("conv5-16")
 
 
-class CannedBackend:
+class CannedBackend(BackendBase):
     """A training backend that answers ``answer(arch)`` at once and records what it was asked."""
 
     def __init__(self, answer: Callable[[Chain], EvalResult] | None = None) -> None:

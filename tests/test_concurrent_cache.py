@@ -38,6 +38,7 @@ WORKER = textwrap.dedent("""
     import numpy as np
 
     from nas_gym.config import load_config
+    from nas_gym.evaluators.backends import BackendBase
     from nas_gym.evaluators.cache import ResultCache
     from nas_gym.evaluators.synthetic import SyntheticEvaluator
     from nas_gym.evaluators.training import TrainingEvaluator
@@ -51,7 +52,7 @@ WORKER = textwrap.dedent("""
     todo = mine + archs[2 * tenth:]
     np.random.default_rng(index).shuffle(todo)
 
-    class Tagged:
+    class Tagged(BackendBase):
         '''Synthetic scores, tagged with this process's index in train_seconds.'''
 
         def __init__(self):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from nas_gym.config import load_config
+from nas_gym.evaluators.backends import BackendBase
 from nas_gym.evaluators.base import EvalResult, Evaluator
 from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
@@ -23,7 +24,7 @@ from nas_gym.evaluators.training import TrainingEvaluator
 CFG = load_config("mnist1d-tiny", {"runtime.device": "cpu"})
 
 
-class InstantBackend:
+class InstantBackend(BackendBase):
     """Stands in for training: a score from the architecture's text, one second charged."""
 
     def run(self, archs, on_result=None) -> list[EvalResult]:

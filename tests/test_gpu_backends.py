@@ -250,8 +250,9 @@ def test_one_shot_batches_copy_indices_to_the_device_once_per_pass(monkeypatch):
 
 def test_latency_is_timed_while_no_worker_trains(monkeypatch):
     import nas_gym.evaluators.training as training_mod
+    from nas_gym.evaluators.backends import BackendBase
 
-    class Busy:
+    class Busy(BackendBase):
         busy = False
 
         def run(self, archs, on_result=None):

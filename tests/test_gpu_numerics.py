@@ -17,6 +17,7 @@ import torch
 import nas_gym.training.train as train_mod
 from nas_gym.config import ConfigError, load_config
 from nas_gym.data import load_dataset
+from nas_gym.evaluators.backends import BackendBase
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import TRAINER_VERSION, MemoryCache, ResultCache, result_context
 from nas_gym.evaluators.training import TrainingEvaluator, check_setup
@@ -80,7 +81,7 @@ def test_gpu_precision_tf32_and_determinism_each_change_the_key(gpu):
     assert len(set(keys.values())) == len(keys)
 
 
-class _Backend:
+class _Backend(BackendBase):
     """Answers from a table and counts what it was asked to train."""
 
     def __init__(self, answers: dict[str, EvalResult]) -> None:

@@ -20,6 +20,7 @@ from nas_gym.evaluators.base import EvalResult
 from nas_gym.latency.layers import key_shape, layers_for
 from nas_gym.latency.model import ENV_VAR, LatencyTable, default_table_path, preset_identity
 from nas_gym.latency.profile import profile
+from nas_gym.preflight import preflight
 from nas_gym.rewards import cost, reward
 from nas_gym.spaces.cell_model import CellModule
 
@@ -172,8 +173,9 @@ def _edited(table: LatencyTable, tmp_path: Path, **changes) -> Path:
 ], ids=["cpu", "torch", "device", "preset", "format"])
 def test_table_from_elsewhere_is_refused_in_one_line(tables, tmp_path, changes, overrides, needle):
     path = _edited(tables["mnist1d-tiny"], tmp_path, **changes)
-    with pytest.raises(ConfigError) as err:
-        load_config("mnist1d-tiny", {"reward.cost": "latency_model", "reward.latency_table": str(path), **overrides})
+    config = load_config("mnist1d-tiny", {"reward.cost": "latency_model", "reward.latency_table": str(path), **overrides})
+    with pytest.raises(ConfigError) as err:  # loading reads no file; the preflight before a run does
+        preflight(config)
     message = str(err.value)
     assert needle in message and "nas-gym latency profile --config mnist1d-tiny" in message and "\n" not in message
 
@@ -182,8 +184,11 @@ def test_unsupported_space_is_refused_in_one_line(tmp_path):
     mlp = Path(__file__).resolve().parent.parent / "examples" / "mlp_space.py"
     preset = tmp_path / "mlp.yaml"
     preset.write_text(f"name: mlp\nspace:\n  kind: {mlp}:MLPSpace\ndata:\n  name: mnist1d\n")
-    with pytest.raises(ConfigError, match="knows the layer_chain and cell spaces, not 'mlp'; use reward.cost 'latency'"):
-        load_config(preset, {"reward.cost": "latency_model"})
+    config = load_config(preset, {"reward.cost": "latency_model"})
+    with pytest.raises(ConfigError, match=r"needs a space with latency_layers\(input_shape, num_classes\), which 'mlp' "
+                                          "lacks; use reward.cost 'latency'") as err:
+        preflight(config)
+    assert "\n" not in str(err.value)
 
 
 def test_missing_table_stops_search_with_exit_2_one_line(tmp_path, monkeypatch):

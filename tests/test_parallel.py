@@ -21,6 +21,7 @@ import pytest
 from nas_gym.config import ConfigError, load_config
 from nas_gym.data import load_dataset
 from nas_gym.evaluators import make_evaluator, start_workers
+from nas_gym.evaluators.backends import BackendBase
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import MemoryCache, ResultCache
 from nas_gym.evaluators.parallel import ProcessBackend, WorkerSetupError
@@ -88,7 +89,7 @@ def test_backend_fields_default_validate_and_stay_out_of_the_cache_key():
             config(**bad)
 
 
-class FakeBackend:
+class FakeBackend(BackendBase):
     """Records each batch; streams the first ``stream`` results, then optionally raises."""
 
     def __init__(self, stream: int = 0, fail: BaseException | None = None) -> None:

@@ -16,6 +16,7 @@ from gymnasium import spaces
 
 from nas_gym.config import Config, ConfigError, load_config
 from nas_gym.evaluators.base import Evaluator
+from nas_gym.preflight import preflight
 from nas_gym.rewards import cost_terms, reward
 
 
@@ -94,6 +95,7 @@ class NasEnv(gym.Env):
         close_evaluator: bool | None = None,
     ) -> None:
         self.config = load_config(config, overrides)
+        preflight(self.config)  # files the config names (a latency table), before an evaluator is made
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'ansi' or None")
         made_here = evaluator is None or isinstance(evaluator, str)

@@ -22,6 +22,7 @@ from nas_gym.config import Config, load_config
 from nas_gym.envs.nas_env import NasEnv
 from nas_gym.evaluators.base import Evaluator
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
+from nas_gym.preflight import preflight
 
 
 class NasVecEnv(DummyVecEnv):
@@ -43,6 +44,7 @@ class NasVecEnv(DummyVecEnv):
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
         cfg = load_config(config, overrides)
+        preflight(cfg)  # before the evaluator (and its workers) starts
         made_here = evaluator is None or isinstance(evaluator, str)
         self._owns_evaluator = made_here if close_evaluator is None else close_evaluator
         if made_here:

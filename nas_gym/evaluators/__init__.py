@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nas_gym.config import Config, ConfigError
+from nas_gym.evaluator_kinds import all_kinds, lookup
 from nas_gym.evaluators.backends import parallel_backend
 from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator
 from nas_gym.evaluators.cache import CacheError, MemoryCache, ResultCache, open_cache
@@ -19,8 +20,7 @@ if TYPE_CHECKING:
     from nas_gym.evaluators.cache import Cache
     from nas_gym.evaluators.training import Backend, TrainingEvaluator
 
-AVAILABLE_KINDS = ("train", "table", "surrogate", "supernet", "synthetic", "proxy:synflow", "proxy:jacob_cov", "proxy:snip",
-                   "proxy:grad_norm", "proxy:params", "proxy:flops")
+AVAILABLE_KINDS = all_kinds()  # from the one registry of kinds (``nas_gym.evaluator_kinds``)
 
 
 def start_workers(config: Config) -> Backend | None:
@@ -35,62 +35,29 @@ def start_workers(config: Config) -> Backend | None:
 
     :raises ConfigError: ``ray`` is asked for but not installed.
     """
-    return parallel_backend(config) if config.evaluator.kind == "train" else None
+    return parallel_backend(config) if "backend" in lookup(config.evaluator.kind).options else None
 
 
 def make_evaluator(config: Config, kind: str | None = None, *, data: Dataset | None = None,
                    cache: Cache | None = None, backend: Backend | None = None, run_seed: int = 0) -> Evaluator:
-    """The evaluator ``kind`` names (default: ``config.evaluator.kind``).
+    """The evaluator ``kind`` names (default: ``config.evaluator.kind``), built by the factory the
+    registry of kinds names (``nas_gym.evaluator_kinds``).
 
     :param data: an already-loaded dataset for ``train`` and ``proxy:<name>`` (see ``TrainingEvaluator``).
     :param cache: a cache for ``train``; default: the one ``config.evaluator.cache`` names.
     :param backend: where ``train`` runs its batches (see ``nas_gym.evaluators.training.Backend``);
-        default: the one ``config.evaluator.backend`` names. In the multi-fidelity mode a backend
-        with ``with_config`` (process pool, Ray) serves both fidelities on the same workers.
+        default: the one ``config.evaluator.backend`` names. In the multi-fidelity mode the low
+        fidelity's backend serves both (``Backend.with_config``: a pool's same workers).
     :param run_seed: the search's seed, for evaluators that draw noise per run (the table's
         per-architecture seed, the surrogate's sampled accuracy).
     :raises ConfigError: the kind is unknown or not available yet.
     """
     kind = config.evaluator.kind if kind is None else kind
-    if kind == "train":
-        from nas_gym.evaluators.training import TrainingEvaluator
-
-        low = TrainingEvaluator(config, data=data, cache=cache, backend=backend)
-        if config.evaluator.high_epochs is None:
-            return low
-        from nas_gym.config import load_config
-        from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator, with_fidelity
-
-        # Same cache file, other context hash: each fidelity is cached (and resumed) separately.
-        single = load_config(config, {"evaluator.high_epochs": None})
-        high_config = with_fidelity(single, epochs=config.evaluator.high_epochs)
-        # In this process, both fidelities train on the one copy of the data the low one loaded;
-        # with workers, both send their tasks to the one pool the low one started.
-        shared = low.data if config.evaluator.backend == "serial" else data
-        pool = low.backend if hasattr(low.backend, "with_config") else backend
-        high = TrainingEvaluator(high_config, data=shared, cache=cache, backend=pool)
-        return MultiFidelityEvaluator(low, high, promote_top=config.evaluator.promote_top)
-    if kind == "synthetic":
-        from nas_gym.evaluators.synthetic import SyntheticEvaluator
-
-        return SyntheticEvaluator(config.search_space(), seed=config.train.seed, num_classes=config.num_classes)
-    if kind.startswith("proxy:"):
-        from nas_gym.evaluators.proxy import ProxyEvaluator
-
-        return ProxyEvaluator(config, kind.removeprefix("proxy:"), data=data)
-    if kind == "table":
-        from nas_gym.evaluators.table import TableEvaluator
-
-        return TableEvaluator(config, seed=config.evaluator.table_seed, run_seed=run_seed, epochs=config.evaluator.epochs)
-    if kind == "surrogate":
-        from nas_gym.evaluators.surrogate import SurrogateEvaluator
-
-        return SurrogateEvaluator(config, run_seed=run_seed)
-    if kind == "supernet":
-        from nas_gym.evaluators.supernet import SupernetEvaluator
-
-        return SupernetEvaluator(config, data=data)
-    raise ConfigError(f"evaluator kind {kind!r} is not one of train, table, surrogate, supernet, synthetic, proxy:<name>")
+    try:
+        entry = lookup(kind)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return entry.build()(config, kind, data=data, cache=cache, backend=backend, run_seed=run_seed)
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators.base import EvalResult
+from nas_gym.extras import MissingExtraError, require
 from nas_gym.spaces.base import Architecture
 
 OnResult = Callable[[int, EvalResult], None]
@@ -26,11 +27,29 @@ class Backend(Protocol):
     architecture must not end a search. Only setup errors (no such device, no dataset) raise.
     When given, ``on_result(i, result)`` is called in the caller's thread as each result
     arrives, so the caller can store it at once and a crash mid-batch loses nothing finished.
+
+    ``with_config(config)`` is a backend that trains ``config``'s recipe (data, trainer, space)
+    on the same resources: a pool's same workers, so one pool serves several evaluators (the two
+    fidelities of a multi-fidelity search, a table build's seeds); ``BackendBase`` gives the
+    default of a backend bound to one recipe, itself.
     """
 
     def run(self, archs: Sequence[Architecture], on_result: OnResult | None = None) -> list[EvalResult]: ...
 
     def close(self) -> None: ...
+
+    def with_config(self, config: Config) -> Backend: ...
+
+
+class BackendBase:
+    """Defaults for a backend: ``with_config`` returns the backend itself (it computes what it was
+    made for, whatever the evaluator's config: a test's fake, a lookup), ``close`` does nothing."""
+
+    def with_config(self, config: Config) -> Backend:
+        return self  # type: ignore[return-value]
+
+    def close(self) -> None:
+        pass
 
 
 def parallel_backend(config: Config) -> Backend | None:
@@ -44,9 +63,10 @@ def parallel_backend(config: Config) -> Backend | None:
         return ProcessBackend(config)
     if config.evaluator.backend == "ray":
         try:
-            from nas_gym.evaluators.ray import RayBackend
-        except ImportError as e:
-            raise ConfigError(f"evaluator.backend 'ray' needs Ray ({e}); pip install 'nas-gym[ray]' "
-                              "or use backend 'process'") from None
+            require("ray", "evaluator.backend 'ray'", "use backend 'process'")
+        except MissingExtraError as e:
+            raise ConfigError(str(e)) from None
+        from nas_gym.evaluators.ray import RayBackend
+
         return RayBackend(config)
     return None

@@ -30,11 +30,12 @@ from torch import nn
 from nas_gym.config import Config, ConfigError
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.errors import NasGymError
+from nas_gym.evaluator_kinds import KINDS
 from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
 from nas_gym.spaces.base import Architecture
 from nas_gym.training.train import count_params, cpu_threads, forked_rng, resolve_device, seed_torch
 
-PROXY_NAMES = ("synflow", "jacob_cov", "snip", "grad_norm", "params", "flops")
+PROXY_NAMES = KINDS["proxy"].variants  # the registry's list: config help and errors name the same proxies
 # Positive scores spanning orders of magnitude (synflow is a product over layers): they are
 # normalised on a log scale. jacob_cov is already a log-determinant.
 _LOG_SCALED = frozenset({"synflow", "snip", "grad_norm", "params", "flops"})

@@ -41,6 +41,7 @@ from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
 from nas_gym.evaluators.cache import resolve_path
 from nas_gym.numerics import numerics_identity, numerics_settings
 from nas_gym.spaces.base import Architecture
+from nas_gym.spaces.capabilities import BuildsSupernet
 from nas_gym.supernet.base import Supernet, score_path
 from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
 from nas_gym.supernet.training import BatchStream, PathTrainer
@@ -111,7 +112,7 @@ class SupernetEvaluator(EvaluatorBase):
         self._data = None if data is None else data.to(self.device)
         self.space = config.search_space(None if data is None else data.input_shape)
         self.num_classes = config.num_classes if data is None else data.num_classes
-        if not hasattr(self.space, "build_supernet"):
+        if not isinstance(self.space, BuildsSupernet):
             raise ConfigError(f"space {config.space.kind!r} has no build_supernet; use another evaluator kind")
         self.numerics = numerics_identity(config.runtime, self.device)
         self.store: Path | None = supernet_file(config, self.numerics) if store is UNSET else store  # type: ignore[assignment]

@@ -32,6 +32,7 @@ from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase, check_unstarted
 from nas_gym.results import TRAINER_VERSION
 from nas_gym.spaces.base import Architecture, ArchitectureError
+from nas_gym.spaces.capabilities import CountsParams
 from nas_gym.surrogates.data import SURROGATE_DIR
 from nas_gym.surrogates.model import MODEL_SUFFIX, SurrogateModel, feature_fingerprint
 
@@ -118,7 +119,7 @@ class SurrogateEvaluator(EvaluatorBase):
                               "scripts/fit_surrogate.py or use evaluator 'train'")
         self.config = config
         self.space = config.search_space()
-        if not hasattr(self.space, "count_params"):
+        if not isinstance(self.space, CountsParams):
             raise ConfigError(f"space {self.space.kind!r} cannot count parameters without torch; the surrogate "
                               "needs count_params on the space")
         self.num_classes = config.num_classes

@@ -18,14 +18,15 @@ import torch
 
 from nas_gym.config import Config, ConfigError, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
-from nas_gym.evaluators.backends import Backend, OnResult, parallel_backend
+from nas_gym.evaluator_kinds import lookup
+from nas_gym.evaluators.backends import Backend, BackendBase, OnResult, parallel_backend
 from nas_gym.evaluators.base import OUT_OF_MEMORY, EvalResult, EvalStats, EvaluatorBase
 from nas_gym.evaluators.cache import Cache, ResultCache, open_cache, result_context
 from nas_gym.spaces.base import Architecture, SearchSpace
 from nas_gym.training import train as _train
 
 
-class SerialBackend:
+class SerialBackend(BackendBase):
     """Trains one architecture after another in this process, on data already on the device.
 
     Looks ``evaluate_architecture`` up on the module at every call, so tests can replace it.
@@ -43,8 +44,15 @@ class SerialBackend:
             out.append(result)
         return out
 
-    def close(self) -> None:
-        pass
+    def with_config(self, config: Config) -> SerialBackend:
+        """``config``'s trainer and space on this backend's data, already on the device.
+
+        :raises ConfigError: ``config`` names other data.
+        """
+        if config.data.name != self.data.name:
+            raise ConfigError(f"data.name is {config.data.name!r} but this serial backend holds {self.data.name!r}; "
+                              "make the backend from the same data")
+        return SerialBackend(self.data, config.train, config.runtime, config.search_space(self.data.input_shape))
 
     def __repr__(self) -> str:
         return "SerialBackend()"
@@ -79,7 +87,7 @@ def check_setup(config: Config) -> None:
     :raises ConfigError, CacheError, DatasetError: one line naming the problem and the fix.
     """
     kind = config.evaluator.kind
-    if kind != "train" and not kind.startswith("proxy:"):
+    if not lookup(kind).loads_data:
         return
     try:
         _train.resolve_device(config.runtime.device)
@@ -128,9 +136,9 @@ class TrainingEvaluator(EvaluatorBase):
     :param cache: where results are stored; default ``open_cache(config.evaluator.cache)``
         (a SQLite file, or memory when that is None).
     :param backend: computes the misses; default ``make_backend(config, data)``. A pool of workers
-        (one with ``with_config``: process, Ray) trains with ``config`` whatever config it was
-        started for, so one pool can serve several evaluators. The evaluator closes it in
-        ``close`` either way.
+        (process, Ray) trains with ``config`` whatever config it was started for
+        (``Backend.with_config``), so one pool can serve several evaluators. The evaluator closes
+        it in ``close`` either way.
     :raises ConfigError: the data does not match the config, or the device is unavailable.
     :raises CacheError: the cache file is not a usable nas-gym cache.
     """
@@ -151,7 +159,7 @@ class TrainingEvaluator(EvaluatorBase):
         self._data = None if data is None else data.to(self.device)
         if backend is None:
             backend = make_backend(config, self.data if config.evaluator.backend == "serial" else None)
-        elif hasattr(backend, "with_config"):  # workers started for another config train this one's recipe
+        else:  # workers started for another config train this one's recipe
             backend = backend.with_config(config)
         self.backend: Backend = backend
         # Opened (and, if missing, created) only now: a dataset that fails to load leaves no file behind.

@@ -29,7 +29,7 @@ from typing import Any
 from nas_gym.atomic import atomic_write_text
 from nas_gym.errors import NasGymError
 from nas_gym.latency.layers import Layers, layers_for
-from nas_gym.spaces import space_from_params
+from nas_gym.spaces import SpaceParams, space_from_params
 
 FORMAT = 1
 ENV_VAR = "NAS_GYM_LATENCY"  # folder of the default tables
@@ -64,7 +64,7 @@ def device_label(device: Any) -> str:
 def preset_identity(space: Any, input_shape: tuple[int, ...], num_classes: int) -> dict[str, Any]:
     """What decides the layers and shapes a table covers: the ``space:`` section (a SpaceParams
     or its mapping) and the data's sample shape and class count (the head's width)."""
-    params = space.model_dump(mode="json") if hasattr(space, "model_dump") else dict(space)
+    params = space.model_dump(mode="json") if isinstance(space, SpaceParams) else dict(space)
     return {"space": params, "input_shape": list(input_shape), "num_classes": int(num_classes)}
 
 

@@ -1,25 +1,7 @@
 """The two modules a cell's latency needs beyond the layers its builder makes: a node's sum and
-an empty cell's zeros, timed as table entries of their own (``nas_gym.latency.layers``)."""
+an empty cell's zeros. They live with the cell's network (``nas_gym.spaces.cell_model``), which
+the cell's latency layers cut modules from; this name stays for callers that import it here."""
 
-from __future__ import annotations
+from nas_gym.spaces.cell_model import Add, Zeros
 
-import torch
-from torch import nn
-
-
-class Add(nn.Module):
-    """A node's sum of two inputs (the cell's ``nodes[dst] + term``); the second is a buffer."""
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.register_buffer("other", torch.ones((1, *shape)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.other
-
-
-class Zeros(nn.Module):
-    """What a cell with no path from input to output computes."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(x)
+__all__ = ["Add", "Zeros"]

@@ -36,6 +36,7 @@ from nas_gym.evaluators.base import EvalStats, Evaluator
 from nas_gym.evaluators.cache import resolve_path
 from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
+from nas_gym.preflight import preflight
 from nas_gym.runs import checkpoint
 from nas_gym.runs.leaderboard import CONFIRMED_CSV
 from nas_gym.runs.recorder import RecordEpisodes, SearchLog
@@ -177,6 +178,7 @@ def run_search(
         if not trust_run:
             checkpoint.verify_run(Path(resume))  # before the agent or config it names can run any code
     trust.signing_key()  # an unusable key fails before a run folder exists (it signs the first manifest)
+    preflight(config)  # files the config names (a latency table), before a run folder or a worker exists
     agent_cls = resolve_agent(agent)
     workers = config.evaluator.workers
     every = math.ceil(checkpoint_every / workers) * workers

@@ -8,6 +8,9 @@ module plus a registration in ``nas_gym.spaces``.
 
 No torch at import time: agents, the cache and the tables reason about architectures without
 paying for torch; ``build_model`` imports it when a model is actually built.
+
+What a space may offer beyond this (counting parameters without torch, a supernet, the layers
+the latency model times) is declared in ``nas_gym.spaces.capabilities``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from nas_gym.errors import NasGymError
 if TYPE_CHECKING:
     from torch import nn
 
-    from nas_gym.supernet.base import Supernet
 
 
 class ArchitectureError(NasGymError, ValueError):
@@ -133,11 +135,6 @@ class SearchSpace(Protocol):
 
     def count_flops(self, arch: Any, input_shape: tuple[int, ...], num_classes: int) -> int:
         """Multiply-accumulates of one forward pass of one sample."""
-
-    def build_supernet(self, input_shape: tuple[int, ...], num_classes: int) -> Supernet:
-        """One module holding the weights of every architecture of the space (weight sharing:
-        the supernet evaluator, ENAS, DARTS); see ``nas_gym.supernet.base.Supernet`` for what it
-        must answer. Optional: a space without it cannot use those three."""
 
 
 class SpaceDefinition(Protocol):

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from nas_gym.supernet.base import Supernet
 
 from nas_gym.spaces.cell_arch import CELL_OPS, EDGES, N_NODES, NONE, Cell, canonical, live_edges
+from nas_gym.spaces.cell_latency import CellLayers
 
 __all__ = ["CELL_OPS", "EDGES", "N_NODES", "NONE", "Cell", "CellParams", "CellSpace", "canonical", "live_edges"]
 
@@ -175,3 +176,7 @@ class CellSpace:
         from nas_gym.spaces.cell_supernet import CellSupernet
 
         return CellSupernet(self, input_shape, num_classes)
+
+    def latency_layers(self, input_shape: tuple[int, ...], num_classes: int) -> CellLayers:
+        """The layers the latency model times (``nas_gym.spaces.capabilities.ProvidesLatencyLayers``)."""
+        return CellLayers(self, input_shape, num_classes)

@@ -93,3 +93,22 @@ def build_cell_network(cell: Cell, input_shape: tuple[int, ...], num_classes: in
         layers.extend(CellModule(cell, dims, c) for _ in range(cells_per_stage))
     layers += [bn(c), nn.ReLU(inplace=True), gap(1), nn.Flatten(1), nn.Linear(c, num_classes)]
     return nn.Sequential(*layers)
+
+
+class Add(nn.Module):
+    """A node's sum of two inputs (the cell's ``nodes[dst] + term``), the second a buffer: timed as
+    a latency table entry of its own (``nas_gym.spaces.cell_latency``)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.register_buffer("other", torch.ones((1, *shape)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.other
+
+
+class Zeros(nn.Module):
+    """What a cell with no path from input to output computes (a latency table entry too)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x)

@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 
 from nas_gym.spaces.base import ArchitectureError, SpaceParams
 from nas_gym.spaces.chain import CONV, DROPOUT, EMPTY, POOLS, RES, Chain, Op, count_flops
+from nas_gym.spaces.layer_chain_latency import ChainLayers
 
 if TYPE_CHECKING:
     from torch import nn
@@ -386,6 +387,10 @@ class LayerChainSpace:
         from nas_gym.spaces.layer_chain_supernet import LayerChainSupernet
 
         return LayerChainSupernet(self, input_shape, num_classes)
+
+    def latency_layers(self, input_shape: tuple[int, ...], num_classes: int) -> ChainLayers:
+        """The layers the latency model times (``nas_gym.spaces.capabilities.ProvidesLatencyLayers``)."""
+        return ChainLayers(self, input_shape, num_classes)
 
 
 def count_params(arch: Chain, input_shape: tuple[int, ...], num_classes: int) -> int:

@@ -22,6 +22,7 @@ from nas_gym.config import Config
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.numerics import numerics_settings
 from nas_gym.spaces.base import SearchSpace
+from nas_gym.spaces.capabilities import BuildsSupernet
 from nas_gym.supernet.base import Supernet
 from nas_gym.training.train import cpu_threads, forked_rng, resolve_device, seed_torch
 
@@ -44,7 +45,7 @@ def one_shot_setup(env: gym.Env, seed: int) -> OneShotSetup:
     device = resolve_device(config.runtime.device)
     data = load_dataset(config.data).to(device)
     space = env.unwrapped.space
-    if not hasattr(space, "build_supernet"):
+    if not isinstance(space, BuildsSupernet):
         raise ValueError(f"space {config.space.kind!r} has no build_supernet; one-shot agents need one")
     with forked_rng(device):
         seed_torch(seed, device)

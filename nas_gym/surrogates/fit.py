@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from nas_gym.extras import require
 from nas_gym.results import TRAINER_VERSION
 from nas_gym.spaces.base import SearchSpace
 from nas_gym.surrogates.data import data_hash
@@ -61,18 +62,15 @@ def training_set(rows: Sequence[dict[str, Any]], space: SearchSpace) -> tuple[Tr
 
 
 def _hgb(params: dict[str, Any], seed: int):
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    return HistGradientBoostingRegressor(**params, random_state=seed)
+    ensemble = require("sklearn.ensemble", "fitting a surrogate")
+    return ensemble.HistGradientBoostingRegressor(**params, random_state=seed)
 
 
 def _one_thread():
     """Fit on one OpenMP thread: the same sums in the same order on every machine (a refit gives
     the shipped model), and on a shared 2-core machine many threads spin against each other
     (a fit took 20x longer with the default thread count while other work ran)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1)
+    return require("threadpoolctl", "fitting a surrogate").threadpool_limits(limits=1)
 
 
 def fit_members(x: np.ndarray, y: np.ndarray, members: int, seed: int, params: dict[str, Any] | None = None) -> list:
@@ -150,8 +148,7 @@ def fit_surrogate(header: dict[str, Any], rows: Sequence[dict[str, Any]], space:
     :param params: the accuracy members' hyperparameters (default ``HGB_PARAMS``).
     :param time_params: the seconds regressor's (default ``TIME_PARAMS``).
     """
-    import sklearn
-
+    sklearn = require("sklearn", "fitting a surrogate")
     params, time_params = params or HGB_PARAMS, time_params or TIME_PARAMS
     ts, failed = training_set(rows, space)
     acc = fit_members(ts.features, ts.target, members, seed, params)

@@ -16,7 +16,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import AgentError, make_hparams, play
+from agents.base import AgentError, BaseAgent, make_hparams, play
 from nas_gym.atomic import atomic_write_text
 from nas_gym.spaces.base import Architecture
 
@@ -31,7 +31,7 @@ class EvolutionArgs:
     sample: int = 3
 
 
-class RegularizedEvolution:
+class RegularizedEvolution(BaseAgent):
     """:param env: a NasGym env. :param seed: seeds sampling and mutation. :param hparams: EvolutionArgs fields."""
 
     def __init__(self, env: gym.Env, seed: int = 0, hparams: dict[str, Any] | None = None,
@@ -46,7 +46,7 @@ class RegularizedEvolution:
         self.episodes_done = 0
 
     def _propose(self) -> Architecture:
-        space = self.env.unwrapped.space
+        space = self.context.space
         if len(self.population) < self.args.population:
             return space.sample(self.rng)
         picks = self.rng.choice(len(self.population), size=self.args.sample, replace=False)
@@ -54,15 +54,15 @@ class RegularizedEvolution:
         return space.mutate(parent, self.rng)
 
     def learn(self, episodes: int) -> None:
-        evaluator = self.env.unwrapped.evaluator
-        batch = evaluator.batch_size
+        context = self.context
+        batch = context.batch_size
         done = 0
         while done < episodes:
             # with N workers, N children are proposed from the same population, as in the
             # asynchronous evolution of Real et al.; with one worker this is the serial algorithm
             children = [self._propose() for _ in range(min(batch, episodes - done))]
             if len(children) > 1:
-                evaluator.prefetch(children)
+                context.prefetch(children)
             for child in children:
                 reward, _ = play(self.env, child)
                 self.population.append((child, reward))
@@ -78,7 +78,7 @@ class RegularizedEvolution:
 
     def load(self, path: str | Path) -> None:
         state = json.loads(Path(path).read_text())
-        space = self.env.unwrapped.space
+        space = self.context.space
         self.population = deque((space.parse(a), float(r)) for a, r in state["population"])
         self.episodes_done = int(state["episodes_done"])
         self.rng.bit_generator.state = state["rng"]

@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import make_hparams, play
+from agents.base import BaseAgent, make_hparams, play
 from nas_gym.atomic import atomic_write_text
 
 QUEUE_PER_WORKER = 4  # architectures handed to the evaluator at a time, per worker
@@ -25,7 +25,7 @@ class RandomSearchArgs:
     """Random search has no hyperparameters; the class exists so every agent looks alike."""
 
 
-class RandomSearch:
+class RandomSearch(BaseAgent):
     """:param env: a NasGym env. :param seed: seeds the sampler. :param hparams: none."""
 
     def __init__(self, env: gym.Env, seed: int = 0, hparams: dict[str, Any] | None = None,
@@ -36,17 +36,17 @@ class RandomSearch:
         self.episodes_done = 0
 
     def learn(self, episodes: int) -> None:
-        space, evaluator = self.env.unwrapped.space, self.env.unwrapped.evaluator
+        space, context = self.context.space, self.context
         # Draws do not depend on results, so a batch can be longer than the workers: each
         # worker takes the next architecture when it finishes one, instead of idling until the
         # slowest of a batch of ``workers`` is done. The draws, and so the results, are the
         # same for every batch length.
-        batch = evaluator.batch_size * QUEUE_PER_WORKER if evaluator.batch_size > 1 else 1
+        batch = context.batch_size * QUEUE_PER_WORKER if context.batch_size > 1 else 1
         done = 0
         while done < episodes:
             archs = [space.sample(self.rng) for _ in range(min(batch, episodes - done))]
             if len(archs) > 1:
-                evaluator.prefetch(archs)  # trained together by the evaluator's workers
+                context.prefetch(archs)  # trained together by the evaluator's workers
             for arch in archs:
                 play(self.env, arch)
             done += len(archs)

@@ -51,7 +51,8 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents import sb3_files
-from agents.base import AgentError
+from agents.base import AgentError, BaseAgent
+from agents.context import AgentContext
 from agents.hparams import named_activation, preset_hparams, preset_name
 
 # Shared by all four: the only reward is at the end of an episode, so discounting would just
@@ -185,7 +186,7 @@ class _CountEpisodes(BaseCallback):
         return True
 
 
-class _SB3Agent:
+class _SB3Agent(BaseAgent):
     """Shared body: the preset's entry of ``agents/<HPARAMS_FILE>.yaml``, then ``hparams`` over
     it, go to the algorithm's constructor.
 
@@ -280,7 +281,8 @@ class _SB3Agent:
             except AttributeError:
                 space = None
         else:
-            space = getattr(self.env.unwrapped, "space", None)
+            context = AgentContext.find(self.env)
+            space = None if context is None else context.space
         if space is not None:
             return int(space.max_steps)
         spec = getattr(self.env, "spec", None)

@@ -10,10 +10,11 @@ it: bad data fails while the config is validated, before anything is trained or 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from nas_gym import plugins
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,5 @@ OPTIONAL_FIELDS = tuple(sorted({f for spec in DATASETS.values() for f in spec.fi
 
 
 def entry_point(target: str) -> Callable[..., Any]:
-    """The function ``module:function`` names, imported now."""
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    """The function ``module:function`` names, imported now (by the one plug-in loader)."""
+    return plugins.load_target(target, "dataset loader")

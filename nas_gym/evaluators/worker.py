@@ -16,8 +16,6 @@ text before each evaluation.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import os
 from collections.abc import Callable
@@ -26,6 +24,7 @@ from typing import Any
 
 import torch
 
+from nas_gym import plugins
 from nas_gym.config import Config, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult
@@ -36,19 +35,8 @@ from nas_gym.training import train as _train
 
 
 def load_hook(spec: str | None) -> Callable[[str], Any] | None:
-    """``"file.py:function"`` or ``"module:function"`` -> the function; None or empty -> None."""
-    if not spec:
-        return None
-    where, _, name = spec.rpartition(":")
-    if where.endswith(".py"):
-        module_spec = importlib.util.spec_from_file_location("_nas_gym_worker_hook", where)
-        if module_spec is None or module_spec.loader is None:
-            raise ImportError(f"{HOOK_ENV}: cannot load {where}")
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(where)
-    return getattr(module, name)
+    """``"file.py:function"`` or ``"module:function"`` -> the function (``nas_gym.plugins``); None or empty -> None."""
+    return plugins.load_target(spec, "worker hook") if spec else None
 
 
 def worker_device(device: str, index: int) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from nas_gym import plugins
 from nas_gym.errors import NasGymError
-from nas_gym.spaces.base import Architecture, ArchitectureError, SearchSpace, SpaceParams, play_actions
+from nas_gym.spaces.base import Architecture, ArchitectureError, SearchSpace, SpaceDefinition, SpaceParams, play_actions
 
 BUILTIN_SPACES: dict[str, str] = {
     "layer_chain": "nas_gym.spaces.layer_chain:LayerChainSpace",
@@ -37,8 +37,7 @@ def resolve_space(kind: str) -> type:
     :raises SpaceError: one line naming the kind and what is accepted.
     """
     cls = plugins.load(kind, "space", BUILTIN_SPACES, SpaceError, label="space kind")
-    params = getattr(cls, "Params", None)
-    if not (isinstance(params, type) and issubclass(params, SpaceParams)) or not hasattr(cls, "from_params"):
+    if not (isinstance(cls, SpaceDefinition) and isinstance(cls.Params, type) and issubclass(cls.Params, SpaceParams)):
         raise SpaceError(f"space {kind!r} needs a Params model (a SpaceParams subclass) and a from_params classmethod")
     return cls
 

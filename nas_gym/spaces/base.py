@@ -140,6 +140,7 @@ class SearchSpace(Protocol):
         must answer. Optional: a space without it cannot use those three."""
 
 
+@runtime_checkable
 class SpaceDefinition(Protocol):
     """What the registry needs of a space class: its params model and a constructor from it."""
 

@@ -215,3 +215,13 @@ def test_no_hasattr_or_getattr_probes_a_declared_member():
                 found.add((name, node.args[1].value))
     assert found - PENDING == set(), "declare it (BaseAgent, a Protocol) and read it instead of probing"
     assert PENDING <= found, f"no longer probed, remove from PENDING: {sorted(PENDING - found)}"
+
+
+def test_the_supernet_evaluator_answers_batch_size_as_the_protocol_declares():
+    """Its own training batch is ``training_batch()``; ``batch_size`` stays the protocol's int
+    (architectures to propose at a time), so a context over it reads a number."""
+    from nas_gym.evaluators.supernet import SupernetEvaluator
+
+    cfg = load_config("mnist1d-cell")
+    evaluator = SupernetEvaluator(cfg, store=None)
+    assert AgentContext.of(NasEnv(cfg, evaluator=evaluator)).batch_size == 1

@@ -1,9 +1,12 @@
-"""The Agent protocol, the registry of built-in agents, and how a user's agent is found.
+"""The Agent protocol, the base class declaring what an agent may offer, the registry of built-in
+agents, and how a user's agent is found.
 
 An agent drives the env (``gym.make("NasGym/...")``) for a number of episodes. Every agent acts
 through the env, even the ones that think in whole architectures (random search, evolution):
 they play an architecture's actions with :func:`play`. So every agent is charged the same
-way, by the evaluator behind the env, and recorded by the same wrapper.
+way, by the evaluator behind the env, and recorded by the same wrapper. What else it may use
+comes from its :class:`~agents.context.AgentContext`; what it offers the search (resuming, a
+vector env, ask / tell) is declared on :class:`BaseAgent`, and read, never probed.
 """
 
 from __future__ import annotations

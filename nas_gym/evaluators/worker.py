@@ -9,9 +9,9 @@ loaded once and kept, and a recipe that only changes the epochs reuses the copy 
 This module imports torch; the driver never imports it (a driver using workers does not need
 torch before its first result), only the workers do.
 
-Test-only fault injection: ``NAS_GYM_WORKER_HOOK=path/to/file.py:function`` (or
-``module:function``) in a worker's environment names a function called with the architecture
-text before each evaluation.
+Fault injection for tests: a backend's ``worker_hook`` (``path/to/file.py:function`` or
+``module:function``, a declared parameter of ``ProcessBackend`` and ``RayBackend``) names a
+function each worker calls with the architecture text before each evaluation.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from nas_gym import plugins
 from nas_gym.config import Config, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.recipe import HOOK_ENV, Recipe
+from nas_gym.evaluators.recipe import Recipe
 from nas_gym.numerics import CUBLAS_DETERMINISTIC, CUBLAS_ENV, DeviceLostError, is_device_lost
 from nas_gym.spaces.base import SearchSpace
 from nas_gym.training import train as _train
@@ -82,14 +82,16 @@ class WorkerTrainer:
     :param config: the config the pool was made for; its runtime says where this worker trains.
     :param threads: torch CPU threads.
     :param device: this worker's device (see ``worker_device``).
+    :param hook: ``file.py:function`` or ``module:function`` called with each architecture's text
+        before it trains (tests inject faults with it); None: nothing.
     """
 
-    def __init__(self, config: Config, threads: int, device: str) -> None:
+    def __init__(self, config: Config, threads: int, device: str, hook: str | None = None) -> None:
         torch.set_num_threads(threads)
         if config.runtime.deterministic:  # before this process first uses cuBLAS, which reads it once
             os.environ.setdefault(CUBLAS_ENV, CUBLAS_DETERMINISTIC)
         self.runtime = config.runtime.model_copy(update={"device": device, "threads": threads})
-        self.hook = load_hook(os.environ.get(HOOK_ENV))
+        self.hook = load_hook(hook)
         self._data: dict[str, Dataset] = {}
         self._states: dict[str, WorkerState] = {}
         self.state(Recipe.of(config))

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.base import AgentError, make_hparams, play
+from agents.base import AgentError, BaseAgent, make_hparams, play
 from nas_gym.atomic import atomic_write
 from nas_gym.supernet.agents import charged, one_shot_setup, summary_writer
 from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
@@ -85,7 +85,7 @@ class DartsArgs:
     batch_size: int = 0
 
 
-class Darts:
+class Darts(BaseAgent):
     """:param env: a NasGym env whose space builds a supernet (layer chain, cell).
     :param seed: seeds the weights, alpha and the batch order.
     :param hparams: fields of :class:`DartsArgs`.
@@ -99,7 +99,7 @@ class Darts:
         if self.args.epochs_per_episode < 1 or self.args.arch_lr <= 0 or self.args.batch_size < 0:
             raise AgentError(f"darts: need epochs_per_episode >= 1, arch_lr > 0 and batch_size >= 0; got {self.args}")
         try:
-            self.setup = one_shot_setup(env, seed)
+            self.setup = one_shot_setup(self.context.config, self.context.space, seed)
         except ValueError as e:
             raise AgentError(str(e)) from None
         net, data, train = self.setup.net, self.setup.data, self.setup.config.train
@@ -208,7 +208,7 @@ class Darts:
 
     def learn(self, episodes: int) -> None:
         for _ in range(episodes):
-            with charged(self.env, self.setup, self.seed + self.epochs_done):
+            with charged(self.context.charge_seconds, self.setup, self.seed + self.epochs_done):
                 for _ in range(self.args.epochs_per_episode):
                     out_of_memory_as(self._epoch, self.setup.device, self._memory_error)
             play(self.env, self.derived())

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import AgentError, make_hparams, play, wrapper_attr
+from agents.base import AgentError, BaseAgent, make_hparams, play
 from agents.reinforce import Controller
 from nas_gym.atomic import atomic_write
 from nas_gym.supernet.agents import charged, one_shot_setup
@@ -70,7 +70,7 @@ class EnasArgs:
     batch_size: int = 0
 
 
-class Enas:
+class Enas(BaseAgent):
     """:param env: a NasGym env whose space builds a supernet (layer chain, cell).
     :param seed: seeds the weights, the controller, sampling and the batch order.
     :param hparams: fields of :class:`EnasArgs`.
@@ -87,7 +87,7 @@ class Enas:
             raise AgentError(f"enas: need shared_steps >= 0, controller_steps >= 1, reward_samples >= 1, "
                              f"0 <= baseline_decay < 1 and batch_size >= 0; got {a}")
         try:
-            self.setup = one_shot_setup(env, seed)
+            self.setup = one_shot_setup(self.context.config, self.context.space, seed)
         except ValueError as e:
             raise AgentError(str(e)) from None
         data, train = self.setup.data, self.setup.config.train
@@ -106,7 +106,7 @@ class Enas:
         self.baseline: float | None = None
         self.reward_var = 0.0
         self.episodes_done = 0
-        self._record = wrapper_attr(env, "record_scalar")
+        self._record = self.context.record_scalar
 
     def _fitting_batch(self, wanted: int, autocast: Any) -> int:
         """The preset's batch, or the largest that fits the most demanding of a few random paths
@@ -188,7 +188,7 @@ class Enas:
 
     def learn(self, episodes: int) -> None:
         for _ in range(episodes):
-            with charged(self.env, self.setup, self.seed + self.episodes_done):
+            with charged(self.context.charge_seconds, self.setup, self.seed + self.episodes_done):
                 mean_reward = out_of_memory_as(self._round, self.setup.device, self._memory_error)
             play(self.env, self.preferred())
             self.episodes_done += 1

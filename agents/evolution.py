@@ -21,7 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import AgentError, make_hparams, play
+from agents.base import AgentError, BaseAgent, make_hparams, play
 from nas_gym.atomic import atomic_write_text
 from nas_gym.spaces.base import Architecture
 
@@ -36,7 +36,7 @@ class EvolutionArgs:
     sample: int = 3
 
 
-class RegularizedEvolution:
+class RegularizedEvolution(BaseAgent):
     """:param env: a NasGym env. :param seed: seeds sampling and mutation. :param hparams: EvolutionArgs fields."""
 
     synchronous = False
@@ -54,7 +54,7 @@ class RegularizedEvolution:
 
     def ask(self) -> Architecture:
         """A random architecture until the population is full, then a mutated tournament winner."""
-        space = self.env.unwrapped.space
+        space = self.context.space
         if len(self.population) < self.args.population:
             return space.sample(self.rng)
         picks = self.rng.choice(len(self.population), size=self.args.sample, replace=False)
@@ -62,15 +62,15 @@ class RegularizedEvolution:
         return space.mutate(parent, self.rng)
 
     def learn(self, episodes: int) -> None:
-        evaluator = self.env.unwrapped.evaluator
-        batch = evaluator.batch_size
+        context = self.context
+        batch = context.batch_size
         done = 0
         while done < episodes:
             # with N workers, N children are proposed from the same population, as in the
             # asynchronous evolution of Real et al.; with one worker this is the serial algorithm
             children = [self.ask() for _ in range(min(batch, episodes - done))]
             if len(children) > 1:
-                evaluator.prefetch(children)
+                context.prefetch(children)
             for child in children:
                 self.tell(child, *play(self.env, child))
             done += len(children)
@@ -89,7 +89,7 @@ class RegularizedEvolution:
 
     def load(self, path: str | Path) -> None:
         state = json.loads(Path(path).read_text())
-        space = self.env.unwrapped.space
+        space = self.context.space
         self.population = deque((space.parse(a), float(r)) for a, r in state["population"])
         self.episodes_done = int(state["episodes_done"])
         self.rng.bit_generator.state = state["rng"]

@@ -32,7 +32,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import make_hparams, play
+from agents.base import BaseAgent, make_hparams, play
 from nas_gym.atomic import atomic_write_text
 from nas_gym.spaces.base import Architecture, play_actions
 
@@ -45,14 +45,14 @@ class GreedyArgs:
     """Greedy search has no hyperparameters; the seed only draws the restarts."""
 
 
-class Greedy:
+class Greedy(BaseAgent):
     """:param env: a NasGym env. :param seed: seeds the restarts. :param hparams: none."""
 
     def __init__(self, env: gym.Env, seed: int = 0, hparams: dict[str, Any] | None = None,
                  logdir: Path | None = None) -> None:
         self.env = env
         self.args = make_hparams(GreedyArgs, hparams)
-        self.space = env.unwrapped.space
+        self.space = self.context.space
         self.rng = np.random.default_rng(seed)
         self.known: dict[str, float] = {}  # architecture key -> reward
         self.incumbent: list[int] | None = None  # actions of the incumbent, the completing one last
@@ -113,8 +113,8 @@ class Greedy:
         self._idle = 0
 
     def learn(self, episodes: int) -> None:
-        evaluator = self.env.unwrapped.evaluator
-        batch = max(1, getattr(evaluator, "batch_size", 1))
+        context = self.context
+        batch = max(1, context.batch_size)
         done = 0
         while done < episodes:
             if self.incumbent is None:
@@ -128,7 +128,7 @@ class Greedy:
             if unknown:
                 archs = list(unknown.values())[: min(batch, episodes - done)]
                 if len(archs) > 1:
-                    evaluator.prefetch(archs)  # trained together by the evaluator's workers
+                    context.prefetch(archs)  # trained together by the evaluator's workers
                 for arch in archs:
                     self._play(arch)
                 done += len(archs)

@@ -16,7 +16,8 @@ import torch
 import yaml
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.base import AgentError
+from agents.context import AgentContext
+from agents.errors import AgentError
 from nas_gym.config import PRESET_DIRS
 
 # Beside the env presets, so the files ship in the wheel by the same force-include.
@@ -61,7 +62,8 @@ def preset_name(env: gym.Env | VecEnv) -> str | None:
         except Exception:  # no config, or one that cannot cross a process boundary
             return None
     else:
-        config = getattr(env.unwrapped, "config", None)
+        context = AgentContext.find(env)
+        config = None if context is None else context.config
     name = getattr(config, "name", None)
     return name if isinstance(name, str) else None
 

@@ -29,7 +29,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import AgentError, make_hparams, play
+from agents.base import AgentError, BaseAgent, make_hparams, play
 from nas_gym.atomic import atomic_write_text
 from nas_gym.spaces.base import Architecture
 
@@ -49,7 +49,7 @@ class LocalSearchArgs:
             raise AgentError(f"local search: initial must be at least 1, got {self.initial}")
 
 
-class LocalSearch:
+class LocalSearch(BaseAgent):
     """:param env: a NasGym env. :param seed: seeds restarts and the order of neighbours.
     :param hparams: LocalSearchArgs fields."""
 
@@ -72,7 +72,7 @@ class LocalSearch:
         return key in self.scores or key in self.out
 
     def _unseen_random(self) -> Architecture:
-        space = self.env.unwrapped.space
+        space = self.context.space
         arch = space.sample(self.rng)
         for _ in range(_RESTART_DRAWS):
             if not self._known(arch.key()):
@@ -82,7 +82,7 @@ class LocalSearch:
 
     def _start_climb(self, arch: Architecture, reward: float) -> None:
         self.current = (arch, reward)
-        neighbours = [n for n in self.env.unwrapped.space.neighbours(arch) if n.key() not in self.scores]
+        neighbours = [n for n in self.context.space.neighbours(arch) if n.key() not in self.scores]
         order = self.rng.permutation(len(neighbours))
         self.queue = [neighbours[int(i)] for i in order]
 
@@ -138,7 +138,7 @@ class LocalSearch:
 
     def load(self, path: str | Path) -> None:
         state = json.loads(Path(path).read_text())
-        space = self.env.unwrapped.space
+        space = self.context.space
         self.scores = {str(k): float(v) for k, v in state["scores"].items()}
         self.episodes_done, self.restarts = int(state["episodes_done"]), int(state["restarts"])
         self.current = None if state["current"] is None else (space.parse(state["current"][0]),

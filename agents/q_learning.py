@@ -23,7 +23,7 @@ and does not advance epsilon (``count_unique``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import make_hparams, mask_source, wrapper_attr
+from agents.base import BaseAgent, make_hparams, mask_source
 from agents.epsilon_figure import AccuracyByEpsilon
 from nas_gym.atomic import atomic_write_text
 from nas_gym.spaces.base import Architecture
@@ -106,7 +106,7 @@ class _Episode:
     arch: str = ""  # the text of what the episode built, to count unique models
 
 
-class QLearning:
+class QLearning(BaseAgent):
     """:param env: a NasGym env, possibly wrapped. :param seed: seeds the agent's generator
     (exploration and tie-breaking). :param hparams: fields of :class:`QLearningArgs`.
     :param logdir: unused; epsilon goes through ``env.record_scalar`` when the env has it."""
@@ -126,7 +126,7 @@ class QLearning:
         self._total = self.args.total_episodes
         self._total_fixed = self.args.total_episodes is not None
         self._masks = mask_source(env)
-        self._record = _scalar_sink(env)
+        self._record = self.context.record_scalar
         self.by_epsilon = AccuracyByEpsilon(self._record)
 
     # -- schedule -----------------------------------------------------------------------
@@ -179,7 +179,7 @@ class QLearning:
         """One episode's actions, chosen from the Q-table without stepping the env (the env's
         ``observe`` gives the state of each prefix), and the architecture they build. Draws
         from the generator exactly as playing the episode would."""
-        space = self.env.unwrapped.space
+        space = self.context.space
         arch, actions = space.empty(), []
         while True:
             action = self._act(self._row(space.observe(arch).tobytes(), space.mask(arch)), epsilon)
@@ -236,8 +236,8 @@ class QLearning:
         if not self._total_fixed:
             self._total = self.episodes_done + episodes
         stages = self.schedule(self._total)
-        evaluator = self.env.unwrapped.evaluator
-        batch = evaluator.batch_size
+        context = self.context
+        batch = context.batch_size
         done = 0
         while done < episodes:
             # With N workers, N episodes are planned from the same Q-table and trained together
@@ -246,14 +246,14 @@ class QLearning:
             epsilons = [epsilon_at(self.schedule_position + j, stages) for j in range(k)]
             plans = [self._plan(eps) for eps in epsilons] if k > 1 else [None]
             if k > 1:
-                evaluator.prefetch([arch for _, arch in plans])
+                context.prefetch([arch for _, arch in plans])
             for eps, plan in zip(epsilons, plans, strict=True):
                 self.memory.append(ep := self._play(eps, None if plan is None else plan[0]))
                 for i in self.rng.integers(len(self.memory), size=self.args.replay):
                     self._update(self.memory[int(i)])
                 self.episodes_done += 1
                 if ep.arch:
-                    self.models_seen.add(self.env.unwrapped.space.parse(ep.arch).key())
+                    self.models_seen.add(context.space.parse(ep.arch).key())
                 self.by_epsilon.add(eps, ep.val_acc)
                 if self._record is not None:
                     self._record("nas/epsilon", eps)
@@ -303,6 +303,3 @@ class QLearning:
                                 [float(r) for r in ep["rewards"]], bool(ep["terminated"])) for ep in state["memory"]]
         self.by_epsilon.load(state.get("by_epsilon", []))
 
-
-def _scalar_sink(env: gym.Env) -> Callable[..., None] | None:
-    return wrapper_attr(env, "record_scalar")

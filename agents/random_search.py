@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import make_hparams, play
+from agents.base import BaseAgent, make_hparams, play
 from nas_gym.atomic import atomic_write_text
 from nas_gym.spaces.base import Architecture
 
@@ -26,7 +26,7 @@ class RandomSearchArgs:
     """Random search has no hyperparameters; the class exists so every agent looks alike."""
 
 
-class RandomSearch:
+class RandomSearch(BaseAgent):
     """:param env: a NasGym env. :param seed: seeds the sampler. :param hparams: none.
 
     Asynchronous ask/tell (``agents.ask_tell``): a draw needs no result, so every freed worker
@@ -43,23 +43,23 @@ class RandomSearch:
         self.episodes_done = 0
 
     def learn(self, episodes: int) -> None:
-        evaluator = self.env.unwrapped.evaluator
+        context = self.context
         # Draws do not depend on results, so a batch can be longer than the workers: each
         # worker takes the next architecture when it finishes one, instead of idling until the
         # slowest of a batch of ``workers`` is done. The draws, and so the results, are the
         # same for every batch length.
-        batch = evaluator.batch_size * QUEUE_PER_WORKER if evaluator.batch_size > 1 else 1
+        batch = context.batch_size * QUEUE_PER_WORKER if context.batch_size > 1 else 1
         done = 0
         while done < episodes:
             archs = [self.ask() for _ in range(min(batch, episodes - done))]
             if len(archs) > 1:
-                evaluator.prefetch(archs)  # trained together by the evaluator's workers
+                context.prefetch(archs)  # trained together by the evaluator's workers
             for arch in archs:
                 self.tell(arch, *play(self.env, arch))
             done += len(archs)
 
     def ask(self) -> Architecture:
-        return self.env.unwrapped.space.sample(self.rng)
+        return self.context.space.sample(self.rng)
 
     def tell(self, arch: Architecture, reward: float, info: dict[str, Any]) -> None:
         self.episodes_done += 1

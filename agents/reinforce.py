@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import AgentError, make_hparams, mask_source, wrapper_attr
+from agents.base import AgentError, BaseAgent, make_hparams, mask_source
 from nas_gym.atomic import atomic_write
 from nas_gym.training.train import forked_rng, seed_torch
 
@@ -111,7 +111,7 @@ class _Episode:
     reward: float
 
 
-class Reinforce:
+class Reinforce(BaseAgent):
     """:param env: a NasGym env, possibly wrapped (masks are read through wrappers).
     :param seed: seeds the initial weights and the sampling generator.
     :param hparams: fields of :class:`ReinforceArgs`.
@@ -138,7 +138,7 @@ class Reinforce:
         self.pending: list[_Episode] = []  # episodes of the current, unfinished batch
         self.episodes_done = 0
         self._masks = mask_source(env)
-        self._record = wrapper_attr(env, "record_scalar")
+        self._record = self.context.record_scalar
 
     @contextlib.contextmanager
     def _threads(self) -> Iterator[None]:
@@ -223,7 +223,7 @@ class Reinforce:
     def action_probabilities(self, actions: list[int]) -> np.ndarray:
         """The policy's distribution over the next action after the chain ``actions`` (under the
         masks the env gives along it): for inspection and tests, it does not step the env."""
-        space = self.env.unwrapped.space
+        space = self.context.space
         prefix = space.empty()
         with torch.no_grad():
             token, h, c = self.policy.initial()

@@ -5,7 +5,8 @@ therefore gives SB3 a timestep bound it cannot reach first (episodes x the longe
 episode) and stops on the episode count with ``StopTrainingOnMaxEpisodes``. That callback
 multiplies its limit by ``n_envs`` (it means "per env"); :class:`StopAfterEpisodes` counts the
 total instead, so a vector env also stops at the asked number (or a few more, when several envs
-finish on the same step: those evaluations have happened and are not undone).
+finish on the same step: those evaluations have happened and are not undone). The callbacks
+live in ``agents.sb3_callbacks``; this module assembles them around SB3's algorithms.
 
 Masks: MaskablePPO asks the vector env for ``env_method("action_masks")``, which SB3 2.9's
 ``DummyVecEnv`` and ``SubprocVecEnv`` resolve with gymnasium's ``get_wrapper_attr``: it walks
@@ -46,13 +47,21 @@ import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, StopTrainingOnMaxEpisodes
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents import sb3_files
-from agents.base import AgentError
+from agents.base import AgentError, BaseAgent
+from agents.context import AgentContext
 from agents.hparams import named_activation, preset_hparams, preset_name
+from agents.sb3_callbacks import (
+    CheckpointEvery,
+    CountEpisodes,
+    EpisodeExploration,
+    NasLoggerCallback,
+    StopAfterEpisodes,
+)
 
 # Shared by all four: the only reward is at the end of an episode, so discounting would just
 # make deeper networks look worse; the networks are tiny MLPs, which run best on the CPU.
@@ -60,132 +69,7 @@ _COMMON: dict[str, Any] = {"gamma": 1.0, "device": "cpu"}
 _RESERVED = {"self", "env", "seed", "_init_setup_model", "tensorboard_log"}
 
 
-class StopAfterEpisodes(StopTrainingOnMaxEpisodes):
-    """``StopTrainingOnMaxEpisodes`` whose limit is the total over all envs, not per env."""
-
-    def _init_callback(self) -> None:
-        self._total_max_episodes = self.max_episodes
-
-
-class CheckpointEvery(BaseCallback):
-    """Calls ``checkpoint(n)`` from inside SB3's loop each time the episodes finished in this
-    ``learn`` call pass a multiple of ``every``, except at the last one (the caller saves at the
-    end). Like SB3's own ``CheckpointCallback``, it changes nothing in the run it saves."""
-
-    def __init__(self, every: int, episodes: int, checkpoint: Callable[[int], None]) -> None:
-        super().__init__()
-        self.every, self.episodes, self.checkpoint = every, episodes, checkpoint
-        self.done = 0
-
-    def _on_step(self) -> bool:
-        finished = int(np.sum(self.locals["dones"]))
-        if finished:
-            before, self.done = self.done, self.done + finished
-            if self.done < self.episodes and self.done // self.every > before // self.every:
-                self.checkpoint(self.done)
-        return True
-
-
-class NasLoggerCallback(BaseCallback):
-    """Adds NAS scalars to SB3's logger, next to its own ``rollout/`` and ``train/`` keys, for an
-    env that no search recorder wraps; and dumps the logger when training stops.
-
-    ``nas/val_acc`` is the mean over the episodes that finished since the last dump (SB3 dumps
-    per rollout, or every few episodes off-policy); ``nas/best_val_acc`` and the evaluator's
-    counts are running totals. It lives as long as the agent, so the best survives several
-    ``learn`` calls.
-
-    :param record_nas: False inside ``nas-gym search``: its recorder writes every ``nas/*`` tag
-        to the run folder's own stream with one point per episode (x = episodes), and the same
-        tags here, in ``sb3/`` on SB3's timestep axis, would draw two curves of one name against
-        different x axes. SB3's own keys stay here, on timesteps.
-    """
-
-    def __init__(self, verbose: int = 0, record_nas: bool = True) -> None:
-        super().__init__(verbose)
-        self.record_nas = record_nas
-        self.best_val_acc: float | None = None
-        self.invalid_episodes = 0
-
-    def _on_step(self) -> bool:
-        if not self.record_nas:
-            return True
-        ended = False
-        for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
-            if not done:
-                continue
-            ended = True
-            if "val_acc" not in info:  # ended by a forbidden action: nothing was evaluated
-                self.invalid_episodes += 1
-                continue
-            val_acc = float(info["val_acc"])
-            self.logger.record_mean("nas/val_acc", val_acc)
-            self.logger.record("nas/params", int(info["params"]))
-            if self.best_val_acc is None or val_acc > self.best_val_acc:
-                self.best_val_acc = val_acc
-        if ended:
-            self._record_totals()
-        return True
-
-    def _record_totals(self) -> None:
-        if self.best_val_acc is not None:
-            self.logger.record("nas/best_val_acc", self.best_val_acc)
-        self.logger.record("nas/invalid_episodes", self.invalid_episodes)
-        stats = evaluator_stats(self.training_env)
-        if stats is not None:
-            evaluations, hits = stats
-            self.logger.record("nas/evaluations", evaluations)
-            self.logger.record("nas/cache_hit_rate", hits / evaluations if evaluations else 0.0)
-
-    def _on_training_end(self) -> None:
-        # Training stops mid-rollout on the episode count, before SB3's own dump: flush the rest.
-        self.logger.dump(self.num_timesteps)
-
-
-def evaluator_stats(venv: VecEnv) -> tuple[int, int] | None:
-    """(evaluations, cache hits) summed over the distinct evaluators behind ``venv``'s envs.
-
-    ``get_attr`` hands back the evaluator objects themselves in a ``DummyVecEnv`` (cheap); a
-    ``SubprocVecEnv`` would have to pickle them, so an evaluator that cannot be pickled gives None.
-    """
-    try:
-        evaluators = venv.get_attr("evaluator")
-    except Exception:  # no evaluator, or one that cannot cross a process boundary
-        return None
-    unique = {id(e): e for e in evaluators}.values()
-    return (sum(e.stats.evaluations for e in unique), sum(e.stats.cache_hits for e in unique))
-
-
-class EpisodeExploration:
-    """DQN's linear epsilon decay measured in episodes of the budget, not in timesteps.
-
-    SB3 decays over ``exploration_fraction`` of ``total_timesteps``, but the timestep bound that
-    ``learn`` passes is never reached (episodes end early on ``stop``), so the decay would be
-    stretched unpredictably. Called with SB3's progress, which it ignores.
-    """
-
-    def __init__(self, start: float, end: float, fraction: float) -> None:
-        self.start, self.end, self.fraction = start, end, fraction
-        self.done, self.total = 0, 1
-
-    def __call__(self, _progress_remaining: float) -> float:
-        span = self.fraction * self.total
-        f = 1.0 if span <= 0 else min(1.0, self.done / span)
-        return self.start + f * (self.end - self.start)
-
-
-class _CountEpisodes(BaseCallback):
-    def __init__(self, schedule: EpisodeExploration) -> None:
-        super().__init__()
-        self.schedule = schedule
-
-    def _on_step(self) -> bool:
-        # Runs before DQN's own _on_step, which reads the schedule right after.
-        self.schedule.done += int(np.sum(self.locals["dones"]))
-        return True
-
-
-class _SB3Agent:
+class _SB3Agent(BaseAgent):
     """Shared body: the preset's entry of ``agents/<HPARAMS_FILE>.yaml``, then ``hparams`` over
     it, go to the algorithm's constructor.
 
@@ -280,7 +164,8 @@ class _SB3Agent:
             except AttributeError:
                 space = None
         else:
-            space = getattr(self.env.unwrapped, "space", None)
+            context = AgentContext.find(self.env)
+            space = None if context is None else context.space
         if space is not None:
             return int(space.max_steps)
         spec = getattr(self.env, "spec", None)
@@ -401,7 +286,7 @@ class DQNAgent(_SB3Agent):
         schedule = EpisodeExploration(m.exploration_initial_eps, m.exploration_final_eps, m.exploration_fraction)
         schedule.done, schedule.total = self.episodes_done, self.total_episodes or self.episodes_done + episodes
         m.exploration_schedule = schedule
-        return [_CountEpisodes(schedule)]
+        return [CountEpisodes(schedule)]
 
     @staticmethod
     def replay_path(path: str | Path) -> Path:

@@ -6,6 +6,7 @@ Run it with:  nas-gym search --agent examples/local_search.py:LocalSearch --conf
 import numpy as np
 
 from agents.base import play
+from agents.context import AgentContext
 
 
 class LocalSearch:
@@ -15,7 +16,7 @@ class LocalSearch:
         self.patience = (hparams or {}).get("patience", 10)  # restart after this many misses
 
     def learn(self, episodes):
-        space = self.env.unwrapped.space
+        space = AgentContext.of(self.env).space  # what an agent may use besides env.step
         best, best_reward, misses = None, -np.inf, 0
         for _ in range(episodes):
             if best is None or misses >= self.patience:

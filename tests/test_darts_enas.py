@@ -145,6 +145,7 @@ def test_one_shot_training_is_charged_in_cpu_seconds(monkeypatch):
     """The supernet's training is charged the process's CPU time, the tables' kind of seconds,
     not the wall clock (which would bill other jobs' load): a block that took 5 CPU-seconds and
     100 wall seconds is charged 5."""
+    from agents.context import AgentContext
     from nas_gym.supernet import agents as one_shot
 
     clock = {"cpu": 10.0, "wall": 1000.0}
@@ -153,7 +154,7 @@ def test_one_shot_training_is_charged_in_cpu_seconds(monkeypatch):
     env = make_env()
     setup = one_shot.OneShotSetup(env.unwrapped.config, torch.device("cpu"), None, env.unwrapped.space, None)
     before = env.unwrapped.evaluator.stats.train_seconds
-    with one_shot.charged(env, setup, seed=0):
+    with one_shot.charged(AgentContext.of(env).charge_seconds, setup, seed=0):
         clock["cpu"] += 5.0
         clock["wall"] += 100.0
     assert env.unwrapped.evaluator.stats.train_seconds - before == pytest.approx(5.0)

@@ -23,7 +23,6 @@ from nas_gym.config import ConfigError, load_config
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import MemoryCache
 from nas_gym.evaluators.parallel import ProcessBackend
-from nas_gym.evaluators.recipe import HOOK_ENV
 from nas_gym.evaluators.supernet import SupernetEvaluator
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
@@ -112,12 +111,12 @@ def test_workers_see_their_own_gpu_and_a_dead_context_is_retried_on_a_fresh_work
     CPU host they then train on the CPU), and the one whose context dies exits; the pool starts a
     new one and the architecture trains there."""
     monkeypatch.setattr(gpus_mod, "visible_gpus", lambda: ["7", "9"])
-    monkeypatch.setenv(HOOK_ENV, f"{__file__}:device_hook")
     monkeypatch.setenv(DIR_ENV, str(tmp_path))
     cfg = load_config("mnist1d-tiny", {"evaluator.backend": "process", "evaluator.workers": 2, "train.epochs": 1,
                                        "runtime.device": "auto", "evaluator.max_retries": 1})
     texts = [LOSES_CONTEXT, "conv3-16", "avgpool|conv3-16"]
-    with TrainingEvaluator(cfg, cache=MemoryCache()) as ev:
+    backend = ProcessBackend(cfg, worker_hook=f"{__file__}:device_hook")
+    with TrainingEvaluator(cfg, cache=MemoryCache(), backend=backend) as ev:
         assert ev.backend.pool.gpus == ["7", "9"]
         results = ev.evaluate_many([ev.space.parse(t) for t in texts])
     assert [r.status for r in results] == ["ok"] * 3

@@ -17,16 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from nas_gym.evaluators.recipe import HOOK_ENV
-
 ROOT = Path(__file__).resolve().parent.parent
 
 POOL_PARENT = """
-import threading, time
+import os, threading, time
 from nas_gym.config import load_config
 from nas_gym.evaluators.parallel import ProcessBackend
 config = load_config("mnist1d-tiny", {"evaluator.backend": "process", "evaluator.workers": 2})
-backend = ProcessBackend(config)
+backend = ProcessBackend(config, worker_hook=os.environ["HOLD_HOOK"])  # the test's hook, named by the test
 space = config.search_space()
 archs = [space.parse("conv3-16"), space.parse("conv3-32")]
 threading.Thread(target=backend.run, args=(archs,), daemon=True).start()  # both busy in the hook
@@ -77,7 +75,7 @@ def test_workers_end_when_their_parent_is_killed(script, tmp_path):
     (tmp_path / "busy").mkdir()
     hold.write_text("import os, time\n\ndef hold(text):\n    open(os.path.join(os.environ['HOLD_DIR'], str(os.getpid())), 'w')"
                     ".close()\n    time.sleep(600)\n")
-    env = {**os.environ, HOOK_ENV: f"{hold}:hold", "HOLD_DIR": str(tmp_path / "busy")}
+    env = {**os.environ, "HOLD_HOOK": f"{hold}:hold", "HOLD_DIR": str(tmp_path / "busy")}
     parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
     try:
         pids = [int(p) for p in parent.stdout.readline().split()]

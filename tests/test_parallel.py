@@ -1,9 +1,9 @@
 """Backends: one batch per evaluate_many, stored and charged once; serial = process = Ray; dead workers;
 workers that start with the backend, outlive its batches and serve both fidelities.
 
-Faults are injected in real worker processes through ``NAS_GYM_WORKER_HOOK``, which names
-``fault_hook`` in this file: spawned and Ray workers do not see monkeypatches, but they do
-inherit the environment.
+Faults are injected in real worker processes through the backends' ``worker_hook`` parameter,
+which names ``fault_hook`` in this file: spawned and Ray workers do not see monkeypatches; the
+folder it writes to reaches them through the environment they inherit.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from nas_gym.evaluators.backends import BackendBase
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import MemoryCache, ResultCache
 from nas_gym.evaluators.parallel import ProcessBackend, WorkerSetupError
-from nas_gym.evaluators.recipe import HOOK_ENV
 from nas_gym.evaluators.training import SerialBackend, TrainingEvaluator, make_backend
 from nas_gym.spaces.chain import Chain
 
@@ -34,6 +33,7 @@ ARCHS = [Chain.parse(t) for t in ("conv3-32s2|conv5-16|conv3-16", "maxpool|conv3
                                          "avgpool|conv3-32s2", "maxpool|conv3-16|conv3-32s2|conv3-16")]
 DIE_ONCE, DIE_ALWAYS, RAISES = "conv5-16|maxpool", "conv3-16|avgpool", "conv3-32|maxpool"
 FAULT_DIR_ENV = "NAS_GYM_TEST_FAULT_DIR"
+FAULT_HOOK = f"{__file__}:fault_hook"
 EVALUATIONS = "evaluations.log"  # "<pid> <arch>" per evaluation started, written by fault_hook
 
 
@@ -185,7 +185,6 @@ def data_root(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture
 def faults(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv(HOOK_ENV, f"{__file__}:fault_hook")
     monkeypatch.setenv(FAULT_DIR_ENV, str(tmp_path))
     return tmp_path
 
@@ -200,9 +199,8 @@ def ray_backend(tmp_path_factory, data_root):
 
     folder = tmp_path_factory.mktemp("ray_faults")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(HOOK_ENV, f"{__file__}:fault_hook")  # local Ray workers inherit the environment of ray.init
-        mp.setenv(FAULT_DIR_ENV, str(folder))
-        backend = RayBackend(config(workers=2, max_retries=1))
+        mp.setenv(FAULT_DIR_ENV, str(folder))  # local Ray workers inherit the environment of ray.init
+        backend = RayBackend(config(workers=2, max_retries=1), worker_hook=FAULT_HOOK)
         assert ray.is_initialized()  # started with the backend, not at its first batch
         yield backend, folder
         backend.close()
@@ -249,7 +247,8 @@ def test_both_fidelities_train_on_one_warm_pool_as_serial_would(data_root, fault
     serial = make_evaluator(fidelities(), cache=MemoryCache())
     expected = run_fidelities(serial, batches)
     serial.close()
-    ev = make_evaluator(fidelities(backend="process", workers=2), cache=MemoryCache())
+    pooled = fidelities(backend="process", workers=2)
+    ev = make_evaluator(pooled, cache=MemoryCache(), backend=ProcessBackend(pooled, worker_hook=FAULT_HOOK))
     try:
         started = sorted(ev.low.backend.pids)
         assert len(started) == 2  # alive before the first evaluation
@@ -271,7 +270,7 @@ def test_a_search_trains_on_the_workers_started_for_it_and_stops_them(tmp_path, 
     from nas_gym.runs.search import run_search
 
     cfg = load_config(config(tmp_path, backend="process", workers=2), {"train.epochs": 1})
-    backend = start_workers(cfg)
+    backend = ProcessBackend(cfg, worker_hook=FAULT_HOOK)  # what start_workers(cfg) starts, faults armed
     started = set(backend.pids)
     summary = run_search(cfg, "random", 4, 0, tmp_path / "runs", backend=backend)
     assert summary.stats.trained == 4 and backend.pids == []  # closed with the search's evaluator
@@ -281,7 +280,8 @@ def test_a_search_trains_on_the_workers_started_for_it_and_stops_them(tmp_path, 
 @pytest.mark.slow
 def test_process_backend_survives_dead_workers(tmp_path, data_root, faults):
     batch = [ARCHS[2], Chain.parse(DIE_ONCE), Chain.parse(DIE_ALWAYS), Chain.parse(RAISES)]
-    with TrainingEvaluator(config(tmp_path, backend="process", workers=2, max_retries=1)) as ev:
+    cfg = config(tmp_path, backend="process", workers=2, max_retries=1)
+    with TrainingEvaluator(cfg, backend=ProcessBackend(cfg, worker_hook=FAULT_HOOK)) as ev:
         results = {r.arch: r for r in ev.evaluate_many(batch)}
         pids = ev.backend.pids
         assert ev.evaluate(ARCHS[3]).ok and set(pids) <= set(ev.backend.pids)  # live workers outlive a batch

@@ -10,7 +10,7 @@ import gymnasium as gym
 import pytest
 from typer.testing import CliRunner
 
-from agents.base import resolve_agent
+from agents.base import BaseAgent, resolve_agent
 from nas_gym.cli import app
 from nas_gym.config import ConfigError, load_config
 from nas_gym.envs.nas_env import NasEnv
@@ -74,7 +74,7 @@ def table_env(preset: str = "mnist1d-tiny", seed: int = 0, workers: int = 1) -> 
     return Infos(SimulatedClock(env, workers)), infos
 
 
-class Spy:
+class Spy(BaseAgent):
     """An ask/tell agent around a real one, noting what it had been told at each ask."""
 
     def __init__(self, inner, synchronous: bool = False) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from nas_gym.data.registry import DATASETS, entry_point
+from nas_gym.data.registry import dataset_spec, entry_point
 from nas_gym.data.settings import DataConfig
 from nas_gym.data.splits import holdout_val
 
@@ -57,7 +57,7 @@ def load_dataset(cfg: DataConfig) -> Dataset:
 
     :raises DatasetError: one line naming the dataset, the file and the fix.
     """
-    return entry_point(DATASETS[cfg.name].loader)(cfg)
+    return entry_point(dataset_spec(cfg.name).loader)(cfg)
 
 
 def merge_train_val(data: Dataset) -> Dataset:

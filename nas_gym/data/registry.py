@@ -10,10 +10,13 @@ it: bad data fails while the config is validated, before anything is trained or 
 
 from __future__ import annotations
 
-import importlib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from nas_gym import plugins
+from nas_gym.data.base import DatasetError
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,34 @@ OPTIONAL_FIELDS = tuple(sorted({f for spec in DATASETS.values() for f in spec.fi
 """``data`` fields that only some entries read."""
 
 
+def dataset_names() -> tuple[str, ...]:
+    """The registry's names, then those installed packages declare as ``nas_gym.datasets`` entry points."""
+    return DATASET_NAMES + tuple(n for n in plugins.entry_point_names("dataset") if n not in DATASETS)
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    """The entry ``data.name`` names: a registry name, the name of a :class:`DatasetSpec` an
+    installed package declares in its ``nas_gym.datasets`` entry-point group, or
+    ``module.path:Name`` / ``file.py:Name`` of one (``nas_gym.plugins``).
+
+    :raises DatasetError: one line naming ``name`` and what is accepted.
+    """
+    spec = DATASETS.get(name)
+    return spec if spec is not None else _plugin_spec(name)
+
+
+@functools.cache  # cache keys ask for it at every evaluation; entry points are scanned once
+def _plugin_spec(name: str) -> DatasetSpec:
+    if ":" not in name and name not in plugins.entry_point_names("dataset"):
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(map(repr, dataset_names()))}, "
+                           f"a package's nas_gym.datasets entry point, or {plugins.FORMS} naming a DatasetSpec")
+    spec = plugins.load(name, "dataset", error=DatasetError)
+    if not isinstance(spec, DatasetSpec):
+        raise DatasetError(f"dataset {name!r} names a {type(spec).__name__}, not a nas_gym.data.DatasetSpec; "
+                           "point it at DatasetSpec(loader='module:function', shape=..., classes=...)")
+    return spec
+
+
 def entry_point(target: str) -> Callable[..., Any]:
-    """The function ``module:function`` names, imported now."""
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    """The function ``module:function`` names, imported now (by the one plug-in loader)."""
+    return plugins.load_target(target, "dataset loader")

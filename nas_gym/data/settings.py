@@ -7,13 +7,14 @@ line, before a run folder, a cache row or a training step exists.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nas_gym.data.base import DatasetInfo
-from nas_gym.data.registry import DATASET_NAMES, DATASETS, OPTIONAL_FIELDS, entry_point
+from nas_gym.data.registry import DATASETS, OPTIONAL_FIELDS, dataset_spec, entry_point
 
 _WHAT = {
     "root": "the folder holding one sub-folder of images per class",
@@ -27,7 +28,8 @@ _GENERATOR_FIELDS = ("samples", "noise", "generation_seed")
 class DataConfig(BaseModel):
     """The dataset and its fixed train / validation / test split.
 
-    :param name: an entry of ``nas_gym.data.registry.DATASETS``.
+    :param name: an entry of ``nas_gym.data.registry.DATASETS``, or a dataset an installed package
+        declares (``nas_gym.data.registry.dataset_spec``).
     :param root: the built-in sets: the folder holding torchvision datasets, and where MNIST-1D
         is cached once generated (None: ``~/.cache/nas-gym/data``); ``folder``: the image folder,
         one sub-folder per class, optional ``train/``, ``val/`` and ``test/`` splits.
@@ -54,7 +56,7 @@ class DataConfig(BaseModel):
     # Same policy as every section of nas_gym.config: frozen, unknown keys and NaN rejected.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    name: Literal[DATASET_NAMES] = "mnist1d"  # type: ignore[valid-type]
+    name: str = "mnist1d"
     root: str | None = None
     path: str | None = None
     download: bool = False
@@ -75,13 +77,22 @@ class DataConfig(BaseModel):
         # (``retrain``, ``--resume``); ``~`` is expanded here once for every reader.
         name = raw.get("name") if isinstance(raw, dict) else None
         spec = DATASETS.get(name) if isinstance(name, str) else None  # a bad name fails in the field's own check
+        if spec is None and isinstance(name, str):
+            with contextlib.suppress(ValueError):
+                spec = dataset_spec(name)
         if spec is not None and spec.needs and isinstance(raw.get(spec.needs), str):
             raw = {**raw, spec.needs: str(Path(raw[spec.needs]).expanduser().absolute())}
         return raw
 
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, name: str) -> str:
+        dataset_spec(name)  # raises, naming the choices
+        return name
+
     @model_validator(mode="after")
     def _fields_match_name(self) -> DataConfig:
-        spec = DATASETS[self.name]
+        spec = dataset_spec(self.name)
         if spec.needs and getattr(self, spec.needs) is None:
             raise ValueError(f"{spec.needs} is required for name {self.name!r}; set data.{spec.needs} to {_WHAT[spec.needs]}")
         if self.path is not None and spec.needs != "path":
@@ -99,7 +110,7 @@ class DataConfig(BaseModel):
     def info(self) -> DatasetInfo:
         """Shape and class count: a constant for the built-in sets; read (and checked) from the
         data for a user's own, at the cost of listing a folder or reading an array file's labels."""
-        spec = DATASETS[self.name]
+        spec = dataset_spec(self.name)
         if spec.describe is None:
             return DatasetInfo(spec.shape, spec.classes)  # type: ignore[arg-type]  # both set when describe is None
         return entry_point(spec.describe)(self)
@@ -108,7 +119,7 @@ class DataConfig(BaseModel):
         """What decides the data a model sees, for cache keys: not where it lives (``root``,
         ``path``, ``download``), nor fields this dataset does not read; for a user's data, a
         digest of its content instead of its location, so moving the data keeps its results."""
-        spec = DATASETS[self.name]
+        spec = dataset_spec(self.name)
         unused = {f for f in OPTIONAL_FIELDS if f not in spec.fields}
         # The generator's fields joined the key after tables were built on the paper's data: at
         # their default (None) they stay out of it, so those tables and caches keep their keys.

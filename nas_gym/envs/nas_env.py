@@ -58,8 +58,12 @@ class NasEnv(gym.Env):
     ## Info
     Every step: ``arch`` (text of the architecture so far). Last step: also ``val_acc``,
     ``params``, ``flops``, ``status``, ``reason`` and the reward's cost terms. Wall-clock times and
-    cache hits are not in ``info`` (they would break determinism); they are in
-    ``env.unwrapped.evaluator.stats``.
+    cache hits are not in ``info`` (they would break determinism); they are in the env's public
+    ``evaluator.stats`` (through wrappers: ``env.get_wrapper_attr("evaluator").stats``).
+
+    ## Attributes
+    ``space``, ``evaluator`` and ``config`` are public and stable: agents read them through
+    ``agents.context.AgentContext.of(env)``, never through ``env.unwrapped``.
 
     ## Arguments
     ``gym.make("NasGym/LayerChain-v0", config="mnist1d", evaluator=None, seed=None,

@@ -54,8 +54,11 @@ class NasVecEnv(DummyVecEnv):
         self.evaluator = PrefetchEvaluator(evaluator)
         self._owns_made = made_here
 
+        self._nas_envs: list[NasEnv] = []  # the sub-envs themselves, under their wrappers
+
         def make_env() -> gym.Env:
-            env: gym.Env = Monitor(NasEnv(cfg, evaluator=self.evaluator))
+            self._nas_envs.append(nas_env := NasEnv(cfg, evaluator=self.evaluator))
+            env: gym.Env = Monitor(nas_env)
             return wrap(env) if wrap is not None else env
 
         super().__init__([make_env for _ in range(n_envs)])
@@ -70,7 +73,7 @@ class NasVecEnv(DummyVecEnv):
         return super().seed(seed)
 
     def step_wait(self):
-        pending = [env.unwrapped.pending_architecture(action) for env, action in zip(self.envs, self.actions, strict=True)]
+        pending = [env.pending_architecture(action) for env, action in zip(self._nas_envs, self.actions, strict=True)]
         batch = [arch for arch in pending if arch is not None]
         if batch:
             self.evaluator.prefetch(batch)
@@ -78,7 +81,7 @@ class NasVecEnv(DummyVecEnv):
 
     def action_masks(self) -> np.ndarray:
         """Masks of all sub-envs, shape (n_envs, n_actions), for MaskablePPO."""
-        return np.stack([env.unwrapped.action_masks() for env in self.envs])
+        return np.stack([env.action_masks() for env in self._nas_envs])
 
     def close(self) -> None:
         super().close()  # the sub-envs share the evaluator but do not own it

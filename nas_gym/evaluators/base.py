@@ -36,6 +36,11 @@ class EvalStats:
     def cache_hit_rate(self) -> float:
         return self.cache_hits / self.evaluations if self.evaluations else 0.0
 
+    def charge_seconds(self, seconds: float) -> None:
+        """Charge compute an agent spent itself (a one-shot agent's supernet training), in the
+        same kind of seconds as the evaluations' (``nas_gym.supernet.agents.charged``)."""
+        self.train_seconds += seconds
+
     def charge(self, result: EvalResult, cached: bool) -> None:
         self.evaluations += 1
         self.failures += not result.ok

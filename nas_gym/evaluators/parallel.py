@@ -23,7 +23,7 @@ Why it is built this way rather than on ``ProcessPoolExecutor``:
   turns an interrupt into a failed result that would then be cached.
 
 Workers only compute; the driver stores results (``TrainingEvaluator``). This module imports no
-torch: only the workers need it. Test-only fault injection: see ``nas_gym.evaluators.recipe.HOOK_ENV``.
+torch: only the workers need it. Fault injection for tests: ``ProcessBackend(worker_hook=...)``.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _one_line(error: BaseException) -> str:
 
 # -- the worker side -------------------------------------------------------------------------------
 def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, index: int, parent: int,
-                 gpu: str | None = None) -> None:
+                 gpu: str | None = None, hook: str | None = None) -> None:
     """A worker's life: set up once and say ``("ready", -1, pid)``, then answer ``(i, text, recipe)``
     with ``("result", i, EvalResult)`` until it reads None or the driver goes away.
 
@@ -83,7 +83,7 @@ def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, in
         device = config.runtime.device
         if gpu and device.startswith("cuda"):
             device = "cuda"  # its one visible GPU, whatever index the config pinned
-        trainer = WorkerTrainer(config, threads, worker_device(device, index))
+        trainer = WorkerTrainer(config, threads, worker_device(device, index), hook)
     except Exception as e:  # noqa: BLE001 - reported to the driver, which raises it
         conn.send(("setup_error", -1, _one_line(e)))
         return
@@ -115,12 +115,13 @@ def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, in
 class _Worker:
     """One worker process, the driver's end of its pipe, and the task it is running."""
 
-    def __init__(self, ctx: Any, index: int, config_json: dict[str, Any], threads: int, gpu: str | None = None) -> None:
+    def __init__(self, ctx: Any, index: int, config_json: dict[str, Any], threads: int, gpu: str | None = None,
+                 hook: str | None = None) -> None:
         self.index = index
         self.task: int | None = None
         self.ready = False  # its "ready" message has been read
         self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_worker_main, args=(child, config_json, threads, index, os.getpid(), gpu),
+        self.process = ctx.Process(target=_worker_main, args=(child, config_json, threads, index, os.getpid(), gpu, hook),
                                    name=f"nas-gym-worker-{index}", daemon=True)
         self.process.start()
         child.close()  # so the driver sees EOF when the worker dies
@@ -189,10 +190,10 @@ class _Worker:
 class WorkerPool:
     """``workers`` spawned processes, started at once; see the module docstring for the why."""
 
-    def __init__(self, config: Config, workers: int, threads: int, max_retries: int) -> None:
+    def __init__(self, config: Config, workers: int, threads: int, max_retries: int, hook: str | None = None) -> None:
         if workers < 1 or threads < 1 or max_retries < 0:
             raise ValueError("workers and threads_per_worker must be >= 1, max_retries >= 0")
-        self.workers, self.threads, self.max_retries = workers, threads, max_retries
+        self.workers, self.threads, self.max_retries, self.hook = workers, threads, max_retries, hook
         self._config_json = config.model_dump(mode="json")
         # Checked and planned before any worker starts: a request for GPUs that are not there fails here.
         self.gpus = worker_gpus(config.runtime.device, workers, config.evaluator.gpus_per_eval)
@@ -224,7 +225,7 @@ class WorkerPool:
                 if error is not None:
                     raise WorkerSetupError(f"worker {index} could not start: {error}")
             gpu = None if self.gpus is None else self.gpus[index]
-            w = self._slots[index] = _Worker(self._ctx, index, self._config_json, self.threads, gpu)
+            w = self._slots[index] = _Worker(self._ctx, index, self._config_json, self.threads, gpu, self.hook)
         return w
 
     def _dispatch(self, queue: deque[int], tasks: Sequence[tuple[str, Recipe]]) -> None:
@@ -363,14 +364,16 @@ class ProcessBackend(PooledBackend):
     :param workers: default ``config.evaluator.workers``.
     :param threads_per_worker: torch threads in each worker; default ``config.evaluator.threads_per_worker``.
     :param max_retries: retries of an architecture whose worker died; default ``config.evaluator.max_retries``.
+    :param worker_hook: ``file.py:function`` or ``module:function`` every worker calls with the
+        architecture text before training it (tests inject faults with it); None: nothing.
     """
 
     def __init__(self, config: Config, workers: int | None = None, threads_per_worker: int | None = None,
-                 max_retries: int | None = None) -> None:
+                 max_retries: int | None = None, worker_hook: str | None = None) -> None:
         ev = config.evaluator
         super().__init__(WorkerPool(config, ev.workers if workers is None else workers,
                                     ev.threads_per_worker if threads_per_worker is None else threads_per_worker,
-                                    ev.max_retries if max_retries is None else max_retries), config)
+                                    ev.max_retries if max_retries is None else max_retries, worker_hook), config)
 
     @property
     def threads(self) -> int:

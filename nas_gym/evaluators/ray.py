@@ -61,7 +61,7 @@ def cluster_gpus_per_worker(device: str, workers: int, requested: float | None, 
 class _Trainer:
     """The actor: one worker for the backend's life. A string answer is a setup error."""
 
-    def __init__(self, config_json: dict[str, Any], threads: int) -> None:
+    def __init__(self, config_json: dict[str, Any], threads: int, hook: str | None = None) -> None:
         try:
             from nas_gym.evaluators.worker import WorkerTrainer, worker_device
 
@@ -72,7 +72,7 @@ class _Trainer:
             if device.startswith("cuda"):
                 device = "cuda"
             device = "cpu" if device == "auto" and not ray.get_gpu_ids() else worker_device(device, 0)
-            self.trainer: Any = WorkerTrainer(config, threads, device)
+            self.trainer: Any = WorkerTrainer(config, threads, device, hook)
             self.error: str | None = None
         except Exception as e:  # noqa: BLE001 - a setup error, reported to the driver
             self.trainer, self.error = None, _one_line(e)
@@ -104,8 +104,9 @@ class ActorPool:
     """
 
     def __init__(self, config: Config, workers: int, address: str | None, gpus_per_eval: float | None,
-                 max_retries: int, threads: int) -> None:
+                 max_retries: int, threads: int, hook: str | None = None) -> None:
         self.workers, self.address, self.requested_gpus = workers, address, gpus_per_eval
+        self.hook = hook
         self.gpus_per_eval = 0.0  # made definite by ``start``, from the cluster's GPUs
         self._device = config.runtime.device
         self.max_retries, self.threads = max_retries, threads
@@ -121,7 +122,7 @@ class ActorPool:
             quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
             if self.address:
                 ray.init(address=self.address, **quiet)
-            else:  # local workers inherit this environment, NAS_GYM_WORKER_HOOK included
+            else:
                 ray.init(num_cpus=self.workers, include_dashboard=False, **quiet)
             self._started_ray = True
         if self._actor_class is None:
@@ -136,7 +137,7 @@ class ActorPool:
                                                              max_restarts=0, max_task_retries=0)
         for slot in range(self.workers):
             if self._actors[slot] is None:
-                self._actors[slot] = self._actor_class.remote(self._config_json, self.threads)
+                self._actors[slot] = self._actor_class.remote(self._config_json, self.threads, self.hook)
 
     @property
     def pids(self) -> list[int]:
@@ -221,18 +222,20 @@ class RayBackend(PooledBackend):
     """Trains batches on an ``ActorPool``, started at once; see the module docstring for the why.
 
     :param config: the preset; its ``evaluator`` section gives the defaults of the other arguments.
+    :param worker_hook: ``file.py:function`` or ``module:function`` every actor calls with the
+        architecture text before training it (tests inject faults with it); None: nothing.
     """
 
     def __init__(self, config: Config, workers: int | None = None, address: str | None = None,
                  gpus_per_eval: float | None = None, max_retries: int | None = None,
-                 threads_per_worker: int | None = None) -> None:
+                 threads_per_worker: int | None = None, worker_hook: str | None = None) -> None:
         ev = config.evaluator
         super().__init__(ActorPool(config, ev.workers if workers is None else workers,
                                    ev.ray_address if address is None else address,
                                    ev.gpus_per_eval if gpus_per_eval is None else gpus_per_eval,
                                    ev.max_retries if max_retries is None else max_retries,
-                                   ev.threads_per_worker if threads_per_worker is None else threads_per_worker),
-                         config)
+                                   ev.threads_per_worker if threads_per_worker is None else threads_per_worker,
+                                   worker_hook), config)
 
     def __repr__(self) -> str:
         where = self.pool.address or f"local, {self.workers} CPUs"

@@ -10,10 +10,6 @@ from typing import Any
 
 from nas_gym.config import Config
 
-# ``path/to/file.py:function`` or ``module:function``, read by every worker: called with the
-# architecture text before each evaluation (tests kill workers through it).
-HOOK_ENV = "NAS_GYM_WORKER_HOOK"
-
 
 @dataclass(frozen=True)
 class Recipe:

@@ -139,7 +139,7 @@ class SupernetEvaluator(EvaluatorBase):
             seed_torch(self.config.train.seed, self.device)
             return self.space.build_supernet(self.data.input_shape, self.num_classes).to(self.device)
 
-    def batch_size(self) -> int:
+    def training_batch(self) -> int:
         """``evaluator.supernet_batch_size``, or the preset's batch lowered to what fits: measured
         on a copy of a fresh supernet with a few paths (``nas_gym.supernet.memory``)."""
         if self._batch is None:
@@ -165,7 +165,7 @@ class SupernetEvaluator(EvaluatorBase):
         train, data = self.config.train, self.data
         start = time.perf_counter()
         net = self._build()
-        batches = BatchStream(data.x_train, data.y_train, self.batch_size(), train.seed)
+        batches = BatchStream(data.x_train, data.y_train, self.training_batch(), train.seed)
         total = self.config.evaluator.supernet_epochs * batches.batches_per_pass
         trainer = PathTrainer(net, batches, train, total, one_shot_autocast(self.device, self.config.runtime))
         rng = np.random.default_rng(train.seed)
@@ -200,7 +200,7 @@ class SupernetEvaluator(EvaluatorBase):
         if self.store is None:
             return
         state = {"version": SUPERNET_VERSION, "digest": supernet_digest(self.config, self.numerics),
-                 "seconds": self.train_seconds, "batch": self.batch_size(), "weights": net.state_dict()}
+                 "seconds": self.train_seconds, "batch": self.training_batch(), "weights": net.state_dict()}
         atomic_write(self.store, lambda f: torch.save(state, f))  # equal settings write equal weights
 
     def _load(self) -> Supernet | None:
@@ -209,7 +209,7 @@ class SupernetEvaluator(EvaluatorBase):
         state = torch.load(self.store, map_location="cpu", weights_only=True)  # load_state_dict moves it
         if state.get("version") != SUPERNET_VERSION or state.get("digest") != supernet_digest(self.config, self.numerics):
             return None  # another version's file under this name: train afresh and replace it
-        if state.get("batch", self.config.train.batch_size) != self.batch_size():
+        if state.get("batch", self.config.train.batch_size) != self.training_batch():
             return None  # trained at another batch (another device's memory): train afresh
         net = self._build()
         net.load_state_dict(state["weights"])

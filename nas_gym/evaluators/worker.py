@@ -9,15 +9,13 @@ loaded once and kept, and a recipe that only changes the epochs reuses the copy 
 This module imports torch; the driver never imports it (a driver using workers does not need
 torch before its first result), only the workers do.
 
-Test-only fault injection: ``NAS_GYM_WORKER_HOOK=path/to/file.py:function`` (or
-``module:function``) in a worker's environment names a function called with the architecture
-text before each evaluation.
+Fault injection for tests: a backend's ``worker_hook`` (``path/to/file.py:function`` or
+``module:function``, a declared parameter of ``ProcessBackend`` and ``RayBackend``) names a
+function each worker calls with the architecture text before each evaluation.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import os
 from collections.abc import Callable
@@ -26,29 +24,19 @@ from typing import Any
 
 import torch
 
+from nas_gym import plugins
 from nas_gym.config import Config, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.recipe import HOOK_ENV, Recipe
+from nas_gym.evaluators.recipe import Recipe
 from nas_gym.numerics import CUBLAS_DETERMINISTIC, CUBLAS_ENV, DeviceLostError, is_device_lost
 from nas_gym.spaces.base import SearchSpace
 from nas_gym.training import train as _train
 
 
 def load_hook(spec: str | None) -> Callable[[str], Any] | None:
-    """``"file.py:function"`` or ``"module:function"`` -> the function; None or empty -> None."""
-    if not spec:
-        return None
-    where, _, name = spec.rpartition(":")
-    if where.endswith(".py"):
-        module_spec = importlib.util.spec_from_file_location("_nas_gym_worker_hook", where)
-        if module_spec is None or module_spec.loader is None:
-            raise ImportError(f"{HOOK_ENV}: cannot load {where}")
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(where)
-    return getattr(module, name)
+    """``"file.py:function"`` or ``"module:function"`` -> the function (``nas_gym.plugins``); None or empty -> None."""
+    return plugins.load_target(spec, "worker hook") if spec else None
 
 
 def worker_device(device: str, index: int) -> str:
@@ -94,14 +82,16 @@ class WorkerTrainer:
     :param config: the config the pool was made for; its runtime says where this worker trains.
     :param threads: torch CPU threads.
     :param device: this worker's device (see ``worker_device``).
+    :param hook: ``file.py:function`` or ``module:function`` called with each architecture's text
+        before it trains (tests inject faults with it); None: nothing.
     """
 
-    def __init__(self, config: Config, threads: int, device: str) -> None:
+    def __init__(self, config: Config, threads: int, device: str, hook: str | None = None) -> None:
         torch.set_num_threads(threads)
         if config.runtime.deterministic:  # before this process first uses cuBLAS, which reads it once
             os.environ.setdefault(CUBLAS_ENV, CUBLAS_DETERMINISTIC)
         self.runtime = config.runtime.model_copy(update={"device": device, "threads": threads})
-        self.hook = load_hook(os.environ.get(HOOK_ENV))
+        self.hook = load_hook(hook)
         self._data: dict[str, Dataset] = {}
         self._states: dict[str, WorkerState] = {}
         self.state(Recipe.of(config))

@@ -32,12 +32,15 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas_gym import trust
 from nas_gym.atomic import atomic_write_text, fsync_dir
 from nas_gym.config import Config
 from nas_gym.errors import NasGymError
+
+if TYPE_CHECKING:
+    from agents.base import BaseAgent
 
 MANIFEST = "checkpoint.json"
 FOLDER = "checkpoint"
@@ -276,16 +279,16 @@ def _config_difference(run_dir: Path, config: Config) -> str:
     return first(run, config.model_dump(mode="json"), "")
 
 
-def save(run_dir: Path, manifest: Manifest, agent: Any, state: dict[str, Any]) -> Manifest:
+def save(run_dir: Path, manifest: Manifest, agent: BaseAgent, state: dict[str, Any]) -> Manifest:
     """Checkpoint ``agent`` and ``state`` after ``manifest.episodes_done`` episodes; returns the
     manifest naming the new checkpoint folder.
 
-    An agent without ``save`` / ``load`` gets no checkpoint: its manifest only records the end of
+    A non-resumable agent (``BaseAgent.resumable`` False) gets no checkpoint: its manifest only records the end of
     the run, and a resume restarts it from episode 0 (its evaluations then come from the cache).
 
     The caller flushes the recorder first, so the CSV on disk is never behind a checkpoint.
     """
-    if not resumable(agent):
+    if not agent.resumable:
         if manifest.finished:
             write_manifest(run_dir, dataclasses.replace(manifest, checkpoint=None))
         return manifest
@@ -333,14 +336,14 @@ def read_state(run_dir: Path, manifest: Manifest) -> dict[str, Any]:
     return state
 
 
-def load_agent(run_dir: Path, manifest: Manifest, agent: Any) -> None:
+def load_agent(run_dir: Path, manifest: Manifest, agent: BaseAgent) -> None:
     """Restore ``agent`` from the manifest's checkpoint (a no-op when there is none).
 
     :raises CheckpointError: the agent cannot load it.
     """
     if manifest.checkpoint is None:
         return
-    if not resumable(agent):
+    if not agent.resumable:
         raise CheckpointError(f"--resume {run_dir}: agent {manifest.agent} has no load(); it cannot continue a checkpoint")
     try:
         agent.load(run_dir / manifest.checkpoint / "agent")
@@ -349,6 +352,3 @@ def load_agent(run_dir: Path, manifest: Manifest, agent: Any) -> None:
         raise CheckpointError(f"--resume {run_dir}: checkpoint {manifest.checkpoint} cannot be loaded "
                               f"({type(e).__name__}: {detail}); the run cannot be resumed") from None
 
-
-def resumable(agent: Any) -> bool:
-    return callable(getattr(agent, "save", None)) and callable(getattr(agent, "load", None))

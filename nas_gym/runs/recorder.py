@@ -123,7 +123,7 @@ class RecordEpisodes(gym.Wrapper):
         super().__init__(env)
         self.log = log
         if log.evaluator is None:
-            log.evaluator = env.unwrapped.evaluator
+            log.evaluator = env.get_wrapper_attr("evaluator")  # the env's public evaluator, under any wrapper
 
     def record_scalar(self, tag: str, value: float, step: int | None = None) -> None:
         self.log.record_scalar(tag, value, step)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from agents.base import AgentError, resolve_agent
+from agents.base import AgentError, as_agent, declared, resolve_agent
 from nas_gym import trust
 from nas_gym.atomic import atomic_write_text
 from nas_gym.config import Config, load_config
@@ -211,11 +211,11 @@ def run_search(
                         defer=True)
         env = None
         try:  # set-up: any failure here leaves no new run folder, and a resumed one as it was
-            env = _make_env(config, evaluator, seed, workers, log, vectorized=getattr(agent_cls, "vectorized", False),
+            env = _make_env(config, evaluator, seed, workers, log, vectorized=declared(agent_cls).vectorized,
                             backend=backend)
             if state and "evaluator" in state:  # the budget charged before the stop counts, and what it found
                 _from_checkpoint(run_dir, manifest, lambda: log.evaluator.load_state(state["evaluator"]))
-            instance = agent_cls(env, seed=seed, hparams=hparams, logdir=run_dir)
+            instance = as_agent(agent_cls(env, seed=seed, hparams=hparams, logdir=run_dir))
             if state:
                 checkpoint.load_agent(run_dir, manifest, instance)
             # -- simulated workers (nas_gym.runs.workers): the clock, and the driver of K > 1 workers
@@ -242,8 +242,7 @@ def run_search(
             checkpoint.write_manifest(run_dir, manifest)
             write_run_files(run_dir, config, argv, resume=True)
         try:
-            if hasattr(instance, "total_episodes"):  # schedules scaled to the whole budget, not to one chunk
-                instance.total_episodes = schedule_episodes or episodes
+            instance.total_episodes = schedule_episodes or episodes  # schedules scale to the whole budget
 
             last_save = time.monotonic()
 
@@ -259,7 +258,7 @@ def run_search(
                                             **({} if sim is None else {"workers": sim.state()})})
                 last_save = time.monotonic()
 
-            if getattr(instance, "checkpoints_in_learn", False):
+            if instance.checkpoints_in_learn:
                 # SB3 agents: learning in chunks would change the run (see agents.sb3), so one learn
                 # call saves from inside its loop
                 if resumed_from < episodes:

@@ -37,8 +37,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents.ask_tell import is_ask_tell
-from agents.base import AgentError, play
+from agents.base import AgentError, is_ask_tell, play
 from nas_gym.config import Config, ConfigError
 from nas_gym.runs.runlog import Record
 from nas_gym.spaces.base import Architecture
@@ -141,11 +140,11 @@ class SimulatedClock(gym.Wrapper):
         self._arrival: dict[str, float] = {}  # key -> when its latest evaluation's result arrives
 
     def step(self, action):
-        stats = self.env.unwrapped.evaluator.stats
+        stats = self.env.get_wrapper_attr("evaluator").stats
         before = stats.train_seconds
         obs, reward, terminated, truncated, info = self.env.step(action)
         if (terminated or truncated) and "val_acc" in info:
-            key = self.env.unwrapped.arch.key()
+            key = self.env.get_wrapper_attr("arch").key()
             job = self.sim_clock.place(stats.train_seconds - before, ready=self._arrival.get(key, 0.0))
             self._arrival[key] = job.finish
             if len(self._arrival) > 8 * self.sim_clock.workers:  # forget results no future job can wait for
@@ -197,7 +196,7 @@ def with_clock(env: gym.Env, config: Config) -> gym.Env:
     from nas_gym.evaluators.surrogate import SurrogateEvaluator
     from nas_gym.evaluators.table import TableEvaluator
 
-    evaluator = env.unwrapped.evaluator.unwrapped
+    evaluator = env.get_wrapper_attr("evaluator").unwrapped
     if isinstance(evaluator, TableEvaluator | SurrogateEvaluator) and config.evaluator.workers == 1:
         return SimulatedClock(env, config.evaluator.simulated_workers)
     return env
@@ -227,7 +226,7 @@ class SimulatedWorkers:
                 raise AgentError(f"agent {type(agent).__name__} has no ask/tell, so it cannot run on "
                                  f"{self.clock.workers} simulated workers (RL agents learn from each episode in turn)")
             if self.clock.placed == 0:
-                self.clock.synchronous = bool(getattr(agent, "synchronous", False))
+                self.clock.synchronous = bool(agent.synchronous)
         self._pending: list[tuple[float, int, Architecture, float, dict[str, Any]]] = []  # a heap by arrival
         self._asked = 0
 
@@ -269,16 +268,7 @@ class SimulatedWorkers:
             self.agent.tell(arch, reward, info)
 
     def _play(self, arch: Architecture) -> tuple[float, dict[str, Any]]:
-        options_of = getattr(self.agent, "reset_options", None)
-        options = options_of(arch) if callable(options_of) else None
-        if options is None:
-            return play(self.env, arch)
-        self.env.reset(options=options)
-        for action in self.env.unwrapped.space.actions_of(arch):
-            _, reward, terminated, truncated, info = self.env.step(action)
-            if terminated or truncated:
-                return float(reward), info
-        raise RuntimeError(f"episode for {arch.text()} did not end")  # unreachable for a valid arch
+        return play(self.env, arch, self.agent.reset_options(arch))
 
     def state(self) -> dict[str, Any]:
         """The clock and the results not yet told (JSON-ready), for a checkpoint."""
@@ -288,7 +278,7 @@ class SimulatedWorkers:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.wrapper.load_state(state)
-        space = self.env.unwrapped.space
+        space = self.env.get_wrapper_attr("space")
         self._pending = [(float(t), int(i), space.parse(a), float(r), dict(info)) for t, i, a, r, info in state["pending"]]
         heapq.heapify(self._pending)
         self._asked = int(state["asked"])

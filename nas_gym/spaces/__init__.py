@@ -3,19 +3,17 @@
 A space is a class implementing ``nas_gym.spaces.base.SearchSpace`` with a ``Params`` model
 (its ``space:`` section) and ``from_params``. Built-in spaces are registered below by import
 path, so naming one imports nothing heavy; a user's space is named in the preset as
-``kind: package.module:Class`` or ``kind: path/to/file.py:Class``.
+``kind: package.module:Class`` or ``kind: path/to/file.py:Class``, or by the name an installed
+package declares in its ``nas_gym.spaces`` entry-point group.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
+from nas_gym import plugins
 from nas_gym.errors import NasGymError
-from nas_gym.spaces.base import Architecture, ArchitectureError, SearchSpace, SpaceParams, play_actions
+from nas_gym.spaces.base import Architecture, ArchitectureError, SearchSpace, SpaceDefinition, SpaceParams, play_actions
 
 BUILTIN_SPACES: dict[str, str] = {
     "layer_chain": "nas_gym.spaces.layer_chain:LayerChainSpace",
@@ -28,44 +26,18 @@ class SpaceError(NasGymError, ValueError):
 
 
 def space_kinds() -> list[str]:
-    return sorted(BUILTIN_SPACES)
-
-
-def _load_file(path: Path, attr: str) -> Any:
-    if not path.is_file():
-        raise SpaceError(f"space file {path} does not exist; give a registered kind ({', '.join(space_kinds())}), "
-                         "module.path:Class or an existing file.py:Class")
-    name = f"nas_gym_user_space_{path.stem}"
-    module = sys.modules.get(name)
-    if module is None or getattr(module, "__file__", None) != str(path.resolve()):
-        spec = importlib.util.spec_from_file_location(name, path.resolve())
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # pydantic resolves the Params model's annotations through it
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return getattr(module, attr, None)
+    """Registered kinds and those installed packages declare as ``nas_gym.spaces`` entry points."""
+    return plugins.names("space", BUILTIN_SPACES)
 
 
 def resolve_space(kind: str) -> type:
-    """The space class a preset's ``space.kind`` names.
+    """The space class a preset's ``space.kind`` names: a registered kind, an installed package's
+    ``nas_gym.spaces`` entry point, ``module.path:Class`` or ``file.py:Class`` (``nas_gym.plugins``).
 
     :raises SpaceError: one line naming the kind and what is accepted.
     """
-    spec = BUILTIN_SPACES.get(kind, kind)
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not attr:
-        raise SpaceError(f"unknown space kind {kind!r}; choose one of {', '.join(space_kinds())} "
-                         "or give module.path:Class or file.py:Class")
-    if module_name.endswith(".py"):
-        cls = _load_file(Path(module_name), attr)
-    else:
-        try:
-            cls = getattr(importlib.import_module(module_name), attr, None)
-        except ImportError as e:
-            raise SpaceError(f"cannot import space {kind!r}: {e}; expected module.path:Class") from None
-    if cls is None:
-        raise SpaceError(f"space {kind!r}: {module_name} has no {attr!r}")
-    params = getattr(cls, "Params", None)
-    if not (isinstance(params, type) and issubclass(params, SpaceParams)) or not hasattr(cls, "from_params"):
+    cls = plugins.load(kind, "space", BUILTIN_SPACES, SpaceError, label="space kind")
+    if not (isinstance(cls, SpaceDefinition) and isinstance(cls.Params, type) and issubclass(cls.Params, SpaceParams)):
         raise SpaceError(f"space {kind!r} needs a Params model (a SpaceParams subclass) and a from_params classmethod")
     return cls
 

@@ -137,6 +137,7 @@ class SearchSpace(Protocol):
         """Multiply-accumulates of one forward pass of one sample."""
 
 
+@runtime_checkable
 class SpaceDefinition(Protocol):
     """What the registry needs of a space class: its params model and a constructor from it."""
 

@@ -125,7 +125,7 @@ class CellSpace:
             arch = Cell.parse(arch)
         reason = self.violation(arch)
         if reason:
-            raise ArchitectureError(f"architecture {getattr(arch, 'text', lambda: arch)()} is not in the search space: {reason}")
+            raise ArchitectureError(f"architecture {arch.text() if isinstance(arch, Cell) else arch} is not in the search space: {reason}")
         return arch
 
     def sample(self, rng: np.random.Generator) -> Cell:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import torch
 
 from nas_gym.config import Config
@@ -38,13 +37,11 @@ class OneShotSetup:
     net: Supernet
 
 
-def one_shot_setup(env: gym.Env, seed: int) -> OneShotSetup:
-    """Load the env's preset's data and build its space's supernet, weights drawn from ``seed``
-    in a forked RNG (the caller's torch streams are untouched)."""
-    config: Config = env.unwrapped.config
+def one_shot_setup(config: Config, space: SearchSpace, seed: int) -> OneShotSetup:
+    """Load the preset's data and build ``space``'s supernet, weights drawn from ``seed`` in a
+    forked RNG (the caller's torch streams are untouched)."""
     device = resolve_device(config.runtime.device)
     data = load_dataset(config.data).to(device)
-    space = env.unwrapped.space
     if not isinstance(space, BuildsSupernet):
         raise ValueError(f"space {config.space.kind!r} has no build_supernet; one-shot agents need one")
     with forked_rng(device):
@@ -54,10 +51,11 @@ def one_shot_setup(env: gym.Env, seed: int) -> OneShotSetup:
 
 
 @contextlib.contextmanager
-def charged(env: gym.Env, setup: OneShotSetup, seed: int) -> Iterator[None]:
+def charged(charge_seconds: Callable[[float], None], setup: OneShotSetup, seed: int) -> Iterator[None]:
     """Run a block of the agent's own training: on the preset's CPU threads, with torch's
     global RNG (dropout) forked and seeded by ``seed``, the runtime's CUDA flags (TF32,
-    determinism: ``nas_gym.numerics``), its seconds charged to the evaluator.
+    determinism: ``nas_gym.numerics``), its seconds passed to ``charge_seconds`` (the agent's
+    context charges them to the env's evaluator).
 
     The charge is CPU-seconds of this process (``time.process_time``), the kind of seconds the
     tables record for each training (a worker's CPU time on one torch thread): wall-clock time
@@ -69,7 +67,7 @@ def charged(env: gym.Env, setup: OneShotSetup, seed: int) -> Iterator[None]:
             seed_torch(seed, setup.device)
             yield
     finally:
-        env.unwrapped.evaluator.stats.train_seconds += time.process_time() - start
+        charge_seconds(time.process_time() - start)
 
 
 def summary_writer(logdir: Any, name: str, purge_step: int | None) -> Any:

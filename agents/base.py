@@ -34,6 +34,10 @@ BUILTIN_AGENTS: dict[str, str] = {
     "greedy": "agents.greedy:Greedy",
     "enas": "agents.enas:Enas",
     "darts": "agents.darts:Darts",
+    "tpe": "agents.optuna_agents:TPE",
+    "gp": "agents.optuna_agents:GP",
+    "nsga2": "agents.optuna_nsga2:NSGA2",
+    "smac": "agents.smac_agent:SMAC",
 }
 ENTRY_POINT_GROUP = "nas_gym.agents"
 

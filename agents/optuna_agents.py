@@ -21,9 +21,9 @@ before ``--resume`` loads anything from it (``nas_gym.trust``).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import pickle
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -34,18 +34,13 @@ import gymnasium as gym
 
 from agents.base import AgentError, make_hparams
 from agents.hparams import preset_hparams, preset_name
-from agents.optuna_proposals import ProposalAgent
+from agents.optuna_proposals import ProposalAgent, import_extra
 from nas_gym.atomic import atomic_write_bytes, atomic_write_text
 from nas_gym.spaces.base import Architecture
 
-
-def import_extra(module: str, extra: str, agent: str) -> Any:
-    """``module`` imported, or one line naming the extra that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise AgentError(f"--agent {agent} needs the {module} package, which is not installed; "
-                         f"pip install 'nas-gym[{extra}]'") from None
+# Optuna samplers holding a thread lock (NSGAIISampler caches its generations under one): not
+# picklable, so left out of a checkpoint and made anew on load.
+_SAMPLER_LOCKS = ("_thread_lock",)
 
 
 def _check_common(name: str, n_startup_trials: int, duplicate_draws: int) -> None:
@@ -169,7 +164,13 @@ class OptunaAgent(ProposalAgent):
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path / "study.pkl", pickle.dumps(self.study))
+        sampler = self.study.sampler
+        locks = {name: sampler.__dict__.pop(name) for name in _SAMPLER_LOCKS if name in sampler.__dict__}
+        try:  # a lock cannot be pickled; the sampler gets a fresh one on load
+            data = pickle.dumps(self.study)
+        finally:
+            sampler.__dict__.update(locks)
+        atomic_write_bytes(path / "study.pkl", data)
         atomic_write_text(path / "driver.json", json.dumps({"args": asdict(self.args), **self.driver_state()}))
 
     def load(self, path: str | Path) -> None:
@@ -179,6 +180,9 @@ class OptunaAgent(ProposalAgent):
         if state["args"] != asdict(self.args):
             raise AgentError(f"{path}: saved with hyperparameters {state['args']}, not {asdict(self.args)}")
         self.study = pickle.loads((path / "study.pkl").read_bytes())
+        for name in _SAMPLER_LOCKS:
+            if hasattr(self.make_sampler(0), name):
+                setattr(self.study.sampler, name, threading.Lock())
         self.load_driver_state(state)
 
 

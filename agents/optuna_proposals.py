@@ -33,6 +33,7 @@ optimiser about it as an added trial (``nas/random_fallbacks``), so ``learn(n)``
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,19 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import play, wrapper_attr
+from agents.base import AgentError, play, wrapper_attr
 from nas_gym.spaces.base import Architecture, SearchSpace
 
 _UNSEEN_DRAWS = 1000  # uniform draws to find an unseen architecture before accepting a seen one
+
+
+def import_extra(module: str, extra: str, agent: str) -> Any:
+    """``module`` imported, or one line naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise AgentError(f"--agent {agent} needs the {module} package, which is not installed; "
+                         f"pip install 'nas-gym[{extra}]'") from None
 
 
 class PositionEncoding:

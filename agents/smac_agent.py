@@ -39,8 +39,7 @@ import gymnasium as gym
 
 from agents.base import AgentError, make_hparams
 from agents.hparams import preset_hparams, preset_name
-from agents.optuna_agents import import_extra
-from agents.optuna_proposals import ProposalAgent
+from agents.optuna_proposals import ProposalAgent, import_extra
 from nas_gym.spaces.base import Architecture
 
 _NO_LIMIT = 10**9  # SMAC's trial budget: nas-gym's search decides when to stop

@@ -68,7 +68,7 @@ def _from_root(monkeypatch):
 
 
 @pytest.mark.parametrize("space", ["mnist1d-tiny", "mnist1d-cell", "mlp"])
-@pytest.mark.parametrize("name", AGENTS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "gp" else n for n in AGENTS])
 def test_runs_on_every_space_and_same_seed_same_run(name, space):
     runs = []
     for seed in (3, 3, 4):

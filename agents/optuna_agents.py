@@ -105,7 +105,10 @@ class OptunaAgent(ProposalAgent):
                  logdir: Path | None = None) -> None:
         self.optuna = import_extra("optuna", "optuna", self.NAME)
         file_hparams, source = preset_hparams(self.NAME, preset_name(env))
-        make_hparams(self.Args, file_hparams)  # a bad key in the file is named before --hparams hide it
+        try:  # a bad entry in the file is named with the file, before --hparams could hide it
+            make_hparams(self.Args, file_hparams)
+        except AgentError as e:
+            raise AgentError(f"{source}: {e}") from None
         self.args = make_hparams(self.Args, {**file_hparams, **(hparams or {})})
         self.hparams_source = source
         super().__init__(env, seed=seed, logdir=logdir)

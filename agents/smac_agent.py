@@ -79,7 +79,10 @@ class SMAC(ProposalAgent):
                  logdir: Path | None = None) -> None:
         import_extra("smac", "smac", self.NAME)
         file_hparams, self.hparams_source = preset_hparams(self.NAME, preset_name(env))
-        make_hparams(SMACArgs, file_hparams)
+        try:  # a bad entry in the file is named with the file, before --hparams could hide it
+            make_hparams(SMACArgs, file_hparams)
+        except AgentError as e:
+            raise AgentError(f"{self.hparams_source}: {e}") from None
         self.args = make_hparams(SMACArgs, {**file_hparams, **(hparams or {})})
         super().__init__(env, seed=seed, logdir=logdir)
         self.duplicate_draws = self.args.duplicate_draws

@@ -208,3 +208,19 @@ def test_search_command_runs_tpe_on_the_table(tmp_path):
     (run_dir,) = tmp_path.iterdir()
     rows = list(csv.DictReader((run_dir / "evaluations.csv").open()))
     assert len(rows) == 15 and len({r["arch"] for r in rows}) == 15
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_hyperparameter_file_is_what_the_agent_uses(name, tmp_path, monkeypatch):
+    import yaml
+
+    from agents import hparams
+
+    raw = yaml.safe_load((ROOT / "envs_config" / "agents" / f"{name}.yaml").read_text())
+    assert AGENTS[name](make_env("mnist1d-tiny")).args == AGENTS[name].Args(**raw["default"])
+    bad = tmp_path / "agents"
+    bad.mkdir()
+    (bad / f"{name}.yaml").write_text("default: {duplicate_draw: 3}\n")
+    monkeypatch.setattr(hparams, "HPARAM_DIRS", (bad,))
+    with pytest.raises(AgentError, match=rf"{name}.yaml:default: unknown hyperparameter\(s\) duplicate_draw"):
+        AGENTS[name](make_env("mnist1d-tiny"))

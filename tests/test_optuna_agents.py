@@ -224,3 +224,15 @@ def test_hyperparameter_file_is_what_the_agent_uses(name, tmp_path, monkeypatch)
     monkeypatch.setattr(hparams, "HPARAM_DIRS", (bad,))
     with pytest.raises(AgentError, match=rf"{name}.yaml:default: unknown hyperparameter\(s\) duplicate_draw"):
         AGENTS[name](make_env("mnist1d-tiny"))
+
+
+def test_interrupted_search_resumes_like_an_uninterrupted_one(tmp_path):
+    from nas_gym.runs.search import run_search
+    from tests.test_resume import interrupted_then_resumed, rows_of
+
+    cfg = load_config("mnist1d-tiny", {"evaluator.kind": "synthetic"})
+    whole = run_search(cfg, "nsga2", 26, 0, tmp_path / "whole", checkpoint_every=10).run_dir
+    run_dir = interrupted_then_resumed(tmp_path, "nsga2", 26, stop_at=17, every=10)
+    keep = ("episode", "arch", "reward")
+    assert [{k: r[k] for k in keep} for r in rows_of(run_dir)] == [{k: r[k] for k in keep} for r in rows_of(whole)]
+    assert json.loads((run_dir / "pareto.json").read_text()) == json.loads((whole / "pareto.json").read_text())

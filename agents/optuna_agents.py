@@ -174,7 +174,8 @@ class OptunaAgent(ProposalAgent):
         finally:
             sampler.__dict__.update(locks)
         atomic_write_bytes(path / "study.pkl", data)
-        atomic_write_text(path / "driver.json", json.dumps({"args": asdict(self.args), **self.driver_state()}))
+        atomic_write_text(path / "driver.json", json.dumps({"args": asdict(self.args), "locks": sorted(locks),
+                                                            **self.driver_state()}))
 
     def load(self, path: str | Path) -> None:
         """Only for a folder :meth:`save` wrote (it unpickles)."""
@@ -183,9 +184,8 @@ class OptunaAgent(ProposalAgent):
         if state["args"] != asdict(self.args):
             raise AgentError(f"{path}: saved with hyperparameters {state['args']}, not {asdict(self.args)}")
         self.study = pickle.loads((path / "study.pkl").read_bytes())
-        for name in _SAMPLER_LOCKS:
-            if hasattr(self.make_sampler(0), name):
-                setattr(self.study.sampler, name, threading.Lock())
+        for name in state["locks"]:
+            setattr(self.study.sampler, name, threading.Lock())
         self.load_driver_state(state)
 
 

@@ -30,6 +30,7 @@ restarts the agent and its evaluations come back from the cache. SMAC is an opti
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,8 @@ class SMAC(ProposalAgent):
         from smac import Scenario
         from smac.model.random_forest import RandomForest
 
+        # SMAC's own logging set-up would reconfigure the root logger; only its loggers are quietened
+        logging.getLogger("smac").setLevel(logging.ERROR)
         self.configspace = ConfigurationSpace(seed=seed)
         choices = list(range(self.encoding.n_actions))
         self.configspace.add([Categorical(name, choices) for name in self.encoding.names()])
@@ -104,7 +107,7 @@ class SMAC(ProposalAgent):
         model = RandomForest(self.configspace, log_y=True, n_trees=self.args.n_trees, ratio_features=1.0,
                              min_samples_split=2, min_samples_leaf=1, seed=seed, n_jobs=1, max_leaf_nodes=None)
         self.smac = Facade(
-            scenario, _never_called, model=model, overwrite=True, logging_level=40,
+            scenario, _never_called, model=model, overwrite=True, logging_level=False,
             intensifier=Facade.get_intensifier(scenario, max_config_calls=1),
             initial_design=Facade.get_initial_design(scenario, n_configs=self.args.initial_design),
             random_design=Facade.get_random_design(scenario, probability=self.args.random_probability),

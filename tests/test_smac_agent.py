@@ -4,6 +4,7 @@ asynchronously; it writes its history under the run folder; a missing smac is on
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -47,7 +48,10 @@ def test_runs_on_every_space_and_same_seed_same_run(space, tmp_path):
 
 def test_ask_tell_is_asynchronous_and_told_costs_are_one_minus_reward():
     env = make_env("mnist1d-cell")
+    root = logging.getLogger()
+    before = (root.level, list(root.handlers))
     agent = SMAC(env, seed=0)
+    assert (root.level, root.handlers) == before  # SMAC's logging set-up would replace the root logger's
     assert agent.synchronous is False and resolve_agent("smac") is SMAC
     asked = [agent.ask() for _ in range(3)]
     assert len({a.key() for a in asked}) == 3

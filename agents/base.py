@@ -41,6 +41,10 @@ BUILTIN_AGENTS: dict[str, str] = {
     "greedy": "agents.greedy:Greedy",
     "enas": "agents.enas:Enas",
     "darts": "agents.darts:Darts",
+    "tpe": "agents.optuna_agents:TPE",
+    "gp": "agents.optuna_agents:GP",
+    "nsga2": "agents.optuna_nsga2:NSGA2",
+    "smac": "agents.smac_agent:SMAC",
 }
 ENTRY_POINT_GROUP = plugins.GROUPS["agent"]
 
@@ -91,16 +95,22 @@ class BaseAgent:
     resumable: ClassVar[bool] = False
     ask_tell: ClassVar[bool] = False
     synchronous: ClassVar[bool] = False
+    _derived_flags: ClassVar[frozenset[str]] = frozenset()
     total_episodes: int | None = None
     env: gym.Env
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        below = [k for k in cls.__mro__ if k is not BaseAgent]
-        if not any("resumable" in k.__dict__ for k in below):
-            cls.resumable = cls.save is not BaseAgent.save and cls.load is not BaseAgent.load
-        if not any("ask_tell" in k.__dict__ for k in below):
-            cls.ask_tell = cls.ask is not BaseAgent.ask and cls.tell is not BaseAgent.tell
+        # a flag a class body sets is kept (and inherited); one this hook derived is derived
+        # again for each subclass, which may add the methods its parent lacked
+        derived = set()
+        for flag, methods in (("resumable", ("save", "load")), ("ask_tell", ("ask", "tell"))):
+            declared_by = [k for k in cls.__mro__[:-1] if k is not BaseAgent and flag in k.__dict__
+                           and flag not in k.__dict__.get("_derived_flags", ())]
+            if not declared_by:
+                setattr(cls, flag, all(getattr(cls, m) is not getattr(BaseAgent, m) for m in methods))
+                derived.add(flag)
+        cls._derived_flags = frozenset(derived)
 
     def __init__(self, env: gym.Env, seed: int = 0, hparams: dict[str, Any] | None = None,
                  logdir: Path | None = None) -> None:

@@ -221,3 +221,26 @@ def test_the_supernet_evaluator_answers_batch_size_as_the_protocol_declares():
     cfg = load_config("mnist1d-cell")
     evaluator = SupernetEvaluator(cfg, store=None)
     assert AgentContext.of(NasEnv(cfg, evaluator=evaluator)).batch_size == 1
+
+
+def test_a_flag_derived_for_a_parent_is_derived_again_for_its_child():
+    """A parent without save/load is not resumable; its child that adds both is (the parent's
+    derived flag is not a declaration the child inherits). A flag a class body sets is kept."""
+    from agents.base import BaseAgent
+
+    class Parent(BaseAgent):
+        def learn(self, episodes: int) -> None: ...
+
+    class Child(Parent):
+        def save(self, path) -> None: ...
+
+        def load(self, path) -> None: ...
+
+    class Declined(Child):
+        resumable = False
+
+    class GrandChild(Declined):
+        pass
+
+    assert not Parent.resumable and Child.resumable
+    assert not Declined.resumable and not GrandChild.resumable

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from agents.base import AgentError, make_hparams, play
-from nas_gym.atomic import atomic_write
+from nas_gym.storage.atomic import atomic_write
 from nas_gym.supernet.agents import charged, one_shot_setup, summary_writer
 from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
 from nas_gym.supernet.training import BatchStream

@@ -32,7 +32,7 @@ from torch import nn
 
 from agents.base import AgentError, make_hparams, play, wrapper_attr
 from agents.reinforce import Controller
-from nas_gym.atomic import atomic_write
+from nas_gym.storage.atomic import atomic_write
 from nas_gym.supernet.agents import charged, one_shot_setup
 from nas_gym.supernet.base import score_path
 from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as

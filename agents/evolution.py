@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.base import AgentError, make_hparams, play
-from nas_gym.atomic import atomic_write_text
+from nas_gym.storage.atomic import atomic_write_text
 from nas_gym.spaces.base import Architecture
 
 

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from agents.base import AgentError, make_hparams, mask_source, wrapper_attr
-from nas_gym.atomic import atomic_write
+from nas_gym.storage.atomic import atomic_write
 from nas_gym.training.train import forked_rng, seed_torch
 
 # Logit of a forbidden action. Not -inf: 0 * -inf is NaN in the entropy; exp(-1e9) is exactly

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas_gym.atomic import atomic_write
-from nas_gym.npz import load_arrays
+from nas_gym.storage.atomic import atomic_write
+from nas_gym.storage.npz import load_arrays
 
 REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 

@@ -77,7 +77,7 @@ class RuntimeConfig(_Frozen):
     On a CPU none of it is part of the cache key: the CPU trainer computes in fp32 and is
     deterministic, so results do not depend on it and a cache filled on one machine stays usable
     on another. On an accelerator the device type and the settings that change its numerics
-    (precision, TF32, determinism) join the key (``nas_gym.numerics.numerics_identity``): a bf16
+    (precision, TF32, determinism) join the key (``nas_gym.training.numerics.numerics_identity``): a bf16
     or TF32 run differs from an fp32 one by as much as a change of seed.
 
     :param device: ``auto`` (cuda, else mps, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``;
@@ -157,7 +157,7 @@ class EvaluatorConfig(_Frozen):
         trains on ``runtime.device``); a fraction packs several workers on one GPU (``0.5``: two
         per GPU; see docs/gpu.md on NVIDIA MPS). None (default): 1 when ``runtime.device`` is
         ``cuda`` or ``auto`` and GPUs are visible, else 0 (CPU). A request for more GPUs than
-        there are fails before any worker starts (``nas_gym.gpus``).
+        there are fails before any worker starts (``nas_gym.execution.gpus``).
     :param max_retries: how often an architecture is retried after its worker process died
         (killed, out of host memory) before it is recorded as ``worker_died``.
     :param threads_per_worker: torch CPU threads in each worker: on small networks two

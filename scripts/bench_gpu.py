@@ -38,7 +38,7 @@ import torch
 from nas_gym.config import Config, load_config, parse_overrides
 from nas_gym.evaluators.cache import MemoryCache
 from nas_gym.evaluators.training import TrainingEvaluator
-from nas_gym.numerics import precision
+from nas_gym.training.numerics import precision
 
 
 def activations(preset: str) -> None:

@@ -60,7 +60,7 @@ from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import ResultCache
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
-from nas_gym.numerics import numerics_identity
+from nas_gym.training.numerics import numerics_identity
 from nas_gym.spaces.base import Architecture
 from nas_gym.surrogates.data import SOURCES, DataPlan, collect_rows, write_data
 from nas_gym.training.device import resolve_device
@@ -79,7 +79,7 @@ def _init_worker(config: Config, parent: int | None = None) -> None:
     import torch
 
     if parent is not None:  # a pool worker: it ends with the script, even one killed with SIGKILL
-        from nas_gym.lifeline import die_with_parent
+        from nas_gym.execution.lifeline import die_with_parent
 
         die_with_parent(parent)
 

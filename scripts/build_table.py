@@ -69,7 +69,7 @@ def _init_worker(config: Config, parent: int | None = None) -> None:
     import torch
 
     if parent is not None:  # a pool worker: it ends with the script, even one killed with SIGKILL
-        from nas_gym.lifeline import die_with_parent
+        from nas_gym.execution.lifeline import die_with_parent
 
         die_with_parent(parent)
 

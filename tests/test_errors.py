@@ -44,7 +44,7 @@ def test_every_error_is_a_nas_gym_error(cls: type[BaseException]) -> None:
 
 def test_old_bases_still_catch() -> None:
     from nas_gym.config import ConfigError
-    from nas_gym.numerics import DeviceLostError
+    from nas_gym.training.numerics import DeviceLostError
 
     assert issubclass(ConfigError, ValueError)
     assert issubclass(DeviceLostError, RuntimeError)

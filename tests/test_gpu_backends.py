@@ -14,7 +14,7 @@ import gymnasium as gym
 import pytest
 import torch
 
-import nas_gym.gpus as gpus_mod
+import nas_gym.execution.gpus as gpus_mod
 import nas_gym.supernet.memory as memory_mod
 from agents.base import AgentError
 from agents.darts import Darts
@@ -27,7 +27,7 @@ from nas_gym.evaluators.recipe import HOOK_ENV
 from nas_gym.evaluators.supernet import SupernetEvaluator
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
-from nas_gym.gpus import VISIBLE_ENV, claim_gpu, visible_gpus, worker_gpus
+from nas_gym.execution.gpus import VISIBLE_ENV, claim_gpu, visible_gpus, worker_gpus
 from nas_gym.runs.compare import _one_thread
 from nas_gym.runs.runlog import RUNTIME_JSON
 from nas_gym.runs.search import write_run_files

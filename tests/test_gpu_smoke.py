@@ -14,7 +14,7 @@ from nas_gym.data import load_dataset
 from nas_gym.evaluators.cache import MemoryCache, result_context
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
-from nas_gym.numerics import numerics_identity
+from nas_gym.training.numerics import numerics_identity
 from nas_gym.training.train import evaluate_architecture
 
 pytestmark = pytest.mark.gpu

@@ -1,5 +1,5 @@
 """Workers die with their parent (issue 24, defect 9): a parent killed with SIGKILL tells its
-workers nothing, so each worker must notice by itself (``nas_gym.lifeline``).
+workers nothing, so each worker must notice by itself (``nas_gym.execution.lifeline``).
 
 A parent process starts real workers (the process backend's pool, and compare's pool with its
 initializer), prints their pids and waits; the test kills the parent with SIGKILL and waits for

@@ -54,7 +54,7 @@ def init_worker(config: Config, parent: int | None = None) -> None:
     import torch
 
     from nas_gym.data import load_dataset
-    from nas_gym.lifeline import die_with_parent
+    from nas_gym.execution.lifeline import die_with_parent
 
     if parent is not None:
         die_with_parent(parent)

@@ -29,7 +29,7 @@ def make_header(config: Config, seeds: Sequence[int], rows: Sequence[dict], work
     """Everything needed to tell whether a table still describes what training would give today."""
     import torch
 
-    from nas_gym.numerics import numerics_identity
+    from nas_gym.training.numerics import numerics_identity
     from nas_gym.training.device import resolve_device
 
     configs = seed_configs(config, seeds)
@@ -42,7 +42,7 @@ def make_header(config: Config, seeds: Sequence[int], rows: Sequence[dict], work
         "seeds": [int(s) for s in seeds],
         "context_hashes": {str(s): c.context_hash() for s, c in configs.items()},
         "trainer_version": TRAINER_VERSION,
-        # What else decides the numbers (empty: CPU, fp32; see nas_gym.numerics.numerics_identity).
+        # What else decides the numbers (empty: CPU, fp32; see nas_gym.training.numerics.numerics_identity).
         "numerics": numerics_identity(RUNTIME, resolve_device(RUNTIME.device)),
         "space_size": len(rows),
         "status_counts": {k: statuses.count(k) for k in sorted(set(statuses))},

@@ -108,7 +108,7 @@ def result_context(config: Config, space: SearchSpace, numerics: Mapping[str, An
     (``Config.context_hash``: data, split, trainer, seed), the space (its kind and
     ``identity()``: two spaces' architectures may share a text, not a network), the code that
     trains and builds (:data:`TRAINER_VERSION`) and, off the CPU, the device type and the
-    settings that change its numbers (``numerics``: see ``nas_gym.numerics.numerics_identity``).
+    settings that change its numbers (``numerics``: see ``nas_gym.training.numerics.numerics_identity``).
     CPU results have no ``numerics``, so their keys are what they were before it existed."""
     payload = {"recipe": config.context_hash(), "space": space.kind, "identity": space.identity(),
                "trainer_version": TRAINER_VERSION}

@@ -42,12 +42,12 @@ from nas_gym.config import Config
 from nas_gym.errors import NasGymError
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.recipe import Recipe
-from nas_gym.gpus import VISIBLE_ENV, worker_gpus
-from nas_gym.lifeline import die_with_parent
+from nas_gym.execution.gpus import VISIBLE_ENV, worker_gpus
+from nas_gym.execution.lifeline import die_with_parent
 from nas_gym.spaces.base import Architecture
 
 _STOP_SECONDS = 5.0  # an idle worker gets this long to exit cleanly before it is killed
-DEVICE_LOST_EXIT = 75  # a worker's exit code when its CUDA context died (``nas_gym.numerics.DeviceLostError``)
+DEVICE_LOST_EXIT = 75  # a worker's exit code when its CUDA context died (``nas_gym.training.numerics.DeviceLostError``)
 
 OnResult = Callable[[int, EvalResult], None]
 
@@ -66,7 +66,7 @@ def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, in
     """A worker's life: set up once and say ``("ready", -1, pid)``, then answer ``(i, text, recipe)``
     with ``("result", i, EvalResult)`` until it reads None or the driver goes away.
 
-    ``gpu``: this worker's ``CUDA_VISIBLE_DEVICES`` (see ``nas_gym.gpus.worker_gpus``), set before
+    ``gpu``: this worker's ``CUDA_VISIBLE_DEVICES`` (see ``nas_gym.execution.gpus.worker_gpus``), set before
     CUDA starts, so the worker sees its own GPU only, as ``cuda:0``; None leaves it alone. A worker
     whose CUDA context dies exits with :data:`DEVICE_LOST_EXIT`, so the pool replaces it and retries
     the architecture in a fresh process.
@@ -77,7 +77,7 @@ def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, in
         os.environ[VISIBLE_ENV] = gpu
     try:
         from nas_gym.evaluators.worker import WorkerTrainer, worker_device  # torch: in the worker only
-        from nas_gym.numerics import DeviceLostError
+        from nas_gym.training.numerics import DeviceLostError
 
         config = Config.model_validate(config_json)
         device = config.runtime.device
@@ -358,7 +358,7 @@ class ProcessBackend(PooledBackend):
 
     :param config: the preset; each worker loads ``config.data`` at start and trains with
         ``config.train`` on ``config.runtime.device``; on GPUs each worker sees only its own
-        (``evaluator.gpus_per_eval``, ``nas_gym.gpus.worker_gpus``).
+        (``evaluator.gpus_per_eval``, ``nas_gym.execution.gpus.worker_gpus``).
     :raises ConfigError: more GPUs asked for than there are (before any worker starts).
     :param workers: default ``config.evaluator.workers``.
     :param threads_per_worker: torch threads in each worker; default ``config.evaluator.threads_per_worker``.

@@ -35,7 +35,7 @@ from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.parallel import DEVICE_LOST_EXIT, PooledBackend, WorkerSetupError
 from nas_gym.evaluators.recipe import Recipe
-from nas_gym.gpus import check_request, gpus_per_worker
+from nas_gym.execution.gpus import check_request, gpus_per_worker
 
 OnResult = Callable[[int, EvalResult], None]
 
@@ -87,7 +87,7 @@ class _Trainer:
             state = self.trainer.state(recipe)
         except Exception as e:  # noqa: BLE001 - another recipe's data: a setup error too
             return _one_line(e)
-        from nas_gym.numerics import DeviceLostError
+        from nas_gym.training.numerics import DeviceLostError
 
         try:
             return state.evaluate(text)

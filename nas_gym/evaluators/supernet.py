@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas_gym.atomic import atomic_write
+from nas_gym.storage.atomic import atomic_write
 from nas_gym.config import Config, ConfigError
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
 from nas_gym.evaluators.cache import resolve_path
-from nas_gym.numerics import numerics_identity, numerics_settings
+from nas_gym.training.numerics import numerics_identity, numerics_settings
 from nas_gym.spaces.base import Architecture
 from nas_gym.supernet.base import Supernet, score_path
 from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
@@ -56,7 +56,7 @@ UNSET = object()
 
 def supernet_digest(config: Config, numerics: dict[str, Any] | None = None) -> str:
     """Digest of everything that decides the trained weights; off the CPU, ``numerics``
-    (``nas_gym.numerics.numerics_identity``) too. The batch, when chosen by memory, is checked
+    (``nas_gym.training.numerics.numerics_identity``) too. The batch, when chosen by memory, is checked
     on load instead (it depends on the device's free memory, not on the settings)."""
     payload = {"recipe": config.context_hash(), "space": config.space.model_dump(mode="json"),
                "epochs": config.evaluator.supernet_epochs, "version": SUPERNET_VERSION}

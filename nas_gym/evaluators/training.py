@@ -94,8 +94,8 @@ def check_setup(config: Config) -> None:
 
 def check_gpus(config: Config) -> None:
     """Raise the one-line error the workers' GPU request would raise when they start
-    (``nas_gym.gpus``); a remote Ray cluster's GPUs are only known once joined, and are checked then."""
-    from nas_gym.gpus import check_request, gpus_per_worker, visible_gpus, worker_gpus
+    (``nas_gym.execution.gpus``); a remote Ray cluster's GPUs are only known once joined, and are checked then."""
+    from nas_gym.execution.gpus import check_request, gpus_per_worker, visible_gpus, worker_gpus
 
     ev, device = config.evaluator, config.runtime.device
     if ev.backend == "process":
@@ -174,13 +174,13 @@ class TrainingEvaluator(EvaluatorBase):
         self._latency_ms: dict[str, float] = {}
 
     def numerics(self) -> dict[str, Any]:
-        """What the results' numbers depend on besides the recipe (``nas_gym.numerics``), on the
+        """What the results' numbers depend on besides the recipe (``nas_gym.training.numerics``), on the
         device the architectures train on: this process's for ``serial``; for workers the same
-        device type, unless they get no GPU (``nas_gym.gpus.worker_gpus``; for Ray,
+        device type, unless they get no GPU (``nas_gym.execution.gpus.worker_gpus``; for Ray,
         ``gpus_per_eval`` 0) and train on the CPU. A Ray cluster is assumed to have the driver's
         kind of device (docs/gpu.md)."""
-        from nas_gym.gpus import worker_gpus
-        from nas_gym.numerics import numerics_identity
+        from nas_gym.execution.gpus import worker_gpus
+        from nas_gym.training.numerics import numerics_identity
 
         ev = self.config.evaluator
         if ev.backend == "process":

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from agents.base import AgentError, resolve_agent
-from nas_gym import trust
-from nas_gym.atomic import atomic_write_text
+from nas_gym.storage import trust
+from nas_gym.storage.atomic import atomic_write_text
 from nas_gym.config import Config, load_config
 from nas_gym.envs.nas_env import NasEnv
 from nas_gym.evaluators.base import EvalStats, Evaluator
@@ -159,7 +159,7 @@ def run_search(
     :param backend: workers already started for ``config`` (``nas_gym.evaluators.start_workers``),
         for the evaluator made here, which closes them with the search; ignored when ``evaluator``
         is an Evaluator.
-    :param trust_run: resume ``resume`` even if its files are unsigned or changed (``nas_gym.trust``);
+    :param trust_run: resume ``resume`` even if its files are unsigned or changed (``nas_gym.storage.trust``);
         only for a folder whose author the user trusts, since its config and checkpoint may run code.
     :raises AgentError, ConfigError, CheckpointError, OSError: bad input, before anything is trained.
     """

@@ -20,7 +20,7 @@ import torch
 
 from nas_gym.config import Config
 from nas_gym.data import Dataset, load_dataset
-from nas_gym.numerics import numerics_settings
+from nas_gym.training.numerics import numerics_settings
 from nas_gym.spaces.base import SearchSpace
 from nas_gym.supernet.base import Supernet
 from nas_gym.training.train import cpu_threads, forked_rng, resolve_device, seed_torch
@@ -56,7 +56,7 @@ def one_shot_setup(env: gym.Env, seed: int) -> OneShotSetup:
 def charged(env: gym.Env, setup: OneShotSetup, seed: int) -> Iterator[None]:
     """Run a block of the agent's own training: on the preset's CPU threads, with torch's
     global RNG (dropout) forked and seeded by ``seed``, the runtime's CUDA flags (TF32,
-    determinism: ``nas_gym.numerics``), its seconds charged to the evaluator.
+    determinism: ``nas_gym.training.numerics``), its seconds charged to the evaluator.
 
     The charge is CPU-seconds of this process (``time.process_time``), the kind of seconds the
     tables record for each training (a worker's CPU time on one torch thread): wall-clock time

@@ -20,7 +20,7 @@ from typing import TypeVar
 import torch
 
 from nas_gym.config import RuntimeConfig
-from nas_gym.numerics import free_memory, is_out_of_memory, precision
+from nas_gym.training.numerics import free_memory, is_out_of_memory, precision
 
 HOST_BUDGET = 4 * 2**30  # bytes of activations a CPU (or MPS) batch may keep
 DEVICE_SHARE = 0.5  # of a GPU's free memory; the rest holds weights, gradients, optimiser state, workspace

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nas_gym.atomic import atomic_write_bytes
+from nas_gym.storage.atomic import atomic_write_bytes
 from nas_gym.config import Config, ConfigError
 from nas_gym.results import TRAINER_VERSION
 
@@ -111,7 +111,7 @@ def write_data(path: str | os.PathLike[str], config: Config, plan: DataPlan, row
     """Write header and rows atomically; returns the bytes written.
 
     :param numerics: what besides the recipe decided the rows' numbers, as the cache key has it
-        (``nas_gym.numerics.numerics_identity``; empty for CPU fp32 training, the default).
+        (``nas_gym.training.numerics.numerics_identity``; empty for CPU fp32 training, the default).
     """
     import torch
 

@@ -7,7 +7,7 @@ runs 1-D networks as channels-last 2-D ones on a CPU. This module decides the de
 count and what a failure looks like, and builds networks for the evaluators.
 
 Everything that could leak between evaluations is saved and restored: torch's global RNG (via
-``fork_rng``), the CPU thread count and the CUDA flags (``nas_gym.numerics.numerics_settings``). The same config and seed therefore
+``fork_rng``), the CPU thread count and the CUDA flags (``nas_gym.training.numerics.numerics_settings``). The same config and seed therefore
 give the same result in any order and in any process.
 """
 
@@ -24,7 +24,7 @@ from torch import nn
 
 from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
-from nas_gym.numerics import (
+from nas_gym.training.numerics import (
     DeviceLostError,
     deterministic_pooling,
     free_memory,

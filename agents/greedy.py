@@ -33,8 +33,8 @@ import gymnasium as gym
 import numpy as np
 
 from agents.base import make_hparams, play
-from nas_gym.storage.atomic import atomic_write_text
 from nas_gym.spaces.base import Architecture, play_actions
+from nas_gym.storage.atomic import atomic_write_text
 
 # Passes in a row that find nothing new before the best architecture is played again.
 _IDLE_PASSES = 50

@@ -33,8 +33,8 @@ import numpy as np
 
 from agents.base import make_hparams, mask_source, wrapper_attr
 from agents.epsilon_figure import AccuracyByEpsilon
-from nas_gym.storage.atomic import atomic_write_text
 from nas_gym.spaces.base import Architecture
+from nas_gym.storage.atomic import atomic_write_text
 
 # MetaQNN's schedule over its 2,700 models: long pure exploration, then a slow descent.
 METAQNN_SCHEDULE: tuple[tuple[float, int], ...] = (

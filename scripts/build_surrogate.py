@@ -60,10 +60,10 @@ from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import ResultCache
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
-from nas_gym.training.numerics import numerics_identity
 from nas_gym.spaces.base import Architecture
 from nas_gym.surrogates.data import SOURCES, DataPlan, collect_rows, write_data
 from nas_gym.training.device import resolve_device
+from nas_gym.training.numerics import numerics_identity
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1)
 PROPOSALS = 2  # architectures an agent proposes at a time: part of the plan, not of the machine

@@ -21,6 +21,8 @@ from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import TRAINER_VERSION, MemoryCache, ResultCache, result_context
 from nas_gym.evaluators.training import TrainingEvaluator, check_setup
 from nas_gym.evaluators.worker import WorkerState
+from nas_gym.training.device import resolve_device
+from nas_gym.training.fit import Runner
 from nas_gym.training.numerics import (
     CUBLAS_ENV,
     DeviceLostError,
@@ -30,8 +32,6 @@ from nas_gym.training.numerics import (
     numerics_identity,
     numerics_settings,
 )
-from nas_gym.training.device import resolve_device
-from nas_gym.training.fit import Runner
 
 CUDA = torch.device("cuda", 0)
 

@@ -21,11 +21,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from nas_gym.storage import trust
 from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.runs.checkpoint import MANIFEST, read_manifest
 from nas_gym.runs.search import SearchInterrupted, run_search
+from nas_gym.storage import trust
 
 runner = CliRunner()
 OVERRIDES = {"evaluator.kind": "synthetic"}

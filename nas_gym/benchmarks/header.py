@@ -29,8 +29,8 @@ def make_header(config: Config, seeds: Sequence[int], rows: Sequence[dict], work
     """Everything needed to tell whether a table still describes what training would give today."""
     import torch
 
-    from nas_gym.training.numerics import numerics_identity
     from nas_gym.training.device import resolve_device
+    from nas_gym.training.numerics import numerics_identity
 
     configs = seed_configs(config, seeds)
     statuses = [s for r in rows for s in r["status"]]

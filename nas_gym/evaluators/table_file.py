@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nas_gym.storage.atomic import atomic_write_bytes
 from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators.base import FAILED, OK, EvalResult
 from nas_gym.evaluators.table_checks import header_problem, row_problem
 from nas_gym.spaces.base import Architecture, ArchitectureError
+from nas_gym.storage.atomic import atomic_write_bytes
 
 # Version 2: rows are keyed by the space's key of today (for cells, the functional key, which
 # merges cells that compute the same function with the same parameters); version 1 tables keyed

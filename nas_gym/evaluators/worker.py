@@ -30,9 +30,9 @@ from nas_gym.config import Config, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.recipe import HOOK_ENV, Recipe
-from nas_gym.training.numerics import CUBLAS_DETERMINISTIC, CUBLAS_ENV, DeviceLostError, is_device_lost
 from nas_gym.spaces.base import SearchSpace
 from nas_gym.training import train as _train
+from nas_gym.training.numerics import CUBLAS_DETERMINISTIC, CUBLAS_ENV, DeviceLostError, is_device_lost
 
 
 def load_hook(spec: str | None) -> Callable[[str], Any] | None:

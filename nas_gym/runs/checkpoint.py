@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas_gym.storage import trust
-from nas_gym.storage.atomic import atomic_write_text, fsync_dir
 from nas_gym.config import Config
 from nas_gym.errors import NasGymError
+from nas_gym.storage import trust
+from nas_gym.storage.atomic import atomic_write_text, fsync_dir
 
 MANIFEST = "checkpoint.json"
 FOLDER = "checkpoint"

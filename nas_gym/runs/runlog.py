@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas_gym.storage.atomic import atomic_write_text
 from nas_gym.errors import NasGymError
+from nas_gym.storage.atomic import atomic_write_text
 
 EVALUATIONS_CSV = "evaluations.csv"
 RUNTIME_JSON = "runtime.json"

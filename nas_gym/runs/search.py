@@ -28,8 +28,6 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from agents.base import AgentError, resolve_agent
-from nas_gym.storage import trust
-from nas_gym.storage.atomic import atomic_write_text
 from nas_gym.config import Config, load_config
 from nas_gym.envs.nas_env import NasEnv
 from nas_gym.evaluators.base import EvalStats, Evaluator
@@ -40,6 +38,8 @@ from nas_gym.runs import checkpoint
 from nas_gym.runs.leaderboard import CONFIRMED_CSV
 from nas_gym.runs.recorder import RecordEpisodes, SearchLog
 from nas_gym.runs.runlog import Record, failures, read_records, record_runtime, top
+from nas_gym.storage import trust
+from nas_gym.storage.atomic import atomic_write_text
 
 if TYPE_CHECKING:
     from nas_gym.evaluators.training import Backend

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nas_gym.storage.atomic import atomic_write_bytes
 from nas_gym.config import Config, ConfigError
 from nas_gym.results import TRAINER_VERSION
+from nas_gym.storage.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
     from nas_gym.evaluators.cache import Cache

@@ -25,9 +25,9 @@ import torch.nn.functional as F
 
 from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
-from nas_gym.training.numerics import LossScaler, precision
 from nas_gym.results import FAILED, OK
 from nas_gym.training.model_rewrite import Rewritten, seed_members
+from nas_gym.training.numerics import LossScaler, precision
 from nas_gym.training.stepper import Stepper
 
 # Evaluation keeps no activations for backward, so a batch several times the training batch

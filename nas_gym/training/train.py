@@ -24,6 +24,12 @@ from torch import nn
 
 from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
+from nas_gym.results import FAILED, EvalResult
+from nas_gym.spaces.base import Architecture, SearchSpace
+from nas_gym.training.device import resolve_device
+from nas_gym.training.fit import EpochMetrics, Runner, TrainMetrics, augment_images, lr_factor
+from nas_gym.training.fit import fit as _fit
+from nas_gym.training.model_rewrite import RewriteError, Rewritten, rewrite, unchanged
 from nas_gym.training.numerics import (
     DeviceLostError,
     deterministic_pooling,
@@ -32,12 +38,6 @@ from nas_gym.training.numerics import (
     is_out_of_memory,
     numerics_settings,
 )
-from nas_gym.results import FAILED, EvalResult
-from nas_gym.spaces.base import Architecture, SearchSpace
-from nas_gym.training.device import resolve_device
-from nas_gym.training.fit import EpochMetrics, Runner, TrainMetrics, augment_images, lr_factor
-from nas_gym.training.fit import fit as _fit
-from nas_gym.training.model_rewrite import RewriteError, Rewritten, rewrite, unchanged
 
 __all__ = ["EpochMetrics", "TrainMetrics", "augment_images", "evaluate_architecture", "evaluate_seeds", "lr_factor",
            "measure_latency", "resolve_device", "train", "train_members", "train_seeds"]

@@ -22,12 +22,12 @@ from agents.enas import Enas
 from nas_gym.config import ConfigError, load_config
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import MemoryCache
-from nas_gym.evaluators.parallel import ProcessBackend
-from nas_gym.evaluators.recipe import HOOK_ENV
 from nas_gym.evaluators.supernet import SupernetEvaluator
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
 from nas_gym.execution.gpus import VISIBLE_ENV, claim_gpu, visible_gpus, worker_gpus
+from nas_gym.execution.parallel import ProcessBackend
+from nas_gym.execution.recipe import HOOK_ENV
 from nas_gym.runs.compare import _one_thread
 from nas_gym.runs.runlog import RUNTIME_JSON
 from nas_gym.runs.search import write_run_files
@@ -131,7 +131,7 @@ def test_workers_see_their_own_gpu_and_a_dead_context_is_retried_on_a_fresh_work
 # -- Ray, against a fake cluster description ----------------------------------------------------------
 def test_ray_request_is_checked_against_the_cluster_before_any_actor(monkeypatch):
     ray = pytest.importorskip("ray")
-    import nas_gym.evaluators.ray as ray_mod
+    import nas_gym.execution.ray as ray_mod
 
     assert ray_mod.cluster_gpus_per_worker("auto", 2, None, {"CPU": 8.0}) == 0.0
     assert ray_mod.cluster_gpus_per_worker("auto", 2, None, {"CPU": 8.0, "GPU": 2.0}) == 1.0

@@ -20,7 +20,7 @@ from nas_gym.data import load_dataset
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import TRAINER_VERSION, MemoryCache, ResultCache, result_context
 from nas_gym.evaluators.training import TrainingEvaluator, check_setup
-from nas_gym.evaluators.worker import WorkerState
+from nas_gym.execution.worker import WorkerState
 from nas_gym.training.device import resolve_device
 from nas_gym.training.fit import Runner
 from nas_gym.training.numerics import (

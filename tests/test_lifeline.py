@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from nas_gym.evaluators.recipe import HOOK_ENV
+from nas_gym.execution.recipe import HOOK_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
 POOL_PARENT = """
 import threading, time
 from nas_gym.config import load_config
-from nas_gym.evaluators.parallel import ProcessBackend
+from nas_gym.execution.parallel import ProcessBackend
 config = load_config("mnist1d-tiny", {"evaluator.backend": "process", "evaluator.workers": 2})
 backend = ProcessBackend(config)
 space = config.search_space()

@@ -23,9 +23,9 @@ from nas_gym.data import load_dataset
 from nas_gym.evaluators import make_evaluator, start_workers
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.cache import MemoryCache, ResultCache
-from nas_gym.evaluators.parallel import ProcessBackend, WorkerSetupError
-from nas_gym.evaluators.recipe import HOOK_ENV
 from nas_gym.evaluators.training import SerialBackend, TrainingEvaluator, make_backend
+from nas_gym.execution.parallel import ProcessBackend, WorkerSetupError
+from nas_gym.execution.recipe import HOOK_ENV
 from nas_gym.spaces.chain import Chain
 
 # Trained for real on mnist1d-tiny; varied enough that a thread-count or seeding difference shows.
@@ -195,7 +195,7 @@ def ray_backend(tmp_path_factory, data_root):
     pytest.importorskip("ray")
     import ray
 
-    from nas_gym.evaluators.ray import RayBackend
+    from nas_gym.execution.ray import RayBackend
 
     folder = tmp_path_factory.mktemp("ray_faults")
     with pytest.MonkeyPatch.context() as mp:

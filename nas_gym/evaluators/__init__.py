@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nas_gym.config import Config, ConfigError
-from nas_gym.evaluators.backends import parallel_backend
 from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator
 from nas_gym.evaluators.cache import CacheError, MemoryCache, ResultCache, open_cache
+from nas_gym.execution.backends import parallel_backend
 
 if TYPE_CHECKING:
     from nas_gym.data import Dataset

@@ -34,9 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from nas_gym.config import Config, ConfigError
-from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase, check_unstarted
-from nas_gym.evaluators.table_file import (  # noqa: F401  (the file format, re-exported)
+from nas_gym.benchmarks.table_file import (  # noqa: F401  (the file format, re-exported)
     FORMAT,
     FORMAT_VERSION,
     SeedChoice,
@@ -48,6 +46,8 @@ from nas_gym.evaluators.table_file import (  # noqa: F401  (the file format, re-
     read_header,
     write_table,
 )
+from nas_gym.config import Config, ConfigError
+from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase, check_unstarted
 from nas_gym.results import TRAINER_VERSION
 from nas_gym.spaces.base import Architecture, ArchitectureError
 

@@ -3,8 +3,8 @@
 It is the one place where the budget is charged for real training, so agents that drive the
 env and agents that call the evaluator directly pay the same way (``self.stats``). The misses
 of one ``evaluate_many`` call go to a backend as one batch: in this process (``SerialBackend``),
-to a pool of worker processes (``nas_gym.evaluators.parallel``) or to Ray tasks
-(``nas_gym.evaluators.ray``). Backends only compute; the evaluator alone writes the cache and
+to a pool of worker processes (``nas_gym.execution.parallel``) or to Ray tasks
+(``nas_gym.execution.ray``). Backends only compute; the evaluator alone writes the cache and
 charges the budget, so a result computed twice (a retried task) is still stored and charged once.
 """
 
@@ -18,9 +18,9 @@ import torch
 
 from nas_gym.config import Config, ConfigError, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
-from nas_gym.evaluators.backends import Backend, OnResult, parallel_backend
 from nas_gym.evaluators.base import OUT_OF_MEMORY, EvalResult, EvalStats, EvaluatorBase
 from nas_gym.evaluators.cache import Cache, ResultCache, open_cache, result_context
+from nas_gym.execution.backends import Backend, OnResult, parallel_backend
 from nas_gym.spaces.base import Architecture, SearchSpace
 from nas_gym.training import train as _train
 

@@ -10,7 +10,7 @@ Why it is built this way rather than on ``ProcessPoolExecutor``:
   result ``worker_died: <detail>`` (a network that gets OOM-killed would be killed again).
 * Workers are started with **spawn**, never fork: torch's thread pools, CUDA and the SQLite
   cache do not survive a fork. Each worker sets its torch threads once, loads the dataset once
-  and keeps both for every architecture it trains (``nas_gym.evaluators.worker``), and on a
+  and keeps both for every architecture it trains (``nas_gym.execution.worker``), and on a
   multi-GPU host takes its own GPU.
 * Workers start when the backend is made, not at the first batch: starting one (interpreter,
   torch, dataset) costs seconds, which then overlap with whatever the driver does before its
@@ -23,7 +23,7 @@ Why it is built this way rather than on ``ProcessPoolExecutor``:
   turns an interrupt into a failed result that would then be cached.
 
 Workers only compute; the driver stores results (``TrainingEvaluator``). This module imports no
-torch: only the workers need it. Test-only fault injection: see ``nas_gym.evaluators.recipe.HOOK_ENV``.
+torch: only the workers need it. Test-only fault injection: see ``nas_gym.execution.recipe.HOOK_ENV``.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ from typing import Any, TypeVar
 
 from nas_gym.config import Config
 from nas_gym.errors import NasGymError
-from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.recipe import Recipe
 from nas_gym.execution.gpus import VISIBLE_ENV, worker_gpus
 from nas_gym.execution.lifeline import die_with_parent
+from nas_gym.execution.recipe import Recipe
+from nas_gym.results import EvalResult
 from nas_gym.spaces.base import Architecture
 
 _STOP_SECONDS = 5.0  # an idle worker gets this long to exit cleanly before it is killed
@@ -76,7 +76,7 @@ def _worker_main(conn: Connection, config_json: dict[str, Any], threads: int, in
     if gpu is not None:
         os.environ[VISIBLE_ENV] = gpu
     try:
-        from nas_gym.evaluators.worker import WorkerTrainer, worker_device  # torch: in the worker only
+        from nas_gym.execution.worker import WorkerTrainer, worker_device  # torch: in the worker only
         from nas_gym.training.numerics import DeviceLostError
 
         config = Config.model_validate(config_json)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from nas_gym.benchmarks.table_checks import header_problem, row_problem
 from nas_gym.config import Config, ConfigError
-from nas_gym.evaluators.base import FAILED, OK, EvalResult
-from nas_gym.evaluators.table_checks import header_problem, row_problem
+from nas_gym.results import FAILED, OK, EvalResult
 from nas_gym.spaces.base import Architecture, ArchitectureError
 from nas_gym.storage.atomic import atomic_write_bytes
 

@@ -2,7 +2,7 @@
 
 A worker (a spawned process, or a Ray actor) fixes its torch threads and device once, loads its
 dataset once, and then trains whatever tasks it is sent. A task names its training settings as a
-``Recipe`` (see ``nas_gym.evaluators.recipe``), so one set of workers serves several trainer
+``Recipe`` (see ``nas_gym.execution.recipe``), so one set of workers serves several trainer
 budgets, such as the two fidelities of a multi-fidelity search: each distinct dataset setting is
 loaded once and kept, and a recipe that only changes the epochs reuses the copy already loaded.
 
@@ -28,8 +28,8 @@ import torch
 
 from nas_gym.config import Config, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
-from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.recipe import HOOK_ENV, Recipe
+from nas_gym.execution.recipe import HOOK_ENV, Recipe
+from nas_gym.results import EvalResult
 from nas_gym.spaces.base import SearchSpace
 from nas_gym.training import train as _train
 from nas_gym.training.numerics import CUBLAS_DETERMINISTIC, CUBLAS_ENV, DeviceLostError, is_device_lost

@@ -3,7 +3,7 @@
 One actor per worker (``num_cpus=1``, ``num_gpus=gpus_per_eval``: one GPU each by default when the
 cluster has GPUs and the device may use them, fractions let several small networks share a GPU;
 a request the cluster cannot meet fails before any actor is made). Each actor sets its torch threads and loads the dataset once, when it is
-created (``nas_gym.evaluators.worker``), then trains one architecture at a time for as long as the
+created (``nas_gym.execution.worker``), then trains one architecture at a time for as long as the
 backend lives: a search pays Ray's start and the data loading once, not once per task. Ray and
 the actors start when the backend is made, so the actors load while the driver builds its env and
 agent; the first batch waits for them.
@@ -32,10 +32,10 @@ import ray
 import ray.exceptions
 
 from nas_gym.config import Config, ConfigError
-from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.parallel import DEVICE_LOST_EXIT, PooledBackend, WorkerSetupError
-from nas_gym.evaluators.recipe import Recipe
 from nas_gym.execution.gpus import check_request, gpus_per_worker
+from nas_gym.execution.parallel import DEVICE_LOST_EXIT, PooledBackend, WorkerSetupError
+from nas_gym.execution.recipe import Recipe
+from nas_gym.results import EvalResult
 
 OnResult = Callable[[int, EvalResult], None]
 
@@ -63,7 +63,7 @@ class _Trainer:
 
     def __init__(self, config_json: dict[str, Any], threads: int) -> None:
         try:
-            from nas_gym.evaluators.worker import WorkerTrainer, worker_device
+            from nas_gym.execution.worker import WorkerTrainer, worker_device
 
             config = Config.model_validate(config_json)
             device = config.runtime.device

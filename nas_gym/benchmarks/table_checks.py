@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nas_gym.evaluators.base import OK
+from nas_gym.results import OK
 
 
 def header_problem(header: dict[str, Any]) -> str | None:

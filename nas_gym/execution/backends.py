@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from nas_gym.config import Config, ConfigError
-from nas_gym.evaluators.base import EvalResult
+from nas_gym.results import EvalResult
 from nas_gym.spaces.base import Architecture
 
 OnResult = Callable[[int, EvalResult], None]
@@ -39,12 +39,12 @@ def parallel_backend(config: Config) -> Backend | None:
     :raises ConfigError: ``ray`` is asked for but not installed.
     """
     if config.evaluator.backend == "process":
-        from nas_gym.evaluators.parallel import ProcessBackend
+        from nas_gym.execution.parallel import ProcessBackend
 
         return ProcessBackend(config)
     if config.evaluator.backend == "ray":
         try:
-            from nas_gym.evaluators.ray import RayBackend
+            from nas_gym.execution.ray import RayBackend
         except ImportError as e:
             raise ConfigError(f"evaluator.backend 'ray' needs Ray ({e}); pip install 'nas-gym[ray]' "
                               "or use backend 'process'") from None

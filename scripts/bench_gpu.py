@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from nas_gym.config import Config, load_config, parse_overrides
-from nas_gym.evaluators.cache import MemoryCache
 from nas_gym.evaluators.training import TrainingEvaluator
+from nas_gym.storage.cache import MemoryCache
 from nas_gym.training.numerics import precision
 
 

@@ -57,10 +57,10 @@ import numpy as np
 
 from nas_gym.config import Config, RuntimeConfig, TrainConfig, load_config, parse_overrides
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import ResultCache
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
 from nas_gym.spaces.base import Architecture
+from nas_gym.storage.cache import ResultCache
 from nas_gym.surrogates.data import SOURCES, DataPlan, collect_rows, write_data
 from nas_gym.training.device import resolve_device
 from nas_gym.training.numerics import numerics_identity

@@ -47,9 +47,9 @@ import numpy as np
 from nas_gym.benchmarks.header import RUNTIME, make_header, seed_configs
 from nas_gym.config import Config, TrainConfig, load_config, parse_overrides
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import Cache, ResultCache, result_context
 from nas_gym.evaluators.table import SUFFIX, TABLE_DIR, make_row, write_table
 from nas_gym.spaces.base import Architecture
+from nas_gym.storage.cache import Cache, ResultCache, result_context
 
 DEFAULT_CACHE = Path("~/.cache/nas-gym/table-build.sqlite")
 CONTEXT_SUFFIX = ":with-test"

@@ -87,8 +87,8 @@ def summarise(config, runs: list[dict[str, Any]]) -> dict[str, Any]:
 def retrain(config, picks: list[tuple[float, str]], k: int, seeds: tuple[int, ...] = (0, 1)) -> list[dict[str, Any]]:
     """The ``k`` best distinct picks trained for real with the preset's trainer, under each of
     ``seeds`` (their mean is a less noisy check than one training)."""
-    from nas_gym.evaluators.cache import MemoryCache
     from nas_gym.evaluators.training import TrainingEvaluator
+    from nas_gym.storage.cache import MemoryCache
 
     chosen = picks[:k]
     real: list[list[float]] = []

@@ -212,7 +212,7 @@ def test_rejects_bad_promotion_and_mismatched_spaces(truth):
 # -- real training ---------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_each_fidelity_is_trained_and_cached_separately(tmp_path):
-    from nas_gym.evaluators.cache import ResultCache
+    from nas_gym.storage.cache import ResultCache
 
     cfg = load_config(PRESET, {"runtime.device": "cpu"})
     cache = ResultCache(tmp_path / "c.sqlite")

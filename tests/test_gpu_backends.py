@@ -21,7 +21,6 @@ from agents.darts import Darts
 from agents.enas import Enas
 from nas_gym.config import ConfigError, load_config
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import MemoryCache
 from nas_gym.evaluators.supernet import SupernetEvaluator
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
@@ -31,6 +30,7 @@ from nas_gym.execution.recipe import HOOK_ENV
 from nas_gym.runs.compare import _one_thread
 from nas_gym.runs.runlog import RUNTIME_JSON
 from nas_gym.runs.search import write_run_files
+from nas_gym.storage.cache import MemoryCache
 
 DIR_ENV = "NAS_GYM_TEST_GPU_DIR"
 LOSES_CONTEXT = "conv5-16|maxpool"

@@ -18,9 +18,9 @@ import nas_gym.training.train as train_mod
 from nas_gym.config import ConfigError, load_config
 from nas_gym.data import load_dataset
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import TRAINER_VERSION, MemoryCache, ResultCache, result_context
 from nas_gym.evaluators.training import TrainingEvaluator, check_setup
 from nas_gym.execution.worker import WorkerState
+from nas_gym.storage.cache import TRAINER_VERSION, MemoryCache, ResultCache, result_context
 from nas_gym.training.device import resolve_device
 from nas_gym.training.fit import Runner
 from nas_gym.training.numerics import (

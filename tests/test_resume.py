@@ -223,7 +223,7 @@ def mnist1d_ready() -> None:
 
 
 def cache_entries(path: Path) -> dict[str, tuple[str, float]]:
-    from nas_gym.evaluators.cache import ResultCache
+    from nas_gym.storage.cache import ResultCache
 
     with ResultCache(path) as cache:
         return {e.arch: (json.dumps(e.result.to_dict()), e.created) for e in cache.all()}

@@ -126,9 +126,9 @@ def test_training_evaluator_attaches_latency_once_and_keeps_it_out_of_the_cache(
     """Measured in the driver, memoised (same architecture -> same latency, so the env's info is
     repeatable), and never stored: the cache holds machine-independent results only."""
     from nas_gym.config import load_config
-    from nas_gym.evaluators.cache import MemoryCache
     from nas_gym.evaluators.training import TrainingEvaluator
     from nas_gym.spaces.chain import Chain
+    from nas_gym.storage.cache import MemoryCache
 
     class Instant:
         def run(self, archs, on_result=None):

@@ -21,7 +21,6 @@ import nas_gym  # noqa: F401  (registers the env)
 from nas_gym.config import Config, ConfigError, load_config
 from nas_gym.evaluators import AVAILABLE_KINDS, make_evaluator
 from nas_gym.evaluators.base import EvalResult, Evaluator
-from nas_gym.evaluators.cache import MemoryCache
 from nas_gym.evaluators.table import (
     TABLE_DIR,
     TableEvaluator,
@@ -33,6 +32,7 @@ from nas_gym.evaluators.table import (
 )
 from nas_gym.spaces.base import ArchitectureError
 from nas_gym.spaces.chain import Chain
+from nas_gym.storage.cache import MemoryCache
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESET = "mnist1d-tiny"

@@ -37,9 +37,9 @@ import torch
 from nas_gym.config import Config, ConfigError
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
-from nas_gym.evaluators.cache import resolve_path
 from nas_gym.spaces.base import Architecture
 from nas_gym.storage.atomic import atomic_write
+from nas_gym.storage.cache import resolve_path
 from nas_gym.supernet.base import Supernet, score_path
 from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
 from nas_gym.supernet.training import BatchStream, PathTrainer

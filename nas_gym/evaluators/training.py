@@ -19,9 +19,9 @@ import torch
 from nas_gym.config import Config, ConfigError, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import OUT_OF_MEMORY, EvalResult, EvalStats, EvaluatorBase
-from nas_gym.evaluators.cache import Cache, ResultCache, open_cache, result_context
 from nas_gym.execution.backends import Backend, OnResult, parallel_backend
 from nas_gym.spaces.base import Architecture, SearchSpace
+from nas_gym.storage.cache import Cache, ResultCache, open_cache, result_context
 from nas_gym.training import train as _train
 
 

@@ -31,7 +31,6 @@ from agents.base import AgentError, resolve_agent
 from nas_gym.config import Config, load_config
 from nas_gym.envs.nas_env import NasEnv
 from nas_gym.evaluators.base import EvalStats, Evaluator
-from nas_gym.evaluators.cache import resolve_path
 from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
 from nas_gym.runs import checkpoint
@@ -40,6 +39,7 @@ from nas_gym.runs.recorder import RecordEpisodes, SearchLog
 from nas_gym.runs.runlog import Record, failures, read_records, record_runtime, top
 from nas_gym.storage import trust
 from nas_gym.storage.atomic import atomic_write_text
+from nas_gym.storage.cache import resolve_path
 
 if TYPE_CHECKING:
     from nas_gym.evaluators.training import Backend

@@ -38,9 +38,9 @@ from nas_gym.results import TRAINER_VERSION
 from nas_gym.storage.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from nas_gym.evaluators.cache import Cache
     from nas_gym.evaluators.training import TrainingEvaluator
     from nas_gym.spaces.base import Architecture
+    from nas_gym.storage.cache import Cache
 
 DATA_FORMAT, DATA_FORMAT_VERSION = "nas-gym-surrogate-data", 1
 SURROGATE_DIR = Path(__file__).resolve().parent

@@ -39,13 +39,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nas_gym.errors import NasGymError
-from nas_gym.evaluators.base import EvalResult
-from nas_gym.results import TRAINER_VERSION
-from nas_gym.spaces.base import Architecture
+from nas_gym.results import TRAINER_VERSION, EvalResult
 
 if TYPE_CHECKING:
     from nas_gym.config import Config
-    from nas_gym.spaces.base import SearchSpace
+    from nas_gym.spaces.base import Architecture, SearchSpace
 
 APPLICATION_ID = 0x4E415347  # "NASG": marks the file as ours in the SQLite header
 SCHEMA_VERSION = 1

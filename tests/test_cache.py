@@ -13,7 +13,7 @@ from cache_files import write_foreign_sqlite, write_garbage
 
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.spaces.chain import Chain
-from nas_gym.storage import cache as cache_mod
+from nas_gym.storage import sqlite_cache as cache_mod
 from nas_gym.storage.cache import (
     APPLICATION_ID,
     CacheError,

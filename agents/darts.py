@@ -2,7 +2,7 @@
 
 Every decision (a cell's edge, a chain's position) holds a vector of architecture weights,
 alpha; the supernet's ``forward_mixed`` runs every choice and sums their outputs weighted by
-``softmax(alpha)`` (see ``nas_gym.spaces.cell_supernet`` and ``layer_chain_supernet`` for how
+``softmax(alpha)`` (see ``nas_gym.spaces.cell.supernet`` and ``layer_chain_supernet`` for how
 shapes agree, and how the chain's depth comes from its ``identity`` choice). Training alternates,
 per training batch: one architecture step on a validation batch (alpha only), then one weight
 step on the training batch (weights only; the preset's optimizer at its constant learning rate,

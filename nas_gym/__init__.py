@@ -11,8 +11,8 @@ from gymnasium.envs.registration import register, registry
 from nas_gym.config import Config, ConfigError, load_config
 from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator
 from nas_gym.spaces import Architecture, ArchitectureError, SearchSpace, SpaceParams
-from nas_gym.spaces.chain import Chain, Op
-from nas_gym.spaces.layer_chain import LayerChainSpace
+from nas_gym.spaces.layer_chain.chain import Chain, Op
+from nas_gym.spaces.layer_chain.space import LayerChainSpace
 
 __version__ = "0.1.0"
 

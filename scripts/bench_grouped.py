@@ -28,7 +28,7 @@ from nas_gym.config import RuntimeConfig, load_config
 from nas_gym.data import load_dataset
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.execution.allocator import keep_freed_memory
-from nas_gym.spaces.cell import canonical
+from nas_gym.spaces.cell.space import canonical
 from nas_gym.training.members import evaluate_members
 from nas_gym.training.train import evaluate_seeds
 

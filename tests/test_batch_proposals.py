@@ -16,7 +16,7 @@ from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.evaluators import make_evaluator
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
 
 
 class Counting:

@@ -12,7 +12,7 @@ import pytest
 from cache_files import write_foreign_sqlite, write_garbage
 
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
 from nas_gym.storage import sqlite_cache as cache_mod
 from nas_gym.storage.cache import (
     APPLICATION_ID,

@@ -18,7 +18,7 @@ from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.runs.search import SearchInterrupted, run_search
-from nas_gym.spaces.cell import CELL_OPS
+from nas_gym.spaces.cell.space import CELL_OPS
 
 TINY = {"data.train_fraction": 0.1, "runtime.device": "cpu"}  # the GPU run: tests/test_gpu_smoke.py
 

@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 
 import nas_gym.cli as cli
 from nas_gym.runs.leaderboard import read_entries
-from nas_gym.spaces.chain import Chain
-from nas_gym.spaces.layer_chain import LayerChainSpace
+from nas_gym.spaces.layer_chain.chain import Chain
+from nas_gym.spaces.layer_chain.space import LayerChainSpace
 from nas_gym.training import train as train_mod
 
 runner = CliRunner()

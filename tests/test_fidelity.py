@@ -19,7 +19,7 @@ from nas_gym.config import ConfigError, load_config
 from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator, EvaluatorBase
 from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator, with_fidelity
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
 
 PRESET = "mnist1d-tiny"
 

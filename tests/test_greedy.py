@@ -10,7 +10,7 @@ from agents.base import resolve_agent
 from agents.greedy import Greedy
 from nas_gym.config import load_config
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
 
 
 class Played(gym.Wrapper):

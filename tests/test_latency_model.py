@@ -21,7 +21,7 @@ from nas_gym.latency.layers import key_shape, layers_for
 from nas_gym.latency.model import ENV_VAR, LatencyTable, default_table_path, preset_identity
 from nas_gym.latency.profile import profile
 from nas_gym.rewards import cost, reward
-from nas_gym.spaces.cell_model import CellModule
+from nas_gym.spaces.cell.model import CellModule
 
 runner = CliRunner()
 PRESETS = ["mnist1d-tiny", "mnist1d-cell"]

@@ -25,7 +25,7 @@ from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.training import SerialBackend, TrainingEvaluator, make_backend
 from nas_gym.execution.parallel import ProcessBackend, WorkerSetupError
 from nas_gym.execution.recipe import HOOK_ENV
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
 from nas_gym.storage.cache import MemoryCache, ResultCache
 
 # Trained for real on mnist1d-tiny; varied enough that a thread-count or seeding difference shows.

@@ -31,7 +31,7 @@ from nas_gym.evaluators.table import (
     write_table,
 )
 from nas_gym.spaces.base import ArchitectureError
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
 from nas_gym.storage.cache import MemoryCache
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,8 +8,8 @@ import nas_gym.training.train as train_module
 from nas_gym.config import RuntimeConfig, TrainConfig, load_config
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.spaces.chain import Chain
-from nas_gym.spaces.layer_chain_model import build_model
+from nas_gym.spaces.layer_chain.chain import Chain
+from nas_gym.spaces.layer_chain.model import build_model
 from nas_gym.training.train import augment_images, evaluate_architecture, lr_factor, resolve_device, train
 
 CPU = RuntimeConfig(device="cpu")
@@ -236,7 +236,7 @@ def test_first_training_imports_nothing_heavy():
     code = ("import sys, torch\n"
             "from nas_gym.config import load_config, RuntimeConfig\n"
             "from nas_gym.data import load_dataset\n"
-            "from nas_gym.spaces.chain import Chain\n"
+            "from nas_gym.spaces.layer_chain.chain import Chain\n"
             "from nas_gym.training.train import evaluate_architecture, evaluate_seeds\n"
             "cfg = load_config('mnist1d-tiny', {'train.epochs': 1, 'data.train_fraction': 0.1})\n"
             "data = load_dataset(cfg.data)\n"

@@ -10,7 +10,7 @@ from nas_gym.envs.vec import NasVecEnv
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
 from nas_gym.storage.cache import MemoryCache
 from nas_gym.training import train as train_module
 

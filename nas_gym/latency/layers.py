@@ -18,9 +18,9 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nas_gym.spaces.cell import CELL_OPS, EDGES, NONE, Cell, CellSpace, canonical
-from nas_gym.spaces.chain import CONV, EMPTY, RES, Chain, Op
-from nas_gym.spaces.layer_chain import LayerChainSpace
+from nas_gym.spaces.cell.space import CELL_OPS, EDGES, NONE, Cell, CellSpace, canonical
+from nas_gym.spaces.layer_chain.chain import CONV, EMPTY, RES, Chain, Op
+from nas_gym.spaces.layer_chain.space import LayerChainSpace
 
 if TYPE_CHECKING:
     from torch import nn
@@ -154,7 +154,7 @@ class CellLayers:
         from torch import nn
 
         from nas_gym.latency.ops import Add, Zeros
-        from nas_gym.spaces.cell_model import CellModule
+        from nas_gym.spaces.cell.model import CellModule
 
         layer, shape = key.rpartition("@")[0], key_shape(key)
         if layer == "add":

@@ -257,8 +257,8 @@ def evaluate_seeds(arch: Architecture, data: Dataset, config: TrainConfig, runti
     rounding; ``train_seconds`` is each seed's equal share of the pass.
     """
     if space is None:  # a layer chain: its builder needs nothing from the space
-        from nas_gym.spaces.chain import count_flops
-        from nas_gym.spaces.layer_chain_model import build_model
+        from nas_gym.spaces.layer_chain.chain import count_flops
+        from nas_gym.spaces.layer_chain.model import build_model
     else:
         build_model, count_flops = space.build_model, space.count_flops
     device = resolve_device(runtime.device)

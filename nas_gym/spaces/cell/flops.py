@@ -1,11 +1,11 @@
 """Multiply-accumulates of a cell network, from the cell alone (no torch): convolutions and the
-linear head, as the layer chain counts them (``nas_gym.spaces.chain.count_flops``)."""
+linear head, as the layer chain counts them (``nas_gym.spaces.layer_chain.chain.count_flops``)."""
 
 from __future__ import annotations
 
 import math
 
-from nas_gym.spaces.cell_arch import CELL_OPS, Cell
+from nas_gym.spaces.cell.arch import CELL_OPS, Cell
 
 
 def cell_network_flops(cell: Cell, input_shape: tuple[int, ...], num_classes: int, channels: int, stages: int,

@@ -1,10 +1,10 @@
 """The cell as a value: a ``Cell`` (parsed, printed, keyed) and its structural and canonical forms.
 
-No torch and no space here: the space (``nas_gym.spaces.cell``), its builder, FLOP counter and
+No torch and no space here: the space (``nas_gym.spaces.cell.space``), its builder, FLOP counter and
 supernet all import these, and none of them import each other's modules at load time.
 
 Two cells share a canonical form when they compute the same function with the same parameters
-(``nas_gym.spaces.cell_function``): the builder builds the canonical cell, so every cell of one key
+(``nas_gym.spaces.cell.function``): the builder builds the canonical cell, so every cell of one key
 trains as the very same network, with the same initial weights.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from nas_gym.spaces.base import ArchitectureError
-from nas_gym.spaces.cell_graph import CELL_OPS, EDGES, N_NODES, NONE, live_edges
+from nas_gym.spaces.cell.graph import CELL_OPS, EDGES, N_NODES, NONE, live_edges
 
 __all__ = ["CELL_OPS", "EDGES", "N_NODES", "NONE", "Cell", "canonical", "live_edges", "structural"]
 
@@ -97,7 +97,7 @@ def _representatives() -> dict[tuple[int, ...], Cell]:
     """
     import itertools
 
-    from nas_gym.spaces.cell_function import functional_form
+    from nas_gym.spaces.cell.function import functional_form
 
     shape_of = {ops: structural(Cell(ops)).ops for ops in itertools.product(range(len(CELL_OPS)), repeat=len(EDGES))}
     form_of = {shape: functional_form(shape) for shape in set(shape_of.values())}  # one cell per structure
@@ -111,7 +111,7 @@ def _representatives() -> dict[tuple[int, ...], Cell]:
 
 def canonical(cell: Cell) -> Cell:
     """The representative of ``cell``'s network: of all cells that compute the same function with
-    the same parameters (``nas_gym.spaces.cell_function``), the one with the smallest structural
+    the same parameters (``nas_gym.spaces.cell.function``), the one with the smallest structural
     form. Building it builds exactly the network every cell of the class would mean."""
     if not cell.complete:
         raise ArchitectureError(f"cell {cell.text()} is incomplete; choose all {len(EDGES)} edges")

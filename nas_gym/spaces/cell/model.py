@@ -5,7 +5,7 @@ of ``cells_per_stage`` cells, a residual reduction block (stride 2, channels dou
 two stages, then BN-ReLU, global average pooling and a linear head. Works for 1-D signals
 ``(C, L)`` and images ``(C, H, W)`` alike.
 
-The builder takes the canonical cell (``nas_gym.spaces.cell.canonical``): edges that no path
+The builder takes the canonical cell (``nas_gym.spaces.cell.space.canonical``): edges that no path
 from input to output uses are not built, so every cell of one key builds the same network with
 the same initial weights.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas_gym.spaces.cell_arch import CELL_OPS, EDGES, N_NODES, NONE, Cell
+from nas_gym.spaces.cell.arch import CELL_OPS, EDGES, N_NODES, NONE, Cell
 
 _LAYERS = {1: (nn.Conv1d, nn.BatchNorm1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d),
            2: (nn.Conv2d, nn.BatchNorm2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)}

@@ -3,7 +3,7 @@
 Each copy of the cell (``stages x cells_per_stage`` of them) has its own weights for the two
 ops that have any (``conv1``, ``conv3``: ReLU-conv-BN), as in NAS-Bench-201's weight-sharing
 baselines; ``skip``, ``avgpool3`` and ``none`` have none. Stem, reductions and head are shared
-by every path. A path is a cell: in its canonical form (``nas_gym.spaces.cell.canonical``),
+by every path. A path is a cell: in its canonical form (``nas_gym.spaces.cell.space.canonical``),
 so edges that no input-to-output path uses are not run, exactly as the stand-alone builder
 leaves them out.
 
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas_gym.spaces.base import SearchSpace
-from nas_gym.spaces.cell_arch import CELL_OPS, EDGES, N_NODES, NONE, Cell, canonical
+from nas_gym.spaces.cell.arch import CELL_OPS, EDGES, N_NODES, NONE, Cell, canonical
 from nas_gym.supernet.layers import PathBatchNorm, SlicedConvBN, box3, spatial_dims
 
 _WEIGHTED = {"conv1": 1, "conv3": 3}  # op name -> kernel

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from nas_gym.spaces.base import ArchitectureError, SpaceParams
-from nas_gym.spaces.chain import CONV, DROPOUT, EMPTY, POOLS, RES, Chain, Op, count_flops
+from nas_gym.spaces.layer_chain.chain import CONV, DROPOUT, EMPTY, POOLS, RES, Chain, Op, count_flops
 
 if TYPE_CHECKING:
     from torch import nn
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 class LayerChainParams(SpaceParams):
     """``space:`` of a layer-chain preset: the op vocabulary (text forms, see
-    ``nas_gym.spaces.chain``) and the depth limits."""
+    ``nas_gym.spaces.layer_chain.chain``) and the depth limits."""
 
     kind: Literal["layer_chain"] = "layer_chain"
     ops: tuple[str, ...] = Field(min_length=1)
@@ -371,7 +371,7 @@ class LayerChainSpace:
         return out
 
     def build_model(self, arch: Chain, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-        from nas_gym.spaces.layer_chain_model import build_model
+        from nas_gym.spaces.layer_chain.model import build_model
 
         return build_model(arch, input_shape, num_classes)
 
@@ -383,7 +383,7 @@ class LayerChainSpace:
         return count_params(arch, input_shape, num_classes)
 
     def build_supernet(self, input_shape: tuple[int, ...], num_classes: int) -> Supernet:
-        from nas_gym.spaces.layer_chain_supernet import LayerChainSupernet
+        from nas_gym.spaces.layer_chain.supernet import LayerChainSupernet
 
         return LayerChainSupernet(self, input_shape, num_classes)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas_gym.spaces.chain import AVGPOOL, CONV, DROPOUT, MAXPOOL, RES, Chain, Op
+from nas_gym.spaces.layer_chain.chain import AVGPOOL, CONV, DROPOUT, MAXPOOL, RES, Chain, Op
 
 _LAYERS = {
     1: (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d),

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas_gym.spaces.base import SearchSpace
-from nas_gym.spaces.chain import AVGPOOL, CONV, DROPOUT, MAXPOOL, RES, Chain, Op
+from nas_gym.spaces.layer_chain.chain import AVGPOOL, CONV, DROPOUT, MAXPOOL, RES, Chain, Op
 from nas_gym.supernet.layers import PathBatchNorm, SlicedConvBN, avg_pool, max_pool, spatial_dims
 
 IDENTITY = "identity"

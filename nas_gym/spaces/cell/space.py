@@ -3,7 +3,7 @@
 A cell is a DAG of 4 nodes; node 0 is the cell's input, node 3 its output, and every edge
 j -> i (j < i) carries one of 5 ops: ``none`` (zero), ``skip``, ``conv1`` / ``conv3``
 (ReLU-conv-BN, kernel 1 / 3) and ``avgpool3``. A node sums its incoming edges. The network is a
-fixed skeleton (``nas_gym.spaces.cell_model``) that stacks copies of the one cell.
+fixed skeleton (``nas_gym.spaces.cell.model``) that stacks copies of the one cell.
 
 Text form, as NAS-Bench-201 writes it, one group per node listing each incoming edge's op and
 source: ``|conv3~0|+|skip~0|conv1~1|+|none~0|conv3~1|avgpool3~2|``.
@@ -11,7 +11,7 @@ source: ``|conv3~0|+|skip~0|conv1~1|+|none~0|conv3~1|avgpool3~2|``.
 Canonical key: two cells that compute the same function with the same parameters share one key,
 so the cache and the table store them once and the builder builds one network for both. Edges
 that no path from input to output uses are dropped (NAS-Bench-201's pruning), ``skip`` is the
-identity, sums are multisets and average pooling is linear (``nas_gym.spaces.cell_function``);
+identity, sums are multisets and average pooling is linear (``nas_gym.spaces.cell.function``);
 over the 5^6 = 15,625 cells this leaves 5,044 distinct networks (``tests/test_cell_function.py``
 counts them and checks the merge against an interpreter of the cell).
 """
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from nas_gym.supernet.base import Supernet
 
-from nas_gym.spaces.cell_arch import CELL_OPS, EDGES, N_NODES, NONE, Cell, canonical, live_edges
+from nas_gym.spaces.cell.arch import CELL_OPS, EDGES, N_NODES, NONE, Cell, canonical, live_edges
 
 __all__ = ["CELL_OPS", "EDGES", "N_NODES", "NONE", "Cell", "CellParams", "CellSpace", "canonical", "live_edges"]
 
@@ -160,18 +160,18 @@ class CellSpace:
 
     # -- models ----------------------------------------------------------------------------------
     def build_model(self, arch: Cell, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-        from nas_gym.spaces.cell_model import build_cell_network
+        from nas_gym.spaces.cell.model import build_cell_network
 
         return build_cell_network(canonical(arch), input_shape, num_classes, self.channels, self.stages,
                                   self.cells_per_stage)
 
     def count_flops(self, arch: Cell, input_shape: tuple[int, ...], num_classes: int) -> int:
-        from nas_gym.spaces.cell_flops import cell_network_flops
+        from nas_gym.spaces.cell.flops import cell_network_flops
 
         return cell_network_flops(canonical(arch), input_shape, num_classes, self.channels, self.stages,
                                   self.cells_per_stage)
 
     def build_supernet(self, input_shape: tuple[int, ...], num_classes: int) -> Supernet:
-        from nas_gym.spaces.cell_supernet import CellSupernet
+        from nas_gym.spaces.cell.supernet import CellSupernet
 
         return CellSupernet(self, input_shape, num_classes)

@@ -2,7 +2,7 @@
 
 The cell key of table format 1 merged cells by structure (dead edges dropped, nodes 1 and 2
 swapped); the shipped format-1 table then held 1,162 groups of bit-identical rows under different
-keys, all explained by three facts about the network (``nas_gym.spaces.cell_model``):
+keys, all explained by three facts about the network (``nas_gym.spaces.cell.model``):
 
 * ``skip`` is the identity, so a node fed only by a ``skip`` is another name for its source, and
   a ``skip`` into a sum adds the source's terms to that sum;
@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from nas_gym.spaces.cell_graph import CELL_OPS, EDGES, N_NODES, NONE, live_edges
+from nas_gym.spaces.cell.graph import CELL_OPS, EDGES, N_NODES, NONE, live_edges
 
 # A term is a nested tuple: ("x",) for the cell input, ("avg", term) for the pool of one term
 # (pools distribute over sums), ("conv1", i, sum) for conv instance i; a sum is a sorted tuple

@@ -39,10 +39,10 @@ import torch
 import torch.nn.functional as F
 
 from agents.base import AgentError, make_hparams, play
+from nas_gym.oneshot.agents import charged, one_shot_setup, summary_writer
+from nas_gym.oneshot.memory import fitting_batch, one_shot_autocast, out_of_memory_as
+from nas_gym.oneshot.training import BatchStream
 from nas_gym.storage.atomic import atomic_write
-from nas_gym.supernet.agents import charged, one_shot_setup, summary_writer
-from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
-from nas_gym.supernet.training import BatchStream
 from nas_gym.training.train import forked_rng, make_optimizer
 
 
@@ -73,7 +73,7 @@ class DartsArgs:
     :param second_order: unrolled architecture gradient (DARTS-V2) instead of first order.
     :param init_scale: alpha starts at ``init_scale * N(0, 1)``: almost uniform, seed-dependent ties.
     :param batch_size: training and validation batch of the search; 0 means the preset's
-        ``train.batch_size`` lowered to what fits in memory (``nas_gym.supernet.memory``: the
+        ``train.batch_size`` lowered to what fits in memory (``nas_gym.oneshot.memory``: the
         relaxation keeps every op's activations, 268.5 MiB per sample on ``cifar10``).
     """
 

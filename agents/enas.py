@@ -32,11 +32,11 @@ from torch import nn
 
 from agents.base import AgentError, make_hparams, play, wrapper_attr
 from agents.reinforce import Controller
+from nas_gym.oneshot.agents import charged, one_shot_setup
+from nas_gym.oneshot.base import score_path
+from nas_gym.oneshot.memory import fitting_batch, one_shot_autocast, out_of_memory_as
+from nas_gym.oneshot.training import BatchStream, PathTrainer
 from nas_gym.storage.atomic import atomic_write
-from nas_gym.supernet.agents import charged, one_shot_setup
-from nas_gym.supernet.base import score_path
-from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
-from nas_gym.supernet.training import BatchStream, PathTrainer
 from nas_gym.training.train import forked_rng, seed_torch
 
 _MIN_STD = 0.01  # floor of the reward scale: see agents.reinforce
@@ -56,7 +56,7 @@ class EnasArgs:
     :param max_grad_norm: gradient clipping of the controller.
     :param reward_samples: validation samples per reward (ENAS: one minibatch).
     :param batch_size: the shared weights' training batch; 0 means the preset's ``train.batch_size``
-        lowered to what fits in memory (``nas_gym.supernet.memory``).
+        lowered to what fits in memory (``nas_gym.oneshot.memory``).
     """
 
     shared_steps: int = 0

@@ -179,7 +179,7 @@ class EvaluatorConfig(_Frozen):
         architecture is scored on; scoring time grows linearly with it, ties shrink with it.
     :param supernet_batch_size: ``supernet`` only: the batch its shared weights train with; 0
         (default) means ``train.batch_size``, lowered to what fits in memory
-        (``nas_gym.supernet.memory``).
+        (``nas_gym.oneshot.memory``).
     """
 
     kind: str = "train"

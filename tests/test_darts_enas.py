@@ -145,7 +145,7 @@ def test_one_shot_training_is_charged_in_cpu_seconds(monkeypatch):
     """The supernet's training is charged the process's CPU time, the tables' kind of seconds,
     not the wall clock (which would bill other jobs' load): a block that took 5 CPU-seconds and
     100 wall seconds is charged 5."""
-    from nas_gym.supernet import agents as one_shot
+    from nas_gym.oneshot import agents as one_shot
 
     clock = {"cpu": 10.0, "wall": 1000.0}
     monkeypatch.setattr(one_shot.time, "process_time", lambda: clock["cpu"])

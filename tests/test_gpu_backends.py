@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import nas_gym.execution.gpus as gpus_mod
-import nas_gym.supernet.memory as memory_mod
+import nas_gym.oneshot.memory as memory_mod
 from agents.base import AgentError
 from agents.darts import Darts
 from agents.enas import Enas
@@ -228,7 +228,7 @@ def test_running_out_of_memory_in_a_one_shot_loop_is_one_line(monkeypatch, tmp_p
     with pytest.raises(AgentError, match=r"^darts ran out of memory on cpu at batch 64; pass a smaller one, e\.g\. "
                                          r"--hparams '\{batch_size: 32\}'$"):
         agent.learn(1)
-    monkeypatch.setattr("nas_gym.supernet.training.PathTrainer.step", oom)
+    monkeypatch.setattr("nas_gym.oneshot.training.PathTrainer.step", oom)
     cfg = load_config("mnist1d-cell", {"data.train_fraction": 0.05, "runtime.device": "cpu",
                                        "evaluator.supernet_epochs": 1, "evaluator.cache": None})
     with pytest.raises(ConfigError, match=r"^supernet training ran out of memory on cpu at batch 64; set "
@@ -238,7 +238,7 @@ def test_running_out_of_memory_in_a_one_shot_loop_is_one_line(monkeypatch, tmp_p
 
 def test_one_shot_batches_copy_indices_to_the_device_once_per_pass(monkeypatch):
     """A host-to-GPU copy waits for the GPU: once per pass, not once per batch."""
-    from nas_gym.supernet.training import BatchStream
+    from nas_gym.oneshot.training import BatchStream
 
     stream = BatchStream(torch.arange(40.0)[:, None], torch.arange(40), 8, seed=0)
     copies, real_to = [], torch.Tensor.to

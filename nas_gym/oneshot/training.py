@@ -69,7 +69,7 @@ class PathTrainer:
     :param total_steps: the steps the schedule spans (warm-up, then decay to the last one);
         steps beyond it keep the last rate. None: the preset's rate throughout (a search whose
         length is not known in advance).
-    :param autocast: the forward pass's autocast (``nas_gym.supernet.memory.one_shot_autocast``).
+    :param autocast: the forward pass's autocast (``nas_gym.oneshot.memory.one_shot_autocast``).
     """
 
     def __init__(self, net: nn.Module, batches: BatchStream, train: TrainConfig, total_steps: int | None,

@@ -33,9 +33,9 @@ from torch import nn
 from agents.base import AgentError, make_hparams, play, wrapper_attr
 from agents.reinforce import Controller
 from nas_gym.oneshot.agents import charged, one_shot_setup
-from nas_gym.oneshot.base import score_path
 from nas_gym.oneshot.memory import fitting_batch, one_shot_autocast, out_of_memory_as
 from nas_gym.oneshot.training import BatchStream, PathTrainer
+from nas_gym.spaces.supernet.base import score_path
 from nas_gym.storage.atomic import atomic_write
 from nas_gym.training.train import forked_rng, seed_torch
 

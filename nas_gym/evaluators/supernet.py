@@ -37,10 +37,10 @@ import torch
 from nas_gym.config import Config, ConfigError
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
-from nas_gym.oneshot.base import Supernet, score_path
 from nas_gym.oneshot.memory import fitting_batch, one_shot_autocast, out_of_memory_as
 from nas_gym.oneshot.training import BatchStream, PathTrainer
 from nas_gym.spaces.base import Architecture
+from nas_gym.spaces.supernet.base import Supernet, score_path
 from nas_gym.storage.atomic import atomic_write
 from nas_gym.storage.cache import resolve_path
 from nas_gym.training.numerics import numerics_identity, numerics_settings

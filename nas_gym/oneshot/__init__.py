@@ -1,7 +1,9 @@
-"""Weight sharing: supernets, their training, and what the one-shot agents share.
+"""Weight sharing: how a supernet's shared weights train (``training``), what that costs in
+device memory (``memory``) and the ENAS / DARTS plumbing (``agents``). Everything here imports
+torch.
 
-The space-specific supernets live beside their spaces (``nas_gym.spaces.layer_chain.supernet``,
-``nas_gym.spaces.cell.supernet``); this package holds what they share (``layers``), what they
-answer and how a path is scored (``base``), how shared weights train (``training``) and the
-ENAS / DARTS plumbing (``agents``). Everything here imports torch.
+The supernets themselves are part of their spaces (``nas_gym.spaces.layer_chain.supernet``,
+``nas_gym.spaces.cell.supernet``), built on what every supernet shares
+(``nas_gym.spaces.supernet``: its layers and the protocol it answers). That part sits in the
+spaces layer, below training; this package trains them, so it sits above it.
 """

@@ -20,8 +20,8 @@ import torch
 
 from nas_gym.config import Config
 from nas_gym.data import Dataset, load_dataset
-from nas_gym.oneshot.base import Supernet
 from nas_gym.spaces.base import SearchSpace
+from nas_gym.spaces.supernet.base import Supernet
 from nas_gym.training.numerics import numerics_settings
 from nas_gym.training.train import cpu_threads, forked_rng, resolve_device, seed_torch
 

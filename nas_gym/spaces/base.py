@@ -23,7 +23,7 @@ from nas_gym.errors import NasGymError
 if TYPE_CHECKING:
     from torch import nn
 
-    from nas_gym.oneshot.base import Supernet
+    from nas_gym.spaces.supernet.base import Supernet
 
 
 class ArchitectureError(NasGymError, ValueError):
@@ -136,7 +136,7 @@ class SearchSpace(Protocol):
 
     def build_supernet(self, input_shape: tuple[int, ...], num_classes: int) -> Supernet:
         """One module holding the weights of every architecture of the space (weight sharing:
-        the supernet evaluator, ENAS, DARTS); see ``nas_gym.oneshot.base.Supernet`` for what it
+        the supernet evaluator, ENAS, DARTS); see ``nas_gym.spaces.supernet.base.Supernet`` for what it
         must answer. Optional: a space without it cannot use those three."""
 
 

@@ -31,7 +31,7 @@ from nas_gym.spaces.base import ArchitectureError, SpaceParams
 if TYPE_CHECKING:
     from torch import nn
 
-    from nas_gym.oneshot.base import Supernet
+    from nas_gym.spaces.supernet.base import Supernet
 
 from nas_gym.spaces.cell.arch import CELL_OPS, EDGES, N_NODES, NONE, Cell, canonical, live_edges
 

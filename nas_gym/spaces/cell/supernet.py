@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_gym.oneshot.layers import PathBatchNorm, SlicedConvBN, box3, spatial_dims
 from nas_gym.spaces.base import SearchSpace
 from nas_gym.spaces.cell.arch import CELL_OPS, EDGES, N_NODES, NONE, Cell, canonical
+from nas_gym.spaces.supernet.layers import PathBatchNorm, SlicedConvBN, box3, spatial_dims
 
 _WEIGHTED = {"conv1": 1, "conv3": 3}  # op name -> kernel
 

@@ -24,7 +24,7 @@ from nas_gym.spaces.layer_chain.chain import CONV, DROPOUT, EMPTY, POOLS, RES, C
 if TYPE_CHECKING:
     from torch import nn
 
-    from nas_gym.oneshot.base import Supernet
+    from nas_gym.spaces.supernet.base import Supernet
 
 
 class LayerChainParams(SpaceParams):

@@ -3,7 +3,7 @@
 Weights: one set per (position, op shape), where an op's shape is its kind, kernel and stride;
 ops that differ only in width share it (``conv3-16`` is the first 16 filters of ``conv3-32``),
 at the widest width the vocabulary needs, sliced to the width a path asks for (see
-``nas_gym.oneshot.layers``). The input width of a position is whatever the path produced
+``nas_gym.spaces.supernet.layers``). The input width of a position is whatever the path produced
 before it (or the data's channels), so the next layer slices its inputs to match. A residual
 block's projection is used when its input and output widths differ, as in the stand-alone
 block. Pooling and dropout have no weights. The head (global average pooling + linear) is one
@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_gym.oneshot.layers import PathBatchNorm, SlicedConvBN, avg_pool, max_pool, spatial_dims
 from nas_gym.spaces.base import SearchSpace
 from nas_gym.spaces.layer_chain.chain import AVGPOOL, CONV, DROPOUT, MAXPOOL, RES, Chain, Op
+from nas_gym.spaces.supernet.layers import PathBatchNorm, SlicedConvBN, avg_pool, max_pool, spatial_dims
 
 IDENTITY = "identity"
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from nas_gym.oneshot.layers import PathBatchNorm, set_bn_mode
+from nas_gym.spaces.supernet.layers import PathBatchNorm, set_bn_mode
 
 
 @runtime_checkable

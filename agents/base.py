@@ -22,18 +22,18 @@ from nas_gym.errors import NasGymError
 from nas_gym.spaces.base import Architecture
 
 BUILTIN_AGENTS: dict[str, str] = {
-    "random": "agents.random_search:RandomSearch",
-    "qlearning": "agents.q_learning:QLearning",
-    "evolution": "agents.evolution:RegularizedEvolution",
-    "local": "agents.local_search:LocalSearch",
-    "ppo": "agents.sb3:PPOAgent",
-    "a2c": "agents.sb3:A2CAgent",
-    "dqn": "agents.sb3:DQNAgent",
-    "maskable_ppo": "agents.sb3:MaskablePPOAgent",
-    "reinforce": "agents.reinforce:Reinforce",
-    "greedy": "agents.greedy:Greedy",
-    "enas": "agents.enas:Enas",
-    "darts": "agents.darts:Darts",
+    "random": "nas_gym.agents.random_search:RandomSearch",
+    "qlearning": "nas_gym.agents.q_learning:QLearning",
+    "evolution": "nas_gym.agents.evolution:RegularizedEvolution",
+    "local": "nas_gym.agents.local_search:LocalSearch",
+    "ppo": "nas_gym.agents.sb3:PPOAgent",
+    "a2c": "nas_gym.agents.sb3:A2CAgent",
+    "dqn": "nas_gym.agents.sb3:DQNAgent",
+    "maskable_ppo": "nas_gym.agents.sb3:MaskablePPOAgent",
+    "reinforce": "nas_gym.agents.reinforce:Reinforce",
+    "greedy": "nas_gym.agents.greedy:Greedy",
+    "enas": "nas_gym.agents.enas:Enas",
+    "darts": "nas_gym.agents.darts:Darts",
 }
 ENTRY_POINT_GROUP = "nas_gym.agents"
 
@@ -55,7 +55,7 @@ class Agent(Protocol):
     ``learn(b)`` should do what ``learn(a + b)`` does). Also optional: a ``total_episodes``
     attribute, set to the search's budget before the first ``learn``, for schedules scaled to
     it; and ``checkpoints_in_learn = True`` for an agent whose ``learn(episodes, checkpoint=fn,
-    checkpoint_every=n)`` calls ``fn(done)`` itself instead of being chunked (see ``agents.sb3``).
+    checkpoint_every=n)`` calls ``fn(done)`` itself instead of being chunked (see ``nas_gym.agents.sb3``).
     An agent without ``save`` / ``load`` is resumed from its first episode, its evaluations
     coming back from the cache.
     """

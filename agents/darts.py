@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.base import AgentError, make_hparams, play
+from nas_gym.agents.base import AgentError, make_hparams, play
 from nas_gym.oneshot.agents import charged, one_shot_setup, summary_writer
 from nas_gym.oneshot.memory import fitting_batch, one_shot_autocast, out_of_memory_as
 from nas_gym.oneshot.training import BatchStream

@@ -32,7 +32,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import make_hparams, play
+from nas_gym.agents.base import make_hparams, play
 from nas_gym.spaces.base import Architecture, play_actions
 from nas_gym.storage.atomic import atomic_write_text
 

@@ -16,7 +16,7 @@ import torch
 import yaml
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.base import AgentError
+from nas_gym.agents.base import AgentError
 from nas_gym.config import PRESET_DIRS
 
 # Beside the env presets, so the files ship in the wheel by the same force-include.

@@ -21,7 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import AgentError, make_hparams, play
+from nas_gym.agents.base import AgentError, make_hparams, play
 from nas_gym.spaces.base import Architecture
 from nas_gym.storage.atomic import atomic_write_text
 

@@ -31,8 +31,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import make_hparams, mask_source, wrapper_attr
-from agents.epsilon_figure import AccuracyByEpsilon
+from nas_gym.agents.base import make_hparams, mask_source, wrapper_attr
+from nas_gym.agents.epsilon_figure import AccuracyByEpsilon
 from nas_gym.spaces.base import Architecture
 from nas_gym.storage.atomic import atomic_write_text
 

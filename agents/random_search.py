@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import make_hparams, play
+from nas_gym.agents.base import make_hparams, play
 from nas_gym.storage.atomic import atomic_write_text
 
 QUEUE_PER_WORKER = 4  # architectures handed to the evaluator at a time, per worker

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import AgentError, make_hparams, mask_source, wrapper_attr
+from nas_gym.agents.base import AgentError, make_hparams, mask_source, wrapper_attr
 from nas_gym.storage.atomic import atomic_write
 from nas_gym.training.train import forked_rng, seed_torch
 

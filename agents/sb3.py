@@ -50,9 +50,9 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, StopT
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents import sb3_files
-from agents.base import AgentError
-from agents.hparams import named_activation, preset_hparams, preset_name
+from nas_gym.agents import sb3_files
+from nas_gym.agents.base import AgentError
+from nas_gym.agents.hparams import named_activation, preset_hparams, preset_name
 
 # Shared by all four: the only reward is at the end of an episode, so discounting would just
 # make deeper networks look worse; the networks are tiny MLPs, which run best on the CPU.

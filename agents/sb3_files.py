@@ -1,5 +1,5 @@
 """The SB3 agents' checkpoint files as data: random states as JSON, the replay buffer as arrays,
-and the archive's pickled entries replaced by the live agent's own (see ``agents.sb3``).
+and the archive's pickled entries replaced by the live agent's own (see ``nas_gym.agents.sb3``).
 
 SB3 pickles three things a resumed run would load: random states and replay buffers through
 ``pickle``, and ``:serialized:`` entries of its ``.zip`` archive through cloudpickle. Loading any

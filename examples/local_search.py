@@ -5,7 +5,7 @@ Run it with:  nas-gym search --agent examples/local_search.py:LocalSearch --conf
 
 import numpy as np
 
-from agents.base import play
+from nas_gym.agents.base import play
 
 
 class LocalSearch:

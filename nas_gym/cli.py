@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from agents.base import BUILTIN_AGENTS
+from nas_gym.agents.base import BUILTIN_AGENTS
 from nas_gym.config import Config, load_config, parse_overrides
 from nas_gym.errors import NasGymError
 from nas_gym.evaluators import AVAILABLE_KINDS
@@ -196,7 +196,7 @@ def compare(
             raise ValueError(f"--budget-seconds must be > 0, got {budget_seconds}")
         if workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
-        from agents.base import resolve_agent
+        from nas_gym.agents.base import resolve_agent
 
         for name in names:
             resolve_agent(name)  # fail on a typo before any run starts

@@ -203,7 +203,7 @@ class Build:
 
     def run_agent(self, r: int) -> None:
         """One agent trajectory through the env and the first seed's training evaluator."""
-        from agents.base import resolve_agent
+        from nas_gym.agents.base import resolve_agent
         from nas_gym.envs.nas_env import NasEnv
 
         name = self.plan.agents[r % len(self.plan.agents)]

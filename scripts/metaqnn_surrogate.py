@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.q_learning import METAQNN_SCHEDULE
+from nas_gym.agents.q_learning import METAQNN_SCHEDULE
 from nas_gym.config import load_config
 from nas_gym.evaluators.surrogate import SurrogateEvaluator
 from nas_gym.runs.runlog import read_records

@@ -11,9 +11,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import agents.enas
-from agents.darts import Darts
-from agents.enas import Enas
+import nas_gym.agents.enas
+from nas_gym.agents.darts import Darts
+from nas_gym.agents.enas import Enas
 from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
@@ -73,7 +73,7 @@ def test_enas_controller_follows_its_rewards(monkeypatch):
     """With the supernet's reward replaced by the share of conv3 edges, the controller's
     preferred cell becomes mostly conv3: the policy-gradient loop works."""
     conv3 = CELL_OPS.index("conv3")
-    monkeypatch.setattr(agents.enas, "score_path", lambda net, arch, *batches: arch.ops.count(conv3) / 6)
+    monkeypatch.setattr(nas_gym.agents.enas, "score_path", lambda net, arch, *batches: arch.ops.count(conv3) / 6)
     env = make_env()
     agent = Enas(env, seed=0, hparams={"shared_steps": 1, "controller_steps": 60, "learning_rate": 0.01})
     agent.learn(4)

@@ -10,8 +10,8 @@ import pkgutil
 
 import pytest
 
-import agents
 import nas_gym
+import nas_gym.agents
 from nas_gym.errors import NasGymError
 
 # Exceptions used as signals, not as errors: control flow a caller is meant to raise or let through.
@@ -20,7 +20,7 @@ SIGNALS = {"nas_gym.runs.search.StopSearch"}
 
 def _defined_exceptions() -> list[type[BaseException]]:
     found: list[type[BaseException]] = []
-    for package in (nas_gym, agents):
+    for package in (nas_gym, nas_gym.agents):
         names = [package.__name__] + [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
         for name in names:
             module = importlib.import_module(name)

@@ -14,7 +14,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import nas_gym  # noqa: F401  (registers the env)
-from agents.successive_halving import SuccessiveHalving, training_factory
+from nas_gym.agents.successive_halving import SuccessiveHalving, training_factory
 from nas_gym.config import ConfigError, load_config
 from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator, EvaluatorBase
 from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator, with_fidelity

@@ -16,9 +16,9 @@ import torch
 
 import nas_gym.execution.gpus as gpus_mod
 import nas_gym.oneshot.memory as memory_mod
-from agents.base import AgentError
-from agents.darts import Darts
-from agents.enas import Enas
+from nas_gym.agents.base import AgentError
+from nas_gym.agents.darts import Darts
+from nas_gym.agents.enas import Enas
 from nas_gym.config import ConfigError, load_config
 from nas_gym.evaluators.base import EvalResult
 from nas_gym.evaluators.supernet import SupernetEvaluator

@@ -8,7 +8,7 @@ import gymnasium as gym
 import pytest
 import torch
 
-from agents.darts import Darts
+from nas_gym.agents.darts import Darts
 from nas_gym.config import load_config
 from nas_gym.data import load_dataset
 from nas_gym.evaluators.synthetic import SyntheticEvaluator

@@ -14,6 +14,8 @@ PACKAGES = ("nas_gym", "agents")
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[0] == "agents":  # installed as nas_gym.agents (pyproject.toml)
+        parts.insert(0, "nas_gym")
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -114,7 +116,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_is_read() -> None:
     graph = import_graph()
     assert "nas_gym.config" in graph["nas_gym.cli"]
-    assert "agents.base" in graph["nas_gym.cli"]
+    assert "nas_gym.agents.base" in graph["nas_gym.cli"]
 
 
 def test_cycles_are_detected() -> None:

@@ -240,7 +240,7 @@ def test_vector_env_batches_surrogate_queries():
 @pytest.mark.parametrize("agent", ["random", "qlearning", "evolution", "reinforce", "greedy", "ppo", "a2c", "dqn",
                                    "maskable_ppo"])
 def test_every_agent_runs_on_the_surrogate(agent):
-    from agents.base import resolve_agent
+    from nas_gym.agents.base import resolve_agent
 
     env = gym.make("NasGym/LayerChain-v0", config="mnist1d", evaluator="surrogate", seed=0)
     resolve_agent(agent)(env, seed=0).learn(8)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from agents.base import AgentError, resolve_agent
+from nas_gym.agents.base import AgentError, resolve_agent
 from nas_gym.config import Config, load_config
 from nas_gym.envs.nas_env import NasEnv
 from nas_gym.evaluators.base import EvalStats, Evaluator
@@ -245,7 +245,7 @@ def run_search(
                 last_save = time.monotonic()
 
             if getattr(instance, "checkpoints_in_learn", False):
-                # SB3 agents: learning in chunks would change the run (see agents.sb3), so one learn
+                # SB3 agents: learning in chunks would change the run (see nas_gym.agents.sb3), so one learn
                 # call saves from inside its loop
                 if resumed_from < episodes:
                     instance.learn(episodes - resumed_from, checkpoint=lambda n: save_at(resumed_from + n),

@@ -23,8 +23,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from nas_gym.benchmarks.table_file import make_row
 from nas_gym.config import Config, RuntimeConfig
-from nas_gym.evaluators.table import make_row
 from nas_gym.spaces.base import Architecture, SearchSpace
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1)

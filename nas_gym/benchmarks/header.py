@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from nas_gym import __version__
+from nas_gym.benchmarks.table_file import FORMAT, FORMAT_VERSION
 from nas_gym.config import Config, RuntimeConfig, load_config
-from nas_gym.evaluators.table import FORMAT, FORMAT_VERSION
 from nas_gym.results import TRAINER_VERSION
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1)

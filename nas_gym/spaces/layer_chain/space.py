@@ -13,48 +13,20 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
 
-from nas_gym.spaces.base import ArchitectureError, SpaceParams
+from nas_gym.spaces.base import ArchitectureError
 from nas_gym.spaces.layer_chain.chain import CONV, DROPOUT, EMPTY, POOLS, RES, Chain, Op, count_flops
+from nas_gym.spaces.layer_chain.params import LayerChainParams
+
+__all__ = ["LayerChainParams", "LayerChainSpace", "count_params"]
 
 if TYPE_CHECKING:
     from torch import nn
 
     from nas_gym.spaces.supernet.base import Supernet
-
-
-class LayerChainParams(SpaceParams):
-    """``space:`` of a layer-chain preset: the op vocabulary (text forms, see
-    ``nas_gym.spaces.layer_chain.chain``) and the depth limits."""
-
-    kind: Literal["layer_chain"] = "layer_chain"
-    ops: tuple[str, ...] = Field(min_length=1)
-    max_depth: int = Field(ge=1, le=64)
-    min_depth: int = Field(default=1, ge=1)
-
-    @field_validator("ops")
-    @classmethod
-    def _ops_parse(cls, ops: tuple[str, ...]) -> tuple[str, ...]:
-        try:
-            texts = tuple(Op.parse(t).text() for t in ops)
-        except ArchitectureError as e:
-            raise ValueError(str(e)) from None
-        # Compared in canonical form (conv3-16s1 is conv3-16): the space refuses repeats, and
-        # failing here names the field instead of failing later, when the env is made.
-        repeated = sorted({t for t in texts if texts.count(t) > 1})
-        if repeated:
-            raise ValueError(f"op {repeated[0]} is listed twice; list each op once")
-        return texts
-
-    @model_validator(mode="after")
-    def _depths(self) -> LayerChainParams:
-        if self.min_depth > self.max_depth:
-            raise ValueError(f"min_depth {self.min_depth} is above max_depth {self.max_depth}")
-        return self
 
 
 @dataclass(frozen=True)

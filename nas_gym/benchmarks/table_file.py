@@ -27,6 +27,10 @@ from nas_gym.storage.atomic import atomic_write_bytes
 # merges cells that compute the same function with the same parameters); version 1 tables keyed
 # cells structurally and stored copies. ``scripts/migrate_table.py`` converts one.
 FORMAT, FORMAT_VERSION = "nas-gym-table", 2
+# Where the shipped tables live (nas_gym/tables/<preset>.jsonl.gz), found by the table evaluator
+# and written by the builders.
+TABLE_DIR = Path(__file__).resolve().parent.parent / "tables"
+SUFFIX = ".jsonl.gz"
 SeedChoice = int | Literal["mean", "draw"]
 
 

@@ -37,6 +37,8 @@ import numpy as np
 from nas_gym.benchmarks.table_file import (  # noqa: F401  (the file format, re-exported)
     FORMAT,
     FORMAT_VERSION,
+    SUFFIX,
+    TABLE_DIR,
     SeedChoice,
     Table,
     _mean,
@@ -50,9 +52,6 @@ from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase, check_unstarted
 from nas_gym.results import TRAINER_VERSION
 from nas_gym.spaces.base import Architecture, ArchitectureError
-
-TABLE_DIR = Path(__file__).resolve().parent.parent / "tables"
-SUFFIX = ".jsonl.gz"
 
 
 # -- matching a config to a table ------------------------------------------------------------

@@ -268,3 +268,22 @@ def test_no_module_is_too_long() -> None:
     assert not over, f"modules over {MAX_LINES} lines (split them by responsibility): {over}"
     stale = sorted(n for n in LONG_MODULES if long.get(n, 0) <= MAX_LINES)
     assert not stale, f"LONG_MODULES lists modules no longer over {MAX_LINES} lines; remove them: {stale}"
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_env_layer_imports_no_rl_library() -> None:
+    """The env is for any agent; the SB3 vector env lives with the SB3 agents (``nas_gym.agents.sb3_vec``)."""
+    rl = {"stable_baselines3", "sb3_contrib", "ray", "sklearn"}
+    found = {name: sorted(_third_party_imports(path) & rl) for name, path in _modules().items()
+             if name.startswith("nas_gym.envs")}
+    assert not any(found.values()), f"the env layer imports an RL library: {found}"
+    assert "stable_baselines3" in _third_party_imports(ROOT / "agents" / "sb3_vec.py")

@@ -219,7 +219,7 @@ def test_env_passes_both_checkers_with_the_surrogate():
 
 
 def test_vector_env_batches_surrogate_queries():
-    from nas_gym.envs.vec import NasVecEnv
+    from nas_gym.agents.sb3_vec import NasVecEnv
 
     env = NasVecEnv(4, "mnist1d", evaluator="surrogate", seed=0)
     env.reset()

@@ -332,7 +332,7 @@ def _make_env(config: Config, evaluator: Any, seed: int, workers: int, log: Sear
 
         evaluator = make_evaluator(config, kind=evaluator, run_seed=seed, backend=backend)
     if vectorized and workers > 1:
-        from nas_gym.envs.vec import NasVecEnv
+        from nas_gym.agents.sb3_vec import NasVecEnv
 
         return NasVecEnv(workers, config, evaluator=evaluator, seed=seed, wrap=lambda e: RecordEpisodes(e, log),
                          close_evaluator=owned)

@@ -1,4 +1,4 @@
-"""A batched vector env: construction steps run in-process, evaluations run together.
+"""A batched SB3 vector env over the NAS env: construction steps run in-process, evaluations run together.
 
 Building an architecture is a few microseconds per step; training it is seconds. So the
 sub-envs step in the driver like SB3's ``DummyVecEnv`` (whose auto-reset, ``terminal_observation``

@@ -51,7 +51,7 @@ _FIELDS = ("status", "reason", "val_acc", "train_loss", "train_seconds")
 
 @dataclass(frozen=True)
 class DataPlan:
-    """What ``scripts/build_surrogate.py`` trains per round (see its docstring)."""
+    """What ``scripts/build_surrogate.py`` trains per round (see ``nas_gym.runs.surrogate_build``)."""
 
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     uniform: int = 50

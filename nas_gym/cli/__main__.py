@@ -4,4 +4,5 @@ import sys
 
 from nas_gym.cli.main import app
 
-sys.exit(app())
+if __name__ == "__main__":  # importing this module (tests walk every module) runs nothing
+    sys.exit(app())

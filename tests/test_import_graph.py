@@ -1,7 +1,9 @@
 """The package's import graph, read from the source with ``ast`` (imports inside functions
-included), has no cycle: a cycle means two modules each need the other, so neither can be read,
-tested or moved alone, and import order starts to matter. A package's ``__init__`` re-exporting
-its own submodules is not counted as a cycle with them."""
+included), has no cycle and no import running back up the layers (``LAYERS``, read from each
+module's folder): a cycle means two modules each need the other, so neither can be read, tested or
+moved alone, and import order starts to matter; an import back up means a lower layer cannot be
+used without the one above it. A package's ``__init__`` re-exporting its own submodules is not
+counted as a cycle with them. The package also stays navigable: few top-level modules, none long."""
 
 from __future__ import annotations
 

@@ -15,7 +15,10 @@ import nas_gym.agents
 from nas_gym.errors import NasGymError
 
 # Exceptions used as signals, not as errors: control flow a caller is meant to raise or let through.
-SIGNALS = {"nas_gym.runs.search.StopSearch"}
+SIGNALS = {
+    "nas_gym.runs.search.StopSearch",
+    "nas_gym.runs.surrogate_build.Missing",  # an --export-only replay stops where the cache does
+}
 
 
 def _defined_exceptions() -> list[type[BaseException]]:

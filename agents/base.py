@@ -5,7 +5,7 @@ An agent drives the env (``gym.make("NasGym/...")``) for a number of episodes. E
 through the env, even the ones that think in whole architectures (random search, evolution):
 they play an architecture's actions with :func:`play`. So every agent is charged the same
 way, by the evaluator behind the env, and recorded by the same wrapper. What else it may use
-comes from its :class:`~agents.context.AgentContext`; what it offers the search (resuming, a
+comes from its :class:`~nas_gym.agents.context.AgentContext`; what it offers the search (resuming, a
 vector env, ask / tell) is declared on :class:`BaseAgent`, and read, never probed.
 """
 
@@ -20,31 +20,31 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
-from agents.context import AgentContext
-from agents.errors import AgentError
 from nas_gym import plugins
+from nas_gym.agents.context import AgentContext
+from nas_gym.agents.errors import AgentError
 from nas_gym.spaces.base import Architecture
 
 __all__ = ["BUILTIN_AGENTS", "Agent", "AgentContext", "AgentError", "BaseAgent", "agent_names", "as_agent",
            "declared", "make_hparams", "mask_source", "play", "resolve_agent", "wrapper_attr"]
 
 BUILTIN_AGENTS: dict[str, str] = {
-    "random": "agents.random_search:RandomSearch",
-    "qlearning": "agents.q_learning:QLearning",
-    "evolution": "agents.evolution:RegularizedEvolution",
-    "local": "agents.local_search:LocalSearch",
-    "ppo": "agents.sb3:PPOAgent",
-    "a2c": "agents.sb3:A2CAgent",
-    "dqn": "agents.sb3:DQNAgent",
-    "maskable_ppo": "agents.sb3:MaskablePPOAgent",
-    "reinforce": "agents.reinforce:Reinforce",
-    "greedy": "agents.greedy:Greedy",
-    "enas": "agents.enas:Enas",
-    "darts": "agents.darts:Darts",
-    "tpe": "agents.optuna_agents:TPE",
-    "gp": "agents.optuna_agents:GP",
-    "nsga2": "agents.optuna_nsga2:NSGA2",
-    "smac": "agents.smac_agent:SMAC",
+    "random": "nas_gym.agents.random_search:RandomSearch",
+    "qlearning": "nas_gym.agents.q_learning:QLearning",
+    "evolution": "nas_gym.agents.evolution:RegularizedEvolution",
+    "local": "nas_gym.agents.local_search:LocalSearch",
+    "ppo": "nas_gym.agents.sb3:PPOAgent",
+    "a2c": "nas_gym.agents.sb3:A2CAgent",
+    "dqn": "nas_gym.agents.sb3:DQNAgent",
+    "maskable_ppo": "nas_gym.agents.sb3:MaskablePPOAgent",
+    "reinforce": "nas_gym.agents.reinforce:Reinforce",
+    "greedy": "nas_gym.agents.greedy:Greedy",
+    "enas": "nas_gym.agents.enas:Enas",
+    "darts": "nas_gym.agents.darts:Darts",
+    "tpe": "nas_gym.agents.optuna_agents:TPE",
+    "gp": "nas_gym.agents.optuna_agents:GP",
+    "nsga2": "nas_gym.agents.optuna_nsga2:NSGA2",
+    "smac": "nas_gym.agents.smac_agent:SMAC",
 }
 ENTRY_POINT_GROUP = plugins.GROUPS["agent"]
 
@@ -75,7 +75,7 @@ class BaseAgent:
     :cvar vectorized: ``learn`` takes a VecEnv: ``nas-gym search --workers N`` gives it N batched sub-envs.
     :cvar checkpoints_in_learn: ``learn(episodes, checkpoint=fn, checkpoint_every=n)`` calls
         ``fn(done)`` itself instead of being called in chunks of ``n`` episodes with a save between
-        them (``agents.sb3``, where chunks would change the run).
+        them (``nas_gym.agents.sb3``, where chunks would change the run).
     :cvar resumable: ``save`` / ``load`` restore the agent (``nas-gym search --resume``); chunked
         learning must then be exact: ``learn(a)`` then ``learn(b)`` does what ``learn(a + b)`` does.
         By default True exactly when the class overrides both; a non-resumable agent is resumed

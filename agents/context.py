@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
-from agents.errors import AgentError
+from nas_gym.agents.errors import AgentError
 
 if TYPE_CHECKING:
     from nas_gym.config import Config

@@ -2,7 +2,7 @@
 
 Every decision (a cell's edge, a chain's position) holds a vector of architecture weights,
 alpha; the supernet's ``forward_mixed`` runs every choice and sums their outputs weighted by
-``softmax(alpha)`` (see ``nas_gym.spaces.cell_supernet`` and ``layer_chain_supernet`` for how
+``softmax(alpha)`` (see ``nas_gym.spaces.cell.supernet`` and ``layer_chain_supernet`` for how
 shapes agree, and how the chain's depth comes from its ``identity`` choice). Training alternates,
 per training batch: one architecture step on a validation batch (alpha only), then one weight
 step on the training batch (weights only; the preset's optimizer at its constant learning rate,
@@ -38,11 +38,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.base import AgentError, BaseAgent, make_hparams, play
-from nas_gym.atomic import atomic_write
-from nas_gym.supernet.agents import charged, one_shot_setup, summary_writer
-from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
-from nas_gym.supernet.training import BatchStream
+from nas_gym.agents.base import AgentError, BaseAgent, make_hparams, play
+from nas_gym.oneshot.agents import charged, one_shot_setup, summary_writer
+from nas_gym.oneshot.memory import fitting_batch, one_shot_autocast, out_of_memory_as
+from nas_gym.oneshot.training import BatchStream
+from nas_gym.storage.atomic import atomic_write
 from nas_gym.training.train import forked_rng, make_optimizer
 
 
@@ -73,7 +73,7 @@ class DartsArgs:
     :param second_order: unrolled architecture gradient (DARTS-V2) instead of first order.
     :param init_scale: alpha starts at ``init_scale * N(0, 1)``: almost uniform, seed-dependent ties.
     :param batch_size: training and validation batch of the search; 0 means the preset's
-        ``train.batch_size`` lowered to what fits in memory (``nas_gym.supernet.memory``: the
+        ``train.batch_size`` lowered to what fits in memory (``nas_gym.oneshot.memory``: the
         relaxation keeps every op's activations, 268.5 MiB per sample on ``cifar10``).
     """
 

@@ -3,7 +3,7 @@
 Two things learn in turn. The shared weights (the space's supernet) take ``shared_steps``
 weight steps, each on the path of an architecture the controller samples (the preset's
 optimizer at its constant learning rate: a search's length is not known when it starts). Then the controller
-(the LSTM policy of ``agents.reinforce``, masked by the space's rules) samples
+(the LSTM policy of ``nas_gym.agents.reinforce``, masked by the space's rules) samples
 ``controller_steps`` architectures; each one's reward is its supernet accuracy on a validation
 batch, after recalibrating its batch norm on a training batch (``score_path``), and each takes
 one policy-gradient step against a moving-average baseline (decay ``baseline_decay``), with an
@@ -30,16 +30,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import AgentError, BaseAgent, make_hparams, play
-from agents.reinforce import Controller
-from nas_gym.atomic import atomic_write
-from nas_gym.supernet.agents import charged, one_shot_setup
-from nas_gym.supernet.base import score_path
-from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
-from nas_gym.supernet.training import BatchStream, PathTrainer
+from nas_gym.agents.base import AgentError, BaseAgent, make_hparams, play
+from nas_gym.agents.reinforce import Controller
+from nas_gym.oneshot.agents import charged, one_shot_setup
+from nas_gym.oneshot.memory import fitting_batch, one_shot_autocast, out_of_memory_as
+from nas_gym.oneshot.training import BatchStream, PathTrainer
+from nas_gym.spaces.supernet.base import score_path
+from nas_gym.storage.atomic import atomic_write
 from nas_gym.training.train import forked_rng, seed_torch
 
-_MIN_STD = 0.01  # floor of the reward scale: see agents.reinforce
+_MIN_STD = 0.01  # floor of the reward scale: see nas_gym.agents.reinforce
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class EnasArgs:
     """:param shared_steps: weight steps per episode, one sampled path each; 0 means one pass
         over the training split.
     :param controller_steps: architectures sampled per episode to train the controller.
-    :param learning_rate: the controller's Adam step size (``agents.reinforce``'s default: ENAS's
+    :param learning_rate: the controller's Adam step size (``nas_gym.agents.reinforce``'s default: ENAS's
         3.5e-4 was tuned for thousands of controller steps, a search here has hundreds).
     :param hidden_size: LSTM width (ENAS: 100 units).
     :param baseline_decay: the reward baseline's moving-average decay.
@@ -56,7 +56,7 @@ class EnasArgs:
     :param max_grad_norm: gradient clipping of the controller.
     :param reward_samples: validation samples per reward (ENAS: one minibatch).
     :param batch_size: the shared weights' training batch; 0 means the preset's ``train.batch_size``
-        lowered to what fits in memory (``nas_gym.supernet.memory``).
+        lowered to what fits in memory (``nas_gym.oneshot.memory``).
     """
 
     shared_steps: int = 0
@@ -144,7 +144,7 @@ class Enas(BaseAgent):
         return partial, actions, masks
 
     def _update(self, actions: list[int], masks: list[list[bool]], reward: float) -> None:
-        """One REINFORCE step; the first reward only sets the baseline (see ``agents.reinforce``)."""
+        """One REINFORCE step; the first reward only sets the baseline (see ``nas_gym.agents.reinforce``)."""
         if self.baseline is None:
             self.baseline = reward
         advantage = (reward - self.baseline) / max(self.reward_var**0.5, _MIN_STD)

@@ -21,9 +21,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import AgentError, BaseAgent, make_hparams, play
-from nas_gym.atomic import atomic_write_text
+from nas_gym.agents.base import AgentError, BaseAgent, make_hparams, play
 from nas_gym.spaces.base import Architecture
+from nas_gym.storage.atomic import atomic_write_text
 
 
 @dataclass(frozen=True)

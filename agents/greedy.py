@@ -32,9 +32,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import BaseAgent, make_hparams, play
-from nas_gym.atomic import atomic_write_text
+from nas_gym.agents.base import BaseAgent, make_hparams, play
 from nas_gym.spaces.base import Architecture, play_actions
+from nas_gym.storage.atomic import atomic_write_text
 
 # Passes in a row that find nothing new before the best architecture is played again.
 _IDLE_PASSES = 50

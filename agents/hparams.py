@@ -16,8 +16,8 @@ import torch
 import yaml
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.context import AgentContext
-from agents.errors import AgentError
+from nas_gym.agents.context import AgentContext
+from nas_gym.agents.errors import AgentError
 from nas_gym.config import PRESET_DIRS
 
 # Beside the env presets, so the files ship in the wheel by the same force-include.

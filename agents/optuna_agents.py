@@ -9,13 +9,13 @@
 
 Both maximise the env's reward. Each episode's decisions are the categorical parameters
 ``d0 .. d<max_steps-1>`` over the whole action set, decoded with a deterministic repair of
-forbidden values; duplicates are answered without an episode (``agents.optuna_proposals`` says
+forbidden values; duplicates are answered without an episode (``nas_gym.agents.optuna_proposals`` says
 how and why). Optuna is an optional extra: ``pip install 'nas-gym[optuna]'``.
 
 Resuming: ``save`` pickles the study (trials and the sampler's random state) beside a JSON of
 the driver's state, so a resumed run proposes what an uninterrupted one would. Unpickling runs
 code, so ``load`` is only for files this agent wrote; nas-gym checks a run folder's signature
-before ``--resume`` loads anything from it (``nas_gym.trust``).
+before ``--resume`` loads anything from it (``nas_gym.storage.trust``).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 
-from agents.base import AgentError, make_hparams
-from agents.hparams import preset_hparams, preset_name
-from agents.optuna_proposals import ProposalAgent, import_extra
-from nas_gym.atomic import atomic_write_bytes, atomic_write_text
+from nas_gym.agents.base import AgentError, make_hparams
+from nas_gym.agents.hparams import preset_hparams, preset_name
+from nas_gym.agents.optuna_proposals import ProposalAgent, import_extra
 from nas_gym.spaces.base import Architecture
+from nas_gym.storage.atomic import atomic_write_bytes, atomic_write_text
 
 # Optuna samplers holding a thread lock (NSGAIISampler caches its generations under one): not
 # picklable, so left out of a checkpoint and made anew on load.

@@ -10,7 +10,7 @@ count the cost twice. A failed architecture's accuracy is the env's failure rewa
 
 Each generation of ``population_size`` trials is made by non-dominated sorting and crowding
 distance over the trials told so far, then uniform crossover and per-decision mutation of the
-categorical decisions ``d0 ..`` (the encoding, its repair and duplicates: ``agents.optuna_proposals``).
+categorical decisions ``d0 ..`` (the encoding, its repair and duplicates: ``nas_gym.agents.optuna_proposals``).
 
 At the end of every ``learn`` the agent reports the Pareto front of the distinct architectures
 evaluated so far and its hypervolume: as ``nas/pareto_size`` and ``nas/hypervolume`` through
@@ -31,9 +31,9 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents.base import AgentError
-from agents.optuna_agents import OptunaAgent
-from nas_gym.atomic import atomic_write_text
+from nas_gym.agents.base import AgentError
+from nas_gym.agents.optuna_agents import OptunaAgent
+from nas_gym.storage.atomic import atomic_write_text
 
 COSTS = ("params", "flops", "latency")
 LATENCY_REWARD_COSTS = ("latency_model", "latency")

@@ -41,7 +41,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import AgentError, BaseAgent, play
+from nas_gym.agents.base import AgentError, BaseAgent, play
 from nas_gym.spaces.base import Architecture, SearchSpace
 
 _UNSEEN_DRAWS = 1000  # uniform draws to find an unseen architecture before accepting a seen one

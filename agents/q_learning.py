@@ -31,10 +31,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import BaseAgent, make_hparams, mask_source
-from agents.epsilon_figure import AccuracyByEpsilon
-from nas_gym.atomic import atomic_write_text
+from nas_gym.agents.base import BaseAgent, make_hparams, mask_source
+from nas_gym.agents.epsilon_figure import AccuracyByEpsilon
 from nas_gym.spaces.base import Architecture
+from nas_gym.storage.atomic import atomic_write_text
 
 # MetaQNN's schedule over its 2,700 models: long pure exploration, then a slow descent.
 METAQNN_SCHEDULE: tuple[tuple[float, int], ...] = (

@@ -14,9 +14,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.base import BaseAgent, make_hparams, play
-from nas_gym.atomic import atomic_write_text
+from nas_gym.agents.base import BaseAgent, make_hparams, play
 from nas_gym.spaces.base import Architecture
+from nas_gym.storage.atomic import atomic_write_text
 
 QUEUE_PER_WORKER = 4  # architectures handed to the evaluator at a time, per worker
 

@@ -6,7 +6,7 @@ episode) and stops on the episode count with ``StopTrainingOnMaxEpisodes``. That
 multiplies its limit by ``n_envs`` (it means "per env"); :class:`StopAfterEpisodes` counts the
 total instead, so a vector env also stops at the asked number (or a few more, when several envs
 finish on the same step: those evaluations have happened and are not undone). The callbacks
-live in ``agents.sb3_callbacks``; this module assembles them around SB3's algorithms.
+live in ``nas_gym.agents.sb3_callbacks``; this module assembles them around SB3's algorithms.
 
 Masks: MaskablePPO asks the vector env for ``env_method("action_masks")``, which SB3 2.9's
 ``DummyVecEnv`` and ``SubprocVecEnv`` resolve with gymnasium's ``get_wrapper_attr``: it walks
@@ -51,11 +51,11 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents import sb3_files
-from agents.base import AgentError, BaseAgent
-from agents.context import AgentContext
-from agents.hparams import named_activation, preset_hparams, preset_name
-from agents.sb3_callbacks import (
+from nas_gym.agents import sb3_files
+from nas_gym.agents.base import AgentError, BaseAgent
+from nas_gym.agents.context import AgentContext
+from nas_gym.agents.hparams import named_activation, preset_hparams, preset_name
+from nas_gym.agents.sb3_callbacks import (
     CheckpointEvery,
     CountEpisodes,
     EpisodeExploration,

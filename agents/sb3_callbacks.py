@@ -1,4 +1,4 @@
-"""The SB3 callbacks and schedules behind ``agents.sb3``: stopping on an episode count, saving
+"""The SB3 callbacks and schedules behind ``nas_gym.agents.sb3``: stopping on an episode count, saving
 from inside ``learn``, NAS scalars in SB3's logger, and DQN's exploration counted in episodes.
 
 Apart from the agent classes because they are what adapts SB3's timestep world to a search

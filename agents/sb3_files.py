@@ -1,5 +1,5 @@
 """The SB3 agents' checkpoint files as data: random states as JSON, the replay buffer as arrays,
-and the archive's pickled entries replaced by the live agent's own (see ``agents.sb3``).
+and the archive's pickled entries replaced by the live agent's own (see ``nas_gym.agents.sb3``).
 
 SB3 pickles three things a resumed run would load: random states and replay buffers through
 ``pickle``, and ``:serialized:`` entries of its ``.zip`` archive through cloudpickle. Loading any
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas_gym.atomic import atomic_write
-from nas_gym.npz import load_arrays
+from nas_gym.storage.atomic import atomic_write
+from nas_gym.storage.npz import load_arrays
 
 REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 

@@ -13,7 +13,7 @@ architecture).
 
 Decisions: the categorical hyperparameters ``d0 .. d<max_steps-1>`` over the whole action set,
 decoded with a deterministic repair of forbidden values; duplicates are answered without an
-episode (``agents.optuna_proposals``).
+episode (``nas_gym.agents.optuna_proposals``).
 
 Two departures from the facade's defaults, both for speed and neither changing the model: the
 forest fits its trees in one thread (``n_jobs=1``; its default, every core, spent most of each
@@ -38,9 +38,9 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents.base import AgentError, make_hparams
-from agents.hparams import preset_hparams, preset_name
-from agents.optuna_proposals import ProposalAgent, import_extra
+from nas_gym.agents.base import AgentError, make_hparams
+from nas_gym.agents.hparams import preset_hparams, preset_name
+from nas_gym.agents.optuna_proposals import ProposalAgent, import_extra
 from nas_gym.spaces.base import Architecture
 
 _NO_LIMIT = 10**9  # SMAC's trial budget: nas-gym's search decides when to stop

@@ -5,8 +5,8 @@ Run it with:  nas-gym search --agent examples/local_search.py:LocalSearch --conf
 
 import numpy as np
 
-from agents.base import play
-from agents.context import AgentContext
+from nas_gym.agents.base import play
+from nas_gym.agents.context import AgentContext
 
 
 class LocalSearch:

@@ -4,6 +4,11 @@
 until an env is made) and exports the public names.
 """
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+from pathlib import Path
 from typing import Any
 
 from gymnasium.envs.registration import register, registry
@@ -11,10 +16,34 @@ from gymnasium.envs.registration import register, registry
 from nas_gym.config import Config, ConfigError, load_config
 from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator
 from nas_gym.spaces import Architecture, ArchitectureError, SearchSpace, SpaceParams
-from nas_gym.spaces.chain import Chain, Op
-from nas_gym.spaces.layer_chain import LayerChainSpace
+from nas_gym.spaces.layer_chain.chain import Chain, Op
+from nas_gym.spaces.layer_chain.space import LayerChainSpace
 
 __version__ = "0.1.0"
+
+_HERE = Path(__file__).resolve().parent
+_SOURCE_AGENTS = _HERE.parent / "agents"
+
+
+class _SourceAgents(importlib.abc.MetaPathFinder):
+    """``nas_gym.agents`` in a source checkout or an editable install.
+
+    The agents live in the repository's top-level ``agents/`` folder; the wheel installs that folder
+    as ``nas_gym/agents`` (pyproject.toml), so no top-level ``agents`` package shadows another
+    distribution's (the OpenAI Agents SDK imports as ``agents``). Where ``nas_gym`` is imported from
+    a checkout instead, this finder gives the folder the same name, so one import path works in both.
+    """
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != f"{__name__}.agents":
+            return None
+        return importlib.util.spec_from_file_location(fullname, _SOURCE_AGENTS / "__init__.py",
+                                                      submodule_search_locations=[str(_SOURCE_AGENTS)])
+
+
+if not (_HERE / "agents").is_dir() and (_SOURCE_AGENTS / "__init__.py").is_file() \
+        and not any(isinstance(f, _SourceAgents) for f in sys.meta_path):
+    sys.meta_path.append(_SourceAgents())
 
 # One env class over any space; each id only picks a default preset.
 ENV_DEFAULT_PRESETS = {"NasGym/LayerChain-v0": "mnist1d", "NasGym/Cell-v0": "mnist1d-cell"}

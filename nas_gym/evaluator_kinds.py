@@ -116,7 +116,7 @@ class EvaluatorConfig(BaseModel):
         trains on ``runtime.device``); a fraction packs several workers on one GPU (``0.5``: two
         per GPU; see docs/gpu.md on NVIDIA MPS). None (default): 1 when ``runtime.device`` is
         ``cuda`` or ``auto`` and GPUs are visible, else 0 (CPU). A request for more GPUs than
-        there are fails before any worker starts (``nas_gym.gpus``).
+        there are fails before any worker starts (``nas_gym.execution.gpus``).
     :param max_retries: how often an architecture is retried after its worker process died
         (killed, out of host memory) before it is recorded as ``worker_died``.
     :param threads_per_worker: torch CPU threads in each worker: on small networks two
@@ -138,7 +138,7 @@ class EvaluatorConfig(BaseModel):
         architecture is scored on; scoring time grows linearly with it, ties shrink with it.
     :param supernet_batch_size: ``supernet`` only: the batch its shared weights train with; 0
         (default) means ``train.batch_size``, lowered to what fits in memory
-        (``nas_gym.supernet.memory``).
+        (``nas_gym.oneshot.memory``).
     :param simulated_workers: ``table`` and ``surrogate`` only: run the search as if this many
         workers trained in parallel, each evaluation holding one for its recorded seconds, on the
         simulated clock of ``nas_gym.runs.workers`` (agents with ask/tell only, when above 1).

@@ -3,7 +3,7 @@ the trainer that produced it.
 
 At the bottom of the package and importing nothing of it, so the trainer, the benchmarks and the
 surrogates can name an ``EvalResult`` or ``TRAINER_VERSION`` without importing the evaluators
-above them. ``nas_gym.evaluators.base`` and ``nas_gym.evaluators.cache`` re-export these names.
+above them. ``nas_gym.evaluators.base`` and ``nas_gym.storage.cache`` re-export these names.
 """
 
 from __future__ import annotations

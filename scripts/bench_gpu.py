@@ -22,7 +22,7 @@ Usage (a GPU owner): ``python scripts/bench_gpu.py [--presets cifar10,mnist1d] [
 [--per-gpu 1,2,4] [--set train.epochs=2 ...]``. Without a GPU it prints one line and exits with 2.
 
 ``python scripts/bench_gpu.py --activations cifar10`` runs anywhere: the bytes DARTS's mixed
-forward keeps per sample for backward on a preset (``nas_gym.supernet.memory``), measured on the CPU.
+forward keeps per sample for backward on a preset (``nas_gym.oneshot.memory``), measured on the CPU.
 """
 
 from __future__ import annotations
@@ -36,16 +36,16 @@ import numpy as np
 import torch
 
 from nas_gym.config import Config, load_config, parse_overrides
-from nas_gym.evaluators.cache import MemoryCache
 from nas_gym.evaluators.training import TrainingEvaluator
-from nas_gym.numerics import precision
+from nas_gym.storage.cache import MemoryCache
+from nas_gym.training.numerics import precision
 
 
 def activations(preset: str) -> None:
     """DARTS's mixed forward: bytes saved for backward per sample, and at the preset's batch."""
     import torch.nn.functional as F
 
-    from nas_gym.supernet.memory import bytes_per_sample
+    from nas_gym.oneshot.memory import bytes_per_sample
 
     torch.set_num_threads(1)
     cfg = load_config(preset, {"runtime.device": "cpu"})

@@ -24,11 +24,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from nas_gym.allocator import keep_freed_memory
 from nas_gym.config import RuntimeConfig, load_config
 from nas_gym.data import load_dataset
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.spaces.cell import canonical
+from nas_gym.execution.allocator import keep_freed_memory
+from nas_gym.spaces.cell.space import canonical
 from nas_gym.training.members import evaluate_members
 from nas_gym.training.train import evaluate_seeds
 
@@ -51,7 +51,7 @@ def main() -> None:
                         help="also time every cell with K x seeds seeds in one pass (plain stacking of one cell, "
                              "rated per member trained): the bound grouping K different cells can approach")
     parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="raise glibc's mmap and trim thresholds first (nas_gym.allocator), for every way alike")
+                        help="raise glibc's mmap and trim thresholds first (nas_gym.execution.allocator), for every way alike")
     args = parser.parse_args()
     if any(args.cells % k for k in args.k):
         parser.error(f"--cells {args.cells} must be a multiple of every --k {args.k}")

@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from nas_gym.config import load_config  # noqa: E402
 from nas_gym.runs.compare import CAP_FACTOR, AgentSummary, Reference, run_comparison, table_rows  # noqa: E402
-from nas_gym.stats import ALPHA, against, fmt_p, holm  # noqa: E402
-from nas_gym.stats import mann_whitney as mwu  # noqa: E402
+from nas_gym.runs.stats import ALPHA, against, fmt_p, holm  # noqa: E402
+from nas_gym.runs.stats import mann_whitney as mwu  # noqa: E402
 
 BUILTIN = ["random", "evolution", "qlearning", "reinforce", "ppo", "maskable_ppo", "dqn", "a2c"]
 DEFAULT_AGENTS = BUILTIN + (["greedy"] if (ROOT / "agents" / "greedy.py").is_file() else [])

@@ -44,7 +44,7 @@ from nas_gym.evaluators.proxy import ProxyEvaluator
 from nas_gym.evaluators.supernet import SupernetEvaluator
 from nas_gym.runs.runlog import read_records
 from nas_gym.runs.search import SearchInterrupted, run_search
-from nas_gym.spaces.cell import CELL_OPS, Cell
+from nas_gym.spaces.cell.space import CELL_OPS, Cell
 from nas_gym.training.train import evaluate_architecture
 
 

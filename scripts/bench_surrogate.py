@@ -59,7 +59,7 @@ def episodes_per_second(env: gym.Env, episodes: int, rng: np.random.Generator) -
 
 def vec_episodes_per_second(config_name: str, n_envs: int, episodes: int,
                             rng: np.random.Generator) -> tuple[float, float]:
-    from nas_gym.envs.vec import NasVecEnv
+    from nas_gym.agents.sb3_vec import NasVecEnv
 
     env = NasVecEnv(n_envs, config_name, evaluator="surrogate", seed=0)
     env.reset()

@@ -42,8 +42,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from nas_gym.config import Config, RuntimeConfig, TrainConfig, load_config, parse_overrides
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.spaces.base import SearchSpace
-from nas_gym.spaces.chain import Chain, count_flops
-from nas_gym.spaces.layer_chain_model import build_model
+from nas_gym.spaces.layer_chain.chain import Chain, count_flops
+from nas_gym.spaces.layer_chain.model import build_model
 from nas_gym.training.train import evaluate_architecture, lr_factor
 
 SPEED_ARCHS = (

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.q_learning import METAQNN_SCHEDULE
+from nas_gym.agents.q_learning import METAQNN_SCHEDULE
 from nas_gym.config import load_config
 from nas_gym.evaluators.surrogate import SurrogateEvaluator
 from nas_gym.runs.runlog import read_records
@@ -87,8 +87,8 @@ def summarise(config, runs: list[dict[str, Any]]) -> dict[str, Any]:
 def retrain(config, picks: list[tuple[float, str]], k: int, seeds: tuple[int, ...] = (0, 1)) -> list[dict[str, Any]]:
     """The ``k`` best distinct picks trained for real with the preset's trainer, under each of
     ``seeds`` (their mean is a less noisy check than one training)."""
-    from nas_gym.evaluators.cache import MemoryCache
     from nas_gym.evaluators.training import TrainingEvaluator
+    from nas_gym.storage.cache import MemoryCache
 
     chosen = picks[:k]
     real: list[list[float]] = []

@@ -7,7 +7,7 @@ Usage::
 Format 1 keyed cells by structure (dead edges dropped, nodes 1 and 2 swapped): 8,765 rows for the
 NAS-Bench-201 cell, of which many compute the same function with the same parameters (1,162
 groups of bit-identical rows in the shipped ``mnist1d-cell`` table). Version 2 keys them by
-function (``nas_gym.spaces.cell_function``). Of each class the row kept is the one trained on
+function (``nas_gym.spaces.cell.function``). Of each class the row kept is the one trained on
 the class's representative, the very network the builder now builds for every cell of the
 class, so every kept number is what training would give; the others are dropped. Rows of other
 spaces are kept as they are. The script checks that no two bit-identical rows end in two
@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from nas_gym.evaluators.table import FORMAT, FORMAT_VERSION, built_config, write_table
-from nas_gym.spaces.cell_arch import Cell, canonical, structural
+from nas_gym.spaces.cell.arch import Cell, canonical, structural
 
 
 class MigrationError(ValueError):
@@ -62,7 +62,7 @@ def migrate(header: dict, rows: list[dict]) -> tuple[dict, list[dict], dict]:
     counts = {"format_1_rows": len(rows), "format_2_rows": len(new_rows), "distinct_results": len(by_result)}
     new_header = {**header, "format": FORMAT, "format_version": FORMAT_VERSION, "space_size": len(new_rows),
                   "migrated": {"from_format_version": 1, "rows_before": len(rows), "rows_after": len(new_rows),
-                               "rule": "kept the row trained on each class's representative (nas_gym.spaces.cell_arch.canonical)"}}
+                               "rule": "kept the row trained on each class's representative (nas_gym.spaces.cell.arch.canonical)"}}
     statuses = [s for r in new_rows for s in r["status"]]
     new_header["status_counts"] = {k: statuses.count(k) for k in sorted(set(statuses))}
     new_header["train_seconds_total"] = round(sum(x or 0.0 for r in new_rows for x in r["train_seconds"]), 1)

@@ -14,7 +14,7 @@ import nas_gym  # noqa: F401  (registers the envs)
 from nas_gym.config import load_config
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 
-# Run folders are signed with a per-user key (nas_gym.trust): the tests and the commands they
+# Run folders are signed with a per-user key (nas_gym.storage.trust): the tests and the commands they
 # start use a key of their own, never the user's. Set before any test runs, so subprocesses inherit it.
 os.environ.setdefault("NAS_GYM_KEY", os.path.join(tempfile.mkdtemp(prefix="nas-gym-key-"), "signing.key"))
 

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from torch import nn
 
-from agents import hparams as hp
-from agents.base import AgentError
-from agents.sb3 import A2CAgent, DQNAgent, MaskablePPOAgent, PPOAgent
+from nas_gym.agents import hparams as hp
+from nas_gym.agents.base import AgentError
+from nas_gym.agents.sb3 import A2CAgent, DQNAgent, MaskablePPOAgent, PPOAgent
 from nas_gym.config import PRESET_DIRS, load_config, preset_names
 from tests.conftest import make_synthetic_env
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 
-from agents.base import BUILTIN_AGENTS, AgentError, BaseAgent, as_agent, declared, play, resolve_agent
-from agents.context import AgentContext
+from nas_gym.agents.base import BUILTIN_AGENTS, AgentError, BaseAgent, as_agent, declared, play, resolve_agent
+from nas_gym.agents.context import AgentContext
 from nas_gym.config import load_config
 from nas_gym.envs.nas_env import NasEnv
 from nas_gym.evaluators.base import EvalStats
@@ -133,8 +133,8 @@ def test_a_plain_class_agent_still_runs_a_search(tmp_path: Path):
     path.write_text(textwrap.dedent('''
         import numpy as np
 
-        from agents.base import play
-        from agents.context import AgentContext
+        from nas_gym.agents.base import play
+        from nas_gym.agents.context import AgentContext
 
 
         class Plain:
@@ -226,7 +226,7 @@ def test_the_supernet_evaluator_answers_batch_size_as_the_protocol_declares():
 def test_a_flag_derived_for_a_parent_is_derived_again_for_its_child():
     """A parent without save/load is not resumable; its child that adds both is (the parent's
     derived flag is not a declaration the child inherits). A flag a class body sets is kept."""
-    from agents.base import BaseAgent
+    from nas_gym.agents.base import BaseAgent
 
     class Parent(BaseAgent):
         def learn(self, episodes: int) -> None: ...

@@ -13,10 +13,10 @@ from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_suppo
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from agents.base import AgentError, resolve_agent
-from agents.q_learning import METAQNN_SCHEDULE, QLearning, epsilon_at, scaled_schedule
-from agents.random_search import RandomSearch
-from agents.sb3 import DQNAgent, MaskablePPOAgent, PPOAgent
+from nas_gym.agents.base import AgentError, resolve_agent
+from nas_gym.agents.q_learning import METAQNN_SCHEDULE, QLearning, epsilon_at, scaled_schedule
+from nas_gym.agents.random_search import RandomSearch
+from nas_gym.agents.sb3 import DQNAgent, MaskablePPOAgent, PPOAgent
 
 ALL_AGENTS = ("random", "qlearning", "reinforce", "ppo", "a2c", "dqn", "maskable_ppo")
 MASK_RESPECTING = {"random", "qlearning", "reinforce", "maskable_ppo"}
@@ -284,7 +284,7 @@ def test_sb3_hparams_reach_the_model(make_env):
 
 
 def test_resolve_module_path_and_file(tmp_path, make_env):
-    assert resolve_agent("agents.random_search:RandomSearch") is RandomSearch
+    assert resolve_agent("nas_gym.agents.random_search:RandomSearch") is RandomSearch
     (tmp_path / "my_agent.py").write_text(
         "class MyAgent:\n"
         "    def __init__(self, env, seed=0, hparams=None, logdir=None):\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nas_gym.atomic import atomic_write, atomic_write_text
+from nas_gym.storage.atomic import atomic_write, atomic_write_text
 
 
 def test_new_content_replaces_old_and_folders_are_made(tmp_path):

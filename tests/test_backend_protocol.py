@@ -14,10 +14,10 @@ import pytest
 from nas_gym.config import ConfigError, load_config
 from nas_gym.data import load_dataset
 from nas_gym.evaluators import make_evaluator
-from nas_gym.evaluators.backends import Backend, BackendBase
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import MemoryCache, ResultCache
 from nas_gym.evaluators.training import SerialBackend, TrainingEvaluator, make_backend
+from nas_gym.execution.backends import Backend, BackendBase
+from nas_gym.storage.cache import MemoryCache, ResultCache
 from nas_gym.surrogates.data import DataPlan
 
 

@@ -18,7 +18,7 @@ from cache_files import write_foreign_sqlite, write_garbage
 from typer.testing import CliRunner
 
 from nas_gym.cli import app
-from nas_gym.evaluators.cache import ResultCache
+from nas_gym.storage.cache import ResultCache
 
 runner = CliRunner()
 

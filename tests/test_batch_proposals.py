@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 import nas_gym  # noqa: F401  (registers the env)
-from agents.base import resolve_agent
+from nas_gym.agents.base import resolve_agent
 from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.evaluators import make_evaluator
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
 
 
 class Counting:
@@ -65,7 +65,7 @@ def test_agents_propose_a_batch_per_worker_count(agent):
 def test_random_search_queues_several_per_worker_and_draws_the_same():
     """Random draws do not depend on results: it hands the workers QUEUE_PER_WORKER each, so a
     worker never idles behind a slow network, and plays exactly what one worker would."""
-    from agents.random_search import QUEUE_PER_WORKER
+    from nas_gym.agents.random_search import QUEUE_PER_WORKER
 
     counting, played = run("random", batch=3, episodes=30)
     assert [len(b) for b in counting.batches] == [3 * QUEUE_PER_WORKER, 3 * QUEUE_PER_WORKER, 30 - 6 * QUEUE_PER_WORKER]

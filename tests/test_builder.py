@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from nas_gym.config import load_config
-from nas_gym.spaces.chain import Chain, count_flops
-from nas_gym.spaces.layer_chain_model import build_model
+from nas_gym.spaces.layer_chain.chain import Chain, count_flops
+from nas_gym.spaces.layer_chain.model import build_model
 from nas_gym.training.train import count_params
 
 SHAPES = [pytest.param((1, 40), id="1d"), pytest.param((3, 12, 10), id="2d")]

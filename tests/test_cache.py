@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from cache_files import write_foreign_sqlite, write_garbage
 
-from nas_gym.evaluators import cache as cache_mod
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import (
+from nas_gym.spaces.layer_chain.chain import Chain
+from nas_gym.storage import sqlite_cache as cache_mod
+from nas_gym.storage.cache import (
     APPLICATION_ID,
     CacheError,
     MemoryCache,
@@ -21,7 +22,6 @@ from nas_gym.evaluators.cache import (
     open_cache,
     resolve_path,
 )
-from nas_gym.spaces.chain import Chain
 
 A = Chain.parse("conv3-16|maxpool|conv3-32")
 B = Chain.parse("conv5-16")

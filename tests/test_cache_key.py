@@ -10,13 +10,13 @@ from types import SimpleNamespace
 import pytest
 
 from nas_gym.config import load_config
-from nas_gym.evaluators import cache as cache_mod
-from nas_gym.evaluators.backends import BackendBase
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import TRAINER_VERSION, ResultCache, result_context
 from nas_gym.evaluators.table import TableEvaluator, find_table, mismatch, read_header
 from nas_gym.evaluators.training import TrainingEvaluator
-from nas_gym.spaces.chain import Chain
+from nas_gym.execution.backends import BackendBase
+from nas_gym.spaces.layer_chain.chain import Chain
+from nas_gym.storage import cache as cache_mod
+from nas_gym.storage.cache import TRAINER_VERSION, ResultCache, result_context
 
 A = Chain.parse("conv3-16|maxpool|conv3-32")
 B = Chain.parse("conv5-16")

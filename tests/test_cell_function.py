@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from nas_gym.spaces.cell import CELL_OPS, EDGES, Cell, CellSpace, canonical
-from nas_gym.spaces.cell_arch import structural
-from nas_gym.spaces.cell_function import functional_form
+from nas_gym.spaces.cell.arch import structural
+from nas_gym.spaces.cell.function import functional_form
+from nas_gym.spaces.cell.space import CELL_OPS, EDGES, Cell, CellSpace, canonical
 
 _DIM = 6
 _CONVS = (CELL_OPS.index("conv1"), CELL_OPS.index("conv3"))

@@ -12,7 +12,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from nas_gym.config import load_config
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.spaces.base import ArchitectureError, play_actions
-from nas_gym.spaces.cell import CELL_OPS, EDGES, Cell, canonical, live_edges
+from nas_gym.spaces.cell.space import CELL_OPS, EDGES, Cell, canonical, live_edges
 from nas_gym.training.train import count_params
 
 TEXT = "|conv3~0|+|skip~0|conv1~1|+|none~0|conv3~1|avgpool3~2|"

@@ -13,7 +13,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from nas_gym.config import load_config
 from nas_gym.evaluators.table import TABLE_DIR, TableEvaluator, built_config, read_header
-from nas_gym.spaces.cell_arch import canonical
+from nas_gym.spaces.cell.arch import canonical
 
 PRESET = "mnist1d-cell"
 SHIPPED = TABLE_DIR / f"{PRESET}.jsonl.gz"

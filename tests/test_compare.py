@@ -17,6 +17,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from nas_gym.benchmarks.header import make_header
+from nas_gym.benchmarks.table_build import distinct_architectures
 from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.evaluators import table as table_module
@@ -168,7 +170,7 @@ def test_a_run_that_only_repeats_stops_at_the_evaluation_cap(tmp_path, monkeypat
     archs = list(cfg.search_space().enumerate())
     rows = [make_row(a, [EvalResult(arch=a.text(), val_acc=0.1 * i + 0.01 * s, test_acc=0.5, params=1, flops=1,
                                     train_seconds=1.0, train_loss=0.1) for s in (0, 1)]) for i, a in enumerate(archs)]
-    write_table(tmp_path / "tables" / f"{PRESET}.jsonl.gz", script("build_table").make_header(cfg, [0, 1], rows, 1), rows)
+    write_table(tmp_path / "tables" / f"{PRESET}.jsonl.gz", make_header(cfg, [0, 1], rows, 1), rows)
     monkeypatch.setattr(table_module, "TABLE_DIR", tmp_path / "tables")
     (summary,), _ = run_comparison(cfg, ["random"], 4, [0], tmp_path / "runs", evaluator="table", budget_seconds=100.0)
     (row,) = summary.rows
@@ -221,16 +223,15 @@ def test_bench_page_keeps_other_presets_sections(tmp_path):
 def fake_cell_table(tmp_path, monkeypatch) -> Path:
     """A made-up table of every distinct cell of ``mnist1d-cell``, where the shipped tables are looked for."""
     cfg = load_config("mnist1d-cell")
-    build = script("build_table")
     rng = np.random.default_rng(0)
     rows = []
-    for a in build.distinct_architectures(cfg):
+    for a in distinct_architectures(cfg):
         base = rng.uniform(0.1, 0.5)
         results = [EvalResult(arch=a.text(), val_acc=base + rng.normal(0, 0.02), test_acc=base - 0.01, params=1, flops=1,
                               train_seconds=float(rng.uniform(0.2, 0.3)), train_loss=1.0) for _ in (0, 1)]
         rows.append(make_row(a, results))
     folder = tmp_path / "tables"
-    write_table(folder / "mnist1d-cell.jsonl.gz", build.make_header(cfg, [0, 1], rows, 1), rows)
+    write_table(folder / "mnist1d-cell.jsonl.gz", make_header(cfg, [0, 1], rows, 1), rows)
     monkeypatch.setattr(table_module, "TABLE_DIR", folder)
     return folder
 

@@ -38,8 +38,8 @@ WORKER = textwrap.dedent("""
     import numpy as np
 
     from nas_gym.config import load_config
-    from nas_gym.evaluators.backends import BackendBase
-    from nas_gym.evaluators.cache import ResultCache
+    from nas_gym.execution.backends import BackendBase
+    from nas_gym.storage.cache import ResultCache
     from nas_gym.evaluators.synthetic import SyntheticEvaluator
     from nas_gym.evaluators.training import TrainingEvaluator
 

@@ -22,12 +22,12 @@ from typer.testing import CliRunner
 from nas_gym.cli import app
 from nas_gym.config import ConfigError, load_config
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import CacheError, ResultCache
 from nas_gym.evaluators.surrogate import available_models
 from nas_gym.evaluators.table import TableEvaluator, available_tables
 from nas_gym.latency.model import LatencyTableError, load_table
-from nas_gym.npz import NpzError, load_arrays
 from nas_gym.runs.checkpoint import MANIFEST, STATE, read_manifest
+from nas_gym.storage.cache import CacheError, ResultCache
+from nas_gym.storage.npz import NpzError, load_arrays
 from nas_gym.surrogates.model import SurrogateModel
 
 runner = CliRunner()

@@ -11,14 +11,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import agents.enas
-from agents.darts import Darts
-from agents.enas import Enas
+import nas_gym.agents.enas
+from nas_gym.agents.darts import Darts
+from nas_gym.agents.enas import Enas
 from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.runs.search import SearchInterrupted, run_search
-from nas_gym.spaces.cell import CELL_OPS
+from nas_gym.spaces.cell.space import CELL_OPS
 
 TINY = {"data.train_fraction": 0.1, "runtime.device": "cpu"}  # the GPU run: tests/test_gpu_smoke.py
 
@@ -73,7 +73,7 @@ def test_enas_controller_follows_its_rewards(monkeypatch):
     """With the supernet's reward replaced by the share of conv3 edges, the controller's
     preferred cell becomes mostly conv3: the policy-gradient loop works."""
     conv3 = CELL_OPS.index("conv3")
-    monkeypatch.setattr(agents.enas, "score_path", lambda net, arch, *batches: arch.ops.count(conv3) / 6)
+    monkeypatch.setattr(nas_gym.agents.enas, "score_path", lambda net, arch, *batches: arch.ops.count(conv3) / 6)
     env = make_env()
     agent = Enas(env, seed=0, hparams={"shared_steps": 1, "controller_steps": 60, "learning_rate": 0.01})
     agent.learn(4)
@@ -145,8 +145,8 @@ def test_one_shot_training_is_charged_in_cpu_seconds(monkeypatch):
     """The supernet's training is charged the process's CPU time, the tables' kind of seconds,
     not the wall clock (which would bill other jobs' load): a block that took 5 CPU-seconds and
     100 wall seconds is charged 5."""
-    from agents.context import AgentContext
-    from nas_gym.supernet import agents as one_shot
+    from nas_gym.agents.context import AgentContext
+    from nas_gym.oneshot import agents as one_shot
 
     clock = {"cpu": 10.0, "wall": 1000.0}
     monkeypatch.setattr(one_shot.time, "process_time", lambda: clock["cpu"])

@@ -20,7 +20,7 @@ def _throwaway_package(root: Path) -> None:
     (root / "walker_pkg").mkdir()
     (root / "walker_pkg" / "__init__.py").write_text(textwrap.dedent('''
         import numpy as np
-        from agents.base import play
+        from nas_gym.agents.base import play
 
 
         class RandomWalker:

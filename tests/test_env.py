@@ -10,7 +10,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import nas_gym
 from nas_gym.config import load_config, preset_names
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
 
 
 def make(preset: str = "mnist1d-tiny", seed: int = 0, **kwargs) -> gym.Env:

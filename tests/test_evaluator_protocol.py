@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from nas_gym.config import load_config
-from nas_gym.evaluators.backends import BackendBase
 from nas_gym.evaluators.base import EvalResult, Evaluator
 from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
@@ -20,6 +19,7 @@ from nas_gym.evaluators.proxy import ProxyEvaluator
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.table import TableEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
+from nas_gym.execution.backends import BackendBase
 
 CFG = load_config("mnist1d-tiny", {"runtime.device": "cpu"})
 

@@ -7,11 +7,11 @@ from nas_gym.config import ConfigError, load_config
 from nas_gym.data import Dataset
 from nas_gym.evaluators import make_evaluator
 from nas_gym.evaluators.base import EvalResult, Evaluator
-from nas_gym.evaluators.cache import MemoryCache, ResultCache, result_context
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
 from nas_gym.spaces.base import ArchitectureError
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
+from nas_gym.storage.cache import MemoryCache, ResultCache, result_context
 from nas_gym.training import train as train_mod
 
 A = Chain.parse("conv3-16|maxpool|conv3-32")

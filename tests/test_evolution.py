@@ -2,8 +2,8 @@
 
 import pytest
 
-from agents.base import AgentError
-from agents.evolution import RegularizedEvolution
+from nas_gym.agents.base import AgentError
+from nas_gym.agents.evolution import RegularizedEvolution
 from tests.conftest import make_synthetic_env
 
 

@@ -53,9 +53,9 @@ def test_fitting_a_surrogate_without_scikit_learn(monkeypatch):
 
 
 def test_ray_backend_without_ray(monkeypatch):
-    from nas_gym.evaluators.backends import parallel_backend
+    from nas_gym.execution.backends import parallel_backend
 
-    hide(monkeypatch, "ray", "nas_gym.evaluators.ray")
+    hide(monkeypatch, "ray", "nas_gym.execution.ray")
     with pytest.raises(ConfigError) as err:
         parallel_backend(load_config("mnist1d-tiny", {"evaluator.backend": "ray"}))
     message = one_line(err.value, "ray")
@@ -64,7 +64,7 @@ def test_ray_backend_without_ray(monkeypatch):
 
 
 def test_cli_search_on_ray_without_ray_exits_2_with_one_line(monkeypatch, tmp_path):
-    hide(monkeypatch, "ray", "nas_gym.evaluators.ray")
+    hide(monkeypatch, "ray", "nas_gym.execution.ray")
     result = CliRunner().invoke(app, ["search", "--config", "mnist1d-tiny", "--agent", "random", "--episodes", "2",
                                       "--logdir", str(tmp_path / "runs"), "--set", "evaluator.backend=ray"])
     assert result.exit_code == 2, result.output

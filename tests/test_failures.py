@@ -22,9 +22,10 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import nas_gym.cli as cli
+import nas_gym.cli.leaderboard as cli_leaderboard
 from nas_gym.runs.leaderboard import read_entries
-from nas_gym.spaces.chain import Chain
-from nas_gym.spaces.layer_chain import LayerChainSpace
+from nas_gym.spaces.layer_chain.chain import Chain
+from nas_gym.spaces.layer_chain.space import LayerChainSpace
 from nas_gym.training import train as train_mod
 
 runner = CliRunner()
@@ -61,7 +62,7 @@ def cache_rows(tmp_path: Path) -> dict[str, tuple[str, str, int]]:
 
 def leaderboard_output(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """``nas-gym leaderboard RUN_DIR`` on a wide console, so no table cell is folded."""
-    monkeypatch.setattr(cli, "out", Console(width=400))
+    monkeypatch.setattr(cli_leaderboard, "out", Console(width=400))
     result = runner.invoke(cli.app, ["leaderboard", str(run_dir)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output

@@ -14,12 +14,12 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import nas_gym  # noqa: F401  (registers the env)
-from agents.successive_halving import SuccessiveHalving, training_factory
+from nas_gym.agents.successive_halving import SuccessiveHalving, training_factory
 from nas_gym.config import ConfigError, load_config
 from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator, EvaluatorBase
 from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator, with_fidelity
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
 
 PRESET = "mnist1d-tiny"
 
@@ -212,7 +212,7 @@ def test_rejects_bad_promotion_and_mismatched_spaces(truth):
 # -- real training ---------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_each_fidelity_is_trained_and_cached_separately(tmp_path):
-    from nas_gym.evaluators.cache import ResultCache
+    from nas_gym.storage.cache import ResultCache
 
     cfg = load_config(PRESET, {"runtime.device": "cpu"})
     cache = ResultCache(tmp_path / "c.sqlite")

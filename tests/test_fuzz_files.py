@@ -22,13 +22,13 @@ from typer.testing import CliRunner
 from nas_gym.cli import app
 from nas_gym.config import ConfigError, check_name, load_config
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import CacheError, ResultCache
 from nas_gym.evaluators.surrogate import available_models
 from nas_gym.evaluators.table import available_tables, load_table
 from nas_gym.latency.model import LatencyTableError
 from nas_gym.latency.model import load_table as load_latency
 from nas_gym.runs.checkpoint import CheckpointError, Manifest, read_manifest, read_state, write_manifest
 from nas_gym.runs.runlog import RunLogError, read_rows
+from nas_gym.storage.cache import CacheError, ResultCache
 from nas_gym.surrogates.model import SurrogateModel
 
 SETTINGS = settings(max_examples=25, deadline=None, database=None,

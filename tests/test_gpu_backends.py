@@ -14,22 +14,22 @@ import gymnasium as gym
 import pytest
 import torch
 
-import nas_gym.gpus as gpus_mod
-import nas_gym.supernet.memory as memory_mod
-from agents.base import AgentError
-from agents.darts import Darts
-from agents.enas import Enas
+import nas_gym.execution.gpus as gpus_mod
+import nas_gym.oneshot.memory as memory_mod
+from nas_gym.agents.base import AgentError
+from nas_gym.agents.darts import Darts
+from nas_gym.agents.enas import Enas
 from nas_gym.config import ConfigError, load_config
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import MemoryCache
-from nas_gym.evaluators.parallel import ProcessBackend
 from nas_gym.evaluators.supernet import SupernetEvaluator
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
-from nas_gym.gpus import VISIBLE_ENV, claim_gpu, visible_gpus, worker_gpus
+from nas_gym.execution.gpus import VISIBLE_ENV, claim_gpu, visible_gpus, worker_gpus
+from nas_gym.execution.parallel import ProcessBackend
 from nas_gym.runs.compare import _one_thread
 from nas_gym.runs.runlog import RUNTIME_JSON
 from nas_gym.runs.search import write_run_files
+from nas_gym.storage.cache import MemoryCache
 
 DIR_ENV = "NAS_GYM_TEST_GPU_DIR"
 LOSES_CONTEXT = "conv5-16|maxpool"
@@ -130,7 +130,7 @@ def test_workers_see_their_own_gpu_and_a_dead_context_is_retried_on_a_fresh_work
 # -- Ray, against a fake cluster description ----------------------------------------------------------
 def test_ray_request_is_checked_against_the_cluster_before_any_actor(monkeypatch):
     ray = pytest.importorskip("ray")
-    import nas_gym.evaluators.ray as ray_mod
+    import nas_gym.execution.ray as ray_mod
 
     assert ray_mod.cluster_gpus_per_worker("auto", 2, None, {"CPU": 8.0}) == 0.0
     assert ray_mod.cluster_gpus_per_worker("auto", 2, None, {"CPU": 8.0, "GPU": 2.0}) == 1.0
@@ -227,7 +227,7 @@ def test_running_out_of_memory_in_a_one_shot_loop_is_one_line(monkeypatch, tmp_p
     with pytest.raises(AgentError, match=r"^darts ran out of memory on cpu at batch 64; pass a smaller one, e\.g\. "
                                          r"--hparams '\{batch_size: 32\}'$"):
         agent.learn(1)
-    monkeypatch.setattr("nas_gym.supernet.training.PathTrainer.step", oom)
+    monkeypatch.setattr("nas_gym.oneshot.training.PathTrainer.step", oom)
     cfg = load_config("mnist1d-cell", {"data.train_fraction": 0.05, "runtime.device": "cpu",
                                        "evaluator.supernet_epochs": 1, "evaluator.cache": None})
     with pytest.raises(ConfigError, match=r"^supernet training ran out of memory on cpu at batch 64; set "
@@ -237,7 +237,7 @@ def test_running_out_of_memory_in_a_one_shot_loop_is_one_line(monkeypatch, tmp_p
 
 def test_one_shot_batches_copy_indices_to_the_device_once_per_pass(monkeypatch):
     """A host-to-GPU copy waits for the GPU: once per pass, not once per batch."""
-    from nas_gym.supernet.training import BatchStream
+    from nas_gym.oneshot.training import BatchStream
 
     stream = BatchStream(torch.arange(40.0)[:, None], torch.arange(40), 8, seed=0)
     copies, real_to = [], torch.Tensor.to
@@ -249,7 +249,7 @@ def test_one_shot_batches_copy_indices_to_the_device_once_per_pass(monkeypatch):
 
 def test_latency_is_timed_while_no_worker_trains(monkeypatch):
     import nas_gym.evaluators.training as training_mod
-    from nas_gym.evaluators.backends import BackendBase
+    from nas_gym.execution.backends import BackendBase
 
     class Busy(BackendBase):
         busy = False

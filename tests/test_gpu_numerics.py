@@ -17,12 +17,14 @@ import torch
 import nas_gym.training.train as train_mod
 from nas_gym.config import ConfigError, load_config
 from nas_gym.data import load_dataset
-from nas_gym.evaluators.backends import BackendBase
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import TRAINER_VERSION, MemoryCache, ResultCache, result_context
 from nas_gym.evaluators.training import TrainingEvaluator, check_setup
-from nas_gym.evaluators.worker import WorkerState
-from nas_gym.numerics import (
+from nas_gym.execution.backends import BackendBase
+from nas_gym.execution.worker import WorkerState
+from nas_gym.storage.cache import TRAINER_VERSION, MemoryCache, ResultCache, result_context
+from nas_gym.training.device import resolve_device
+from nas_gym.training.fit import Runner
+from nas_gym.training.numerics import (
     CUBLAS_ENV,
     DeviceLostError,
     LossScaler,
@@ -31,8 +33,6 @@ from nas_gym.numerics import (
     numerics_identity,
     numerics_settings,
 )
-from nas_gym.training.device import resolve_device
-from nas_gym.training.fit import Runner
 
 CUDA = torch.device("cuda", 0)
 
@@ -104,13 +104,13 @@ def test_training_evaluator_keys_by_the_device_its_architectures_train_on(gpu, m
     assert on_gpu.context != TrainingEvaluator(cpu, cache=MemoryCache(), backend=backend).context
     assert on_gpu.context == result_context(on_gpu.config, on_gpu.space, numerics_identity(on_gpu.config.runtime, CUDA))
     # workers held off the GPUs train on the CPU, and their results carry the CPU's key
-    monkeypatch.setattr("nas_gym.gpus.visible_gpus", lambda: ["0", "1"])
+    monkeypatch.setattr("nas_gym.execution.gpus.visible_gpus", lambda: ["0", "1"])
     for evaluator, on_cpu in [({"evaluator.gpus_per_eval": 0}, True), ({"evaluator.workers": 2}, False),
                               ({"evaluator.backend": "ray", "evaluator.gpus_per_eval": 0}, True)]:
         workers = load_config("mnist1d-tiny", {"evaluator.backend": "process", **evaluator})
         ev = TrainingEvaluator(workers, cache=MemoryCache(), backend=backend)
         assert (ev.context == result_context(cpu, ev.space)) == on_cpu
-    monkeypatch.setattr("nas_gym.gpus.visible_gpus", lambda: [])  # workers that see no GPU
+    monkeypatch.setattr("nas_gym.execution.gpus.visible_gpus", lambda: [])  # workers that see no GPU
     ev = TrainingEvaluator(load_config("mnist1d-tiny", {"evaluator.backend": "process"}), cache=MemoryCache(),
                            backend=backend)
     assert ev.context == result_context(cpu, ev.space)

@@ -8,13 +8,13 @@ import gymnasium as gym
 import pytest
 import torch
 
-from agents.darts import Darts
+from nas_gym.agents.darts import Darts
 from nas_gym.config import load_config
 from nas_gym.data import load_dataset
-from nas_gym.evaluators.cache import MemoryCache, result_context
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
-from nas_gym.numerics import numerics_identity
+from nas_gym.storage.cache import MemoryCache, result_context
+from nas_gym.training.numerics import numerics_identity
 from nas_gym.training.train import evaluate_architecture
 
 pytestmark = pytest.mark.gpu

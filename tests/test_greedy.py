@@ -6,11 +6,11 @@ from __future__ import annotations
 import gymnasium as gym
 import pytest
 
-from agents.base import resolve_agent
-from agents.greedy import Greedy
+from nas_gym.agents.base import resolve_agent
+from nas_gym.agents.greedy import Greedy
 from nas_gym.config import load_config
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
 
 
 class Played(gym.Wrapper):

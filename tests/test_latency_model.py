@@ -22,7 +22,7 @@ from nas_gym.latency.model import ENV_VAR, LatencyTable, default_table_path, pre
 from nas_gym.latency.profile import profile
 from nas_gym.preflight import preflight
 from nas_gym.rewards import cost, reward
-from nas_gym.spaces.cell_model import CellModule
+from nas_gym.spaces.cell.model import CellModule
 
 runner = CliRunner()
 PRESETS = ["mnist1d-tiny", "mnist1d-cell"]

@@ -1,5 +1,5 @@
 """Workers die with their parent (issue 24, defect 9): a parent killed with SIGKILL tells its
-workers nothing, so each worker must notice by itself (``nas_gym.lifeline``).
+workers nothing, so each worker must notice by itself (``nas_gym.execution.lifeline``).
 
 A parent process starts real workers (the process backend's pool, and compare's pool with its
 initializer), prints their pids and waits; the test kills the parent with SIGKILL and waits for
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 POOL_PARENT = """
 import os, threading, time
 from nas_gym.config import load_config
-from nas_gym.evaluators.parallel import ProcessBackend
+from nas_gym.execution.parallel import ProcessBackend
 config = load_config("mnist1d-tiny", {"evaluator.backend": "process", "evaluator.workers": 2})
 backend = ProcessBackend(config, worker_hook=os.environ["HOLD_HOOK"])  # the test's hook, named by the test
 space = config.search_space()

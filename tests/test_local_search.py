@@ -6,8 +6,8 @@ from __future__ import annotations
 import gymnasium as gym
 import pytest
 
-from agents.base import AgentError, resolve_agent
-from agents.local_search import LocalSearch
+from nas_gym.agents.base import AgentError, resolve_agent
+from nas_gym.agents.local_search import LocalSearch
 from tests.conftest import make_synthetic_env
 
 

@@ -10,7 +10,7 @@ import pytest
 from nas_gym.benchmarks.header import make_header
 from nas_gym.config import load_config
 from nas_gym.evaluators.table import TableEvaluator, write_table
-from nas_gym.spaces.cell_arch import canonical, structural
+from nas_gym.spaces.cell.arch import canonical, structural
 from tests.test_compare import script
 
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from nas_gym.config import RuntimeConfig, TrainConfig, load_config
 from nas_gym.data import Dataset, load_dataset
-from nas_gym.spaces.layer_chain_model import build_model
+from nas_gym.spaces.layer_chain.model import build_model
 from nas_gym.training.model_rewrite import GlobalAvgPool, MemberDropout, RewriteError, rewrite, seed_members
 from nas_gym.training.train import evaluate_architecture, evaluate_seeds, train, train_seeds
 
@@ -33,7 +33,7 @@ def tiny() -> tuple[Dataset, TrainConfig]:
 
 
 def chain(text: str, shape: tuple[int, ...] = (1, 40), seed: int = 0) -> nn.Module:
-    from nas_gym.spaces.chain import Chain
+    from nas_gym.spaces.layer_chain.chain import Chain
 
     torch.manual_seed(seed)
     return build_model(Chain.parse(text), shape, 10)
@@ -139,7 +139,7 @@ def test_members_are_independent_of_their_neighbours(tiny):
     """Same seed, same result wherever it sits; a member's result does not depend on the others."""
     data, cfg = tiny
     arch = "conv3-16|dropout0.2|maxpool|conv3-32"
-    from nas_gym.spaces.chain import Chain
+    from nas_gym.spaces.layer_chain.chain import Chain
 
     first = evaluate_seeds(Chain.parse(arch), data, cfg, CPU, [3, 3, 5])
     second = evaluate_seeds(Chain.parse(arch), data, cfg, CPU, [5, 3, 9])
@@ -191,7 +191,7 @@ def test_seeds_together_equal_separate_runs(tiny, arch, space_preset):
     data, cfg = tiny
     space = load_config(space_preset).search_space() if space_preset else None
     if space is None:
-        from nas_gym.spaces.chain import Chain
+        from nas_gym.spaces.layer_chain.chain import Chain
 
         parsed = Chain.parse(arch)
     else:

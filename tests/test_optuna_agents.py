@@ -16,15 +16,15 @@ import gymnasium as gym
 import pytest
 from typer.testing import CliRunner
 
-from agents.base import AgentError, resolve_agent
-from agents.optuna_agents import GP, TPE
-from agents.optuna_nsga2 import NSGA2, hypervolume, pareto_front
-from agents.optuna_proposals import PositionEncoding
+from nas_gym.agents.base import AgentError, resolve_agent
+from nas_gym.agents.optuna_agents import GP, TPE
+from nas_gym.agents.optuna_nsga2 import NSGA2, hypervolume, pareto_front
+from nas_gym.agents.optuna_proposals import PositionEncoding
 from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.envs.nas_env import NasEnv
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
-from nas_gym.spaces.cell import Cell
+from nas_gym.spaces.cell.space import Cell
 
 pytest.importorskip("optuna")
 
@@ -122,7 +122,7 @@ def test_ask_tell_is_asynchronous():
     env = make_env("mnist1d-tiny")
     agent = TPE(env, seed=1, hparams={"n_startup_trials": 2})
     assert agent.synchronous is False
-    from agents.base import play
+    from nas_gym.agents.base import play
 
     asked = [agent.ask() for _ in range(4)]  # four workers busy at once
     assert len({a.key() for a in asked}) == 4
@@ -214,7 +214,7 @@ def test_search_command_runs_tpe_on_the_table(tmp_path):
 def test_hyperparameter_file_is_what_the_agent_uses(name, tmp_path, monkeypatch):
     import yaml
 
-    from agents import hparams
+    from nas_gym.agents import hparams
 
     raw = yaml.safe_load((ROOT / "envs_config" / "agents" / f"{name}.yaml").read_text())
     assert AGENTS[name](make_env("mnist1d-tiny")).args == AGENTS[name].Args(**raw["default"])

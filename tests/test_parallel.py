@@ -21,12 +21,12 @@ import pytest
 from nas_gym.config import ConfigError, load_config
 from nas_gym.data import load_dataset
 from nas_gym.evaluators import make_evaluator, start_workers
-from nas_gym.evaluators.backends import BackendBase
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import MemoryCache, ResultCache
-from nas_gym.evaluators.parallel import ProcessBackend, WorkerSetupError
 from nas_gym.evaluators.training import SerialBackend, TrainingEvaluator, make_backend
-from nas_gym.spaces.chain import Chain
+from nas_gym.execution.backends import BackendBase
+from nas_gym.execution.parallel import ProcessBackend, WorkerSetupError
+from nas_gym.spaces.layer_chain.chain import Chain
+from nas_gym.storage.cache import MemoryCache, ResultCache
 
 # Trained for real on mnist1d-tiny; varied enough that a thread-count or seeding difference shows.
 ARCHS = [Chain.parse(t) for t in ("conv3-32s2|conv5-16|conv3-16", "maxpool|conv3-32s2|conv3-32s2|maxpool",
@@ -195,7 +195,7 @@ def ray_backend(tmp_path_factory, data_root):
     pytest.importorskip("ray")
     import ray
 
-    from nas_gym.evaluators.ray import RayBackend
+    from nas_gym.execution.ray import RayBackend
 
     folder = tmp_path_factory.mktemp("ray_faults")
     with pytest.MonkeyPatch.context() as mp:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.base import AgentError, resolve_agent
 from nas_gym import plugins
+from nas_gym.agents.base import AgentError, resolve_agent
 from nas_gym.errors import NasGymError
 from nas_gym.spaces import SpaceError, resolve_space
 
@@ -28,10 +28,10 @@ def test_module_spec_loads_the_named_object():
 
 
 def test_builtin_names_map_to_their_spec():
-    from agents.random_search import RandomSearch
+    from nas_gym.agents.random_search import RandomSearch
 
     assert resolve_agent("random") is RandomSearch
-    assert plugins.load("x", "agent", {"x": "agents.random_search:RandomSearch"}) is RandomSearch
+    assert plugins.load("x", "agent", {"x": "nas_gym.agents.random_search:RandomSearch"}) is RandomSearch
 
 
 @pytest.mark.parametrize("spec, says", [

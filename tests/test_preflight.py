@@ -68,7 +68,7 @@ def test_envs_run_the_preflight_before_making_an_evaluator(tmp_path, monkeypatch
         if make == "gym.make":
             gym.make("NasGym/LayerChain-v0", config="mnist1d-tiny", evaluator="synthetic", overrides=overrides)
         else:
-            from nas_gym.envs.vec import NasVecEnv
+            from nas_gym.agents.sb3_vec import NasVecEnv
 
             NasVecEnv(2, config="mnist1d-tiny", evaluator="synthetic", overrides=overrides)
     assert made == []

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from nas_gym.cli import app
 from nas_gym.config import Config, ConfigError, load_config
 from nas_gym.spaces.base import ArchitectureError
-from nas_gym.spaces.chain import Chain
-from nas_gym.spaces.layer_chain import LayerChainSpace
+from nas_gym.spaces.layer_chain.chain import Chain
+from nas_gym.spaces.layer_chain.space import LayerChainSpace
 
 # A space with every kind of op, so that validation rules (pooling after pooling, dropout after
 # dropout, spatial size running out) are all reachable.

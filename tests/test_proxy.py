@@ -27,7 +27,7 @@ from nas_gym.evaluators.proxy import (
     synflow,
 )
 from nas_gym.spaces.base import ArchitectureError
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
 
 PRESETS = ("mnist1d-tiny", "digits")
 # One architecture per preset that touches every op kind of its vocabulary.

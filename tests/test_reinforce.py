@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from agents.base import AgentError, resolve_agent
-from agents.reinforce import Reinforce
+from nas_gym.agents.base import AgentError, resolve_agent
+from nas_gym.agents.reinforce import Reinforce
 from nas_gym.config import load_config
 from nas_gym.runs.search import run_search
 from tests.conftest import make_synthetic_env

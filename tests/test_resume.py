@@ -19,7 +19,7 @@ import gymnasium as gym
 import pytest
 from typer.testing import CliRunner
 
-from agents.base import resolve_agent
+from nas_gym.agents.base import resolve_agent
 from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.runs.checkpoint import MANIFEST, read_manifest
@@ -73,7 +73,7 @@ def test_checkpoint_between_chunks_equals_one_learn(name, tmp_path):
 def test_qlearning_budget_fixes_the_schedule():
     """Without the total, each learn call is scaled as a whole MetaQNN schedule of its own, so a
     first chunk of 10 would already descend to epsilon 0.1 instead of still exploring."""
-    from agents.q_learning import QLearning, scaled_schedule
+    from nas_gym.agents.q_learning import QLearning, scaled_schedule
 
     budget, unset = (QLearning(RecordEpisodes(make_synthetic_env(), SearchLog(None)), seed=0,
                                hparams={"count_unique": False}) for _ in range(2))
@@ -223,7 +223,7 @@ def mnist1d_ready() -> None:
 
 
 def cache_entries(path: Path) -> dict[str, tuple[str, float]]:
-    from nas_gym.evaluators.cache import ResultCache
+    from nas_gym.storage.cache import ResultCache
 
     with ResultCache(path) as cache:
         return {e.arch: (json.dumps(e.result.to_dict()), e.created) for e in cache.all()}

@@ -19,7 +19,7 @@ from nas_gym.data import Dataset, load_dataset, merge_train_val
 from nas_gym.runs.checkpoint import Manifest, write_manifest
 from nas_gym.runs.retrain import ModelFileError, RetrainReport, default_epochs, retrain
 from nas_gym.runs.runlog import CSV_FIELDS
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
 
 runner = CliRunner()
 ARCH = "conv3-16|maxpool|conv3-32"

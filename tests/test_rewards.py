@@ -112,8 +112,8 @@ def test_latency_needs_the_training_evaluator():
 def test_measured_latency_is_positive_and_finite():
     import torch
 
-    from nas_gym.spaces.chain import Chain
-    from nas_gym.spaces.layer_chain_model import build_model
+    from nas_gym.spaces.layer_chain.chain import Chain
+    from nas_gym.spaces.layer_chain.model import build_model
     from nas_gym.training.train import measure_latency
 
     model = build_model(Chain.parse("conv3-16|maxpool"), (1, 40), 10)
@@ -126,10 +126,10 @@ def test_training_evaluator_attaches_latency_once_and_keeps_it_out_of_the_cache(
     """Measured in the driver, memoised (same architecture -> same latency, so the env's info is
     repeatable), and never stored: the cache holds machine-independent results only."""
     from nas_gym.config import load_config
-    from nas_gym.evaluators.backends import BackendBase
-    from nas_gym.evaluators.cache import MemoryCache
     from nas_gym.evaluators.training import TrainingEvaluator
-    from nas_gym.spaces.chain import Chain
+    from nas_gym.execution.backends import BackendBase
+    from nas_gym.spaces.layer_chain.chain import Chain
+    from nas_gym.storage.cache import MemoryCache
 
     class Instant(BackendBase):
         def run(self, archs, on_result=None):

@@ -10,9 +10,9 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import nas_gym  # noqa: F401  (registers the envs)
-from agents.base import play
+from nas_gym.agents.base import play
+from nas_gym.agents.sb3_vec import NasVecEnv
 from nas_gym.config import load_config
-from nas_gym.envs.vec import NasVecEnv
 from nas_gym.evaluators.table import TABLE_DIR
 
 # (preset, evaluator): the two evaluators that draw noise per run

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.base import AgentError, play, resolve_agent
-from agents.smac_agent import SMAC
+from nas_gym.agents.base import AgentError, play, resolve_agent
+from nas_gym.agents.smac_agent import SMAC
 from tests.test_optuna_agents import make_env
 
 pytest.importorskip("smac")

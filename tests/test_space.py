@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from nas_gym.spaces.base import ArchitectureError
-from nas_gym.spaces.chain import Chain, Op
-from nas_gym.spaces.layer_chain import LayerChainSpace
+from nas_gym.spaces.layer_chain.chain import Chain, Op
+from nas_gym.spaces.layer_chain.space import LayerChainSpace
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_architecture_is_hashable_and_immutable():
 
 def test_key_is_stable_across_processes():
     arch = Chain.parse("conv3-32|conv3-32s2|maxpool|conv5-64")
-    code = "from nas_gym.spaces.chain import Chain; print(Chain.parse('conv3-32|conv3-32s2|maxpool|conv5-64').key())"
+    code = "from nas_gym.spaces.layer_chain.chain import Chain; print(Chain.parse('conv3-32|conv3-32s2|maxpool|conv5-64').key())"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == arch.key()
 

@@ -14,7 +14,7 @@ import pytest
 
 from nas_gym.config import ConfigError, load_config
 from nas_gym.envs.nas_env import NasEnv
-from nas_gym.evaluators.backends import Backend
+from nas_gym.execution.backends import Backend
 from nas_gym.latency.layers import layers_for
 from nas_gym.latency.model import LatencyTable
 from nas_gym.latency.profile import profile

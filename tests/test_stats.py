@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nas_gym.stats import against, holm, mann_whitney
+from nas_gym.runs.stats import against, holm, mann_whitney
 
 
 def test_holm_by_hand():

@@ -16,10 +16,10 @@ from nas_gym.config import ConfigError, load_config
 from nas_gym.data import load_dataset
 from nas_gym.evaluators import make_evaluator
 from nas_gym.evaluators.supernet import SupernetEvaluator
-from nas_gym.spaces.cell import Cell
-from nas_gym.spaces.chain import Chain
-from nas_gym.supernet.base import score_path
-from nas_gym.supernet.layers import set_bn_mode
+from nas_gym.spaces.cell.space import Cell
+from nas_gym.spaces.layer_chain.chain import Chain
+from nas_gym.spaces.supernet.base import score_path
+from nas_gym.spaces.supernet.layers import set_bn_mode
 
 SPACES = {
     "chain-1d": ("mnist1d", {}),

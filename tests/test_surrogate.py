@@ -16,8 +16,8 @@ from nas_gym.config import ConfigError, load_config
 from nas_gym.evaluators import make_evaluator
 from nas_gym.evaluators.surrogate import SurrogateEvaluator
 from nas_gym.spaces.base import ArchitectureError
-from nas_gym.spaces.chain import Chain
-from nas_gym.spaces.layer_chain import count_params
+from nas_gym.spaces.layer_chain.chain import Chain
+from nas_gym.spaces.layer_chain.space import count_params
 from nas_gym.surrogates.data import DataPlan, data_hash, read_data, write_data
 from nas_gym.surrogates.fit import fit_members, fit_noise, fit_surrogate, flatten, training_set, validate
 from nas_gym.surrogates.model import ARRAY_NAMES, SurrogateModel
@@ -68,7 +68,7 @@ def tiny_model(config, tmp_path_factory):
 # -- the space's side -----------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", [(1, 40), (3, 16, 16)], ids=["sequence", "image"])
 def test_count_params_matches_the_built_network(config, shape):
-    from nas_gym.spaces.layer_chain_model import build_model
+    from nas_gym.spaces.layer_chain.model import build_model
     from nas_gym.training.train import count_params as torch_count
 
     space, rng = config.search_space(), np.random.default_rng(3)
@@ -219,7 +219,7 @@ def test_env_passes_both_checkers_with_the_surrogate():
 
 
 def test_vector_env_batches_surrogate_queries():
-    from nas_gym.envs.vec import NasVecEnv
+    from nas_gym.agents.sb3_vec import NasVecEnv
 
     env = NasVecEnv(4, "mnist1d", evaluator="surrogate", seed=0)
     env.reset()
@@ -240,7 +240,7 @@ def test_vector_env_batches_surrogate_queries():
 @pytest.mark.parametrize("agent", ["random", "qlearning", "evolution", "reinforce", "greedy", "ppo", "a2c", "dqn",
                                    "maskable_ppo"])
 def test_every_agent_runs_on_the_surrogate(agent):
-    from agents.base import resolve_agent
+    from nas_gym.agents.base import resolve_agent
 
     env = gym.make("NasGym/LayerChain-v0", config="mnist1d", evaluator="surrogate", seed=0)
     resolve_agent(agent)(env, seed=0).learn(8)

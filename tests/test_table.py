@@ -4,11 +4,8 @@ an honesty check that the shipped table is what the trainer really gives."""
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import gymnasium as gym
 import numpy as np
@@ -18,10 +15,11 @@ from honesty import Tolerance, check_retraining, draw_seed, top_rows
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import nas_gym  # noqa: F401  (registers the env)
+from nas_gym.benchmarks import table_build
+from nas_gym.benchmarks.header import make_header
 from nas_gym.config import Config, ConfigError, load_config
 from nas_gym.evaluators import AVAILABLE_KINDS, make_evaluator
 from nas_gym.evaluators.base import EvalResult, Evaluator
-from nas_gym.evaluators.cache import MemoryCache
 from nas_gym.evaluators.table import (
     TABLE_DIR,
     TableEvaluator,
@@ -32,22 +30,13 @@ from nas_gym.evaluators.table import (
     write_table,
 )
 from nas_gym.spaces.base import ArchitectureError
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
+from nas_gym.storage.cache import MemoryCache
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESET = "mnist1d-tiny"
 SHIPPED = TABLE_DIR / f"{PRESET}.jsonl.gz"
 needs_table = pytest.mark.skipif(not SHIPPED.is_file(), reason=f"{SHIPPED.name} not built (scripts/build_table.py)")
-
-
-def build_table_module() -> ModuleType:
-    """``scripts/build_table.py`` as a module: the tests rebuild rows with the builder's own code."""
-    if "build_table" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("build_table", ROOT / "scripts" / "build_table.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["build_table"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["build_table"]
 
 
 # -- a five-architecture table with made-up numbers: fast tests of the logic ---------------------
@@ -70,7 +59,7 @@ def mini(tmp_path) -> tuple[Config, Path]:
     archs = list(cfg.search_space().enumerate())
     rows = [make_row(a, [fake_result(a, s) for s in (0, 1)]) for a in archs]
     path = tmp_path / "mini.jsonl.gz"
-    write_table(path, build_table_module().make_header(cfg, [0, 1], rows, workers=1), rows)
+    write_table(path, make_header(cfg, [0, 1], rows, workers=1), rows)
     return cfg, path
 
 
@@ -271,7 +260,7 @@ def test_retraining_reproduces_table_entries(shipped):
 @needs_table
 @pytest.mark.slow
 def test_rebuilding_rows_with_the_builder_matches_the_shipped_table(shipped):
-    build = build_table_module()
+    build = table_build
     header = shipped.table.header
     cfg = load_config(PRESET)
     picks = [shipped.table.archs[i] for i in np.random.default_rng(7).choice(len(shipped.table.archs), 2, replace=False)]

@@ -84,7 +84,7 @@ def test_epochs_out_of_range_or_without_curves_are_refused_in_one_line(table_pat
 
 
 def test_successive_halving_on_a_curve_table_pays_only_for_the_epochs_it_uses(table_path):
-    from agents.successive_halving import SuccessiveHalving, table_factory
+    from nas_gym.agents.successive_halving import SuccessiveHalving, table_factory
 
     cfg, path = table_path
     ev = TableEvaluator(cfg, seed=0, path=path)

@@ -4,8 +4,8 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from typer.testing import CliRunner
 
-from agents.epsilon_figure import TAG
-from agents.random_search import RandomSearch
+from nas_gym.agents.epsilon_figure import TAG
+from nas_gym.agents.random_search import RandomSearch
 from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.runs.recorder import RecordEpisodes, SearchLog

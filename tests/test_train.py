@@ -8,8 +8,8 @@ import nas_gym.training.train as train_module
 from nas_gym.config import RuntimeConfig, TrainConfig, load_config
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.spaces.chain import Chain
-from nas_gym.spaces.layer_chain_model import build_model
+from nas_gym.spaces.layer_chain.chain import Chain
+from nas_gym.spaces.layer_chain.model import build_model
 from nas_gym.training.train import augment_images, evaluate_architecture, lr_factor, resolve_device, train
 
 CPU = RuntimeConfig(device="cpu")
@@ -179,20 +179,6 @@ def test_cpu_thread_count_is_set_for_the_run_and_restored(tiny, monkeypatch, thr
     assert seen == [expected] and torch.get_num_threads() == before
 
 
-@pytest.mark.parametrize("name", ["bench_trainer", "bench_multiseed", "bench_overhead"])
-def test_bench_script_does_nothing_at_import(monkeypatch, name):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the scripts put their own folder first
-    spec.loader.exec_module(module)  # argparse lives in main(): importing must not parse sys.argv
-    assert callable(module.main)
-
-
 @pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])
 def test_stepper_equals_torch_optim(optimizer):
     """The functional step is the optimiser class's own kernel: same weights after a few steps,
@@ -236,7 +222,7 @@ def test_first_training_imports_nothing_heavy():
     code = ("import sys, torch\n"
             "from nas_gym.config import load_config, RuntimeConfig\n"
             "from nas_gym.data import load_dataset\n"
-            "from nas_gym.spaces.chain import Chain\n"
+            "from nas_gym.spaces.layer_chain.chain import Chain\n"
             "from nas_gym.training.train import evaluate_architecture, evaluate_seeds\n"
             "cfg = load_config('mnist1d-tiny', {'train.epochs': 1, 'data.train_fraction': 0.1})\n"
             "data = load_dataset(cfg.data)\n"

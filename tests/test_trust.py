@@ -21,11 +21,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from nas_gym import trust
 from nas_gym.cli import app
 from nas_gym.config import load_config
 from nas_gym.runs.checkpoint import MANIFEST, read_manifest
 from nas_gym.runs.search import SearchInterrupted, run_search
+from nas_gym.storage import trust
 
 runner = CliRunner()
 OVERRIDES = {"evaluator.kind": "synthetic"}
@@ -113,7 +113,7 @@ def test_a_pickled_entry_swapped_into_the_sb3_archive_never_runs(tmp_path):
 
 def _code_config(run_dir: Path, marker: Path) -> None:
     plugin = run_dir.parent / "evil.py"
-    plugin.write_text(f"open({str(marker)!r}, 'w').close()\nfrom nas_gym.spaces.layer_chain import LayerChainSpace as X\n")
+    plugin.write_text(f"open({str(marker)!r}, 'w').close()\nfrom nas_gym.spaces.layer_chain.space import LayerChainSpace as X\n")
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     config["space"]["kind"] = f"{plugin}:X"
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))

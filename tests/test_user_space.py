@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agents.base import BUILTIN_AGENTS
+from nas_gym.agents.base import BUILTIN_AGENTS
 from nas_gym.cli import app
 from nas_gym.config import ConfigError, load_config
 from nas_gym.envs.nas_env import NasEnv

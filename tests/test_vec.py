@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 from sb3_contrib import MaskablePPO
 
+from nas_gym.agents.sb3_vec import NasVecEnv
 from nas_gym.config import load_config
-from nas_gym.envs.vec import NasVecEnv
 from nas_gym.evaluators.base import EvalResult
-from nas_gym.evaluators.cache import MemoryCache
 from nas_gym.evaluators.synthetic import SyntheticEvaluator
 from nas_gym.evaluators.training import TrainingEvaluator
-from nas_gym.spaces.chain import Chain
+from nas_gym.spaces.layer_chain.chain import Chain
+from nas_gym.storage.cache import MemoryCache
 from nas_gym.training import train as train_module
 
 

@@ -23,8 +23,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from nas_gym.benchmarks.table_file import make_row
 from nas_gym.config import Config, RuntimeConfig
-from nas_gym.evaluators.table import make_row
 from nas_gym.spaces.base import Architecture, SearchSpace
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1)
@@ -54,7 +54,7 @@ def init_worker(config: Config, parent: int | None = None) -> None:
     import torch
 
     from nas_gym.data import load_dataset
-    from nas_gym.lifeline import die_with_parent
+    from nas_gym.execution.lifeline import die_with_parent
 
     if parent is not None:
         die_with_parent(parent)

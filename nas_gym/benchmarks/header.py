@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from nas_gym import __version__
+from nas_gym.benchmarks.table_file import FORMAT, FORMAT_VERSION
 from nas_gym.config import Config, RuntimeConfig, load_config
-from nas_gym.evaluators.table import FORMAT, FORMAT_VERSION
 from nas_gym.results import TRAINER_VERSION
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1)
@@ -29,8 +29,8 @@ def make_header(config: Config, seeds: Sequence[int], rows: Sequence[dict], work
     """Everything needed to tell whether a table still describes what training would give today."""
     import torch
 
-    from nas_gym.numerics import numerics_identity
     from nas_gym.training.device import resolve_device
+    from nas_gym.training.numerics import numerics_identity
 
     configs = seed_configs(config, seeds)
     statuses = [s for r in rows for s in r["status"]]
@@ -42,7 +42,7 @@ def make_header(config: Config, seeds: Sequence[int], rows: Sequence[dict], work
         "seeds": [int(s) for s in seeds],
         "context_hashes": {str(s): c.context_hash() for s, c in configs.items()},
         "trainer_version": TRAINER_VERSION,
-        # What else decides the numbers (empty: CPU, fp32; see nas_gym.numerics.numerics_identity).
+        # What else decides the numbers (empty: CPU, fp32; see nas_gym.training.numerics.numerics_identity).
         "numerics": numerics_identity(RUNTIME, resolve_device(RUNTIME.device)),
         "space_size": len(rows),
         "status_counts": {k: statuses.count(k) for k in sorted(set(statuses))},

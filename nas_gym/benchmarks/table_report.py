@@ -42,7 +42,7 @@ def from_lines(path: Path, space, seeds: int) -> tuple[list[str], list[list[dict
 
 
 def from_table(path: Path, space) -> tuple[list[str], list[list[dict]]]:
-    from nas_gym.evaluators.table_file import load_table
+    from nas_gym.benchmarks.table_file import load_table
 
     table = load_table(path)
     keys, members = [], []

@@ -26,7 +26,7 @@ from nas_gym.data import checks
 from nas_gym.data.base import DatasetError, DatasetInfo
 from nas_gym.data.settings import DataConfig
 from nas_gym.data.splits import holdout_test
-from nas_gym.npz import NpzError, load_arrays
+from nas_gym.storage.npz import NpzError, load_arrays
 
 if TYPE_CHECKING:
     from nas_gym.data.dataset import Dataset

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nas_gym.atomic import atomic_write
 from nas_gym.data import checks
 from nas_gym.data.base import DatasetError, DatasetInfo, default_root
 from nas_gym.data.settings import DataConfig
 from nas_gym.data.splits import holdout_test
+from nas_gym.storage.atomic import atomic_write
 
 if TYPE_CHECKING:
     from nas_gym.data.dataset import Dataset

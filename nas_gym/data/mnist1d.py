@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nas_gym.atomic import atomic_write
 from nas_gym.data.base import DatasetError, default_root
 from nas_gym.data.dataset import Dataset, split
 from nas_gym.data.registry import DATASETS
 from nas_gym.data.settings import DataConfig
+from nas_gym.storage.atomic import atomic_write
 
 
 def _arrays(root: Path, samples: int | None = None, noise: float | None = None,

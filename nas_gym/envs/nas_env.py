@@ -63,7 +63,7 @@ class NasEnv(gym.Env):
 
     ## Attributes
     ``space``, ``evaluator`` and ``config`` are public and stable: agents read them through
-    ``agents.context.AgentContext.of(env)``, never through ``env.unwrapped``.
+    ``nas_gym.agents.context.AgentContext.of(env)``, never through ``env.unwrapped``.
 
     ## Arguments
     ``gym.make("NasGym/LayerChain-v0", config="mnist1d", evaluator=None, seed=None,

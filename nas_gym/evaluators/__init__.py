@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from nas_gym.config import Config, ConfigError
 from nas_gym.evaluator_kinds import all_kinds, lookup
-from nas_gym.evaluators.backends import parallel_backend
 from nas_gym.evaluators.base import EvalResult, EvalStats, Evaluator
-from nas_gym.evaluators.cache import CacheError, MemoryCache, ResultCache, open_cache
+from nas_gym.execution.backends import parallel_backend
+from nas_gym.storage.cache import CacheError, MemoryCache, ResultCache, open_cache
 
 if TYPE_CHECKING:
     from nas_gym.data import Dataset
-    from nas_gym.evaluators.cache import Cache
     from nas_gym.evaluators.training import Backend, TrainingEvaluator
+    from nas_gym.storage.cache import Cache
 
 AVAILABLE_KINDS = all_kinds()  # from the one registry of kinds (``nas_gym.evaluator_kinds``)
 

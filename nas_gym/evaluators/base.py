@@ -38,7 +38,7 @@ class EvalStats:
 
     def charge_seconds(self, seconds: float) -> None:
         """Charge compute an agent spent itself (a one-shot agent's supernet training), in the
-        same kind of seconds as the evaluations' (``nas_gym.supernet.agents.charged``)."""
+        same kind of seconds as the evaluations' (``nas_gym.oneshot.agents.charged``)."""
         self.train_seconds += seconds
 
     def charge(self, result: EvalResult, cached: bool) -> None:

@@ -10,7 +10,7 @@ is a different trainer context, so its results are cached apart from the others'
   re-evaluates the architectures that look best so far at the high one, for the leaderboard.
 
 Successive halving, a searcher that races a fixed set of architectures up the budgets, is in
-``agents.successive_halving``.
+``nas_gym.agents.successive_halving``.
 """
 
 from __future__ import annotations

@@ -34,17 +34,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas_gym.atomic import atomic_write
 from nas_gym.config import Config, ConfigError
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase
-from nas_gym.evaluators.cache import resolve_path
-from nas_gym.numerics import numerics_identity, numerics_settings
+from nas_gym.oneshot.memory import fitting_batch, one_shot_autocast, out_of_memory_as
+from nas_gym.oneshot.training import BatchStream, PathTrainer
 from nas_gym.spaces.base import Architecture
 from nas_gym.spaces.capabilities import BuildsSupernet
-from nas_gym.supernet.base import Supernet, score_path
-from nas_gym.supernet.memory import fitting_batch, one_shot_autocast, out_of_memory_as
-from nas_gym.supernet.training import BatchStream, PathTrainer
+from nas_gym.spaces.supernet.base import Supernet, score_path
+from nas_gym.storage.atomic import atomic_write
+from nas_gym.storage.cache import resolve_path
+from nas_gym.training.numerics import numerics_identity, numerics_settings
 from nas_gym.training.train import cpu_threads, exception_reason, forked_rng, resolve_device, seed_torch
 
 SUPERNET_VERSION = 1  # bump when a change to the supernets or their training changes the weights
@@ -141,7 +141,7 @@ class SupernetEvaluator(EvaluatorBase):
 
     def training_batch(self) -> int:
         """``evaluator.supernet_batch_size``, or the preset's batch lowered to what fits: measured
-        on a copy of a fresh supernet with a few paths (``nas_gym.supernet.memory``)."""
+        on a copy of a fresh supernet with a few paths (``nas_gym.oneshot.memory``)."""
         if self._batch is None:
             self._batch = self.config.evaluator.supernet_batch_size
         if not self._batch:

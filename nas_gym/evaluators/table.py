@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from nas_gym.config import Config, ConfigError
-from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase, check_unstarted
-from nas_gym.evaluators.table_file import (  # noqa: F401  (the file format, re-exported)
+from nas_gym.benchmarks.table_file import (  # noqa: F401  (the file format, re-exported)
     FORMAT,
     FORMAT_VERSION,
+    SUFFIX,
+    TABLE_DIR,
     SeedChoice,
     Table,
     _mean,
@@ -48,11 +48,10 @@ from nas_gym.evaluators.table_file import (  # noqa: F401  (the file format, re-
     read_header,
     write_table,
 )
+from nas_gym.config import Config, ConfigError
+from nas_gym.evaluators.base import EvalResult, EvalStats, EvaluatorBase, check_unstarted
 from nas_gym.results import TRAINER_VERSION
 from nas_gym.spaces.base import Architecture, ArchitectureError
-
-TABLE_DIR = Path(__file__).resolve().parent.parent / "tables"
-SUFFIX = ".jsonl.gz"
 
 
 # -- matching a config to a table ------------------------------------------------------------

@@ -3,8 +3,8 @@
 It is the one place where the budget is charged for real training, so agents that drive the
 env and agents that call the evaluator directly pay the same way (``self.stats``). The misses
 of one ``evaluate_many`` call go to a backend as one batch: in this process (``SerialBackend``),
-to a pool of worker processes (``nas_gym.evaluators.parallel``) or to Ray tasks
-(``nas_gym.evaluators.ray``). Backends only compute; the evaluator alone writes the cache and
+to a pool of worker processes (``nas_gym.execution.parallel``) or to Ray tasks
+(``nas_gym.execution.ray``). Backends only compute; the evaluator alone writes the cache and
 charges the budget, so a result computed twice (a retried task) is still stored and charged once.
 """
 
@@ -19,10 +19,10 @@ import torch
 from nas_gym.config import Config, ConfigError, RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset, load_dataset
 from nas_gym.evaluator_kinds import lookup
-from nas_gym.evaluators.backends import Backend, BackendBase, OnResult, parallel_backend
 from nas_gym.evaluators.base import OUT_OF_MEMORY, EvalResult, EvalStats, EvaluatorBase
-from nas_gym.evaluators.cache import Cache, ResultCache, open_cache, result_context
+from nas_gym.execution.backends import Backend, BackendBase, OnResult, parallel_backend
 from nas_gym.spaces.base import Architecture, SearchSpace
+from nas_gym.storage.cache import Cache, ResultCache, open_cache, result_context
 from nas_gym.training import train as _train
 
 
@@ -102,8 +102,8 @@ def check_setup(config: Config) -> None:
 
 def check_gpus(config: Config) -> None:
     """Raise the one-line error the workers' GPU request would raise when they start
-    (``nas_gym.gpus``); a remote Ray cluster's GPUs are only known once joined, and are checked then."""
-    from nas_gym.gpus import check_request, gpus_per_worker, visible_gpus, worker_gpus
+    (``nas_gym.execution.gpus``); a remote Ray cluster's GPUs are only known once joined, and are checked then."""
+    from nas_gym.execution.gpus import check_request, gpus_per_worker, visible_gpus, worker_gpus
 
     ev, device = config.evaluator, config.runtime.device
     if ev.backend == "process":
@@ -182,13 +182,13 @@ class TrainingEvaluator(EvaluatorBase):
         self._latency_ms: dict[str, float] = {}
 
     def numerics(self) -> dict[str, Any]:
-        """What the results' numbers depend on besides the recipe (``nas_gym.numerics``), on the
+        """What the results' numbers depend on besides the recipe (``nas_gym.training.numerics``), on the
         device the architectures train on: this process's for ``serial``; for workers the same
         device type, unless they get no GPU (``nas_gym.gpus.worker_gpus``; for Ray,
         ``gpus_per_eval`` 0) and train on the CPU. A Ray cluster is assumed to have the driver's
         kind of device (docs/gpu.md)."""
-        from nas_gym.gpus import worker_gpus
-        from nas_gym.numerics import numerics_identity
+        from nas_gym.execution.gpus import worker_gpus
+        from nas_gym.training.numerics import numerics_identity
 
         ev = self.config.evaluator
         if ev.backend == "process":

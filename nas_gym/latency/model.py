@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas_gym.atomic import atomic_write_text
 from nas_gym.errors import NasGymError
 from nas_gym.latency.layers import Layers, layers_for
 from nas_gym.spaces import SpaceParams, space_from_params
+from nas_gym.storage.atomic import atomic_write_text
 
 FORMAT = 1
 ENV_VAR = "NAS_GYM_LATENCY"  # folder of the default tables

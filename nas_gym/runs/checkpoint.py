@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas_gym import trust
-from nas_gym.atomic import atomic_write_text, fsync_dir
 from nas_gym.config import Config
 from nas_gym.errors import NasGymError
+from nas_gym.storage import trust
+from nas_gym.storage.atomic import atomic_write_text, fsync_dir
 
 if TYPE_CHECKING:
-    from agents.base import BaseAgent
+    from nas_gym.agents.base import BaseAgent
 
 MANIFEST = "checkpoint.json"
 FOLDER = "checkpoint"
@@ -146,7 +146,7 @@ def _signed_files(run_dir: Path, manifest: Manifest) -> list[str]:
 
 
 def write_manifest(run_dir: Path, manifest: Manifest) -> None:
-    """Replace the manifest atomically, signed over itself and the files it vouches for (``nas_gym.trust``)."""
+    """Replace the manifest atomically, signed over itself and the files it vouches for (``nas_gym.storage.trust``)."""
     body = trust.signed(dataclasses.asdict(manifest), run_dir, _signed_files(run_dir, manifest))
     atomic_write_text(run_dir / MANIFEST, json.dumps(body, indent=1) + "\n")
 

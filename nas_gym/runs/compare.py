@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from nas_gym.config import Config
-from nas_gym.gpus import claim_gpu, visible_gpus
+from nas_gym.execution.gpus import claim_gpu, visible_gpus
 from nas_gym.runs.recorder import SearchLog
 from nas_gym.runs.runlog import Record, best_of, read_records
 from nas_gym.runs.search import CHECKPOINT_SECONDS, StopSearch, run_search, safe_agent_name
@@ -265,12 +265,12 @@ def _one_thread(parent: int | None = None, *, counter: Any = None, gpus: Sequenc
     """Worker initialiser: one torch thread per process, so ``workers`` processes share the cores
     instead of each spreading over all of them; the worker ends with ``parent``; with ``gpus``,
     the next GPU in turn, so the runs spread over the GPUs instead of all landing on ``cuda:0``
-    (``nas_gym.gpus.claim_gpu``)."""
+    (``nas_gym.execution.gpus.claim_gpu``)."""
     if gpus:
         claim_gpu(counter, gpus)  # before torch touches CUDA
     import torch
 
-    from nas_gym.lifeline import die_with_parent
+    from nas_gym.execution.lifeline import die_with_parent
 
     die_with_parent(parent)
 
@@ -413,8 +413,8 @@ def table_rows(summaries: list[AgentSummary]) -> list[dict[str, str]]:
     """Printable rows, mean ± std over seeds; the evaluations to the top 1% as medians (see
     :meth:`AgentSummary.median_to_top`) with the number of seeds that got there; with random
     search among the agents and a test accuracy per seed, each agent's Mann-Whitney p-value
-    against it, uncorrected and Holm-corrected over the comparisons (``nas_gym.stats``)."""
-    from nas_gym.stats import against, fmt_p
+    against it, uncorrected and Holm-corrected over the comparisons (``nas_gym.runs.stats``)."""
+    from nas_gym.runs.stats import against, fmt_p
 
     tests = {s.agent: [v for v in s.column("test_acc") if v is not None] for s in summaries}
     vs_random = against("random", tests) if "random" in tests and all(len(v) >= 2 for v in tests.values()) else {}

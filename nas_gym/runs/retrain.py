@@ -141,8 +141,8 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         space = space_from_params(payload["space"], shape)
         model = space.build_model(space.parse(payload["arch"]), shape, payload["num_classes"])
     else:  # written before spaces were pluggable: a layer chain, whose builder needs no space
-        from nas_gym.spaces.chain import Chain
-        from nas_gym.spaces.layer_chain_model import build_model
+        from nas_gym.spaces.layer_chain.chain import Chain
+        from nas_gym.spaces.layer_chain.model import build_model
 
         model = build_model(Chain.parse(payload["arch"]), shape, payload["num_classes"])
     model.load_state_dict(payload["state_dict"])

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas_gym.atomic import atomic_write_text
 from nas_gym.errors import NasGymError
+from nas_gym.storage.atomic import atomic_write_text
 
 EVALUATIONS_CSV = "evaluations.csv"
 RUNTIME_JSON = "runtime.json"
@@ -35,10 +35,10 @@ OPTIONAL_FIELDS = ("sim_start", "sim_finish")  # last in a row, may be missing f
 
 def record_runtime(run_dir: Path, config: Any) -> list[dict[str, Any]]:
     """Append where this start of the run trains (device, GPU name, CUDA and cuDNN versions,
-    precision: ``nas_gym.numerics.runtime_record``; the backend and the workers' GPUs) to the run
+    precision: ``nas_gym.training.numerics.runtime_record``; the backend and the workers' GPUs) to the run
     folder's ``runtime.json``, one entry per start: a resumed run may continue on another
     machine. Returns every entry."""
-    from nas_gym.numerics import runtime_record  # torch: only once a run folder is being written
+    from nas_gym.training.numerics import runtime_record  # torch: only once a run folder is being written
 
     path = run_dir / RUNTIME_JSON
     try:

@@ -27,13 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from agents.base import AgentError, as_agent, declared, resolve_agent
-from nas_gym import trust
-from nas_gym.atomic import atomic_write_text
+from nas_gym.agents.base import AgentError, as_agent, declared, resolve_agent
 from nas_gym.config import Config, load_config
 from nas_gym.envs.nas_env import NasEnv
 from nas_gym.evaluators.base import EvalStats, Evaluator
-from nas_gym.evaluators.cache import resolve_path
 from nas_gym.evaluators.multi_fidelity import MultiFidelityEvaluator
 from nas_gym.evaluators.prefetch import PrefetchEvaluator
 from nas_gym.preflight import preflight
@@ -43,6 +40,9 @@ from nas_gym.runs.recorder import RecordEpisodes, SearchLog
 from nas_gym.runs.runlog import Record, failures, read_records, record_runtime, top
 from nas_gym.runs.workers import SimulatedWorkers, clock_wrapper, with_clock
 from nas_gym.runs.workers import check_setup as check_simulated_workers
+from nas_gym.storage import trust
+from nas_gym.storage.atomic import atomic_write_text
+from nas_gym.storage.cache import resolve_path
 
 if TYPE_CHECKING:
     from nas_gym.evaluators.training import Backend
@@ -165,7 +165,7 @@ def run_search(
     :param backend: workers already started for ``config`` (``nas_gym.evaluators.start_workers``),
         for the evaluator made here, which closes them with the search; ignored when ``evaluator``
         is an Evaluator.
-    :param trust_run: resume ``resume`` even if its files are unsigned or changed (``nas_gym.trust``);
+    :param trust_run: resume ``resume`` even if its files are unsigned or changed (``nas_gym.storage.trust``);
         only for a folder whose author the user trusts, since its config and checkpoint may run code.
     :raises AgentError, ConfigError, CheckpointError, OSError: bad input, before anything is trained.
     """
@@ -259,7 +259,7 @@ def run_search(
                 last_save = time.monotonic()
 
             if instance.checkpoints_in_learn:
-                # SB3 agents: learning in chunks would change the run (see agents.sb3), so one learn
+                # SB3 agents: learning in chunks would change the run (see nas_gym.agents.sb3), so one learn
                 # call saves from inside its loop
                 if resumed_from < episodes:
                     instance.learn(episodes - resumed_from, checkpoint=lambda n: save_at(resumed_from + n),
@@ -347,7 +347,7 @@ def _make_env(config: Config, evaluator: Any, seed: int, workers: int, log: Sear
 
         evaluator = make_evaluator(config, kind=evaluator, run_seed=seed, backend=backend)
     if vectorized and workers > 1:
-        from nas_gym.envs.vec import NasVecEnv
+        from nas_gym.agents.sb3_vec import NasVecEnv
 
         return NasVecEnv(workers, config, evaluator=evaluator, seed=seed, wrap=lambda e: RecordEpisodes(e, log),
                          close_evaluator=owned)

@@ -6,7 +6,7 @@ episode that closed the stage), so a resumed run's ``purge_step`` hides exactly 
 process wrote after its checkpoint. The exception is ``nas/mean_val_acc_by_epsilon`` (Q-learning,
 MetaQNN's figure), whose step is ``100 * (1 - epsilon)``, written once when its schedule ends.
 SB3 agents write only their own ``rollout/`` and ``train/`` keys, in ``sb3/``, on SB3's timestep
-axis (see ``agents.sb3``): no tag is written to two streams with different axes.
+axis (see ``nas_gym.agents.sb3``): no tag is written to two streams with different axes.
 
 Speed: an instant evaluator (the table) finishes thousands of episodes a second, so an episode
 costs here only a few protobuf values, buffered and written by :meth:`TensorBoardLog.flush` (at

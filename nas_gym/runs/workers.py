@@ -37,7 +37,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents.base import AgentError, is_ask_tell, play
+from nas_gym.agents.base import AgentError, is_ask_tell, play
 from nas_gym.config import Config, ConfigError
 from nas_gym.runs.runlog import Record
 from nas_gym.spaces.base import Architecture

@@ -16,8 +16,8 @@ from nas_gym.errors import NasGymError
 from nas_gym.spaces.base import Architecture, ArchitectureError, SearchSpace, SpaceDefinition, SpaceParams, play_actions
 
 BUILTIN_SPACES: dict[str, str] = {
-    "layer_chain": "nas_gym.spaces.layer_chain:LayerChainSpace",
-    "cell": "nas_gym.spaces.cell:CellSpace",
+    "layer_chain": "nas_gym.spaces.layer_chain.space:LayerChainSpace",
+    "cell": "nas_gym.spaces.cell.space:CellSpace",
 }
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from torch import nn
 
-    from nas_gym.supernet.base import Supernet
+    from nas_gym.spaces.supernet.base import Supernet
 
 Shape = tuple[int, ...]
 
@@ -46,7 +46,7 @@ class CountsParams(Protocol):
 @runtime_checkable
 class BuildsSupernet(Protocol):
     """A space whose architectures share one set of weights (the supernet evaluator, ENAS,
-    DARTS); see ``nas_gym.supernet.base.Supernet`` for what the module must answer."""
+    DARTS); see ``nas_gym.spaces.supernet.base.Supernet`` for what the module must answer."""
 
     def build_supernet(self, input_shape: Shape, num_classes: int) -> Supernet: ...
 

@@ -33,14 +33,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nas_gym.atomic import atomic_write_bytes
 from nas_gym.config import Config, ConfigError
 from nas_gym.results import TRAINER_VERSION
+from nas_gym.storage.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from nas_gym.evaluators.cache import Cache
     from nas_gym.evaluators.training import TrainingEvaluator
     from nas_gym.spaces.base import Architecture
+    from nas_gym.storage.cache import Cache
 
 DATA_FORMAT, DATA_FORMAT_VERSION = "nas-gym-surrogate-data", 1
 SURROGATE_DIR = Path(__file__).resolve().parent
@@ -51,7 +51,7 @@ _FIELDS = ("status", "reason", "val_acc", "train_loss", "train_seconds")
 
 @dataclass(frozen=True)
 class DataPlan:
-    """What ``scripts/build_surrogate.py`` trains per round (see its docstring)."""
+    """What ``scripts/build_surrogate.py`` trains per round (see ``nas_gym.runs.surrogate_build``)."""
 
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     uniform: int = 50
@@ -111,7 +111,7 @@ def write_data(path: str | os.PathLike[str], config: Config, plan: DataPlan, row
     """Write header and rows atomically; returns the bytes written.
 
     :param numerics: what besides the recipe decided the rows' numbers, as the cache key has it
-        (``nas_gym.numerics.numerics_identity``; empty for CPU fp32 training, the default).
+        (``nas_gym.training.numerics.numerics_identity``; empty for CPU fp32 training, the default).
     """
     import torch
 

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from nas_gym.atomic import atomic_write_bytes
 from nas_gym.config import ConfigError
-from nas_gym.npz import NpzError, load_arrays
 from nas_gym.spaces.base import SearchSpace
+from nas_gym.storage.atomic import atomic_write_bytes
+from nas_gym.storage.npz import NpzError, load_arrays
 
 MODEL_FORMAT, MODEL_FORMAT_VERSION = "nas-gym-surrogate", 2
 MODEL_SUFFIX = ".surrogate.npz"

@@ -25,9 +25,9 @@ import torch.nn.functional as F
 
 from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
-from nas_gym.numerics import LossScaler, precision
 from nas_gym.results import FAILED, OK
 from nas_gym.training.model_rewrite import Rewritten, seed_members
+from nas_gym.training.numerics import LossScaler, precision
 from nas_gym.training.stepper import Stepper
 
 # Evaluation keeps no activations for backward, so a batch several times the training batch
@@ -126,7 +126,7 @@ class Runner:
 
     def __init__(self, device: torch.device, runtime: RuntimeConfig, image: bool) -> None:
         self.device = device
-        # bf16 where native; fp16 with loss scaling on older GPUs (see ``nas_gym.numerics.precision``).
+        # bf16 where native; fp16 with loss scaling on older GPUs (see ``nas_gym.training.numerics.precision``).
         self.precision = precision(device, runtime)
         self.amp = self.precision != "fp32"
         self.scaler = LossScaler(self.precision == "fp16")

@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from nas_gym.spaces.cell_arch import N_NODES
-from nas_gym.spaces.cell_model import CellModule
+from nas_gym.spaces.cell.arch import N_NODES
+from nas_gym.spaces.cell.model import CellModule
 
 
 def cells_differ(members: Sequence[nn.Module]) -> bool:

@@ -7,7 +7,7 @@ runs 1-D networks as channels-last 2-D ones on a CPU. This module decides the de
 count and what a failure looks like, and builds networks for the evaluators.
 
 Everything that could leak between evaluations is saved and restored: torch's global RNG (via
-``fork_rng``), the CPU thread count and the CUDA flags (``nas_gym.numerics.numerics_settings``). The same config and seed therefore
+``fork_rng``), the CPU thread count and the CUDA flags (``nas_gym.training.numerics.numerics_settings``). The same config and seed therefore
 give the same result in any order and in any process.
 """
 
@@ -24,7 +24,13 @@ from torch import nn
 
 from nas_gym.config import RuntimeConfig, TrainConfig
 from nas_gym.data import Dataset
-from nas_gym.numerics import (
+from nas_gym.results import FAILED, EvalResult
+from nas_gym.spaces.base import Architecture, SearchSpace
+from nas_gym.training.device import resolve_device
+from nas_gym.training.fit import EpochMetrics, Runner, TrainMetrics, augment_images, lr_factor
+from nas_gym.training.fit import fit as _fit
+from nas_gym.training.model_rewrite import RewriteError, Rewritten, rewrite, unchanged
+from nas_gym.training.numerics import (
     DeviceLostError,
     deterministic_pooling,
     free_memory,
@@ -32,12 +38,6 @@ from nas_gym.numerics import (
     is_out_of_memory,
     numerics_settings,
 )
-from nas_gym.results import FAILED, EvalResult
-from nas_gym.spaces.base import Architecture, SearchSpace
-from nas_gym.training.device import resolve_device
-from nas_gym.training.fit import EpochMetrics, Runner, TrainMetrics, augment_images, lr_factor
-from nas_gym.training.fit import fit as _fit
-from nas_gym.training.model_rewrite import RewriteError, Rewritten, rewrite, unchanged
 
 __all__ = ["EpochMetrics", "TrainMetrics", "augment_images", "evaluate_architecture", "evaluate_seeds", "lr_factor",
            "measure_latency", "resolve_device", "train", "train_members", "train_seeds"]
@@ -257,8 +257,8 @@ def evaluate_seeds(arch: Architecture, data: Dataset, config: TrainConfig, runti
     rounding; ``train_seconds`` is each seed's equal share of the pass.
     """
     if space is None:  # a layer chain: its builder needs nothing from the space
-        from nas_gym.spaces.chain import count_flops
-        from nas_gym.spaces.layer_chain_model import build_model
+        from nas_gym.spaces.layer_chain.chain import count_flops
+        from nas_gym.spaces.layer_chain.model import build_model
     else:
         build_model, count_flops = space.build_model, space.count_flops
     device = resolve_device(runtime.device)

@@ -69,10 +69,10 @@ def test_unknown_proxy_names_the_registry_variants():
 
 @pytest.mark.parametrize("command", ["search", "compare"])
 def test_cli_help_lists_every_registered_kind(command, with_constant, monkeypatch):
-    import nas_gym.cli as cli
+    import importlib
 
-    # The help a CLI started now would show (the CLI's annotations are read when it runs).
-    monkeypatch.setattr(cli, "EVALUATOR_HELP", help_text())
+    # The help a CLI started now would show (the command's annotations are read when it runs).
+    monkeypatch.setattr(importlib.import_module(f"nas_gym.cli.{command}"), "EVALUATOR_HELP", help_text())
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "400", "NO_COLOR": "1"})
     assert result.exit_code == 0, result.output
     shown = re.sub(r"[\s│]+", " ", result.output)

@@ -124,11 +124,14 @@ class LatencyTable:
                                     "`nas-gym latency profile`") from None
 
     def predict_ms(self, arch: Any) -> float:
-        """Predicted batch-1 latency of ``arch`` (an architecture or its text), in ms; memoised."""
+        """Predicted batch-1 latency of ``arch`` (an architecture or its text), in ms; memoised.
+
+        Never negative: the fitted line's intercept can be negative (a profile on a busy machine),
+        which would put the smallest architectures below zero."""
         text = arch if isinstance(arch, str) else arch.text()
         if text not in self._memo:
             parsed = self.space.parse(text) if isinstance(arch, str) else arch
-            self._memo[text] = self.scale * self.layer_sum(parsed) + self.intercept_ms
+            self._memo[text] = max(0.0, self.scale * self.layer_sum(parsed) + self.intercept_ms)
         return self._memo[text]
 
     def to_dict(self) -> dict[str, Any]:

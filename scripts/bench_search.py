@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nas_gym.config import load_config  # noqa: E402
-from nas_gym.runs.compare import CAP_FACTOR, AgentSummary, Reference, run_comparison, table_rows  # noqa: E402
+from nas_gym.runs.compare import CAP_FACTOR, AgentSummary, Reference, run_comparison  # noqa: E402
+from nas_gym.runs.compare_table import table_rows  # noqa: E402
 from nas_gym.stats import ALPHA, against, fmt_p, holm  # noqa: E402
 from nas_gym.stats import mann_whitney as mwu  # noqa: E402
 

@@ -188,7 +188,7 @@ def compare(
     accuracy (table), regret, evaluations to the top 1%, simulated seconds; a CSV and a PNG."""
     from nas_gym.runs.anytime import plot_curves, time_grid, write_curves_csv
     from nas_gym.runs.compare import CSV_NAME, PNG_NAME, check_free, run_comparison
-    from nas_gym.runs.compare_table import TESTS_CSV, agent_curves, plot, table_rows, tests_rows, write_tests_csv
+    from nas_gym.runs.compare_table import TESTS_CSV, agent_curves, plot, table_rows, holm_rows, write_holm_csv
 
     names = [a.strip() for a in agents.split(",") if a.strip()]
     try:
@@ -252,7 +252,7 @@ def compare(
         plot_curves(curves, grid, logdir / "anytime.png", f"{cfg.name}: median and quartiles over {seeds} seeds")
         extra = f"\nAnytime curves (median, quartiles over seeds): {logdir / 'anytime.csv'}, {logdir / 'anytime.png'}"
     if "random" in names and len(names) > 1:
-        write_tests_csv(logdir / TESTS_CSV, tests_rows(summaries, "test_acc" if ref is not None and ref.test else "val_acc"))
+        write_holm_csv(logdir / TESTS_CSV, holm_rows(summaries, "test_acc" if ref is not None and ref.test else "val_acc"))
         extra += f"\nAgainst random search (Mann-Whitney U, uncorrected and Holm-corrected): {logdir / TESTS_CSV}"
     out.print(f"Figure: {png}\nPer run: {logdir / CSV_NAME}{extra}", soft_wrap=True, highlight=False)
 

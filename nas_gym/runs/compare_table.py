@@ -93,7 +93,7 @@ def table_rows(summaries: list[AgentSummary]) -> list[dict[str, str]]:
     return rows
 
 
-def tests_rows(summaries: list[AgentSummary], column: str = "test_acc", baseline: str = "random") -> list[dict[str, str]]:
+def holm_rows(summaries: list[AgentSummary], column: str = "test_acc", baseline: str = "random") -> list[dict[str, str]]:
     """Each agent's ``column`` over seeds against ``baseline``'s: a two-sided Mann-Whitney U test
     (unpaired: it compares the two sets of final values, not seed with seed) with its uncorrected
     p-value and the Holm-corrected one over the family of every agent against ``baseline``
@@ -112,7 +112,7 @@ def tests_rows(summaries: list[AgentSummary], column: str = "test_acc", baseline
     return rows
 
 
-def write_tests_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+def write_holm_csv(path: Path, rows: list[dict[str, str]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, TESTS_COLUMNS, lineterminator="\n")

@@ -188,7 +188,7 @@ def compare(
     accuracy (table), regret, evaluations to the top 1%, simulated seconds; a CSV and a PNG."""
     from nas_gym.runs.anytime import plot_curves, time_grid, write_curves_csv
     from nas_gym.runs.compare import CSV_NAME, PNG_NAME, check_free, run_comparison
-    from nas_gym.runs.compare_table import TESTS_CSV, agent_curves, plot, table_rows, holm_rows, write_holm_csv
+    from nas_gym.runs.compare_table import TESTS_CSV, agent_curves, holm_rows, plot, table_rows, write_holm_csv
 
     names = [a.strip() for a in agents.split(",") if a.strip()]
     try:

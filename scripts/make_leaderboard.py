@@ -49,7 +49,7 @@ def command_of(args: argparse.Namespace, bench: str, agents: list[str], seeds: i
             f"--budget-seconds {budget:g}{sets}")
 
 
-def build_section(args: argparse.Namespace, name: str, agents: list[str], earlier: dict[str, Any] | None
+def build_section(args: argparse.Namespace, name: str, agents: list[str], against: dict[str, Any] | None
                   ) -> tuple[str, dict[str, Any]]:
     """Run what is missing for one benchmark, then read every finished run into its section."""
     from nas_gym.runs import agent_board as ab
@@ -59,11 +59,22 @@ def build_section(args: argparse.Namespace, name: str, agents: list[str], earlie
     overrides = parse_set(args.set)
     key = ab.section_key(name, overrides)
     cfg = ab.bench_config(bench, overrides)
+    earlier = None if against is None else against["sections"].get(key)
     ref = reference_for(cfg, bench.evaluator)
     per_arch = ab.mean_seconds(cfg, bench, ref)
     budget = args.budget_seconds or ab.default_budget(per_arch)
     planned = max(1, math.ceil(budget / per_arch))  # as nas_gym.runs.compare.planned_evaluations
     space = cfg.search_space()
+    conditions = {
+        "benchmark": name, "preset": bench.preset, "evaluator": bench.evaluator, "about": bench.about,
+        "space_size": space.size(), "budget_seconds": budget, "seconds_per_arch": round(per_arch, 6),
+        "planned_evaluations": planned, "episode_cap_factor": CAP_FACTOR, "simulated_workers": simulated_workers(cfg),
+        "overrides": {k: overrides[k] for k in sorted(overrides)}, "benchmark_file": ab.identity(cfg, bench),
+        "has_test": ref is not None and ref.test is not None,
+        "optimum_val": None if ref is None else round(ref.optimum, 6),
+        "optimum_test": None if ref is None or ref.optimum_test is None else round(ref.optimum_test, 6),
+        "grid_seconds": [round(float(t), 6) for t in ab.time_grid(budget)]}
+    ab.check_against(conditions, earlier)  # before any run: a comparison at other conditions is refused
     folder = args.runs / key.replace(" ", "_")
     found, other = ab.find_runs(folder, space, budget)
     missing = [(a, s) for a in agents for s in range(args.seeds) if s not in found.get(a, {})]
@@ -77,16 +88,8 @@ def build_section(args: argparse.Namespace, name: str, agents: list[str], earlie
         print(f"{key}: {other} finished runs under {folder} at another budget left out", file=sys.stderr)
     runs = {a: {s: r for s, r in by.items() if s < args.seeds} for a, by in found.items()}
     runs = {a: by for a, by in runs.items() if by}
-    section: dict[str, Any] = {"conditions": {
-        "benchmark": name, "preset": bench.preset, "evaluator": bench.evaluator, "about": bench.about,
-        "space_size": space.size(), "budget_seconds": budget, "seconds_per_arch": round(per_arch, 6),
-        "planned_evaluations": planned, "episode_cap_factor": CAP_FACTOR, "simulated_workers": simulated_workers(cfg),
-        "overrides": {k: overrides[k] for k in sorted(overrides)}, "benchmark_file": ab.identity(cfg, bench),
-        "has_test": ref is not None and ref.test is not None,
-        "optimum_val": None if ref is None else round(ref.optimum, 6),
-        "optimum_test": None if ref is None or ref.optimum_test is None else round(ref.optimum_test, 6),
-        "grid_seconds": [round(float(t), 6) for t in ab.time_grid(budget)]},
-        "agents": ab.section_from_runs(runs, agents, space, ref, budget, planned)}
+    section: dict[str, Any] = {"conditions": conditions,
+                               "agents": ab.section_from_runs(runs, agents, space, ref, budget, planned)}
     taken = ab.merge_against(section, earlier)
     shown = [a for a in section["agents"] if a not in taken]
     section["command"] = command_of(args, name, shown, args.seeds, budget)
@@ -131,8 +134,7 @@ def build(args: argparse.Namespace) -> int:
     against = read_board(args.against) if args.against else None
     board = read_board(args.out / JSON_NAME, missing_ok=True)
     for name in benches:
-        earlier = None if against is None else against["sections"].get(name)
-        key, section = build_section(args, name, agents, earlier)
+        key, section = build_section(args, name, agents, against)
         board["sections"][key] = section
     board["sections"] = {k: board["sections"][k] for k in sorted(board["sections"])}
     images = {k: f"images/leaderboard-{k.replace(' ', '_').replace('[', '').replace(']', '').replace('=', '-')}.png"

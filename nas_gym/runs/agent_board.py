@@ -183,16 +183,26 @@ def section_key(bench: str, overrides: Mapping[str, Any]) -> str:
     return bench if not extra else f"{bench} [{extra}]"
 
 
+def check_against(conditions: Mapping[str, Any], earlier: Mapping[str, Any] | None) -> None:
+    """Refuse to compare with a published section made under other conditions.
+
+    :raises BoardError: the budget, benchmark file, workers or overrides differ.
+    """
+    if earlier is None:
+        return
+    theirs = earlier["conditions"]
+    for key in ("budget_seconds", "benchmark_file", "simulated_workers", "overrides"):
+        if conditions.get(key) != theirs.get(key):
+            raise BoardError(f"--against: its {key} is {theirs.get(key)!r}, these runs' is {conditions.get(key)!r}; "
+                             "compare at the board's conditions (same --budget-seconds, table and --set)")
+
+
 def merge_against(section: dict[str, Any], earlier: Mapping[str, Any] | None) -> list[str]:
     """Add to ``section`` the agents of ``earlier`` (the same section of a published board) that
-    it lacks; refuses a board made under other conditions. Returns the agents taken."""
+    it lacks, after :func:`check_against`. Returns the agents taken."""
     if earlier is None:
         return []
-    mine, theirs = section["conditions"], earlier["conditions"]
-    for key in ("budget_seconds", "benchmark_file", "simulated_workers", "overrides"):
-        if mine.get(key) != theirs.get(key):
-            raise BoardError(f"--against: its {key} is {theirs.get(key)!r}, these runs' is {mine.get(key)!r}; "
-                             "compare at the board's conditions (same --budget-seconds, table and --set)")
+    check_against(section["conditions"], earlier)
     taken = [a for a in earlier["agents"] if a not in section["agents"]]
     for agent in taken:
         section["agents"][agent] = earlier["agents"][agent]

@@ -171,3 +171,23 @@ def test_agent_curves_and_csv(tmp_path):
 def test_protocol_file_is_json_with_the_clock(tmp_path):
     write_protocol(tmp_path, {"agent": "a", "seed": 0, "budget_seconds": 1.0, "clock": [0.5]})
     assert json.loads((tmp_path / PROTOCOL_JSON).read_text())["clock"] == [0.5]
+
+
+@pytest.mark.slow
+def test_compare_command_writes_anytime_curves_and_holm_columns(tmp_path):
+    from typer.testing import CliRunner
+
+    from nas_gym.cli import app
+
+    result = CliRunner().invoke(app, ["compare", "--agents", "random,evolution", "--config", "mnist1d-tiny", "--evaluator",
+                                      "table", "--budget-seconds", "3", "--seeds", "2", "--logdir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((tmp_path / "anytime.csv").open()))
+    assert {r["agent"] for r in rows} == {"random", "evolution"} and {r["metric"] for r in rows} >= {"test_acc", "regret"}
+    last = [r for r in rows if r["metric"] == "test_acc" and float(r["seconds"]) == 3.0]
+    by_agent = {r["agent"]: r for r in csv.DictReader((tmp_path / "comparison.csv").open()) if r["seed"] == "0"}
+    assert len(last) == 2 and all(r["runs"] == "2" for r in last)
+    tests = {r["agent"]: r for r in csv.DictReader((tmp_path / "tests.csv").open())}
+    assert tests["evolution"]["p_mwu"] != "" and float(tests["evolution"]["p_holm"]) >= float(tests["evolution"]["p_mwu"])
+    assert by_agent["random"]["test_acc_charged"] != "" and by_agent["random"]["budget_used"] != ""
+    assert (tmp_path / "anytime.png").stat().st_size > 0

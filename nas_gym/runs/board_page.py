@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from nas_gym.runs.agent_board import ANYTIME_AT, primary
+from nas_gym.runs.anytime import GRID_POINTS
 from nas_gym.stats import ALPHA
 
 TITLE = "# Agents' leaderboard"
@@ -162,7 +163,7 @@ number below, per seed); regenerate it, never edit it by hand.
   training seed per architecture). Reported: that architecture's **test accuracy** (table mean
   over seeds, never seen by the search) and its **regret** (the optimum's mean validation accuracy
   minus its own). Without a table (surrogate), the validation accuracy the search saw.
-- **Anytime**: at each point of a 50-point grid up to the budget, the same numbers for the
+- **Anytime**: at each point of a {GRID_POINTS}-point grid up to the budget, the same numbers for the
   architecture the run would return then; median and quartiles over seeds.
 - **Tests**: each agent against random search, two-sided Mann-Whitney U on the per-seed final
   values (unpaired), the uncorrected p beside the Holm-corrected one over the agents compared;
@@ -170,7 +171,7 @@ number below, per seed); regenerate it, never edit it by hand.
 - **Repeats**: *budget used* is the share of the budget an agent spent with repeats free (an agent
   that keeps re-proposing cached architectures ends at the episode cap with budget left); *repeats
   charged* recomputes the same run charging every query what its first evaluation cost
-  (NATS-Bench has no cache), so the run is cut earlier.
+  (NATS-Bench has no cache), so the run is cut where that clock passes the budget.
 
 Compare your own agent (`module:Class` or `file.py:Class`) against this board at its conditions:
 

@@ -91,13 +91,13 @@ class _Clock:
             raise StopSearch
 
 
-def planned_evaluations(budget: int | None, budget_seconds: float | None, ref: Reference | None) -> int:
+def planned_evaluations(budget: int | None, budget_seconds: float | None, ref: Reference | None, workers: int = 1) -> int:
     """``budget`` if given; else, with a seconds budget and a table, how many architectures of
-    average cost fit in it; else ``DEFAULT_BUDGET``."""
+    average cost fit in it (on ``workers`` simulated workers at once); else ``DEFAULT_BUDGET``."""
     if budget is not None:
         return budget
     if budget_seconds is not None and ref is not None and ref.mean_seconds:
-        return max(1, math.ceil(budget_seconds / ref.mean_seconds))
+        return max(1, math.ceil(workers * budget_seconds / ref.mean_seconds))
     return DEFAULT_BUDGET
 
 
@@ -173,7 +173,7 @@ def _run_all(config: Config, agents: list[str], seeds: int | Sequence[int], logd
              hparams: dict[str, dict[str, Any]] | None, on_run: Callable[[str, int], None] | None, budget: int | None,
              budget_seconds: float | None, workers: int) -> tuple[list[AgentSummary], Reference | None]:
     ref = reference_for(config, evaluator)
-    planned = planned_evaluations(budget, budget_seconds, ref)
+    planned = planned_evaluations(budget, budget_seconds, ref, simulated_workers(config))
     space = config.search_space()
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     jobs = [(agent, seed) for agent in agents for seed in seed_list]

@@ -180,7 +180,9 @@ Compare your own agent (`module:Class` or `file.py:Class`) against this board at
 ```
 
 It runs only your agent, reads the built-in agents' per-seed results from the JSON, and writes
-`my-board/leaderboard.md` and `.json` with the same tests.
+`my-board/leaderboard.md` and `.json` with the same tests; it refuses a board made at another
+budget, table file or set of overrides. Runs with config overrides, e.g. `--set
+evaluator.simulated_workers=4`, make their own section, named after the override.
 """
     body = [section_text(k, board["sections"][k], images[k]) for k in board["sections"]]
     return head + "\n" + "\n\n".join(body) + "\n"

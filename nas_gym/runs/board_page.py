@@ -30,7 +30,7 @@ def _quart(values: list[float | None], scale: float = 100.0) -> str:
     v = _known(values)
     if not v:
         return "-"
-    q25, med, q75 = np.percentile(np.array(v) * scale, [25, 50, 75])
+    q25, med, q75 = scale * np.percentile(np.array(v), [25, 50, 75])  # as the anytime quartiles: scaled after
     return f"{med:.2f} [{q25:.2f}, {q75:.2f}]"
 
 
@@ -83,7 +83,7 @@ def anytime_table(section: Mapping[str, Any]) -> str:
     metric = primary(section)
     grid = np.array(section["conditions"]["grid_seconds"])
     cols = [int(np.argmin(np.abs(grid - f * grid[-1]))) for f in ANYTIME_AT]
-    header = ["agent", *(f"{grid[j]:g} s ({100 * f:g}%)" for j, f in zip(cols, ANYTIME_AT, strict=True))]
+    header = ["agent", *(f"{grid[j]:g} s ({100 * grid[j] / grid[-1]:.0f}%)" for j in cols)]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(cols)]
     for agent in ranked(section):
         band = section["agents"][agent]["anytime"].get(metric)

@@ -67,10 +67,10 @@ def build_section(args: argparse.Namespace, name: str, agents: list[str], agains
     space = cfg.search_space()
     conditions = {
         "benchmark": name, "preset": bench.preset, "evaluator": bench.evaluator, "about": bench.about,
-        "space_size": space.size(), "budget_seconds": budget, "seconds_per_arch": round(per_arch, 6),
+        "space_size": len(ref.scores) if ref is not None else space.size(), "budget_seconds": budget, "seconds_per_arch": round(per_arch, 6),
         "planned_evaluations": planned, "episode_cap_factor": CAP_FACTOR, "simulated_workers": simulated_workers(cfg),
         "overrides": {k: overrides[k] for k in sorted(overrides)}, "benchmark_file": ab.identity(cfg, bench),
-        "has_test": ref is not None and ref.test is not None,
+        "has_test": ref is not None and ref.test is not None, "has_mean": ref is not None or bench.evaluator == "surrogate",
         "optimum_val": None if ref is None else round(ref.optimum, 6),
         "optimum_test": None if ref is None or ref.optimum_test is None else round(ref.optimum_test, 6),
         "grid_seconds": [round(float(t), 6) for t in ab.time_grid(budget)]}
@@ -89,7 +89,8 @@ def build_section(args: argparse.Namespace, name: str, agents: list[str], agains
     runs = {a: {s: r for s, r in by.items() if s < args.seeds} for a, by in found.items()}
     runs = {a: by for a, by in runs.items() if by}
     section: dict[str, Any] = {"conditions": conditions,
-                               "agents": ab.section_from_runs(runs, agents, space, ref, budget, planned)}
+                               "agents": ab.section_from_runs(runs, agents, space, ref, budget, planned,
+                                                              ab.surrogate_mean(cfg) if bench.evaluator == "surrogate" else None)}
     taken = ab.merge_against(section, earlier)
     shown = [a for a in section["agents"] if a not in taken]
     section["command"] = command_of(args, name, shown, args.seeds, budget)

@@ -86,3 +86,26 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--benchmarks" in err and "mnist1d-tiny" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_surrogate_section_ranks_by_the_noise_free_mean(tmp_path):
+    """No table: the pick is judged by the surrogate's mean prediction, not by the noisy draw the
+    search saw (which is what picked it)."""
+    from nas_gym.evaluators.surrogate import SurrogateEvaluator
+
+    assert script("make_leaderboard").main(["--benchmarks", "mnist1d-surrogate", "--budget-seconds", "8", "--agents",
+                                            "random,evolution", "--seeds", "2", "--runs", str(tmp_path / "runs"),
+                                            "--out", str(tmp_path / "out")]) == 0
+    section = json.loads((tmp_path / "out" / "leaderboard.json").read_text())["sections"]["mnist1d-surrogate"]
+    assert not section["conditions"]["has_test"] and section["conditions"]["has_mean"]
+    cfg = load_config("mnist1d", {"evaluator.kind": "surrogate"})
+    evaluator = SurrogateEvaluator(cfg)
+    for folder in (tmp_path / "runs").glob(f"mnist1d-surrogate/random/*/{PROTOCOL_JSON}"):
+        seed = json.loads(folder.read_text())["seed"]
+        clock = json.loads(folder.read_text())["clock"]
+        seen = [r for r, t in zip(read_records(folder.parent), clock, strict=False) if t <= 8.0]
+        best = max(seen, key=lambda r: (r.val_acc, -r.episode))
+        arch = cfg.search_space().parse(best.arch)
+        mean = float(evaluator.model.predict(evaluator.space.features(arch)[None, :])[0][0])
+        assert section["agents"]["random"]["per_seed"]["mean_val_acc"][seed] == pytest.approx(mean, abs=1e-6)
+    assert "mean val acc % of pick (noise-free)" in (tmp_path / "out" / "leaderboard.md").read_text()

@@ -33,7 +33,7 @@ from nas_gym.runs.runlog import Record
 
 GRID_POINTS = 50
 METRIC_LABELS = {"test_acc": "test accuracy of the incumbent", "regret": "regret of the incumbent (mean val points)",
-                 "val_acc": "best validation accuracy seen"}
+                 "val_acc": "best validation accuracy seen", "mean_val_acc": "mean validation accuracy of the incumbent"}
 
 
 def time_grid(budget: float, points: int = GRID_POINTS) -> np.ndarray:

@@ -58,7 +58,8 @@ def ranked(section: Mapping[str, Any]) -> list[str]:
 
 def final_table(section: Mapping[str, Any]) -> str:
     metric = primary(section)
-    label = "test acc % of pick" if metric == "test_acc" else "val acc % of pick (as seen)"
+    label = {"test_acc": "test acc % of pick", "mean_val_acc": "mean val acc % of pick (noise-free)"}.get(
+        metric, "val acc % of pick (as seen)")
     header = ["rank", "agent", "seeds", f"{label}: median [q25, q75]", "mean ± std", "regret (val points)",
               "p vs random: MWU / Holm", "budget used", "repeats", f"{label}, repeats charged", "evaluations: free / charged"]
     lines = ["| " + " | ".join(header) + " |", "|---:|---|" + "---:|" * (len(header) - 2)]
@@ -128,7 +129,8 @@ def section_text(key: str, section: Mapping[str, Any], image: str) -> str:
     parts = [
         f"## {key}",
         f"{c['about']}: preset `{c['preset']}`, evaluator `{c['evaluator']}`"
-        + (f", {c['space_size']:,} architectures" if c.get("space_size") else "") + "."
+        + (f", {c['space_size']:,} distinct architectures" + (" in the table" if c["evaluator"] == "table" else "")
+           if c.get("space_size") else "") + "."
         + f" Budget **{c['budget_seconds']:g} simulated seconds** per run (about {c['planned_evaluations']} architectures "
         f"of average cost, {c['seconds_per_arch']:.3f} s each; a run stops after {c['episode_cap_factor']}x that many "
         f"episodes whatever its clock), {c['simulated_workers']} simulated worker(s), "
@@ -162,7 +164,8 @@ number below, per seed); regenerate it, never edit it by hand.
 - **What a run returns**: its best architecture by the validation accuracy it saw (one drawn
   training seed per architecture). Reported: that architecture's **test accuracy** (table mean
   over seeds, never seen by the search) and its **regret** (the optimum's mean validation accuracy
-  minus its own). Without a table (surrogate), the validation accuracy the search saw.
+  minus its own). Without a table (surrogate): its noise-free mean validation accuracy as the
+  surrogate predicts it (the searches saw one noisy draw per architecture).
 - **Anytime**: at each point of a {GRID_POINTS}-point grid up to the budget, the same numbers for the
   architecture the run would return then; median and quartiles over seeds.
 - **Tests**: each agent against random search, two-sided Mann-Whitney U on the per-seed final
@@ -194,4 +197,4 @@ def draw(section: Mapping[str, Any], path: Path, title: str) -> Path:
     bands = {a: e["anytime"] for a, e in section["agents"].items()}
     nan = {a: {m: {k: [np.nan if v is None else v for v in q[k]] for k in ("q25", "median", "q75")}
                for m, q in by.items()} for a, by in bands.items()}
-    return plot_quartiles(nan, section["conditions"]["grid_seconds"], path, title)
+    return plot_quartiles(nan, section["conditions"]["grid_seconds"], path, title, (primary(section), "regret"))

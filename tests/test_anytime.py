@@ -92,6 +92,7 @@ def test_repeats_charged_cut_the_run_earlier_and_both_are_reported():
     assert float(row["regret"]) == pytest.approx(0.0)
     assert float(row["test_acc_charged"]) == pytest.approx(0.65)
     assert float(row["regret_charged"]) == pytest.approx(0.9 - 0.7)
+    assert (float(row["mean_val_acc"]), float(row["mean_val_acc_charged"])) == pytest.approx((0.9, 0.7))
 
 
 def test_a_run_that_only_repeats_is_charged_for_it():

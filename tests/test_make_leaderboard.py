@@ -108,4 +108,5 @@ def test_surrogate_section_ranks_by_the_noise_free_mean(tmp_path):
         arch = cfg.search_space().parse(best.arch)
         mean = float(evaluator.model.predict(evaluator.space.features(arch)[None, :])[0][0])
         assert section["agents"]["random"]["per_seed"]["mean_val_acc"][seed] == pytest.approx(mean, abs=1e-6)
+        assert section["agents"]["random"]["per_seed"]["mean_val_acc_charged"][seed] is not None
     assert "mean val acc % of pick (noise-free)" in (tmp_path / "out" / "leaderboard.md").read_text()

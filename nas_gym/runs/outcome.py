@@ -40,7 +40,7 @@ PROTOCOL_JSON = "protocol.json"
 SIM_FINISH = "sim_finish"  # evaluations.csv column written by simulated parallel workers
 CSV_COLUMNS = ("agent", "seed", "stopped_by", "evaluations", "distinct_archs", "repeats", "train_seconds", "budget_used",
                "arch", "val_acc", "reward", "cost", "within_target", "mean_val_acc", "test_acc", "regret", "reached_top",
-               "evals_to_top", "distinct_to_top", "evaluations_charged", "test_acc_charged", "regret_charged",
+               "evals_to_top", "distinct_to_top", "evaluations_charged", "test_acc_charged", "regret_charged", "mean_val_acc_charged",
                "time_source", "run_dir")
 
 
@@ -107,8 +107,7 @@ class RunResult:
                 mean_val, test = ref.value(arch), ref.test(arch) if ref.test is not None else None
                 row[f"regret{suffix}"] = f"{ref.optimum - mean_val:.6f}"
                 row[f"test_acc{suffix}"] = "" if test is None else f"{test:.6f}"
-                if not suffix:
-                    row["mean_val_acc"] = f"{mean_val:.6f}"
+                row[f"mean_val_acc{suffix}"] = f"{mean_val:.6f}"
         hit = next((i for i, (r, a) in enumerate(zip(self.records, archs, strict=True))
                     if r.status == "ok" and ref.value(a) >= ref.threshold - 1e-12), None)
         row["reached_top"] = str(int(hit is not None))

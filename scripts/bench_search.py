@@ -40,8 +40,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nas_gym.config import load_config  # noqa: E402
-from nas_gym.runs.compare import CAP_FACTOR, AgentSummary, Reference, run_comparison, table_rows  # noqa: E402
+from nas_gym.config import load_config, parse_overrides  # noqa: E402
+from nas_gym.runs.compare import CAP_FACTOR, AgentSummary, Reference, run_comparison  # noqa: E402
+from nas_gym.runs.compare_table import table_rows  # noqa: E402
 from nas_gym.runs.stats import ALPHA, against, fmt_p, holm  # noqa: E402
 from nas_gym.runs.stats import mann_whitney as mwu  # noqa: E402
 
@@ -72,13 +73,15 @@ same simulated-time budget, as NAS-Bench-201 and NATS-Bench compare search metho
   table's seeds, never shown to the search), as NAS-Bench-201 does.
 - **Regret**: the table optimum's mean validation accuracy minus the returned architecture's (never
   negative; 0 when the run returned the optimum). Top 1%: by mean validation accuracy.
-- **Noise**: mean ± sample std over seeds, and a two-sided Mann-Whitney U test (scipy) between
-  agents' test accuracies, Holm-corrected over each family of comparisons (every agent against
+- **Noise**: mean ± sample std over seeds, and a two-sided Mann-Whitney U test (scipy; unpaired,
+  on the per-seed final test accuracies) between agents, Holm-corrected over each family of comparisons (every agent against
   random search; the three pairs of the NAS-Bench-201 ordering). A difference is beyond noise
   when its corrected p is below {ALPHA}; the uncorrected p is shown beside it.
 
 NAS-Bench-201's published CIFAR-10 test accuracies (Dong & Yang, ICLR 2020) are shown beside ours
-for the ordering only: their space, data and training budget differ from ours.
+for the ordering only: their space, data and training budget differ from ours. The anytime curves
+(each agent's incumbent over simulated time) and the results with every repeat charged are on the
+agents' leaderboard, `docs/leaderboard.md`, written by `scripts/make_leaderboard.py`.
 """
 
 
@@ -155,11 +158,13 @@ def notes(summaries: list[AgentSummary], tests: dict[str, list[float]], ref: Ref
                    f"it: {', '.join(same) or 'none'}"
                    + (f" ({', '.join(lucky)} uncorrected p < {ALPHA}, which the correction does not confirm)." if lucky else "."))
     capped = [f"{s.agent} ({sum(r['stopped_by'] == 'evaluations' for r in s.rows)}/{len(s.rows)}, "
-              f"{100 * np.mean(s.column('train_seconds')) / seconds:.0f}% of the budget spent on average)"
+              f"{100 * np.mean(s.column('train_seconds')) / seconds:.0f}% of the budget spent on average; with every "
+              f"repeat charged, test accuracy {pct([100 * v for v in s.column('test_acc_charged') if v is not None])})"
               for s in summaries if any(r["stopped_by"] == "evaluations" for r in s.rows)]
     if capped:
         out.append(f"Runs stopped by the evaluation cap before the clock ran out (they kept re-proposing cached "
-                   f"architectures, which cost nothing): {', '.join(capped)}.")
+                   f"architectures, which cost nothing; NATS-Bench has no cache and charges every query, so the "
+                   f"same runs are also cut where that clock passes the budget): {', '.join(capped)}.")
     return out
 
 
@@ -238,9 +243,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--logdir", type=Path, default=None, help="keep the run folders here (default: a temp dir)")
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel (one torch thread each)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where bench_search.md and images/ go")
+    parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE for every run, e.g. "
+                        "evaluator.simulated_workers=4")
     args = parser.parse_args(argv)
     agents = [a.strip() for a in args.agents.split(",") if a.strip()]
-    cfg = load_config(args.config, {"evaluator.kind": "table"})
+    cfg = load_config(args.config, {**parse_overrides(args.set), "evaluator.kind": "table"})
 
     from nas_gym.runs.compare import reference_for
 

@@ -41,7 +41,9 @@ def compare(
 ) -> None:
     """Run several agents on the same budget and seeds; per run: the architecture it returns, its test
     accuracy (table), regret, evaluations to the top 1%, simulated seconds; a CSV and a PNG."""
-    from nas_gym.runs.compare import CSV_NAME, PNG_NAME, check_free, plot, run_comparison, table_rows
+    from nas_gym.runs.anytime import plot_curves, time_grid, write_curves_csv
+    from nas_gym.runs.compare import CSV_NAME, PNG_NAME, check_free, run_comparison
+    from nas_gym.runs.compare_table import TESTS_CSV, agent_curves, holm_rows, plot, table_rows, write_holm_csv
 
     names = [a.strip() for a in agents.split(",") if a.strip()]
     try:
@@ -95,4 +97,16 @@ def compare(
         tests = "" if ref.optimum_test is None else f", its test accuracy {ref.optimum_test:.4f}"
         out.print(f"Optimum of the space (mean val acc): {ref.optimum:.4f}{tests}; top 1% from {ref.threshold:.4f}. "
                   "Regret = optimum - mean val acc of the returned architecture.", highlight=False, soft_wrap=True)
-    out.print(f"Figure: {png}\nPer run: {logdir / CSV_NAME}", soft_wrap=True, highlight=False)
+    # Anytime curves over simulated time on one grid up to the budget (or the longest run's clock).
+    horizon = budget_seconds or max((run.clock[-1] for s in summaries for run in s.runs if run.clock), default=0.0)
+    extra = ""
+    if horizon > 0:
+        grid = time_grid(horizon)
+        curves = agent_curves(summaries, cfg.search_space(), ref, grid)
+        write_curves_csv(logdir / "anytime.csv", curves, grid)
+        plot_curves(curves, grid, logdir / "anytime.png", f"{cfg.name}: median and quartiles over {seeds} seeds")
+        extra = f"\nAnytime curves (median, quartiles over seeds): {logdir / 'anytime.csv'}, {logdir / 'anytime.png'}"
+    if "random" in names and len(names) > 1:
+        write_holm_csv(logdir / TESTS_CSV, holm_rows(summaries, "test_acc" if ref is not None and ref.test else "val_acc"))
+        extra += f"\nAgainst random search (Mann-Whitney U, uncorrected and Holm-corrected): {logdir / TESTS_CSV}"
+    out.print(f"Figure: {png}\nPer run: {logdir / CSV_NAME}{extra}", soft_wrap=True, highlight=False)

@@ -1,0 +1,112 @@
+"""scripts/make_leaderboard.py end to end on a tiny run set: what the board holds comes from the
+runs, the same runs give the same bytes, more seeds run only what is missing, and a user's agent
+is compared against a published board at its conditions only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nas_gym.config import load_config
+from nas_gym.evaluators.table import TableEvaluator
+from nas_gym.runs.outcome import PROTOCOL_JSON
+from nas_gym.runs.runlog import read_records
+from tests.test_compare import ROOT, script
+
+pytestmark = pytest.mark.slow  # a dozen short searches on the table
+BUDGET = "3"  # simulated seconds: about 7 architectures of mnist1d-tiny
+
+
+def build(tmp_path: Path, *extra: str, runs: str = "runs", out: str = "out") -> int:
+    return script("make_leaderboard").main(["--benchmarks", "mnist1d-tiny", "--budget-seconds", BUDGET,
+                                            "--runs", str(tmp_path / runs), "--out", str(tmp_path / out), *extra])
+
+
+def pick_test_acc(run_dir: Path, budget: float) -> float:
+    """The test accuracy of the run's pick, recomputed from its files: the best validation among
+    the evaluations whose clock is within the budget, looked up in the table."""
+    clock = json.loads((run_dir / PROTOCOL_JSON).read_text())["clock"]
+    records = [r for r, t in zip(read_records(run_dir), clock, strict=False) if t <= budget and r.status == "ok"]
+    best = max(records, key=lambda r: (r.val_acc, -r.episode))
+    cfg = load_config("mnist1d-tiny", {"evaluator.kind": "table"})
+    return TableEvaluator(cfg).test_acc(cfg.search_space().parse(best.arch))
+
+
+def test_board_from_runs_deterministic_and_incremental(tmp_path):
+    assert build(tmp_path, "--agents", "random,evolution", "--seeds", "2") == 0
+    out = tmp_path / "out"
+    board = json.loads((out / "leaderboard.json").read_text())
+    section = board["sections"]["mnist1d-tiny"]
+    assert set(section["agents"]) == {"random", "evolution"}
+    assert section["conditions"]["budget_seconds"] == float(BUDGET)
+    assert len(section["conditions"]["benchmark_file"]["sha256"]) == 64
+    for agent, entry in section["agents"].items():
+        assert entry["seeds"] == [0, 1]
+        folders = sorted(p.parent for p in (tmp_path / "runs").glob(f"mnist1d-tiny/{agent}/*/{PROTOCOL_JSON}"))
+        seeds = [json.loads((f / PROTOCOL_JSON).read_text())["seed"] for f in folders]
+        by_seed = dict(zip(seeds, folders, strict=True))
+        assert entry["per_seed"]["test_acc"] == [pytest.approx(pick_test_acc(by_seed[s], float(BUDGET))) for s in (0, 1)]
+        assert len(entry["anytime"]["test_acc"]["median"]) == len(section["conditions"]["grid_seconds"])
+    assert section["agents"]["evolution"]["p_mwu_vs_random"] is not None
+    page = (out / "leaderboard.md").read_text()
+    assert "| evolution | 2 |" in page and "| random | 2 |" in page and "sha256" in page
+    assert (out / "images" / "leaderboard-mnist1d-tiny.png").stat().st_size > 0
+
+    before = {name: (out / name).read_bytes() for name in ("leaderboard.md", "leaderboard.json")}
+    assert build(tmp_path, "--agents", "random,evolution", "--seeds", "2", "--no-run") == 0
+    assert {name: (out / name).read_bytes() for name in before} == before, "the same runs give the same bytes"
+
+    assert build(tmp_path, "--agents", "random,evolution", "--seeds", "3") == 0
+    assert len(list((tmp_path / "runs").glob(f"**/{PROTOCOL_JSON}"))) == 6, "only seed 2 of each agent ran"
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert [e["seeds"] for e in board["sections"]["mnist1d-tiny"]["agents"].values()] == [[0, 1, 2]] * 2
+
+
+def test_a_user_agent_against_a_published_board(tmp_path):
+    assert build(tmp_path, "--agents", "random,evolution", "--seeds", "2") == 0
+    published = str(tmp_path / "out" / "leaderboard.json")
+    user = f"{ROOT / 'examples' / 'local_search.py'}:LocalSearch"
+    assert build(tmp_path, "--agents", user, "--seeds", "2", "--against", published, runs="mine", out="mine-out") == 0
+    section = json.loads((tmp_path / "mine-out" / "leaderboard.json").read_text())["sections"]["mnist1d-tiny"]
+    assert set(section["agents"]) == {user, "random", "evolution"}
+    assert section["agents"][user]["p_holm_vs_random"] is not None
+    assert len(list((tmp_path / "mine").glob(f"**/{PROTOCOL_JSON}"))) == 2, "only the user's agent ran"
+    assert "random,evolution" not in section["command"]
+
+    other = script("make_leaderboard").main(["--benchmarks", "mnist1d-tiny", "--budget-seconds", "2", "--agents", user,
+                                             "--seeds", "1", "--runs", str(tmp_path / "mine"), "--against", published,
+                                             "--out", str(tmp_path / "refused")])
+    assert other == 2 and not (tmp_path / "refused").exists(), "another budget is refused, nothing written"
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    assert script("make_leaderboard").main(["--benchmarks", "nope", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--benchmarks" in err and "mnist1d-tiny" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_surrogate_section_ranks_by_the_noise_free_mean(tmp_path):
+    """No table: the pick is judged by the surrogate's mean prediction, not by the noisy draw the
+    search saw (which is what picked it)."""
+    from nas_gym.evaluators.surrogate import SurrogateEvaluator
+
+    assert script("make_leaderboard").main(["--benchmarks", "mnist1d-surrogate", "--budget-seconds", "8", "--agents",
+                                            "random,evolution", "--seeds", "2", "--runs", str(tmp_path / "runs"),
+                                            "--out", str(tmp_path / "out")]) == 0
+    section = json.loads((tmp_path / "out" / "leaderboard.json").read_text())["sections"]["mnist1d-surrogate"]
+    assert not section["conditions"]["has_test"] and section["conditions"]["has_mean"]
+    cfg = load_config("mnist1d", {"evaluator.kind": "surrogate"})
+    evaluator = SurrogateEvaluator(cfg)
+    for folder in (tmp_path / "runs").glob(f"mnist1d-surrogate/random/*/{PROTOCOL_JSON}"):
+        seed = json.loads(folder.read_text())["seed"]
+        clock = json.loads(folder.read_text())["clock"]
+        seen = [r for r, t in zip(read_records(folder.parent), clock, strict=False) if t <= 8.0]
+        best = max(seen, key=lambda r: (r.val_acc, -r.episode))
+        arch = cfg.search_space().parse(best.arch)
+        mean = float(evaluator.model.predict(evaluator.space.features(arch)[None, :])[0][0])
+        assert section["agents"]["random"]["per_seed"]["mean_val_acc"][seed] == pytest.approx(mean, abs=1e-6)
+        assert section["agents"]["random"]["per_seed"]["mean_val_acc_charged"][seed] is not None
+    assert "mean val acc % of pick (noise-free)" in (tmp_path / "out" / "leaderboard.md").read_text()

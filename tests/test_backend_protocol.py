@@ -6,9 +6,6 @@ gives each seed its recipe on its one pool the same way."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from nas_gym.config import ConfigError, load_config
@@ -89,16 +86,9 @@ def test_serial_fidelities_share_the_data_and_train_their_own_epochs():
         evaluator.close()
 
 
-def _build_surrogate_script():
-    path = Path(__file__).resolve().parent.parent / "scripts" / "build_surrogate.py"
-    spec = importlib.util.spec_from_file_location("build_surrogate", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_surrogate_build_gives_every_seed_its_recipe_on_the_one_pool(tmp_path):
-    script = _build_surrogate_script()
+    from nas_gym.runs import surrogate_build as script
+
     pool = object()  # the build's process pool: only passed along here, never started
     config = tiny()
     build = script.Build(config, DataPlan(seeds=(0, 3)), ResultCache(tmp_path / "c.sqlite"),

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import csv
 import gzip
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -38,16 +35,6 @@ from nas_gym.runs.runlog import Record, read_records
 ROOT = Path(__file__).resolve().parent.parent
 PRESET = "mnist1d-tiny"
 BUILTIN = ["random", "evolution", "qlearning", "reinforce", "ppo", "maskable_ppo", "dqn", "a2c", "greedy"]
-
-
-def script(name: str) -> ModuleType:
-    """``scripts/<name>.py`` as a module."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def table_rows_by_arch() -> dict[str, dict]:
@@ -209,7 +196,7 @@ def test_parallel_runs_give_the_serial_results(tmp_path):
 
 # -- the benchmark script ----------------------------------------------------------------------
 def test_bench_page_keeps_other_presets_sections(tmp_path):
-    bench = script("bench_search")
+    from nas_gym.runs import bench_search as bench
     page = tmp_path / "bench_search.md"
     bench.write_page(page, "a", "## a\nfirst")
     bench.write_page(page, "b", "## b\nsecond")
@@ -238,7 +225,7 @@ def fake_cell_table(tmp_path, monkeypatch) -> Path:
 
 @pytest.mark.slow
 def test_bench_search_runs_on_a_cell_table(tmp_path, fake_cell_table):
-    bench = script("bench_search")
+    from nas_gym.runs import bench_search as bench
     bench.main(["--config", "mnist1d-cell", "--seeds", "3", "--budget-seconds", "3", "--agents",
                 "random,evolution,reinforce,ppo", "--out", str(tmp_path / "docs")])
     text = (tmp_path / "docs" / "bench_search.md").read_text()

@@ -34,6 +34,10 @@ BUILTIN_AGENTS: dict[str, str] = {
     "greedy": "agents.greedy:Greedy",
     "enas": "agents.enas:Enas",
     "darts": "agents.darts:Darts",
+    "sh": "agents.successive_halving:SuccessiveHalvingAgent",
+    "asha": "agents.asha:Asha",
+    "hyperband": "agents.hyperband:OptunaHyperband",
+    "bohb": "agents.hyperband:OptunaBohb",
 }
 ENTRY_POINT_GROUP = "nas_gym.agents"
 

@@ -27,7 +27,7 @@ from nas_gym.errors import NasGymError
 EVALUATIONS_CSV = "evaluations.csv"
 RUNTIME_JSON = "runtime.json"
 CSV_FIELDS = ("episode", "arch", "val_acc", "reward", "params", "flops", "status", "reason", "evaluations", "cached",
-              "cost", "cost_factor", "within_target")
+              "cost", "cost_factor", "within_target", "epochs")
 
 
 def record_runtime(run_dir: Path, config: Any) -> list[dict[str, Any]]:
@@ -58,6 +58,8 @@ class Record:
         predicted ms); None when the reward has no target (``accuracy``) or the row predates it.
     :param cost_factor: the multiplier the cost applied to the accuracy (1.0 without one).
     :param within_target: whether ``cost`` is at most ``reward.target`` (None without a target).
+    :param epochs: the epochs a multi-fidelity episode asked its evaluator for (``reset(options=
+        {"epochs": E})``); None: the evaluator's own budget.
     """
 
     episode: int
@@ -71,6 +73,7 @@ class Record:
     cost: float | None = None
     cost_factor: float = 1.0
     within_target: bool | None = None
+    epochs: int | None = None
 
     @property
     def rank_key(self) -> tuple[float, int]:
@@ -86,9 +89,11 @@ def record_of(row: dict[str, str]) -> Record:
         [0, 1], a negative count): such a row is treated like one cut short by a kill.
     """
     cost, factor, within = row.get("cost") or "", row.get("cost_factor") or "", row.get("within_target") or ""
+    epochs = row.get("epochs") or ""
     rec = Record(int(row["episode"]), row["arch"], float(row["val_acc"]), float(row["reward"]), int(row["params"]),
                  int(row["flops"]), row["status"], row["reason"], float(cost) if cost else None,
-                 float(factor) if factor else 1.0, None if within == "" else within == "1")
+                 float(factor) if factor else 1.0, None if within == "" else within == "1",
+                 int(epochs) if epochs else None)
     if not 0.0 <= rec.val_acc <= 1.0 or min(rec.episode, rec.params, rec.flops) < 0 or not math.isfinite(rec.reward):
         raise ValueError(f"impossible values in the row of episode {rec.episode}")
     return rec
@@ -200,7 +205,7 @@ class RunLog:
         """
         self.episodes += 1
         rec = Record(self.episodes, info["arch"], float(info["val_acc"]), float(reward), int(info["params"]),
-                     int(info["flops"]), info["status"], info["reason"], *cost_fields(info))
+                     int(info["flops"]), info["status"], info["reason"], *cost_fields(info), info.get("epochs"))
         self.records.append(rec)
         new_best = rec.status == "ok" and (self.best is None or rec.reward > self.best.reward)
         if new_best:
@@ -209,7 +214,8 @@ class RunLog:
             self._pending.append((rec.episode, rec.arch, f"{rec.val_acc:.6f}", f"{rec.reward:.6f}", rec.params,
                                   rec.flops, rec.status, rec.reason, evaluations, int(cache_hits > self._hits_seen),
                                   "" if rec.cost is None else f"{rec.cost:.10g}", f"{rec.cost_factor:.6f}",
-                                  "" if rec.within_target is None else int(rec.within_target)))
+                                  "" if rec.within_target is None else int(rec.within_target),
+                                  "" if rec.epochs is None else rec.epochs))
         self._hits_seen = cache_hits
         return rec, new_best
 

@@ -91,7 +91,9 @@ class NasEnv(gym.Env):
     the architecture not paid for before, as if its training continued; the next plain
     ``reset()`` goes back to the evaluator's default. An evaluator that cannot answer at a
     chosen epoch (not a ``FidelityEvaluator``, or a table without curves) is refused at the
-    reset with a :class:`FidelityError`. ``fidelity_epochs()`` says the most epochs allowed.
+    reset with a :class:`FidelityError`. ``fidelity_epochs()`` says the most epochs allowed. The
+    evaluator under any wrapper answers (``evaluator.unwrapped``), so batching is skipped for
+    such an episode; charging is the same, since wrappers charge the inner evaluator.
 
     ## Version History
     * v0: initial version.
@@ -172,9 +174,9 @@ class NasEnv(gym.Env):
         :param who: what asks, to start the error message (an agent names itself).
         :raises FidelityError: the evaluator cannot answer at a chosen number of epochs.
         """
-        ev = self.evaluator
+        ev = self.evaluator.unwrapped  # a wrapper (the search's prefetching) charges the inner one anyway
         if not isinstance(ev, FidelityEvaluator):
-            raise FidelityError(f"{who}: evaluator {ev!r} cannot answer at a chosen number of epochs (not a "
+            raise FidelityError(f"{who}: the {type(ev).__name__} cannot answer at a chosen number of epochs (not a "
                                 "FidelityEvaluator); use --evaluator table on a preset whose table has learning curves")
         # a TableEvaluator has evaluate_at whatever its table holds; only a table with curves answers at epoch E
         table = getattr(ev, "table", None)
@@ -221,7 +223,7 @@ class NasEnv(gym.Env):
         if self._epochs is None:
             result = self.evaluator.evaluate(self.arch)
         else:
-            result = self.evaluator.evaluate_at(self.arch, self._epochs)  # type: ignore[attr-defined]
+            result = self.evaluator.unwrapped.evaluate_at(self.arch, self._epochs)  # type: ignore[attr-defined]
         info = self._get_info() | {
             "val_acc": result.val_acc,
             "params": result.params,

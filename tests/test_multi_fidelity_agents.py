@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 import nas_gym  # noqa: F401  (registers the env)
-from agents.base import resolve_agent
+from agents.base import AgentError, resolve_agent
 from agents.fidelity import play_at, rung_epochs
 from nas_gym.benchmarks.header import make_header
 from nas_gym.cli import app
@@ -224,3 +224,35 @@ def test_search_with_sh_end_to_end(tmp_path, monkeypatch):
         arch = parse(r["arch"])
         assert float(r["val_acc"]) == pytest.approx(curves[arch.key()]["val_acc"][ev.table.seeds.index(
             ev.drawn_seed(arch))][int(r["epochs"]) - 1], abs=1e-6)
+
+
+def test_sh_asked_while_a_rung_waits_starts_the_next_bracket(chain):
+    """With several workers, asks outrun results: sh then opens another bracket, never a rung early."""
+    cfg, path = chain
+    env = gym.make("NasGym/Cell-v0", config=cfg, evaluator=TableEvaluator(cfg, seed=0, path=path))
+    sh = resolve_agent("sh")(env, seed=0, hparams={"eta": 2, "archs": 3})
+    jobs = []
+    for _ in range(4):
+        jobs.append((sh.ask(), sh.asked_epochs))
+    assert [e for _, e in jobs] == [1, 1, 1, 1] and len(sh.brackets) == 2
+    for arch, epochs in jobs[:3]:  # the first bracket's rung completes: its best goes on to 2 epochs
+        sh.tell(arch, *play_at(env, arch, epochs))
+    best = max(jobs[:3], key=lambda j: play_at(env, j[0], 1)[0])[0]
+    assert sh.ask().key() == best.key() and sh.asked_epochs == 2
+
+
+def test_rung_epochs():
+    assert rung_epochs(1, 27, 3) == [1, 3, 9, 27]
+    assert rung_epochs(1, 4, 2) == [1, 2, 4]
+    assert rung_epochs(1, 3, 3) == [1, 3]
+    assert rung_epochs(2, 4, 3) == [4]  # 4 / 3 is below min_epochs: the top rung alone
+
+
+def test_hyperband_without_optuna_names_the_extra(chain, monkeypatch):
+    import sys
+
+    cfg, path = chain
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
+    env = gym.make("NasGym/Cell-v0", config=cfg, evaluator=TableEvaluator(cfg, path=path))
+    with pytest.raises(AgentError, match=r"need Optuna: pip install 'nas-gym\[optuna\]'"):
+        resolve_agent("bohb")(env, seed=0, hparams={})

@@ -15,7 +15,9 @@ A trial is one architecture: its decisions are Optuna parameters, one per step o
 (a parameter's name carries the allowed actions, so the space's masks keep every trial valid).
 Its reports are episodes at the rung epochs (``eta`` powers of ``min_epochs``, then the last);
 each pays only the epochs added since the trial's previous report, as the env charges, and the
-reported value is the episode's reward (the validation accuracy under the accuracy reward).
+reported value is the episode's reward (the validation accuracy under the accuracy reward). A
+trial that repeats an architecture gets the results its earlier episodes gave, without playing
+them again, so episodes (and the run record) hold only new results while any are left.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from agents.base import AgentError
 from agents.fidelity import FidelityAgent, curve_epochs, file_hparams
 from nas_gym.spaces.base import Architecture
 
+MAX_REPLAYS = 100  # trials of known architectures answered from memory per ask, before a repeat is played
 
 @dataclass(frozen=True)
 class HyperbandArgs:
@@ -104,6 +107,7 @@ class OptunaHyperband(FidelityAgent):
                                          study_name=f"nas-gym-{self.name}")
         self.optuna = optuna
         self.flight: list[_Trial] = []
+        self.known: dict[str, dict[int, float]] = {}  # key -> epochs -> reward of the episodes played
 
     def make_sampler(self, optuna: Any, seed: int) -> Any:
         return optuna.samplers.RandomSampler(seed=seed)
@@ -122,19 +126,18 @@ class OptunaHyperband(FidelityAgent):
                 return partial
             step += 1
 
-    def ask(self) -> Architecture:
+    def _next_trial(self) -> _Trial:
+        """A trial in flight that waits for its next report, else a new one."""
         job = next((t for t in self.flight if not t.running), None)
         if job is None:
             trial = self.study.ask()
             job = _Trial(trial, self._architecture(trial))
             self.flight.append(job)
-        job.running = True
-        self.asked_epochs = self.epochs[job.next]
-        return job.arch
+        return job
 
-    def tell(self, arch: Architecture, reward: float, info: dict[str, Any]) -> None:
-        epochs = int(info["epochs"])
-        job = next(t for t in self.flight if t.running and t.arch.key() == arch.key() and self.epochs[t.next] == epochs)
+    def _report(self, job: _Trial, reward: float) -> bool:
+        """Report ``reward`` at the trial's next epoch and let the pruner decide; True if it ended."""
+        epochs = self.epochs[job.next]
         job.trial.report(reward, epochs)
         job.running, job.next = False, job.next + 1
         if job.next == len(self.epochs):
@@ -142,8 +145,37 @@ class OptunaHyperband(FidelityAgent):
         elif job.trial.should_prune():
             self.study.tell(job.trial, state=self.optuna.trial.TrialState.PRUNED)
         else:
-            return
+            return False
         self.flight.remove(job)
+        return True
+
+    def _replay(self, job: _Trial) -> bool:
+        """Report what earlier episodes of the trial's architecture already said, without playing
+        them again; True if that ended the trial."""
+        known = self.known.get(job.arch.key(), {})
+        while self.epochs[job.next] in known:
+            if self._report(job, known[self.epochs[job.next]]):
+                return True
+        return False
+
+    def ask(self) -> Architecture:
+        # Samplers repeat architectures, TPE more so as it converges in a small space: a repeat's
+        # known results are replayed to Optuna, so an episode is only played for a new result.
+        for _ in range(MAX_REPLAYS):
+            job = self._next_trial()
+            if not self._replay(job):
+                break
+        else:  # every architecture proposed was known: play a repeat (free) rather than loop on
+            job = self._next_trial()
+        job.running = True
+        self.asked_epochs = self.epochs[job.next]
+        return job.arch
+
+    def tell(self, arch: Architecture, reward: float, info: dict[str, Any]) -> None:
+        epochs = int(info["epochs"])
+        job = next(t for t in self.flight if t.running and t.arch.key() == arch.key() and self.epochs[t.next] == epochs)
+        self.known.setdefault(arch.key(), {})[epochs] = reward
+        self._report(job, reward)
 
 
 class OptunaBohb(OptunaHyperband):

@@ -6,7 +6,8 @@ The incumbent is the architecture with the best reward among the episodes evalua
 table's last epoch (a multi-fidelity agent's low rungs do not count: their scores are not
 comparable); if a run reached no final epoch, the best at the highest epoch it reached. It is
 scored by the table's mean validation and test accuracy over seeds at the last epoch, and by
-regret against the table's best mean validation accuracy.
+regret against the table's best mean validation accuracy. A run whose last 1,000 episodes were
+all repeats, charged nothing, has exhausted what it can find and stops below the budget.
 
 Usage: ``python scripts/bench_multi_fidelity.py --config PRESET_OR_YAML --table FILE
 [--agents random,sh,asha,hyperband,bohb] [--seeds 10] [--budget-seconds 60]``
@@ -27,7 +28,7 @@ from nas_gym.evaluators.table import TableEvaluator
 from nas_gym.runs.recorder import RecordEpisodes, SearchLog
 from nas_gym.runs.runlog import Record
 
-EPISODE_CAP = 100_000  # a run that only repeats (charged nothing) stops here
+STALL = 1_000  # a run whose last this many episodes were all free repeats has exhausted the space: stop it
 
 
 def incumbent(records: Sequence[Record]) -> Record:
@@ -45,9 +46,11 @@ def run(config, table: str, agent: str, seed: int, budget: float) -> tuple[Recor
     log = SearchLog(None)
     env = RecordEpisodes(gym.make("NasGym/Cell-v0", config=config, evaluator=evaluator, seed=seed), log)
     instance = resolve_agent(agent)(env, seed=seed, hparams={})
-    instance.total_episodes = EPISODE_CAP
-    while evaluator.stats.train_seconds < budget and log.episodes < EPISODE_CAP:
+    free = 0
+    while evaluator.stats.train_seconds < budget and free < STALL:
+        before = evaluator.stats.train_seconds
         instance.learn(1)
+        free = free + 1 if evaluator.stats.train_seconds == before else 0
     return incumbent(log.records), log.episodes, evaluator.stats.train_seconds
 
 

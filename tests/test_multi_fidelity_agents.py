@@ -256,3 +256,14 @@ def test_hyperband_without_optuna_names_the_extra(chain, monkeypatch):
     env = gym.make("NasGym/Cell-v0", config=cfg, evaluator=TableEvaluator(cfg, path=path))
     with pytest.raises(AgentError, match=r"need Optuna: pip install 'nas-gym\[optuna\]'"):
         resolve_agent("bohb")(env, seed=0, hparams={})
+
+
+@pytest.mark.parametrize("agent", ["hyperband", "bohb"])
+def test_optuna_agents_play_only_new_results(chain, agent):
+    """A trial that repeats an architecture is answered from the earlier episodes: while the space
+    has new (architecture, epochs) pairs, no episode repeats one."""
+    cfg, path = chain
+    records, evaluator = _run(cfg, path, agent, 80)
+    parse = cfg.search_space().parse
+    jobs = [(parse(r.arch).key(), r.epochs) for r in records]
+    assert len(set(jobs)) == len(jobs) == 80 and evaluator.stats.cache_hits == 0

@@ -34,7 +34,9 @@ from agents.base import AgentError
 from agents.fidelity import FidelityAgent, curve_epochs, file_hparams
 from nas_gym.spaces.base import Architecture
 
-MAX_REPLAYS = 100  # trials of known architectures answered from memory per ask, before a repeat is played
+# Known architectures proposed in a row before an unseen one is enqueued: the random share of
+# BOHB's proposals (Falkner et al.) used as a fallback, so a converged TPE still makes progress.
+MAX_KNOWN = 10
 
 @dataclass(frozen=True)
 class HyperbandArgs:
@@ -106,11 +108,18 @@ class OptunaHyperband(FidelityAgent):
         self.study = optuna.create_study(direction="maximize", sampler=self.make_sampler(optuna, seed), pruner=pruner,
                                          study_name=f"nas-gym-{self.name}")
         self.optuna = optuna
+        self.rng = np.random.default_rng(seed)  # the unseen draws of the fallback
         self.flight: list[_Trial] = []
         self.known: dict[str, dict[int, float]] = {}  # key -> epochs -> reward of the episodes played
 
     def make_sampler(self, optuna: Any, seed: int) -> Any:
         return optuna.samplers.RandomSampler(seed=seed)
+
+    @staticmethod
+    def _param_name(step: int, mask: np.ndarray) -> str:
+        """Optuna needs the same choices under one name: a step whose mask forbids some actions
+        gets a name of its own."""
+        return f"step{step}" if mask.all() else f"step{step}:" + "".join("01"[int(m)] for m in mask)
 
     def _architecture(self, trial: Any) -> Architecture:
         """The trial's architecture, one categorical parameter per decision among the allowed actions."""
@@ -119,9 +128,7 @@ class OptunaHyperband(FidelityAgent):
         while True:
             mask = space.mask(partial)
             allowed = [int(i) for i in np.flatnonzero(mask)]
-            # Optuna needs the same choices under one name: a step whose mask differs gets its own name
-            name = f"step{step}" if len(allowed) == len(mask) else f"step{step}:" + "".join("01"[int(m)] for m in mask)
-            partial, complete = space.step(partial, trial.suggest_categorical(name, allowed))
+            partial, complete = space.step(partial, trial.suggest_categorical(self._param_name(step, mask), allowed))
             if complete:
                 return partial
             step += 1
@@ -158,14 +165,32 @@ class OptunaHyperband(FidelityAgent):
                 return True
         return False
 
+    def _enqueue_unseen(self) -> None:
+        """Make the next new trial an architecture no episode has played yet, drawn uniformly
+        (none if the draws find none: the space is exhausted)."""
+        space = self.env.unwrapped.space
+        for _ in range(50):
+            arch = space.sample(self.rng)
+            if arch.key() not in self.known:
+                break
+        else:
+            return
+        params, partial = {}, space.empty()
+        for step, action in enumerate(space.actions_of(arch)):
+            params[self._param_name(step, space.mask(partial))] = action
+            partial, _ = space.step(partial, action)
+        self.study.enqueue_trial(params)
+
     def ask(self) -> Architecture:
         # Samplers repeat architectures, TPE more so as it converges in a small space: a repeat's
         # known results are replayed to Optuna, so an episode is only played for a new result.
-        for _ in range(MAX_REPLAYS):
+        for attempt in range(MAX_KNOWN + 1):
+            if attempt == MAX_KNOWN:
+                self._enqueue_unseen()
             job = self._next_trial()
             if not self._replay(job):
                 break
-        else:  # every architecture proposed was known: play a repeat (free) rather than loop on
+        else:  # even the unseen draw was known: the space is exhausted, play a repeat (free)
             job = self._next_trial()
         job.running = True
         self.asked_epochs = self.epochs[job.next]

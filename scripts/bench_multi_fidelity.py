@@ -6,7 +6,7 @@ The incumbent is the architecture with the best reward among the episodes evalua
 table's last epoch (a multi-fidelity agent's low rungs do not count: their scores are not
 comparable); if a run reached no final epoch, the best at the highest epoch it reached. It is
 scored by the table's mean validation and test accuracy over seeds at the last epoch, and by
-regret against the table's best mean validation accuracy. A run whose last 1,000 episodes were
+regret against the table's best mean validation accuracy. A run whose last 200 episodes were
 all repeats, charged nothing, has exhausted what it can find and stops below the budget.
 
 Usage: ``python scripts/bench_multi_fidelity.py --config PRESET_OR_YAML --table FILE
@@ -28,7 +28,7 @@ from nas_gym.evaluators.table import TableEvaluator
 from nas_gym.runs.recorder import RecordEpisodes, SearchLog
 from nas_gym.runs.runlog import Record
 
-STALL = 1_000  # a run whose last this many episodes were all free repeats has exhausted the space: stop it
+STALL = 200  # a run whose last this many episodes were all free repeats has exhausted the space: stop it
 
 
 def incumbent(records: Sequence[Record]) -> Record:

@@ -45,6 +45,10 @@ BUILTIN_AGENTS: dict[str, str] = {
     "gp": "nas_gym.agents.optuna_agents:GP",
     "nsga2": "nas_gym.agents.optuna_nsga2:NSGA2",
     "smac": "nas_gym.agents.smac_agent:SMAC",
+    "sh": "nas_gym.agents.successive_halving:SuccessiveHalvingAgent",
+    "asha": "nas_gym.agents.asha:Asha",
+    "hyperband": "nas_gym.agents.hyperband:OptunaHyperband",
+    "bohb": "nas_gym.agents.hyperband:OptunaBohb",
 }
 ENTRY_POINT_GROUP = plugins.GROUPS["agent"]
 

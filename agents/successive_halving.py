@@ -5,8 +5,11 @@ Evaluate all at the lowest budget, keep the best ``1/eta``, re-evaluate them at 
 budget, and so on up to the highest. A short run ranks architectures roughly as a long one does
 (see ``nas_gym.evaluators.multi_fidelity``), so most of the compute goes to the few that matter.
 
-Unlike the env-driving agents, it thinks in whole sets of architectures and calls one evaluator
-per budget directly; each evaluator charges its own ``stats``, so its cost is counted the same way.
+Two forms: :class:`SuccessiveHalving`, a library that races a given set of architectures by
+calling one evaluator per budget directly (each charges its own ``stats``); and
+:class:`SuccessiveHalvingAgent` (``--agent sh``), which draws its architectures itself and plays
+every evaluation through the env at the rung's epochs (``nas_gym.agents.fidelity``), so it is charged and
+recorded like every other agent.
 """
 
 from __future__ import annotations
@@ -14,8 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
+
+from nas_gym.agents.base import AgentError
+from nas_gym.agents.fidelity import FidelityAgent, curve_epochs, file_hparams, rung_epochs
 from nas_gym.config import Config, ConfigError
 from nas_gym.evaluators import make_evaluator
 from nas_gym.evaluators.base import EvalResult, Evaluator, FidelityEvaluator
@@ -155,3 +164,112 @@ class SuccessiveHalving:
         stats = {id(ev.stats): ev.stats for ev in self.evaluators.values()}  # fidelities may share one evaluator
         seconds = sum(st.train_seconds for st in stats.values())
         return HalvingResult(tuple((a, reached[a][1]) for a in order), tuple(rungs), seconds)
+
+
+# -- the agent: synchronous successive halving through the env -------------------------------
+@dataclass(frozen=True)
+class SuccessiveHalvingArgs:
+    """:param eta: the halving rate: each rung keeps the best ``1/eta`` (at least one).
+    :param min_epochs: the lowest rung's epochs.
+    :param max_epochs: the top rung's epochs, whose result counts; 0: the table's last epoch.
+    :param archs: architectures drawn (distinct, uniformly) for each bracket's lowest rung.
+    """
+
+    eta: float = 3
+    min_epochs: int = 1
+    max_epochs: int = 0
+    archs: int = 27
+
+
+class _Bracket:
+    """One run of successive halving: its members at the current rung, handed out one by one,
+    promoted together once all of the rung's results are in (synchronous)."""
+
+    def __init__(self, archs: list[Architecture], rungs: list[int], eta: float) -> None:
+        self.members, self.rungs, self.eta = archs, rungs, eta
+        self.rung, self.handed = 0, 0
+        self.rewards: dict[str, float] = {}
+
+    @property
+    def finished(self) -> bool:
+        return self.rung == len(self.rungs) - 1 and len(self.rewards) == len(self.members)
+
+    def job(self) -> tuple[Architecture, int] | None:
+        """The next member to evaluate at this rung, or None while the rung waits for results."""
+        if self.handed == len(self.members):
+            return None
+        self.handed += 1
+        return self.members[self.handed - 1], self.rungs[self.rung]
+
+    def told(self, arch: Architecture, reward: float) -> None:
+        self.rewards[arch.key()] = reward
+        if len(self.rewards) < len(self.members) or self.rung == len(self.rungs) - 1:
+            return
+        # a stable sort: ties keep the order the members were drawn in
+        ranked = sorted(self.members, key=lambda a: -self.rewards[a.key()])
+        self.members = ranked[: max(1, int(len(ranked) // self.eta))]
+        self.rung, self.handed, self.rewards = self.rung + 1, 0, {}
+
+
+class SuccessiveHalvingAgent(FidelityAgent):
+    """Synchronous successive halving (Jamieson & Talwalkar, AISTATS 2016) as an agent.
+
+    A bracket draws ``archs`` distinct architectures, evaluates them all at ``min_epochs``, keeps
+    the best ``1/eta`` by reward, continues those to ``eta`` times the epochs, and so on up to
+    ``max_epochs`` (rungs from ``nas_gym.agents.fidelity.rung_epochs``); then the next bracket starts.
+    Every evaluation is one episode, reset at the rung's epochs, and pays only the epochs the
+    architecture had not reached yet. Synchronous: a rung is promoted once all its results are in;
+    a driver with several workers that asks while a rung waits gets the next bracket's first jobs.
+
+    :param env: a NasGym env whose evaluator answers at chosen epochs (a table with curves).
+    :param seed: seeds the draws. :param hparams: SuccessiveHalvingArgs fields over ``envs_config/agents/sh.yaml``.
+    :raises nas_gym.envs.nas_env.FidelityError: the env's table has no learning curves.
+    """
+
+    synchronous = True
+    name = "sh"
+
+    def __init__(self, env: gym.Env, seed: int = 0, hparams: dict[str, Any] | None = None,
+                 logdir: Path | None = None) -> None:
+        super().__init__(env)
+        top = curve_epochs(env, self.name)
+        self.args = file_hparams(SuccessiveHalvingArgs, self.name, env, hparams)
+        if self.args.max_epochs > top or self.args.archs < 1:
+            raise AgentError(f"{self.name}: need archs >= 1 and max_epochs <= {top} (the table's curves), got "
+                             f"archs={self.args.archs}, max_epochs={self.args.max_epochs}")
+        self.rungs = rung_epochs(self.args.min_epochs, self.args.max_epochs or top, self.args.eta)
+        self.rng = np.random.default_rng(seed)
+        self.brackets: list[_Bracket] = []
+        self._waiting: dict[tuple[str, int], list[_Bracket]] = {}  # (key, epochs) -> brackets that asked, oldest first
+
+    def _draw(self) -> list[Architecture]:
+        space, seen = self.context.space, {}
+        for _ in range(50 * self.args.archs):  # a space smaller than ``archs`` gives all it has
+            arch = space.sample(self.rng)
+            seen.setdefault(arch.key(), arch)
+            if len(seen) == self.args.archs:
+                break
+        return list(seen.values())
+
+    def ask(self) -> Architecture:
+        for bracket in self.brackets:
+            job = bracket.job()
+            if job is not None:
+                break
+        else:
+            bracket = _Bracket(self._draw(), self.rungs, self.args.eta)
+            self.brackets.append(bracket)
+            job = bracket.job()
+            assert job is not None
+        arch, self.asked_epochs = job
+        self._waiting.setdefault((arch.key(), self.asked_epochs), []).append(bracket)
+        return arch
+
+    def tell(self, arch: Architecture, reward: float, info: dict[str, Any]) -> None:
+        job = (arch.key(), int(info["epochs"]))
+        bracket = self._waiting[job].pop(0)
+        if not self._waiting[job]:
+            del self._waiting[job]
+        bracket.told(arch, reward)
+        if bracket.finished:
+            self.brackets.remove(bracket)

@@ -19,7 +19,8 @@ def write_run(folder, rows):
         w = csv.writer(f)
         w.writerow(CSV_FIELDS)
         for i, (arch, acc, params, status, reason) in enumerate(rows, 1):
-            w.writerow([i, arch, acc, acc, params, params * 10, status, reason, i, 0, "", 1.0, ""])
+            row = [i, arch, acc, acc, params, params * 10, status, reason, i, 0, "", 1.0, ""]
+            w.writerow(row + [""] * (len(CSV_FIELDS) - len(row)))  # later columns (epochs) empty
 
 
 def test_entries_ordered_and_merged_across_runs(tmp_path):

@@ -15,9 +15,15 @@ import numpy as np
 from gymnasium import spaces
 
 from nas_gym.config import Config, ConfigError, load_config
-from nas_gym.evaluators.base import Evaluator
+from nas_gym.errors import NasGymError
+from nas_gym.evaluators.base import Evaluator, FidelityEvaluator
 from nas_gym.preflight import preflight
 from nas_gym.rewards import cost_terms, reward
+
+
+class FidelityError(NasGymError, ValueError):
+    """An episode asked for a number of epochs its evaluator cannot answer at: one line naming the
+    evaluator or table and what it lacks."""
 
 
 class NasEnv(gym.Env):
@@ -57,7 +63,8 @@ class NasEnv(gym.Env):
 
     ## Info
     Every step: ``arch`` (text of the architecture so far). Last step: also ``val_acc``,
-    ``params``, ``flops``, ``status``, ``reason`` and the reward's cost terms. Wall-clock times and
+    ``params``, ``flops``, ``status``, ``reason``, the reward's cost terms, and ``epochs`` when
+    the episode chose its fidelity (see Multi-fidelity). Wall-clock times and
     cache hits are not in ``info`` (they would break determinism); they are in the env's public
     ``evaluator.stats`` (through wrappers: ``env.get_wrapper_attr("evaluator").stats``).
 
@@ -82,6 +89,16 @@ class NasEnv(gym.Env):
     Gymnasium way (``reset(seed=s)``, as SB3 and rl_zoo3 do) gives each seed its own training
     runs, and the same seed the same ones. An evaluator passed in keeps the run seed it was
     made with (whoever makes an evaluator seeds it, as they close it).
+
+    ## Multi-fidelity
+    ``reset(options={"epochs": E})`` makes that episode's evaluation answer after ``E`` epochs
+    (the evaluator's ``evaluate_at``: a table with learning curves), charged only for epochs of
+    the architecture not paid for before, as if its training continued; the next plain
+    ``reset()`` goes back to the evaluator's default. An evaluator that cannot answer at a
+    chosen epoch (not a ``FidelityEvaluator``, or a table without curves) is refused at the
+    reset with a :class:`FidelityError`. ``fidelity_epochs()`` says the most epochs allowed. The
+    evaluator under any wrapper answers (``evaluator.unwrapped``), so batching is skipped for
+    such an episode; charging is the same, since wrappers charge the inner evaluator.
 
     ## Version History
     * v0: initial version.
@@ -122,6 +139,8 @@ class NasEnv(gym.Env):
         self.observation_space = spaces.Box(0.0, 1.0, shape=(self.space.observation_size,), dtype=np.float32)
         self.arch = self.space.empty()
         self._done = False
+        self._epochs: int | None = None  # this episode's fidelity (reset option), None: the evaluator's default
+        self._fidelity_top: int | None = None
         self._made_evaluator = made_here
         self._run_seeded = False  # the first seeded reset before any evaluation seeds the run
 
@@ -155,6 +174,24 @@ class NasEnv(gym.Env):
         arch, complete = self.space.step(self.arch, action)
         return arch if complete else None
 
+    def fidelity_epochs(self, who: str = "reset option epochs") -> int:
+        """The most epochs ``reset(options={"epochs": E})`` accepts (E runs from 1 to it).
+
+        :param who: what asks, to start the error message (an agent names itself).
+        :raises FidelityError: the evaluator cannot answer at a chosen number of epochs.
+        """
+        ev = self.evaluator.unwrapped  # a wrapper (the search's prefetching) charges the inner one anyway
+        if not isinstance(ev, FidelityEvaluator):
+            raise FidelityError(f"{who}: the {type(ev).__name__} cannot answer at a chosen number of epochs (not a "
+                                "FidelityEvaluator); use --evaluator table on a preset whose table has learning curves")
+        # a TableEvaluator has evaluate_at whatever its table holds; only a table with curves answers at epoch E
+        table = getattr(ev, "table", None)
+        if table is not None and table.max_epochs is None:
+            raise FidelityError(f"{who}: table {table.path.name} has no learning curves (its rows have no 'curves'), "
+                                "so it answers after the full budget only; use a table built with "
+                                "scripts/build_table.py --curves")
+        return int(ev.max_epochs)
+
     # -- gymnasium API --------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is None and self._first_seed is not None:
@@ -163,8 +200,18 @@ class NasEnv(gym.Env):
         if seed is not None and not self._run_seeded and self._made_evaluator:
             self.evaluator.seed_run(seed)
             self._run_seeded = True
+        self._epochs = None if not options or options.get("epochs") is None else self._chosen_epochs(options["epochs"])
         self.arch, self._done = self.space.empty(), False
         return self._get_obs(), self._get_info()
+
+    def _chosen_epochs(self, epochs: Any) -> int:
+        if self._fidelity_top is None:  # the evaluator never changes: check it once
+            self._fidelity_top = self.fidelity_epochs()
+        top = self._fidelity_top
+        if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or not 1 <= epochs <= top:
+            raise FidelityError(f"reset option epochs={epochs!r}: the evaluator answers after 1..{top} epochs; "
+                                "give a whole number in that range")
+        return int(epochs)
 
     def step(self, action):
         action = int(action)
@@ -179,7 +226,10 @@ class NasEnv(gym.Env):
             return self._get_obs(), 0.0, False, False, self._get_info()
         self._done = True
         self._run_seeded = True  # from now on a reseed would change noise already drawn
-        result = self.evaluator.evaluate(self.arch)
+        if self._epochs is None:
+            result = self.evaluator.evaluate(self.arch)
+        else:
+            result = self.evaluator.unwrapped.evaluate_at(self.arch, self._epochs)  # type: ignore[attr-defined]
         info = self._get_info() | {
             "val_acc": result.val_acc,
             "params": result.params,
@@ -187,6 +237,8 @@ class NasEnv(gym.Env):
             "status": result.status,
             "reason": result.reason,
         } | cost_terms(result, self.config.reward)
+        if self._epochs is not None:
+            info["epochs"] = self._epochs
         r = reward(result, self.config.reward, self.num_classes)
         return self._get_obs(), float(r), True, False, info
 

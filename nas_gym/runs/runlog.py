@@ -29,8 +29,8 @@ from nas_gym.storage.atomic import atomic_write_text
 EVALUATIONS_CSV = "evaluations.csv"
 RUNTIME_JSON = "runtime.json"
 CSV_FIELDS = ("episode", "arch", "val_acc", "reward", "params", "flops", "status", "reason", "evaluations", "cached",
-              "cost", "cost_factor", "within_target", "sim_start", "sim_finish")
-OPTIONAL_FIELDS = ("sim_start", "sim_finish")  # last in a row, may be missing from it
+              "cost", "cost_factor", "within_target", "sim_start", "sim_finish", "epochs")
+OPTIONAL_FIELDS = ("sim_start", "sim_finish", "epochs")  # last in a row, may be missing from it
 
 
 def record_runtime(run_dir: Path, config: Any) -> list[dict[str, Any]]:
@@ -64,6 +64,8 @@ class Record:
     :param sim_start: simulated seconds when its evaluation started (``nas_gym.runs.workers``);
         None without a simulated clock.
     :param sim_finish: simulated seconds when its result arrived; None without a simulated clock.
+    :param epochs: the epochs a multi-fidelity episode asked its evaluator for (``reset(options=
+        {"epochs": E})``); None: the evaluator's own budget.
     """
 
     episode: int
@@ -79,6 +81,7 @@ class Record:
     within_target: bool | None = None
     sim_start: float | None = None
     sim_finish: float | None = None
+    epochs: int | None = None
 
     @property
     def rank_key(self) -> tuple[float, int]:
@@ -95,10 +98,11 @@ def record_of(row: dict[str, str]) -> Record:
     """
     cost, factor, within = row.get("cost") or "", row.get("cost_factor") or "", row.get("within_target") or ""
     start, finish = row.get("sim_start") or "", row.get("sim_finish") or ""
+    epochs = row.get("epochs") or ""
     rec = Record(int(row["episode"]), row["arch"], float(row["val_acc"]), float(row["reward"]), int(row["params"]),
                  int(row["flops"]), row["status"], row["reason"], float(cost) if cost else None,
                  float(factor) if factor else 1.0, None if within == "" else within == "1",
-                 float(start) if start else None, float(finish) if finish else None)
+                 float(start) if start else None, float(finish) if finish else None, int(epochs) if epochs else None)
     if not 0.0 <= rec.val_acc <= 1.0 or min(rec.episode, rec.params, rec.flops) < 0 or not math.isfinite(rec.reward):
         raise ValueError(f"impossible values in the row of episode {rec.episode}")
     return rec
@@ -130,7 +134,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
                           "copy, or remove the run folder from the command") from None
     good = []
     for row in rows:
-        for key in OPTIONAL_FIELDS:  # rows written without the simulated clock's columns
+        for key in OPTIONAL_FIELDS:  # rows written without the simulated clock's or the fidelity's columns
             if row.get(key, "") is None:
                 row[key] = ""
         try:
@@ -214,7 +218,7 @@ class RunLog:
         self.episodes += 1
         rec = Record(self.episodes, info["arch"], float(info["val_acc"]), float(reward), int(info["params"]),
                      int(info["flops"]), info["status"], info["reason"], *cost_fields(info),
-                     info.get("sim_start"), info.get("sim_finish"))
+                     info.get("sim_start"), info.get("sim_finish"), info.get("epochs"))
         self.records.append(rec)
         new_best = rec.status == "ok" and (self.best is None or rec.reward > self.best.reward)
         if new_best:
@@ -224,7 +228,8 @@ class RunLog:
                                   rec.flops, rec.status, rec.reason, evaluations, int(cache_hits > self._hits_seen),
                                   "" if rec.cost is None else f"{rec.cost:.10g}", f"{rec.cost_factor:.6f}",
                                   "" if rec.within_target is None else int(rec.within_target),
-                                  *("" if t is None else f"{t:.10g}" for t in (rec.sim_start, rec.sim_finish))))
+                                  *("" if t is None else f"{t:.10g}" for t in (rec.sim_start, rec.sim_finish)),
+                                  "" if rec.epochs is None else rec.epochs))
         self._hits_seen = cache_hits
         return rec, new_best
 

@@ -11,16 +11,17 @@ import pytest
 
 from nas_gym.config import load_config
 from nas_gym.evaluators.table import TableEvaluator
+from nas_gym.runs import leaderboard_build as tool
 from nas_gym.runs.outcome import PROTOCOL_JSON
 from nas_gym.runs.runlog import read_records
-from tests.test_compare import ROOT, script
+from tests.test_compare import ROOT
 
 pytestmark = pytest.mark.slow  # a dozen short searches on the table
 BUDGET = "3"  # simulated seconds: about 7 architectures of mnist1d-tiny
 
 
 def build(tmp_path: Path, *extra: str, runs: str = "runs", out: str = "out") -> int:
-    return script("make_leaderboard").main(["--benchmarks", "mnist1d-tiny", "--budget-seconds", BUDGET,
+    return tool.main(["--benchmarks", "mnist1d-tiny", "--budget-seconds", BUDGET,
                                             "--runs", str(tmp_path / runs), "--out", str(tmp_path / out), *extra])
 
 
@@ -75,14 +76,14 @@ def test_a_user_agent_against_a_published_board(tmp_path):
     assert len(list((tmp_path / "mine").glob(f"**/{PROTOCOL_JSON}"))) == 2, "only the user's agent ran"
     assert "random,evolution" not in section["command"]
 
-    other = script("make_leaderboard").main(["--benchmarks", "mnist1d-tiny", "--budget-seconds", "2", "--agents", user,
+    other = tool.main(["--benchmarks", "mnist1d-tiny", "--budget-seconds", "2", "--agents", user,
                                              "--seeds", "1", "--runs", str(tmp_path / "mine"), "--against", published,
                                              "--out", str(tmp_path / "refused")])
     assert other == 2 and not (tmp_path / "refused").exists(), "another budget is refused, nothing written"
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
-    assert script("make_leaderboard").main(["--benchmarks", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert tool.main(["--benchmarks", "nope", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--benchmarks" in err and "mnist1d-tiny" in err
     assert not (tmp_path / "o").exists()
@@ -93,7 +94,7 @@ def test_surrogate_section_ranks_by_the_noise_free_mean(tmp_path):
     search saw (which is what picked it)."""
     from nas_gym.evaluators.surrogate import SurrogateEvaluator
 
-    assert script("make_leaderboard").main(["--benchmarks", "mnist1d-surrogate", "--budget-seconds", "8", "--agents",
+    assert tool.main(["--benchmarks", "mnist1d-surrogate", "--budget-seconds", "8", "--agents",
                                             "random,evolution", "--seeds", "2", "--runs", str(tmp_path / "runs"),
                                             "--out", str(tmp_path / "out")]) == 0
     section = json.loads((tmp_path / "out" / "leaderboard.json").read_text())["sections"]["mnist1d-surrogate"]

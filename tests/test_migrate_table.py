@@ -7,11 +7,11 @@ import json
 
 import pytest
 
+from nas_gym.benchmarks import migrate_table as tool
 from nas_gym.benchmarks.header import make_header
 from nas_gym.config import load_config
 from nas_gym.evaluators.table import TableEvaluator, write_table
 from nas_gym.spaces.cell.arch import canonical, structural
-from tests.test_compare import script
 
 
 def _v1(tmp_path, collide: bool = False):
@@ -43,7 +43,7 @@ def test_migrates_to_one_row_per_class_and_refuses_format_1(tmp_path):
     with pytest.raises(ConfigError, match="format version 1.*migrate_table.py"):
         TableEvaluator(cfg, path=old)
     new = tmp_path / "v2.jsonl.gz"
-    assert script("migrate_table").main([str(old), str(new)]) == 0
+    assert tool.main([str(old), str(new)]) == 0
     with gzip.open(new, "rt") as f:
         header, *rows = (json.loads(line) for line in f)
     assert header["format_version"] == 2 and header["migrated"]["rows_before"] == 8765 and len(rows) == 5044
@@ -58,5 +58,5 @@ def test_migrates_to_one_row_per_class_and_refuses_format_1(tmp_path):
 def test_bit_identical_rows_in_two_classes_stop_it_in_one_line(tmp_path, capsys):
     _, old = _v1(tmp_path, collide=True)
     new = tmp_path / "v2.jsonl.gz"
-    assert script("migrate_table").main([str(old), str(new)]) == 2
+    assert tool.main([str(old), str(new)]) == 2
     assert "misses an equivalence" in capsys.readouterr().err and not new.exists()

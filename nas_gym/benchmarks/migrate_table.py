@@ -25,10 +25,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from nas_gym.benchmarks.table_file import FORMAT, FORMAT_VERSION, built_config, write_table
+from nas_gym.errors import NasGymError
 from nas_gym.spaces.cell.arch import Cell, canonical, structural
 
 
-class MigrationError(ValueError):
+class MigrationError(NasGymError, ValueError):
     """A table that cannot be converted; nothing is written."""
 
 

@@ -57,7 +57,7 @@ KINDS: dict[str, EvaluatorKind] = {k.name: k for k in (
                   (*_WORKERS, "high_epochs", "promote_top"), loads_data=True),
     EvaluatorKind("table", f"{_FACTORIES}:make_table",
                   "a shipped table of architectures trained for real, looked up in microseconds",
-                  ("table_seed", "epochs", "simulated_workers")),
+                  ("table_seed", "epochs", "table_file", "simulated_workers")),
     EvaluatorKind("surrogate", f"{_FACTORIES}:make_surrogate",
                   "a model fitted on a table predicts accuracy and training seconds", ("simulated_workers",)),
     EvaluatorKind("supernet", f"{_FACTORIES}:make_supernet",
@@ -139,6 +139,8 @@ class EvaluatorConfig(BaseModel):
     :param supernet_batch_size: ``supernet`` only: the batch its shared weights train with; 0
         (default) means ``train.batch_size``, lowered to what fits in memory
         (``nas_gym.oneshot.memory``).
+    :param table_file: ``table`` only: a table file of your own (``scripts/build_table.py --out``),
+        checked against the preset like a shipped one; None: the shipped table of the preset.
     :param simulated_workers: ``table`` and ``surrogate`` only: run the search as if this many
         workers trained in parallel, each evaluation holding one for its recorded seconds, on the
         simulated clock of ``nas_gym.runs.workers`` (agents with ask/tell only, when above 1).
@@ -158,6 +160,7 @@ class EvaluatorConfig(BaseModel):
     promote_top: float = Field(default=0.1, gt=0.0, le=1.0)
     table_seed: int | Literal["draw", "mean"] = "draw"
     epochs: int | None = Field(default=None, ge=1, le=10_000)
+    table_file: str | None = None
     supernet_epochs: int = Field(default=30, ge=1, le=10_000)
     supernet_val_samples: int = Field(default=256, ge=1)
     supernet_batch_size: int = Field(default=0, ge=0)
@@ -174,6 +177,13 @@ class EvaluatorConfig(BaseModel):
         if self.epochs is not None and "epochs" not in lookup(self.kind).options:
             raise ValueError(f"epochs is read by the table evaluator only, not {self.kind!r}; remove evaluator.epochs "
                              "(real training takes its budget from train.epochs)")
+        return self
+
+    @model_validator(mode="after")
+    def _table_file_for_tables(self) -> EvaluatorConfig:
+        if self.table_file is not None and "table_file" not in lookup(self.kind).options:
+            raise ValueError(f"table_file is read by the table evaluator only, not {self.kind!r}; remove "
+                             "evaluator.table_file or set evaluator.kind=table")
         return self
 
     @model_validator(mode="after")

@@ -27,6 +27,7 @@ def preflight(config: Config, *, setup: bool = False) -> None:
     """
     _extras_installed(config)
     _latency_table_fits(config)
+    _benchmark_table_fits(config)
     if setup:
         from nas_gym.evaluators.training import check_setup
 
@@ -56,3 +57,19 @@ def _latency_table_fits(config: Config) -> None:
     except ValueError as e:  # LatencyTableError or a space without latency layers name their field
         field = "" if str(e).startswith("reward.") else "runtime.device: "  # resolve_device's messages do not
         raise ConfigError(f"config {config.name!r}: {field}{e}") from None
+
+
+def _benchmark_table_fits(config: Config) -> None:
+    # A table evaluator's file (the shipped one, or ``evaluator.table_file``) is found and its
+    # header checked against the preset before a run folder exists; its rows load with the evaluator.
+    if "table_file" not in lookup(config.evaluator.kind).options:
+        return
+    from nas_gym.benchmarks.table_file import read_header
+    from nas_gym.evaluators.table import find_table, mismatch
+
+    path = config.evaluator.table_file or find_table(config)
+    problem = mismatch(read_header(path), config)
+    if problem:
+        field = "evaluator.table_file: " if config.evaluator.table_file else ""
+        raise ConfigError(f"{field}table {path} does not fit config {config.name!r}: {problem}; "
+                          "use the preset it was built for or build a table with scripts/build_table.py")

@@ -267,3 +267,28 @@ def test_optuna_agents_play_only_new_results(chain, agent):
     parse = cfg.search_space().parse
     jobs = [(parse(r.arch).key(), r.epochs) for r in records]
     assert len(set(jobs)) == len(jobs) == 80 and evaluator.stats.cache_hits == 0
+
+
+def test_a_table_file_of_ones_own_serves_the_cli(tmp_path):
+    """``evaluator.table_file`` points the CLI at a table built elsewhere (not in the package), checked
+    against the preset like a shipped one; a missing file or a non-table kind stops in one line."""
+    cfg = _preset("own-curves", "mnist1d-tiny", CHAIN)
+    path = _write(tmp_path, cfg, curves=True)
+    preset = tmp_path / "own-curves.yaml"
+    preset.write_text(yaml.safe_dump(cfg.model_dump(mode="json", include={"name", "space", "data", "train"})))
+
+    def search(*extra: str, logdir: str = "runs"):
+        return CliRunner().invoke(app, ["search", "--agent", "asha", "--config", str(preset), "--episodes", "10",
+                                        "--logdir", str(tmp_path / logdir), *extra])
+
+    result = search("--evaluator", "table", "--set", f"evaluator.table_file={path}")
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    rows = list(csv.DictReader((run_dir / "evaluations.csv").open()))
+    assert len(rows) == 10 and {int(r["epochs"]) for r in rows} <= {1, 2, 4}
+    missing = search("--evaluator", "table", "--set", f"evaluator.table_file={tmp_path / 'nope.jsonl.gz'}", logdir="m")
+    assert missing.exit_code == 2 and "nope.jsonl.gz" in missing.output
+    assert len(missing.output.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+    wrong = search("--evaluator", "synthetic", "--set", f"evaluator.table_file={path}", logdir="w")
+    assert wrong.exit_code == 2 and "table_file is read by the table evaluator only" in " ".join(wrong.output.split())
+    assert not (tmp_path / "w").exists()

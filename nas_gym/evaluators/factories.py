@@ -51,7 +51,8 @@ def make_proxy(config: Config, kind: str, *, data: Any, cache: Any, backend: Any
 def make_table(config: Config, kind: str, *, data: Any, cache: Any, backend: Any, run_seed: int) -> Evaluator:
     from nas_gym.evaluators.table import TableEvaluator
 
-    return TableEvaluator(config, seed=config.evaluator.table_seed, run_seed=run_seed, epochs=config.evaluator.epochs)
+    return TableEvaluator(config, seed=config.evaluator.table_seed, path=config.evaluator.table_file, run_seed=run_seed,
+                          epochs=config.evaluator.epochs)
 
 
 def make_surrogate(config: Config, kind: str, *, data: Any, cache: Any, backend: Any, run_seed: int) -> Evaluator:

@@ -173,17 +173,12 @@ class EvaluatorConfig(BaseModel):
         return kind
 
     @model_validator(mode="after")
-    def _epochs_for_tables(self) -> EvaluatorConfig:
-        if self.epochs is not None and "epochs" not in lookup(self.kind).options:
-            raise ValueError(f"epochs is read by the table evaluator only, not {self.kind!r}; remove evaluator.epochs "
-                             "(real training takes its budget from train.epochs)")
-        return self
-
-    @model_validator(mode="after")
-    def _table_file_for_tables(self) -> EvaluatorConfig:
-        if self.table_file is not None and "table_file" not in lookup(self.kind).options:
-            raise ValueError(f"table_file is read by the table evaluator only, not {self.kind!r}; remove "
-                             "evaluator.table_file or set evaluator.kind=table")
+    def _table_options_for_tables(self) -> EvaluatorConfig:
+        fixes = {"epochs": "remove evaluator.epochs (real training takes its budget from train.epochs)",
+                 "table_file": "remove evaluator.table_file or set evaluator.kind=table"}
+        for option, fix in fixes.items():
+            if getattr(self, option) is not None and option not in lookup(self.kind).options:
+                raise ValueError(f"{option} is read by the table evaluator only, not {self.kind!r}; {fix}")
         return self
 
     @model_validator(mode="after")

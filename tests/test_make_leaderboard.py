@@ -111,3 +111,24 @@ def test_surrogate_section_ranks_by_the_noise_free_mean(tmp_path):
         assert section["agents"]["random"]["per_seed"]["mean_val_acc"][seed] == pytest.approx(mean, abs=1e-6)
         assert section["agents"]["random"]["per_seed"]["mean_val_acc_charged"][seed] is not None
     assert "mean val acc % of pick (noise-free)" in (tmp_path / "out" / "leaderboard.md").read_text()
+
+
+def test_multi_fidelity_section_returns_full_budget_picks(tmp_path):
+    """On the curve table the successive-halving runs score most chains after a few epochs; each
+    run's pick is its best at the highest epochs it reached (here all 8: the budget covers a
+    bracket), judged by the table, and the repeats-charged columns are empty for them."""
+    assert tool.main(["--benchmarks", "mf-chain", "--budget-seconds", "15", "--agents", "random,sh", "--seeds", "2",
+                      "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 0
+    section = json.loads((tmp_path / "out" / "leaderboard.json").read_text())["sections"]["mf-chain"]
+    cfg = load_config("mf-chain", {"evaluator.kind": "table"})
+    table = TableEvaluator(cfg)
+    for folder in sorted((tmp_path / "runs").glob(f"mf-chain/sh/*/{PROTOCOL_JSON}")):
+        info = json.loads(folder.read_text())
+        records = [r for r, t in zip(read_records(folder.parent), info["clock"], strict=False) if t <= 15.0]
+        assert {r.epochs for r in records} >= {3, 8}, "a bracket ran"
+        full = [r for r in records if r.epochs == 8]
+        pick = max(full, key=lambda r: (r.val_acc, -r.episode))
+        per_seed = section["agents"]["sh"]["per_seed"]
+        assert per_seed["test_acc"][info["seed"]] == pytest.approx(table.test_acc(cfg.search_space().parse(pick.arch)))
+        assert per_seed["test_acc_charged"][info["seed"]] is None
+    assert section["agents"]["random"]["per_seed"]["test_acc_charged"][0] is not None

@@ -11,7 +11,9 @@ can be unit-tested on hand-made runs and recomputed from run folders.
   workers), the simulated moment its result arrived. Records need not arrive in time order.
 * **The incumbent** at time ``t`` is the best record by reward (validation accuracy unless the
   reward is cost-aware) among those finished by ``t``; the first of equal ones wins, as
-  :func:`nas_gym.runs.runlog.best_of` picks. Failures never become incumbents.
+  :func:`nas_gym.runs.runlog.best_of` picks. Failures never become incumbents. In a
+  multi-fidelity run only results at the highest fidelity reached by ``t`` compete
+  (:meth:`nas_gym.runs.runlog.Record.beats`).
 * **The value** at ``t`` is a number of the incumbent: its test accuracy (table), its regret, or
   the validation accuracy the search saw. Before the first result there is none (NaN).
 * **Over seeds**: median and quartiles on one common grid, over the runs that have a value there.
@@ -55,7 +57,7 @@ def incumbent_at(records: Sequence[Record], times: Sequence[float], grid: Sequen
     incumbent: list[int | None] = []  # after each arrival
     for i in order:
         r = records[i]
-        if r.status == "ok" and (best is None or r.reward > records[best].reward):
+        if r.beats(None if best is None else records[best]):
             best = i
         incumbent.append(best)
     out: list[int | None] = []

@@ -175,6 +175,12 @@ number below, per seed); regenerate it, never edit it by hand.
   that keeps re-proposing cached architectures ends at the episode cap with budget left); *repeats
   charged* recomputes the same run charging every query what its first evaluation cost
   (NATS-Bench has no cache), so the run is cut where that clock passes the budget.
+- **Multi-fidelity agents** (`sh`, `asha`, `hyperband`, `bohb`, on a table with learning curves)
+  score many architectures after a few epochs and pay only for the epochs they use; an
+  architecture taken further pays only for the epochs it had not paid for. What such a run
+  returns is its best result at the highest number of epochs it reached (the full budget once it
+  got there), never a few-epoch score; a *repeat* is the same architecture at the same epochs.
+  Charging repeats their first cost has no meaning there, so those columns are empty (-).
 
 Compare your own agent (`module:Class` or `file.py:Class`) against this board at its conditions:
 

@@ -63,7 +63,7 @@ def build_section(args: argparse.Namespace, name: str, agents: list[str], agains
     earlier = None if against is None else against["sections"].get(key)
     ref = reference_for(cfg, bench.evaluator)
     per_arch = ab.mean_seconds(cfg, bench, ref)
-    budget = args.budget_seconds or ab.default_budget(per_arch)
+    budget = args.budget_seconds or ab.default_budget(per_arch, bench.budget_archs)
     planned = max(1, math.ceil(simulated_workers(cfg) * budget / per_arch))  # as compare.planned_evaluations
     space = cfg.search_space()
     conditions = {

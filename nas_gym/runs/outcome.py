@@ -16,7 +16,10 @@ Two accountings of the same run, both reported:
   evaluations within it count (``*_charged`` columns).
 
 With simulated parallel workers, an episode records ``sim_finish`` (the simulated moment its
-result arrived): that is then the run's time, and only the repeats-free accounting applies.
+result arrived): that is then the run's time, and only the repeats-free accounting applies. The
+same holds for a multi-fidelity run (episodes with ``epochs``): taking an architecture to more
+epochs pays only for the epochs it had not paid for, so charging a "repeat" its first cost would
+mean nothing; a repeat there is a query of the same architecture at the same epochs.
 """
 
 from __future__ import annotations
@@ -87,10 +90,11 @@ class RunResult:
         row = dict.fromkeys(CSV_COLUMNS, "")
         archs = [space.parse(r.arch) for r in self.records]
         keys = [a.key() for a in archs]
+        queries = set(zip(keys, (r.epochs for r in self.records), strict=True))  # the same architecture at more epochs is new
         spent = self.clock[-1] if self.clock else 0.0
         row.update(agent=self.agent, seed=str(self.seed), stopped_by=self.stopped_by, run_dir=str(self.run_dir),
                    evaluations=str(len(self.records)), distinct_archs=str(len(set(keys))),
-                   repeats=str(len(keys) - len(set(keys))), train_seconds=f"{spent:.4f}", time_source=self.time_source)
+                   repeats=str(len(keys) - len(queries)), train_seconds=f"{spent:.4f}", time_source=self.time_source)
         if self.budget_seconds:
             row["budget_used"] = f"{spent / self.budget_seconds:.4f}"
         if pick is not None:
@@ -135,7 +139,8 @@ def result_of(agent: str, seed: int, run_dir: Path, records: list[Record], clock
     times = clock if sim_finish is None else sim_finish
     within, stopped = cut(records, times, budget_seconds)
     charged = None
-    if sim_finish is None and budget_seconds is not None:
+    multi_fidelity = any(r.epochs is not None for r in records)  # a repeat there is a promotion, not a re-query
+    if sim_finish is None and budget_seconds is not None and not multi_fidelity:
         paid = charged_clock([space.parse(r.arch).key() for r in records], clock)
         charged = tuple(r for r, t in zip(records, paid, strict=True) if t <= budget_seconds + 1e-9)
     return RunResult(agent, seed, run_dir, tuple(records[i] for i in within), tuple(float(times[i]) for i in within),

@@ -115,14 +115,18 @@ def _cost_aware(records: Sequence[Any]) -> bool:
 def top_table(records: Sequence[Record], cost_name: str) -> Table:
     """The search's top architectures by reward; reward and cost columns when the reward is cost-aware."""
     aware = _cost_aware(records)
-    table = Table(title=f"Top {len(records)} architectures" + (" by reward" if aware else ""))
-    cols = ("#", "architecture", "val acc") + (("reward", cost_name) if aware else ()) + ("params", "FLOPs", "episode")
+    fidelity = any(r.epochs is not None for r in records)  # a multi-fidelity search: the epochs behind each score
+    table = Table(title=f"Top {len(records)} architectures" + (" by reward" if aware else "")
+                  + (" (highest epochs first)" if fidelity else ""))
+    cols = ("#", "architecture", "val acc") + (("reward", cost_name) if aware else ()) + ("params", "FLOPs", "episode") + (
+        ("epochs",) if fidelity else ())
     for col in cols:
         table.add_column(col, justify="left" if col == "architecture" else "right",
                          overflow="fold" if col == "architecture" else "ellipsis")
     for i, rec in enumerate(records, 1):
         extra = (f"{rec.reward:.4f}", cost_text(rec.cost, rec.within_target)) if aware else ()
-        table.add_row(str(i), rec.arch, f"{rec.val_acc:.4f}", *extra, f"{rec.params:,}", f"{rec.flops:,}", str(rec.episode))
+        table.add_row(str(i), rec.arch, f"{rec.val_acc:.4f}", *extra, f"{rec.params:,}", f"{rec.flops:,}", str(rec.episode),
+                      *([str(rec.epochs or "")] if fidelity else []))
     return table
 
 

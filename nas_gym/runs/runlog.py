@@ -84,9 +84,22 @@ class Record:
     epochs: int | None = None
 
     @property
-    def rank_key(self) -> tuple[float, int]:
-        """Best first: highest reward, then earliest (failures are filtered out before)."""
-        return (-self.reward, self.episode)
+    def fidelity(self) -> float:
+        """The epochs behind the reward: infinity for the evaluator's own (full) budget."""
+        return math.inf if self.epochs is None else float(self.epochs)
+
+    @property
+    def rank_key(self) -> tuple[float, float, int]:
+        """Best first: highest fidelity, then highest reward, then earliest (failures are
+        filtered out before). Without multi-fidelity episodes, simply the highest reward."""
+        return (-self.fidelity, -self.reward, self.episode)
+
+    def beats(self, other: Record | None) -> bool:
+        """Whether this record replaces ``other`` as the incumbent: it trained, and it was scored
+        after more epochs, or after as many with a higher reward (the earlier of equals stays).
+        A multi-fidelity run thus hands back its best result at the highest fidelity it reached,
+        never a one-epoch score that happened to top the full-budget ones."""
+        return self.status == "ok" and (other is None or (self.fidelity, self.reward) > (other.fidelity, other.reward))
 
 
 def record_of(row: dict[str, str]) -> Record:
@@ -155,7 +168,7 @@ def top(records: list[Record], k: int = 5) -> list[Record]:
     """The ``k`` best distinct architectures that trained by reward, best first (ties: earliest)."""
     seen: dict[str, Record] = {}
     for rec in records:
-        if rec.status == "ok" and rec.arch not in seen:
+        if rec.beats(seen.get(rec.arch)):  # an architecture's highest-fidelity result stands for it
             seen[rec.arch] = rec
     return sorted(seen.values(), key=lambda r: r.rank_key)[:k]
 
@@ -165,11 +178,12 @@ def failures(records: list[Record]) -> list[Record]:
 
 
 def best_of(records: list[Record]) -> Record | None:
-    """The first record with the highest reward among those that trained (the rule
-    :meth:`RunLog.add` follows as records come): what the search optimised."""
+    """The incumbent by :meth:`Record.beats` (the rule :meth:`RunLog.add` follows as records
+    come): the first record with the highest reward among those that trained, at the highest
+    fidelity any reached."""
     best = None
     for rec in records:
-        if rec.status == "ok" and (best is None or rec.reward > best.reward):
+        if rec.beats(best):
             best = rec
     return best
 
@@ -220,7 +234,7 @@ class RunLog:
                      int(info["flops"]), info["status"], info["reason"], *cost_fields(info),
                      info.get("sim_start"), info.get("sim_finish"), info.get("epochs"))
         self.records.append(rec)
-        new_best = rec.status == "ok" and (self.best is None or rec.reward > self.best.reward)
+        new_best = rec.beats(self.best)
         if new_best:
             self.best = rec
         if self._file is not None:

@@ -94,3 +94,21 @@ class Asha(FidelityAgent):
 
     def tell(self, arch: Architecture, reward: float, info: dict[str, Any]) -> None:
         self.results[self.rungs.index(int(info["epochs"]))][arch.key()] = (arch, reward)
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "drawn": sorted(self.drawn), "promoted": [sorted(p) for p in self.promoted],
+                "results": [[[a.text(), r] for a, r in rung.values()] for rung in self.results]}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore(state)
+        space = self.context.space
+        self.drawn = {str(k) for k in state["drawn"]}
+        self.promoted = [{str(k) for k in p} for p in state["promoted"]]
+        self.results = [{a.key(): (a, float(r)) for a, r in ((space.parse(t), r) for t, r in rung)}
+                        for rung in state["results"]]
+
+    def save(self, path: str | Path) -> None:
+        self.save_json(path)
+
+    def load(self, path: str | Path) -> None:
+        self.load_json(path)

@@ -17,13 +17,16 @@ takes an architecture from 1 to 3 epochs pays its 3-epoch seconds once, not 1 + 
 
 from __future__ import annotations
 
-from dataclasses import fields
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
 from nas_gym.agents.base import AgentError, BaseAgent, make_hparams, play
 from nas_gym.spaces.base import Architecture
+from nas_gym.storage.atomic import atomic_write_text
 
 
 def play_at(env: gym.Env, arch: Architecture, epochs: int | None) -> tuple[float, dict[str, Any]]:
@@ -105,3 +108,27 @@ class FidelityAgent(BaseAgent):
             reward, info = play_at(self.env, arch, self.asked_epochs)
             self.tell(arch, reward, info)
             self.episodes_done += 1
+
+    # -- checkpoints: a JSON file of the agent's own state ----------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything ``learn`` needs to go on exactly; subclasses add theirs to this."""
+        return {"args": asdict(self.args), "episodes_done": self.episodes_done,  # type: ignore[attr-defined]
+                "rng": self.rng.bit_generator.state}  # type: ignore[attr-defined]
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.episodes_done = int(state["episodes_done"])
+        self.rng.bit_generator.state = state["rng"]  # type: ignore[attr-defined]
+
+    def save_json(self, path: str | Path) -> None:
+        atomic_write_text(Path(path), json.dumps(self.state()))
+
+    def load_json(self, path: str | Path) -> None:
+        """Restore what :meth:`save_json` wrote, refusing a file saved with other hyperparameters.
+
+        :raises AgentError: the hyperparameters differ (the resumed run would not be the same run).
+        """
+        state = json.loads(Path(path).read_text())
+        if state["args"] != asdict(self.args):  # type: ignore[attr-defined]
+            raise AgentError(f"{path}: saved with hyperparameters {state['args']}, not "
+                             f"{asdict(self.args)}; resume with the same --hparams")  # type: ignore[attr-defined]
+        self.restore(state)

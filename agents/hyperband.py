@@ -32,7 +32,9 @@ import numpy as np
 
 from nas_gym.agents.base import AgentError
 from nas_gym.agents.fidelity import FidelityAgent, curve_epochs, file_hparams
+from nas_gym.agents.optuna_proposals import pickle_study, unpickle_study
 from nas_gym.spaces.base import Architecture
+from nas_gym.storage.atomic import atomic_write_bytes
 
 # Known architectures proposed in a row before an unseen one is enqueued: the random share of
 # BOHB's proposals (Falkner et al.) used as a fallback, so a converged TPE still makes progress.
@@ -201,6 +203,30 @@ class OptunaHyperband(FidelityAgent):
         job = next(t for t in self.flight if t.running and t.arch.key() == arch.key() and self.epochs[t.next] == epochs)
         self.known.setdefault(arch.key(), {})[epochs] = reward
         self._report(job, reward)
+
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """The study and the trials in flight in one pickle (a trial refers to its study), the
+        rest as JSON. The run folder is signed (``nas_gym.storage.trust``): a resume unpickles
+        only what this user's nas-gym wrote."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path / "study.pkl", pickle_study(self.study, self.flight))
+        self.save_json(path / "driver.json")
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "known": {k: [[e, r] for e, r in v.items()] for k, v in self.known.items()}}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore(state)
+        self.known = {str(k): {int(e): float(r) for e, r in v} for k, v in state["known"].items()}
+
+    def load(self, path: str | Path) -> None:
+        """Only for a folder :meth:`save` wrote (it unpickles)."""
+        path = Path(path)
+        self.load_json(path / "driver.json")
+        self.study, self.flight = unpickle_study((path / "study.pkl").read_bytes())
 
 
 class OptunaBohb(OptunaHyperband):

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import pickle
-import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -34,13 +32,12 @@ import gymnasium as gym
 
 from nas_gym.agents.base import AgentError, make_hparams
 from nas_gym.agents.hparams import preset_hparams, preset_name
-from nas_gym.agents.optuna_proposals import ProposalAgent, import_extra
+from nas_gym.agents.optuna_proposals import ProposalAgent, import_extra, pickle_study, unpickle_study
 from nas_gym.spaces.base import Architecture
 from nas_gym.storage.atomic import atomic_write_bytes, atomic_write_text
 
 # Optuna samplers holding a thread lock (NSGAIISampler caches its generations under one): not
 # picklable, so left out of a checkpoint and made anew on load.
-_SAMPLER_LOCKS = ("_thread_lock",)
 
 
 def _check_common(name: str, n_startup_trials: int, duplicate_draws: int) -> None:
@@ -167,15 +164,8 @@ class OptunaAgent(ProposalAgent):
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        sampler = self.study.sampler
-        locks = {name: sampler.__dict__.pop(name) for name in _SAMPLER_LOCKS if name in sampler.__dict__}
-        try:  # a lock cannot be pickled; the sampler gets a fresh one on load
-            data = pickle.dumps(self.study)
-        finally:
-            sampler.__dict__.update(locks)
-        atomic_write_bytes(path / "study.pkl", data)
-        atomic_write_text(path / "driver.json", json.dumps({"args": asdict(self.args), "locks": sorted(locks),
-                                                            **self.driver_state()}))
+        atomic_write_bytes(path / "study.pkl", pickle_study(self.study))
+        atomic_write_text(path / "driver.json", json.dumps({"args": asdict(self.args), **self.driver_state()}))
 
     def load(self, path: str | Path) -> None:
         """Only for a folder :meth:`save` wrote (it unpickles)."""
@@ -183,9 +173,7 @@ class OptunaAgent(ProposalAgent):
         state = json.loads((path / "driver.json").read_text())
         if state["args"] != asdict(self.args):
             raise AgentError(f"{path}: saved with hyperparameters {state['args']}, not {asdict(self.args)}")
-        self.study = pickle.loads((path / "study.pkl").read_bytes())
-        for name in state["locks"]:
-            setattr(self.study.sampler, name, threading.Lock())
+        (self.study,) = unpickle_study((path / "study.pkl").read_bytes())
         self.load_driver_state(state)
 
 

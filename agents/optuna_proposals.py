@@ -34,6 +34,8 @@ optimiser about it as an added trial (``nas/random_fallbacks``), so ``learn(n)``
 from __future__ import annotations
 
 import importlib
+import pickle
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -218,3 +220,28 @@ class ProposalAgent(BaseAgent):
             arch = self.space.parse(text)
             self.results[arch.key()] = (arch, float(reward), dict(info))
         self.pending = {}
+
+
+_SAMPLER_LOCKS = ("_thread_lock",)  # sampler attributes that cannot be pickled; recreated on load
+
+
+def pickle_study(study: Any, *extra: Any) -> bytes:
+    """An Optuna study (and objects that refer to it, e.g. trials in flight) as one pickle: a
+    checkpoint of a run folder, which is signed (``nas_gym.storage.trust``) so that only what
+    this user's nas-gym wrote is ever unpickled."""
+    sampler = study.sampler
+    locks = {name: sampler.__dict__.pop(name) for name in _SAMPLER_LOCKS if name in sampler.__dict__}
+    try:
+        return pickle.dumps((study, sorted(locks), *extra))
+    finally:
+        sampler.__dict__.update(locks)
+
+
+def unpickle_study(data: bytes) -> tuple[Any, ...]:
+    """What :func:`pickle_study` wrote: the study (its sampler's locks made new), then the extras."""
+    loaded = pickle.loads(data)
+    # a checkpoint from before the extras were added held the study alone
+    study, locks, *extra = loaded if isinstance(loaded, tuple) else (loaded, _SAMPLER_LOCKS)
+    for name in locks:
+        setattr(study.sampler, name, threading.Lock())
+    return (study, *extra)

@@ -201,6 +201,17 @@ class _Bracket:
         self.handed += 1
         return self.members[self.handed - 1], self.rungs[self.rung]
 
+    def state(self) -> dict[str, Any]:
+        return {"members": [a.text() for a in self.members], "rung": self.rung, "handed": self.handed,
+                "rewards": self.rewards}
+
+    @classmethod
+    def restored(cls, state: dict[str, Any], parse: Callable[[str], Architecture], rungs: list[int], eta: float) -> _Bracket:
+        bracket = cls([parse(t) for t in state["members"]], rungs, eta)
+        bracket.rung, bracket.handed = int(state["rung"]), int(state["handed"])
+        bracket.rewards = {str(k): float(v) for k, v in state["rewards"].items()}
+        return bracket
+
     def told(self, arch: Architecture, reward: float) -> None:
         self.rewards[arch.key()] = reward
         if len(self.rewards) < len(self.members) or self.rung == len(self.rungs) - 1:
@@ -273,3 +284,22 @@ class SuccessiveHalvingAgent(FidelityAgent):
         bracket.told(arch, reward)
         if bracket.finished:
             self.brackets.remove(bracket)
+
+    def state(self) -> dict[str, Any]:
+        index = {id(b): i for i, b in enumerate(self.brackets)}
+        return {**super().state(), "brackets": [b.state() for b in self.brackets],
+                "waiting": [[key, epochs, [index[id(b)] for b in brackets]]
+                            for (key, epochs), brackets in self._waiting.items()]}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore(state)
+        parse = self.context.space.parse
+        self.brackets = [_Bracket.restored(b, parse, self.rungs, self.args.eta) for b in state["brackets"]]
+        self._waiting = {(str(key), int(epochs)): [self.brackets[i] for i in order]
+                         for key, epochs, order in state["waiting"]}
+
+    def save(self, path: str | Path) -> None:
+        self.save_json(path)
+
+    def load(self, path: str | Path) -> None:
+        self.load_json(path)

@@ -292,3 +292,51 @@ def test_a_table_file_of_ones_own_serves_the_cli(tmp_path):
     wrong = search("--evaluator", "synthetic", "--set", f"evaluator.table_file={path}", logdir="w")
     assert wrong.exit_code == 2 and "table_file is read by the table evaluator only" in " ".join(wrong.output.split())
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_checkpoint_resumes_exactly(chain, tmp_path, agent):
+    """save after 17 episodes, load into an agent made with another seed, go on: the same
+    episodes (architecture, epochs, reward) as one uninterrupted run of 40."""
+    cfg, path = chain
+
+    def env_and_log():
+        log = SearchLog(None)
+        return RecordEpisodes(gym.make("NasGym/Cell-v0", config=cfg, evaluator=TableEvaluator(cfg, seed=0, path=path)), log), log
+
+    whole_env, whole = env_and_log()
+    resolve_agent(agent)(whole_env, seed=3, hparams=HPARAMS[agent]).learn(40)
+    env, log = env_and_log()
+    first = resolve_agent(agent)(env, seed=3, hparams=HPARAMS[agent])
+    first.learn(17)
+    first.save(tmp_path / "agent")
+    resumed = resolve_agent(agent)(env, seed=99, hparams=HPARAMS[agent])
+    resumed.load(tmp_path / "agent")
+    resumed.learn(23)
+    assert type(resumed).resumable
+    assert [(r.arch, r.epochs, r.reward) for r in log.records] == [(r.arch, r.epochs, r.reward) for r in whole.records]
+    other = dict(HPARAMS[agent], eta=HPARAMS[agent].get("eta", 3) + 1)
+    with pytest.raises(AgentError, match="saved with hyperparameters"):
+        resolve_agent(agent)(env, seed=3, hparams=other).load(tmp_path / "agent")
+
+
+@pytest.mark.parametrize("agent", ["sh", "hyperband"])
+def test_interrupted_search_on_the_shipped_curve_table_resumes_like_an_uninterrupted_one(tmp_path, agent):
+    """nas-gym search's own checkpoints (signed run folder, the agent's save/load), on mf-chain."""
+    from nas_gym.runs.search import SearchInterrupted, run_search
+    from tests.test_resume import rows_of
+
+    cfg = load_config("mf-chain", {"evaluator.kind": "table"})
+    whole = run_search(cfg, agent, 30, 0, tmp_path / "whole", checkpoint_every=10).run_dir
+
+    def stop(log) -> None:
+        if log.episodes == 17:
+            raise KeyboardInterrupt
+
+    with pytest.raises(SearchInterrupted) as stopped:
+        run_search(cfg, agent, 30, 0, tmp_path / "runs", on_episode=stop, checkpoint_every=10)
+    assert stopped.value.episodes_done == 10
+    summary = run_search(cfg, agent, 30, 0, tmp_path / "unused", checkpoint_every=10, resume=stopped.value.run_dir)
+    assert summary.resumed_from == 10
+    keep = ("episode", "arch", "reward", "epochs")
+    assert [{k: r[k] for k in keep} for r in rows_of(stopped.value.run_dir)] == [{k: r[k] for k in keep} for r in rows_of(whole)]

@@ -58,6 +58,8 @@ BENCHMARKS = {b.name: b for b in (
     Benchmark("mnist1d-tiny", "mnist1d-tiny", "table", "layer chain on MNIST-1D, shipped table"),
     Benchmark("mnist1d-cell", "mnist1d-cell", "table", "NAS-Bench-201-style cell on MNIST-1D, shipped table"),
     Benchmark("mnist1d-surrogate", "mnist1d", "surrogate", "layer chain on MNIST-1D (2.78 million), surrogate model"),
+    Benchmark("mnist1d-noisy-cell", "mnist1d-noisy-cell", "table", "NAS-Bench-201-style cell on a harder "
+              "20,000-signal MNIST-1D, 3 seeds and 3-epoch learning curves per cell, shipped table"),
     # 76 chains: a budget of 200 full trainings would cover the space twice over
     Benchmark("mf-chain", "mf-chain", "table", "layer chain on MNIST-1D with 8-epoch learning curves (76 chains), "
               "shipped table: multi-fidelity agents pay only for the epochs they use", budget_archs=20),

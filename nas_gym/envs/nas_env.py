@@ -183,7 +183,8 @@ class NasEnv(gym.Env):
         ev = self.evaluator.unwrapped  # a wrapper (the search's prefetching) charges the inner one anyway
         if not isinstance(ev, FidelityEvaluator):
             raise FidelityError(f"{who}: the {type(ev).__name__} cannot answer at a chosen number of epochs (not a "
-                                "FidelityEvaluator); use --evaluator table on a preset whose table has learning curves")
+                                "FidelityEvaluator); use --evaluator train (real training) or --evaluator table "
+                                "on a preset whose table has learning curves")
         # a TableEvaluator has evaluate_at whatever its table holds; only a table with curves answers at epoch E
         table = getattr(ev, "table", None)
         if table is not None and table.max_epochs is None:

@@ -180,6 +180,38 @@ class TrainingEvaluator(EvaluatorBase):
         # process for every architecture, and memoised so the env's info stays deterministic.
         self.measures_latency = config.reward.cost == "latency"
         self._latency_ms: dict[str, float] = {}
+        self._at_epochs: dict[int, TrainingEvaluator] = {}  # evaluate_at's shorter budgets
+
+    @property
+    def max_epochs(self) -> int:
+        """The most epochs :meth:`evaluate_at` answers at: the recipe's own budget."""
+        return int(self.config.train.epochs)
+
+    def evaluate_at(self, arch: Architecture, epochs: int | None) -> EvalResult:
+        """The result of training ``arch`` for ``epochs`` epochs with this recipe (None: its own).
+
+        A fidelity here is a run of that many epochs, its learning-rate schedule spread over
+        them, as NAS-Bench-201's 12-epoch runs beside its 200-epoch ones; not a point on the
+        longer run's curve (that is what a table with learning curves answers). Real training
+        cannot go on from a cached result, so each fidelity is paid in full the first time and
+        is a cache hit after that; the results are cached under their own context (the recipe
+        with ``train.epochs`` changed), charged to this evaluator's clock, trained on its backend.
+
+        :raises ConfigError: ``epochs`` outside 1..``max_epochs``.
+        """
+        if epochs is None or epochs == self.max_epochs:
+            return self.evaluate(arch)
+        if not 1 <= epochs <= self.max_epochs:
+            raise ConfigError(f"epochs={epochs}: training answers after 1..{self.max_epochs} epochs (train.epochs); "
+                              "raise train.epochs for longer runs")
+        if epochs not in self._at_epochs:
+            from nas_gym.config import load_config
+
+            shorter = load_config(self.config, {"train.epochs": int(epochs)})
+            sibling = TrainingEvaluator(shorter, data=self._data, cache=self.cache, backend=self.backend)
+            sibling.stats = self.stats  # one clock for the search, whatever the fidelity
+            self._at_epochs[epochs] = sibling
+        return self._at_epochs[epochs].evaluate(arch)
 
     def numerics(self) -> dict[str, Any]:
         """What the results' numbers depend on besides the recipe (``nas_gym.training.numerics``), on the

@@ -48,3 +48,38 @@ def test_the_env_answers_at_a_chosen_epoch_with_real_training(tmp_path):
     assert done and info["epochs"] == 1
     with pytest.raises(FidelityError, match="1..2 epochs"):
         env.reset(options={"epochs": 3})
+
+
+@pytest.mark.parametrize("agent", ["sh", "asha", "hyperband", "bohb"])
+def test_each_multi_fidelity_agent_searches_a_users_space_with_real_training(monkeypatch, agent):
+    """The example MLP space (examples/mlp_space.py), trained for real on a small dataset: several
+    fidelities asked for, each answered by a run of that many epochs, and the same seed the same run."""
+    from pathlib import Path
+
+    from nas_gym.agents.base import resolve_agent
+    from nas_gym.envs.nas_env import NasEnv
+    from tests.test_multi_fidelity_agents import HPARAMS
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(root)  # the example preset names its space by a path relative to the checkout
+    cfg = load_config(str(root / "examples" / "mlp_space.yaml"), {"train.epochs": 4, "evaluator.cache": None})
+    runs = []
+    for seed in (0, 0, 1):
+        evaluator = TrainingEvaluator(cfg, data=fake_data(), cache=MemoryCache())
+        env = NasEnv(cfg, evaluator=evaluator)
+        seen: list[tuple[str, int, float]] = []
+
+        class Record(gym.Wrapper):
+            def step(self, action):
+                out = self.env.step(action)
+                if out[2]:
+                    seen.append((out[4]["arch"], out[4]["epochs"], out[4]["val_acc"]))
+                return out
+
+        resolve_agent(agent)(Record(env), seed=seed, hparams=HPARAMS[agent]).learn(14)
+        assert len({e for _, e, _ in seen}) > 1, "several fidelities"
+        short = next((a, e, v) for a, e, v in seen if e < 4)
+        alone = TrainingEvaluator(load_config(cfg, {"train.epochs": short[1]}), data=fake_data(), cache=MemoryCache())
+        assert alone.evaluate(env.space.parse(short[0])).val_acc == short[2]
+        runs.append(seen)
+    assert runs[0] == runs[1] and runs[0] != runs[2]

@@ -49,6 +49,7 @@ BUILTIN_AGENTS: dict[str, str] = {
     "asha": "nas_gym.agents.asha:Asha",
     "hyperband": "nas_gym.agents.hyperband:OptunaHyperband",
     "bohb": "nas_gym.agents.hyperband:OptunaBohb",
+    "smac_hb": "nas_gym.agents.smac_hyperband:SMACHyperband",
 }
 ENTRY_POINT_GROUP = plugins.GROUPS["agent"]
 

@@ -29,8 +29,10 @@ from nas_gym.evaluators.table import TableEvaluator, make_row, write_table
 from nas_gym.runs.recorder import RecordEpisodes, SearchLog
 
 EPOCHS = 4
-AGENTS = ["sh", "asha", "hyperband", "bohb"]
-HPARAMS = {"sh": {"eta": 2, "archs": 8}, "asha": {"eta": 2}, "hyperband": {"eta": 2}, "bohb": {"eta": 2, "startup_trials": 4}}
+AGENTS = ["sh", "asha", "hyperband", "bohb", "smac_hb"]
+RESUMABLE = ["sh", "asha", "hyperband", "bohb"]  # smac_hb: SMAC restores no random state (docs/searchers.md)
+HPARAMS = {"sh": {"eta": 2, "archs": 8}, "asha": {"eta": 2}, "hyperband": {"eta": 2}, "bohb": {"eta": 2, "startup_trials": 4},
+           "smac_hb": {"eta": 2, "initial_design": 4}}
 CHAIN = {"space": {"ops": ["conv3-16", "conv5-16", "conv3-32", "maxpool"], "max_depth": 3},
          "train": {"epochs": EPOCHS}}
 CELL = {"train": {"epochs": EPOCHS}}
@@ -294,7 +296,7 @@ def test_a_table_file_of_ones_own_serves_the_cli(tmp_path):
     assert not (tmp_path / "w").exists()
 
 
-@pytest.mark.parametrize("agent", AGENTS)
+@pytest.mark.parametrize("agent", RESUMABLE)
 def test_checkpoint_resumes_exactly(chain, tmp_path, agent):
     """save after 17 episodes, load into an agent made with another seed, go on: the same
     episodes (architecture, epochs, reward) as one uninterrupted run of 40."""

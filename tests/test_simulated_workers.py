@@ -141,6 +141,20 @@ def test_same_seed_same_trajectory_with_four_workers(name):
     assert runs[0] == runs[1] and len(runs[0]) == 40
 
 
+@pytest.mark.parametrize("name", ["sh", "asha", "hyperband", "bohb", "smac_hb"])
+def test_multi_fidelity_agents_keep_four_workers_busy_at_several_fidelities(name):
+    """On the shipped curve table: each job's epochs come from the agent's ask (reset_options),
+    four jobs start at once, and the same seed gives the same schedule."""
+    runs = []
+    for _ in range(2):
+        env, infos = table_env("mf-chain", seed=5, workers=4)
+        SimulatedWorkers(resolve_agent(name)(env, seed=5), env).drive(40)
+        runs.append([(i["arch"], i["epochs"], i["sim_start"], i["sim_finish"]) for i in infos])
+    assert runs[0] == runs[1] and len(runs[0]) == 40
+    assert len({epochs for _, epochs, _, _ in runs[0]}) > 1, "several fidelities"
+    assert sum(start == 0 for _, _, start, _ in runs[0]) == 4 and len({i["sim_worker"] for i in infos}) == 4
+
+
 def test_local_search_with_four_workers_never_repeats():
     env, infos = table_env("mnist1d-cell", seed=2, workers=4)
     agent = resolve_agent("local")(env, seed=2)

@@ -12,6 +12,7 @@ import pytest
 
 from nas_gym.agents.base import AgentError, play, resolve_agent
 from nas_gym.agents.smac_agent import SMAC
+from nas_gym.envs.nas_env import NasEnv
 from tests.test_optuna_agents import make_env
 
 pytest.importorskip("smac")
@@ -76,3 +77,12 @@ def test_missing_smac_is_one_line(monkeypatch):
     with pytest.raises(AgentError) as err:
         SMAC(make_env("mnist1d-tiny"))
     assert str(err.value) == "--agent smac needs the smac package, which is not installed; pip install 'nas-gym[smac]'"
+
+
+def test_missing_smac_is_one_line_for_its_hyperband_too(monkeypatch):
+    from nas_gym.agents.smac_hyperband import SMACHyperband
+
+    monkeypatch.setitem(sys.modules, "smac", None)
+    with pytest.raises(AgentError) as err:
+        SMACHyperband(NasEnv("mf-chain", evaluator="table"))
+    assert str(err.value) == "--agent smac_hb needs the smac package, which is not installed; pip install 'nas-gym[smac]'"

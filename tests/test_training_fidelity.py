@@ -50,7 +50,21 @@ def test_the_env_answers_at_a_chosen_epoch_with_real_training(tmp_path):
         env.reset(options={"epochs": 3})
 
 
-@pytest.mark.parametrize("agent", ["sh", "asha", "hyperband", "bohb"])
+class Record(gym.Wrapper):
+    """Notes (architecture, epochs, validation accuracy) of every finished episode."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.seen: list[tuple[str, int, float]] = []
+
+    def step(self, action):
+        out = self.env.step(action)
+        if out[2]:
+            self.seen.append((out[4]["arch"], out[4]["epochs"], out[4]["val_acc"]))
+        return out
+
+
+@pytest.mark.parametrize("agent", ["sh", "asha", "hyperband", "bohb", "smac_hb"])
 def test_each_multi_fidelity_agent_searches_a_users_space_with_real_training(monkeypatch, agent):
     """The example MLP space (examples/mlp_space.py), trained for real on a small dataset: several
     fidelities asked for, each answered by a run of that many epochs, and the same seed the same run."""
@@ -67,16 +81,9 @@ def test_each_multi_fidelity_agent_searches_a_users_space_with_real_training(mon
     for seed in (0, 0, 1):
         evaluator = TrainingEvaluator(cfg, data=fake_data(), cache=MemoryCache())
         env = NasEnv(cfg, evaluator=evaluator)
-        seen: list[tuple[str, int, float]] = []
-
-        class Record(gym.Wrapper):
-            def step(self, action):
-                out = self.env.step(action)
-                if out[2]:
-                    seen.append((out[4]["arch"], out[4]["epochs"], out[4]["val_acc"]))
-                return out
-
-        resolve_agent(agent)(Record(env), seed=seed, hparams=HPARAMS[agent]).learn(14)
+        recorded = Record(env)
+        resolve_agent(agent)(recorded, seed=seed, hparams=HPARAMS[agent]).learn(14)
+        seen = recorded.seen
         assert len({e for _, e, _ in seen}) > 1, "several fidelities"
         short = next((a, e, v) for a, e, v in seen if e < 4)
         alone = TrainingEvaluator(load_config(cfg, {"train.epochs": short[1]}), data=fake_data(), cache=MemoryCache())

@@ -175,7 +175,7 @@ number below, per seed); regenerate it, never edit it by hand.
   that keeps re-proposing cached architectures ends at the episode cap with budget left); *repeats
   charged* recomputes the same run charging every query what its first evaluation cost
   (NATS-Bench has no cache), so the run is cut where that clock passes the budget.
-- **Multi-fidelity agents** (`sh`, `asha`, `hyperband`, `bohb`, on a table with learning curves)
+- **Multi-fidelity agents** (`sh`, `asha`, `hyperband`, `bohb`, `smac_hb`, on a table with learning curves)
   score many architectures after a few epochs and pay only for the epochs they use; an
   architecture taken further pays only for the epochs it had not paid for. What such a run
   returns is its best result at the highest number of epochs it reached (the full budget once it

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from nas_gym.agents.base import BUILTIN_AGENTS
+from nas_gym.agents.base import BUILTIN_AGENTS, resolve_agent
+from nas_gym.agents.fidelity import FidelityAgent
 from nas_gym.cli import app
 from nas_gym.config import ConfigError, load_config
 from nas_gym.envs.nas_env import NasEnv
@@ -20,10 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = str(ROOT / "examples" / "mlp_space.yaml")
 # Weight-sharing agents train a supernet, which a space provides only if it builds one.
 NEEDS_SUPERNET = {"darts", "enas"}
-# Multi-fidelity agents need a table with learning curves, and refuse the synthetic evaluator
-# (tests/test_multi_fidelity_agents.py runs them on curve tables of both shipped spaces).
-NEEDS_CURVES = {"sh", "asha", "hyperband", "bohb"}
-AGENTS = sorted(set(BUILTIN_AGENTS) - NEEDS_SUPERNET - NEEDS_CURVES)
+# Multi-fidelity agents need an evaluator that answers at a chosen number of epochs, and refuse the
+# synthetic one: tests/test_multi_fidelity_agents.py runs them on curve tables of both shipped
+# spaces, tests/test_training_fidelity.py on the example space with real training.
+NEEDS_FIDELITY = {name for name in BUILTIN_AGENTS if issubclass(resolve_agent(name), FidelityAgent)}
+AGENTS = sorted(set(BUILTIN_AGENTS) - NEEDS_SUPERNET - NEEDS_FIDELITY)
 
 
 def search(tmp_path: Path, agent: str, config: str):

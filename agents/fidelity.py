@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from nas_gym.agents.base import AgentError, BaseAgent, make_hparams, play
 from nas_gym.spaces.base import Architecture
@@ -90,6 +91,8 @@ class FidelityAgent(BaseAgent):
 
     synchronous: bool = True
     asked_epochs: int | None = None
+    args: Any  # the subclass's hyperparameter dataclass
+    rng: np.random.Generator  # its own draws (a subclass without any leaves it unset and is not resumable)
 
     def __init__(self, env: gym.Env) -> None:
         self.env = env
@@ -112,12 +115,11 @@ class FidelityAgent(BaseAgent):
     # -- checkpoints: a JSON file of the agent's own state ----------------------------------------
     def state(self) -> dict[str, Any]:
         """Everything ``learn`` needs to go on exactly; subclasses add theirs to this."""
-        return {"args": asdict(self.args), "episodes_done": self.episodes_done,  # type: ignore[attr-defined]
-                "rng": self.rng.bit_generator.state}  # type: ignore[attr-defined]
+        return {"args": asdict(self.args), "episodes_done": self.episodes_done, "rng": self.rng.bit_generator.state}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.episodes_done = int(state["episodes_done"])
-        self.rng.bit_generator.state = state["rng"]  # type: ignore[attr-defined]
+        self.rng.bit_generator.state = state["rng"]
 
     def save_json(self, path: str | Path) -> None:
         atomic_write_text(Path(path), json.dumps(self.state()))
@@ -128,7 +130,7 @@ class FidelityAgent(BaseAgent):
         :raises AgentError: the hyperparameters differ (the resumed run would not be the same run).
         """
         state = json.loads(Path(path).read_text())
-        if state["args"] != asdict(self.args):  # type: ignore[attr-defined]
+        if state["args"] != asdict(self.args):
             raise AgentError(f"{path}: saved with hyperparameters {state['args']}, not "
-                             f"{asdict(self.args)}; resume with the same --hparams")  # type: ignore[attr-defined]
+                             f"{asdict(self.args)}; resume with the same --hparams")
         self.restore(state)

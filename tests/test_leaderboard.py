@@ -13,14 +13,28 @@ ROWS_A = [("conv3-16", 0.70, 100, "ok", ""), ("maxpool", 0.30, 10, "ok", ""), ("
 ROWS_B = [("conv3-16", 0.72, 100, "ok", ""), ("conv5-16", 0.75, 150, "ok", "")]
 
 
-def write_run(folder, rows):
+def write_run(folder, rows, epochs=None):
     folder.mkdir(parents=True)
     with (folder / "evaluations.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(CSV_FIELDS)
         for i, (arch, acc, params, status, reason) in enumerate(rows, 1):
             row = [i, arch, acc, acc, params, params * 10, status, reason, i, 0, "", 1.0, ""]
-            w.writerow(row + [""] * (len(CSV_FIELDS) - len(row)))  # later columns (epochs) empty
+            row += [""] * (len(CSV_FIELDS) - len(row))  # later columns (sim_start, sim_finish, epochs) empty
+            if epochs is not None:
+                row[CSV_FIELDS.index("epochs")] = epochs[i - 1]
+            w.writerow(row)
+
+
+def test_a_multi_fidelity_run_ranks_results_after_more_epochs_first(tmp_path):
+    """conv3-32 scored 0.9 after 1 epoch, then 0.85 after 8; maxpool 0.95 after 1 epoch only:
+    full-budget results lead, and each architecture is shown by its deepest result."""
+    rows = [("conv3-32", 0.90, 400, "ok", ""), ("maxpool", 0.95, 10, "ok", ""), ("conv3-32", 0.85, 400, "ok", ""),
+            ("conv3-16", 0.80, 100, "ok", "")]
+    write_run(tmp_path / "mf", rows, epochs=[1, 1, 8, 8])
+    entries, _ = read_entries([tmp_path])
+    assert [(e.arch, e.val_acc, e.epochs) for e in entries] == [("conv3-32", 0.85, 8), ("conv3-16", 0.80, 8),
+                                                                 ("maxpool", 0.95, 1)]
 
 
 def test_entries_ordered_and_merged_across_runs(tmp_path):

@@ -33,6 +33,12 @@ class Entry:
     reward: float = 0.0  # what the run optimised: val_acc times the cost factor
     cost: float | None = None  # the cost the reward used (None: the reward had no target)
     within_target: bool | None = None
+    epochs: int | None = None  # a multi-fidelity agent's episode: the epochs behind its score (None: full budget)
+
+    @property
+    def depth(self) -> float:
+        """How far training went for this score: a result after more epochs outranks one after fewer."""
+        return float("inf") if self.epochs is None else float(self.epochs)
 
 
 @dataclass(frozen=True)
@@ -103,9 +109,10 @@ def read_entries(paths: list[Path], preset: str | None = None, evaluator: str | 
             arch = rec.arch
             counts[arch] = counts.get(arch, 0) + 1
             entry = Entry(arch, rec.val_acc, rec.params, rec.flops, 0, rec.status, rec.reason, path.parent.name,
-                          reward=rec.reward, cost=rec.cost, within_target=rec.within_target)
+                          reward=rec.reward, cost=rec.cost, within_target=rec.within_target, epochs=rec.epochs)
             target = best if rec.status == "ok" else failures
-            if arch not in target or entry.reward > target[arch].reward:
+            # an architecture's result after the most epochs stands for it (Record.beats), then the best reward
+            if arch not in target or (entry.depth, entry.reward) > (target[arch].depth, target[arch].reward):
                 target[arch] = entry
         for arch, val_acc in _confirmed(path.parent).items():
             if arch in best:  # the highest fidelity seen replaces the reward's short-training score
@@ -115,8 +122,10 @@ def read_entries(paths: list[Path], preset: str | None = None, evaluator: str | 
     def with_count(e: Entry) -> Entry:
         return Entry(**{**e.__dict__, "evaluations": counts[e.arch]})
 
-    # Confirmed entries first: a lucky short run must not outrank a checked long one.
-    ok = sorted((with_count(e) for e in best.values()), key=lambda e: (e.fidelity != "high", -e.reward, e.params, e.arch))
+    # Confirmed entries first, and results after more epochs before fewer: a lucky short run must
+    # not outrank a checked long one.
+    ok = sorted((with_count(e) for e in best.values()),
+                key=lambda e: (e.fidelity != "high", -e.depth, -e.reward, e.params, e.arch))
     return ok, [with_count(e) for e in failures.values()]
 
 

@@ -137,8 +137,9 @@ def leaderboard_table(shown: Sequence[Any], entries: Sequence[Any], pareto: bool
     table = Table(title=title + (" by reward" if aware and not pareto else ""))
     several_runs = len({e.run for e in entries}) > 1
     confirmed = any(e.fidelity for e in entries)  # a multi-fidelity search: show which were re-trained longer
+    at_epochs = any(e.epochs is not None for e in entries)  # a multi-fidelity agent: the epochs behind each score
     cols = ("#", "architecture", "val acc") + (("reward", "cost") if aware else ()) + ("params", "FLOPs", "evals") + (
-        ("fidelity",) if confirmed else ()) + (("run",) if several_runs else ())
+        ("fidelity",) if confirmed else ()) + (("epochs",) if at_epochs else ()) + (("run",) if several_runs else ())
     for col in cols:
         table.add_column(col, justify="left" if col in ("architecture", "run") else "right",
                          overflow="fold" if col == "architecture" else "ellipsis",
@@ -146,5 +147,6 @@ def leaderboard_table(shown: Sequence[Any], entries: Sequence[Any], pareto: bool
     for i, e in enumerate(shown, 1):
         extra = (f"{e.reward:.4f}", cost_text(e.cost, e.within_target)) if aware else ()
         table.add_row(str(i), e.arch, f"{e.val_acc:.4f}", *extra, f"{e.params:,}", f"{e.flops:,}", str(e.evaluations),
-                      *([e.fidelity or "low"] if confirmed else []), *([e.run] if several_runs else []))
+                      *([e.fidelity or "low"] if confirmed else []), *([str(e.epochs or "")] if at_epochs else []),
+                      *([e.run] if several_runs else []))
     return table

@@ -103,6 +103,12 @@ class PositionEncoding:
         return actions + [0] * (self.positions - len(actions))
 
 
+class ProposalsExhausted(Exception):
+    """Raised by a subclass's ``_propose`` when its library has no configuration left to propose
+    (SMAC says so once every configuration of a small space is in its history): the driver then
+    draws unseen architectures uniformly, as after too many duplicates, and tells the library nothing more."""
+
+
 @dataclass
 class Counters:
     """What the driver counts, for the logs and for a resumed run."""
@@ -135,6 +141,7 @@ class ProposalAgent(BaseAgent):
         self.counters = Counters()
         self.results: dict[str, tuple[Architecture, float, dict[str, Any]]] = {}  # key -> told result
         self.pending: dict[str, list[Any]] = {}  # key -> handles waiting for its result
+        self.exhausted = False  # the library has nothing left to propose (ProposalsExhausted)
         self._record = self.context.record_scalar
 
     # -- what a subclass supplies -------------------------------------------------------------
@@ -151,8 +158,12 @@ class ProposalAgent(BaseAgent):
     def ask(self) -> Architecture:
         """The next architecture to evaluate: the optimiser's next proposal that is new, else,
         after ``duplicate_draws`` duplicates, a uniformly drawn unseen one."""
-        for _ in range(max(1, self.duplicate_draws)):
-            handle, values = self._propose()
+        for _ in range(0 if self.exhausted else max(1, self.duplicate_draws)):
+            try:
+                handle, values = self._propose()
+            except ProposalsExhausted:
+                self.exhausted = True
+                break
             arch, repaired = self.encoding.decode(values)
             self.counters.proposals += 1
             self.counters.repaired += bool(repaired)
@@ -169,7 +180,9 @@ class ProposalAgent(BaseAgent):
             return arch
         arch = self._unseen()
         self.counters.fallbacks += 1
-        self.pending.setdefault(arch.key(), []).append(self._propose_fixed(self.encoding.encode(arch)))
+        # once exhausted the library has every configuration already: it is told nothing more
+        handle = None if self.exhausted else self._propose_fixed(self.encoding.encode(arch))
+        self.pending.setdefault(arch.key(), []).append(handle)
         return arch
 
     def tell(self, arch: Architecture, reward: float, info: dict[str, Any]) -> None:
@@ -177,7 +190,8 @@ class ProposalAgent(BaseAgent):
         key = arch.key()
         self.results[key] = (arch, float(reward), dict(info))
         for handle in self.pending.pop(key, []):
-            self._report(handle, arch, float(reward), info)
+            if handle is not None:
+                self._report(handle, arch, float(reward), info)
 
     def learn(self, episodes: int) -> None:
         """``episodes`` times ask, play, tell (one worker); then the agent's own logs."""
@@ -209,12 +223,13 @@ class ProposalAgent(BaseAgent):
     def driver_state(self) -> dict[str, Any]:
         """The driver's part of a checkpoint, JSON-ready (taken between learn calls, so nothing
         is pending): architectures as text, parsed back by the space on load."""
-        return {"counters": asdict(self.counters), "rng": self.rng.bit_generator.state,
+        return {"counters": asdict(self.counters), "rng": self.rng.bit_generator.state, "exhausted": self.exhausted,
                 "results": [[a.text(), r, info] for a, r, info in self.results.values()]}
 
     def load_driver_state(self, state: dict[str, Any]) -> None:
         self.counters = Counters(**state["counters"])
         self.rng.bit_generator.state = state["rng"]
+        self.exhausted = bool(state.get("exhausted", False))  # a checkpoint written before the flag: False
         self.results = {}
         for text, reward, info in state["results"]:
             arch = self.space.parse(text)

@@ -40,7 +40,7 @@ import gymnasium as gym
 
 from nas_gym.agents.base import AgentError, make_hparams
 from nas_gym.agents.hparams import preset_hparams, preset_name
-from nas_gym.agents.optuna_proposals import ProposalAgent, import_extra
+from nas_gym.agents.optuna_proposals import ProposalAgent, ProposalsExhausted, import_extra
 from nas_gym.spaces.base import Architecture
 
 _NO_LIMIT = 10**9  # SMAC's trial budget: nas-gym's search decides when to stop
@@ -115,7 +115,12 @@ class SMAC(ProposalAgent):
         )
 
     def _propose(self) -> tuple[Any, list[int]]:
-        info = self.smac.ask()
+        from smac.main.exceptions import ConfigurationSpaceExhaustedException
+
+        try:
+            info = self.smac.ask()
+        except ConfigurationSpaceExhaustedException:  # a small space: every configuration tried
+            raise ProposalsExhausted from None
         return info, [int(info.config[name]) for name in self.encoding.names()]
 
     def _propose_fixed(self, values: list[int]) -> Any:

@@ -13,7 +13,9 @@ Decisions are SMAC's categorical hyperparameters ``d0 .. d<max_steps-1>`` over t
 set, decoded with the deterministic repair of ``nas_gym.agents.optuna_proposals.PositionEncoding``.
 A proposal whose architecture was already played at its epochs (two configurations can decode to
 one architecture) is told the known result without an episode; after ``duplicate_draws`` such
-proposals in a row the last is played anyway, a repeat the evaluator does not charge.
+proposals in a row the last is played anyway, a repeat the evaluator does not charge. In a small
+space SMAC eventually has no configuration left to propose; from then on the agent plays
+architectures not yet played at the top budget, drawn uniformly.
 
 Asynchronous: with several simulated workers SMAC starts the next bracket while a rung waits for
 its results. Not resumable, for the reason ``--agent smac`` is not (SMAC restores its history but
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from nas_gym.agents.base import AgentError
 from nas_gym.agents.fidelity import FidelityAgent, curve_epochs, file_hparams
@@ -36,6 +39,7 @@ from nas_gym.agents.optuna_proposals import PositionEncoding, import_extra
 from nas_gym.spaces.base import Architecture
 
 _NO_LIMIT = 10**9  # SMAC's trial budget: nas-gym's search decides when to stop
+_UNSEEN_DRAWS = 1000  # uniform draws to find an architecture not played at the top budget
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,9 @@ class SMACHyperband(FidelityAgent):
         self.smac = self._facade(seed, logdir)
         self.known: dict[tuple[str, int], float] = {}  # (key, epochs) -> reward of the episodes played
         self.flight: list[tuple[Any, str, int]] = []  # (SMAC's trial, key, epochs) asked, not told yet
-        self.duplicates = self.repaired = 0
+        self.duplicates = self.repaired = self.fallbacks = 0
+        self.exhausted = False  # SMAC has no configuration left: uniform draws at the top budget from then on
+        self.rng = np.random.default_rng(seed)  # those draws only
 
     def _facade(self, seed: int, logdir: Path | None) -> Any:
         from ConfigSpace import Categorical, ConfigurationSpace
@@ -109,11 +115,32 @@ class SMACHyperband(FidelityAgent):
     def _epochs(self, budget: float) -> int:
         return int(min(self.top, max(1, round(budget))))
 
+    def _unseen_at_top(self) -> Architecture:
+        """After SMAC ran out of configurations (a small space): an architecture not yet played at
+        the top budget, drawn uniformly (a repeat, free, once none is left)."""
+        space = self.context.space
+        for _ in range(_UNSEEN_DRAWS):
+            arch = space.sample(self.rng)
+            if (arch.key(), self.top) not in self.known and all(job[1:] != (arch.key(), self.top) for job in self.flight):
+                break
+        return arch
+
     def ask(self) -> Architecture:
+        from smac.main.exceptions import ConfigurationSpaceExhaustedException
         from smac.runhistory.dataclasses import TrialValue
 
+        if self.exhausted:
+            arch = self._unseen_at_top()
+            self.fallbacks += 1
+            self.flight.append((None, arch.key(), self.top))
+            self.asked_epochs = self.top
+            return arch
         for attempt in range(self.args.duplicate_draws + 1):
-            trial = self.smac.ask()
+            try:
+                trial = self.smac.ask()
+            except ConfigurationSpaceExhaustedException:  # every configuration of a small space is in its history
+                self.exhausted = True
+                return self.ask()
             arch, repaired = self.encoding.decode([int(trial.config[n]) for n in self.encoding.names()])
             self.repaired += int(repaired > 0)
             job = (arch.key(), self._epochs(trial.budget))
@@ -132,7 +159,8 @@ class SMACHyperband(FidelityAgent):
         i = next(i for i, (_, key, epochs) in enumerate(self.flight) if (key, epochs) == job)
         trial = self.flight.pop(i)[0]
         self.known[job] = reward
-        self.smac.tell(trial, TrialValue(cost=1.0 - reward, additional_info={"arch": arch.text()}))
+        if trial is not None:  # a fallback after SMAC ran out is not SMAC's trial
+            self.smac.tell(trial, TrialValue(cost=1.0 - reward, additional_info={"arch": arch.text()}))
 
 
 def _never_called(config: Any, seed: int = 0, budget: float = 0.0) -> float:

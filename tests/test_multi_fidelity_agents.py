@@ -342,3 +342,14 @@ def test_interrupted_search_on_the_shipped_curve_table_resumes_like_an_uninterru
     assert summary.resumed_from == 10
     keep = ("episode", "arch", "reward", "epochs")
     assert [{k: r[k] for k in keep} for r in rows_of(stopped.value.run_dir)] == [{k: r[k] for k in keep} for r in rows_of(whole)]
+
+
+def test_smac_hb_goes_on_when_smac_runs_out_of_configurations(tmp_path_factory):
+    """A 6-chain space (27 configurations of SMAC's 3 decisions): SMAC soon has none left to
+    propose; the agent then plays chains not yet played at the top budget, and the search goes on."""
+    cfg, path = _curve_table(tmp_path_factory, "six-chain", "mnist1d-tiny",
+                             {"space": {"ops": ["conv3-16", "conv5-16"], "max_depth": 2}, "train": {"epochs": EPOCHS}})
+    records, _ = _run(cfg, path, "smac_hb", 40)
+    assert len(records) == 40 and {r.epochs for r in records} >= {EPOCHS}
+    tops = [r.arch for r in records if r.epochs == EPOCHS]
+    assert len(set(tops)) == 6, "every chain reached the top budget"

@@ -86,3 +86,15 @@ def test_missing_smac_is_one_line_for_its_hyperband_too(monkeypatch):
     with pytest.raises(AgentError) as err:
         SMACHyperband(NasEnv("mf-chain", evaluator="table"))
     assert str(err.value) == "--agent smac_hb needs the smac package, which is not installed; pip install 'nas-gym[smac]'"
+
+
+def test_smac_goes_on_when_it_runs_out_of_configurations():
+    """A 6-chain space: SMAC soon has no configuration left; the search goes on with uniform draws."""
+    from nas_gym.config import load_config
+    from nas_gym.evaluators.synthetic import SyntheticEvaluator
+
+    cfg = load_config("mnist1d-tiny", {"space.ops": ["conv3-16", "conv5-16"], "space.max_depth": 2})
+    env = NasEnv(cfg, evaluator=SyntheticEvaluator(cfg.search_space(), seed=0))
+    agent = SMAC(env, seed=0, hparams={"initial_design": 3})
+    agent.learn(30)
+    assert agent.exhausted and agent.counters.episodes_done == 30 and agent.counters.fallbacks > 0

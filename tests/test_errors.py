@@ -18,6 +18,7 @@ from nas_gym.errors import NasGymError
 SIGNALS = {
     "nas_gym.runs.search.StopSearch",
     "nas_gym.runs.surrogate_build.Missing",  # an --export-only replay stops where the cache does
+    "nas_gym.agents.optuna_proposals.ProposalsExhausted",  # a library with nothing left to propose: the driver draws instead
 }
 
 

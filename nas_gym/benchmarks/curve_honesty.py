@@ -21,7 +21,6 @@ The same functions serve the test that holds a table to the tolerance measured h
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,11 +144,9 @@ def repass(config: Config, members: list[Member]) -> list[bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", default="mnist1d-noisy-cell")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--lines", type=Path, help="a curve build's lines file (partial or complete)")
-    src.add_argument("--table", type=Path, help="a finished table with learning curves")
+    from nas_gym.benchmarks.table_report import curve_source_parser
+
+    p = curve_source_parser(__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=3, help="seeds a cell must have to be drawn")
     p.add_argument("--cells", type=int, default=8)
     p.add_argument("--seed", type=int, default=0, help="draws the cells")

@@ -54,12 +54,19 @@ def from_table(path: Path, space) -> tuple[list[str], list[list[dict]]]:
     return keys, members
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def curve_source_parser(description: str) -> argparse.ArgumentParser:
+    """The options every reader of a curve table shares: the preset, and either a build's lines
+    file or a finished table."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--config", default="mnist1d-noisy-cell")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--lines", type=Path, help="a curve build's lines file (partial or complete)")
     src.add_argument("--table", type=Path, help="a finished table with learning curves")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = curve_source_parser(__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=3)
     args = p.parse_args(argv)
     space = load_config(args.config).search_space()

@@ -87,25 +87,12 @@ class SMAC(ProposalAgent):
         self.args = make_hparams(SMACArgs, {**file_hparams, **(hparams or {})})
         super().__init__(env, seed=seed, logdir=logdir)
         self.duplicate_draws = self.args.duplicate_draws
-        from ConfigSpace import Categorical, ConfigurationSpace
         from smac import HyperparameterOptimizationFacade as Facade
         from smac import Scenario
-        from smac.model.random_forest import RandomForest
 
-        # SMAC's own logging set-up would reconfigure the root logger; only its loggers are quietened
-        logging.getLogger("smac").setLevel(logging.ERROR)
-        self.configspace = ConfigurationSpace(seed=seed)
-        choices = list(range(self.encoding.n_actions))
-        self.configspace.add([Categorical(name, choices) for name in self.encoding.names()])
-        if self.logdir is not None:
-            output = self.logdir / "smac"
-        else:  # removed with the agent
-            self._tmp = tempfile.TemporaryDirectory(prefix="nas-gym-smac-")
-            output = Path(self._tmp.name)
+        self.configspace, output, model, self._tmp = smac_parts(self.encoding, seed, self.args.n_trees, self.logdir, "smac")
         scenario = Scenario(self.configspace, deterministic=True, n_trials=_NO_LIMIT, seed=seed,
                             output_directory=output, name="smac")
-        model = RandomForest(self.configspace, log_y=True, n_trees=self.args.n_trees, ratio_features=1.0,
-                             min_samples_split=2, min_samples_leaf=1, seed=seed, n_jobs=1, max_leaf_nodes=None)
         self.smac = Facade(
             scenario, _never_called, model=model, overwrite=True, logging_level=False,
             intensifier=Facade.get_intensifier(scenario, max_config_calls=1),
@@ -136,6 +123,33 @@ class SMAC(ProposalAgent):
         self.smac.tell(handle, TrialValue(cost=1.0 - reward, additional_info={"arch": arch.text()}))
 
 
-def _never_called(config: Any, seed: int = 0) -> float:
+def smac_parts(encoding: Any, seed: int, n_trees: int, logdir: Path | None, name: str
+               ) -> tuple[Any, Path, Any, tempfile.TemporaryDirectory | None]:
+    """What both SMAC agents build alike: the categorical configuration space of ``encoding``'s
+    decisions, SMAC's output folder (``<logdir>/smac``, else a temporary folder the agent keeps,
+    returned last, None otherwise), and the random forest.
+
+    The forest fits in one thread and with unlimited leaves (see the module docstring): the same
+    trees, without a thread pool's waits or an allocation for a million leaves per tree.
+    """
+    from ConfigSpace import Categorical, ConfigurationSpace
+    from smac.model.random_forest import RandomForest
+
+    # SMAC's own logging set-up would reconfigure the root logger; only its loggers are quietened
+    logging.getLogger("smac").setLevel(logging.ERROR)
+    space = ConfigurationSpace(seed=seed)
+    space.add([Categorical(n, list(range(encoding.n_actions))) for n in encoding.names()])
+    tmp = None
+    if logdir is not None:
+        output = Path(logdir) / "smac"
+    else:  # removed with the agent
+        tmp = tempfile.TemporaryDirectory(prefix=f"nas-gym-{name.replace('_', '-')}-")
+        output = Path(tmp.name)
+    model = RandomForest(space, log_y=True, n_trees=n_trees, ratio_features=1.0, min_samples_split=2,
+                         min_samples_leaf=1, seed=seed, n_jobs=1, max_leaf_nodes=None)
+    return space, output, model, tmp
+
+
+def _never_called(config: Any, seed: int = 0, budget: float = 0.0) -> float:
     """SMAC's facade requires a target function; with ask/tell, nas-gym's env is the target."""
     raise RuntimeError("SMAC's target function is not used: nas-gym evaluates through the env")

@@ -24,8 +24,6 @@ not its random generators). Needs the ``smac`` extra: ``pip install 'nas-gym[sma
 
 from __future__ import annotations
 
-import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +34,9 @@ import numpy as np
 from nas_gym.agents.base import AgentError
 from nas_gym.agents.fidelity import FidelityAgent, curve_epochs, file_hparams
 from nas_gym.agents.optuna_proposals import PositionEncoding, import_extra
+from nas_gym.agents.smac_agent import _NO_LIMIT, _never_called, smac_parts
 from nas_gym.spaces.base import Architecture
 
-_NO_LIMIT = 10**9  # SMAC's trial budget: nas-gym's search decides when to stop
 _UNSEEN_DRAWS = 1000  # uniform draws to find an architecture not played at the top budget
 
 
@@ -90,24 +88,12 @@ class SMACHyperband(FidelityAgent):
         self.rng = np.random.default_rng(seed)  # those draws only
 
     def _facade(self, seed: int, logdir: Path | None) -> Any:
-        from ConfigSpace import Categorical, ConfigurationSpace
         from smac import MultiFidelityFacade as Facade
         from smac import Scenario
-        from smac.model.random_forest import RandomForest
 
-        logging.getLogger("smac").setLevel(logging.ERROR)  # only SMAC's loggers, not the root one
-        space = ConfigurationSpace(seed=seed)
-        space.add([Categorical(name, list(range(self.encoding.n_actions))) for name in self.encoding.names()])
-        if logdir is not None:
-            output = Path(logdir) / "smac"
-        else:  # removed with the agent
-            self._tmp = tempfile.TemporaryDirectory(prefix="nas-gym-smac-hb-")
-            output = Path(self._tmp.name)
+        space, output, model, self._tmp = smac_parts(self.encoding, seed, self.args.n_trees, logdir, self.name)
         scenario = Scenario(space, deterministic=True, n_trials=_NO_LIMIT, seed=seed, output_directory=output,
                             name="smac_hb", min_budget=self.args.min_epochs, max_budget=self.top)
-        # one thread and unlimited leaves, as --agent smac: the same trees, fitted without a thread pool's waits
-        model = RandomForest(space, log_y=True, n_trees=self.args.n_trees, ratio_features=1.0, min_samples_split=2,
-                             min_samples_leaf=1, seed=seed, n_jobs=1, max_leaf_nodes=None)
         return Facade(scenario, _never_called, model=model, overwrite=True, logging_level=False,
                       intensifier=Facade.get_intensifier(scenario, eta=self.args.eta),
                       initial_design=Facade.get_initial_design(scenario, n_configs=self.args.initial_design))
@@ -161,8 +147,3 @@ class SMACHyperband(FidelityAgent):
         self.known[job] = reward
         if trial is not None:  # a fallback after SMAC ran out is not SMAC's trial
             self.smac.tell(trial, TrialValue(cost=1.0 - reward, additional_info={"arch": arch.text()}))
-
-
-def _never_called(config: Any, seed: int = 0, budget: float = 0.0) -> float:
-    """SMAC's facade requires a target function; with ask/tell, nas-gym's env is the target."""
-    raise RuntimeError("SMAC's target function is not used: nas-gym evaluates through the env")

@@ -18,7 +18,10 @@ Writes (replacing only this preset's section of the page, so several tables shar
   p-value on the page can be recomputed.
 
 Usage: ``python scripts/bench_search.py [--config mnist1d-tiny] [--seeds 50] [--budget-seconds S]
-[--agents random,evolution,...] [--logdir DIR] [--out docs]``. The default budget is the time of
+[--agents random,evolution,...] [--logdir DIR | --runs DIR] [--out docs]``. ``--runs`` reads the
+finished runs of a folder of per-agent run folders at this budget (the agents' leaderboard keeps
+its runs so, under ``<runs>/<benchmark>/``) and runs only the (agent, seed) pairs missing there:
+the page and the leaderboard then report the very same runs, paid for once. The default budget is the time of
 ``BUDGET_ARCHS`` architectures of average cost: about 17% of the 1,174 layer chains of
 ``mnist1d-tiny``, 4.0% of the 5,044 distinct cells of ``mnist1d-cell``; in both, random search's expected
 evaluations to the top 1% (100) fit in it with room for an agent that needs fewer to show it.
@@ -33,6 +36,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +44,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nas_gym.config import load_config, parse_overrides  # noqa: E402
-from nas_gym.runs.compare import CAP_FACTOR, AgentSummary, Reference, run_comparison  # noqa: E402
+from nas_gym.config import Config, load_config, parse_overrides  # noqa: E402
+from nas_gym.runs.compare import (  # noqa: E402
+    CAP_FACTOR,
+    AgentSummary,
+    Reference,
+    planned_evaluations,
+    run_comparison,
+    run_jobs,
+    simulated_workers,
+)
 from nas_gym.runs.compare_table import table_rows  # noqa: E402
 from nas_gym.runs.stats import ALPHA, against, fmt_p, holm  # noqa: E402
 from nas_gym.runs.stats import mann_whitney as mwu  # noqa: E402
@@ -81,7 +93,9 @@ same simulated-time budget, as NAS-Bench-201 and NATS-Bench compare search metho
 NAS-Bench-201's published CIFAR-10 test accuracies (Dong & Yang, ICLR 2020) are shown beside ours
 for the ordering only: their space, data and training budget differ from ours. The anytime curves
 (each agent's incumbent over simulated time) and the results with every repeat charged are on the
-agents' leaderboard, `docs/leaderboard.md`, written by `scripts/make_leaderboard.py`.
+agents' leaderboard, `docs/leaderboard.md`, written by `scripts/make_leaderboard.py`; with `--runs
+runs/leaderboard/<benchmark>` this page reads that board's finished runs at the same budget and runs
+only the ones missing, so both report the same runs.
 """
 
 
@@ -201,7 +215,7 @@ def write_page(path: Path, preset: str, body: str) -> None:
 
 
 def render(out: Path, preset: str, summaries: list[AgentSummary], ref: Reference, seconds: float, seeds: int,
-           minutes: float, workers: int = 1) -> str:
+           minutes: float, workers: int = 1, reused: int = 0) -> str:
     """Draw the figure and write this preset's section of the page; returns the section."""
     tests = tests_of(summaries)
     image = out / "images" / f"bench_search-{preset}.png"
@@ -224,13 +238,39 @@ def render(out: Path, preset: str, summaries: list[AgentSummary], ref: Reference
         "### Ordering against NAS-Bench-201", "\n".join(f"- {line}" for line in ordering(tests)),
         "### Notes", "\n".join(f"- {line}" for line in notes(summaries, tests, ref, seconds)),
         f"Command: `{command}`. Conditions: {os.cpu_count()}-core CPU shared with other jobs, no GPU, agents on one "
-        f"torch thread; {minutes:.0f} minutes wall time.",
+        f"torch thread; {minutes:.0f} minutes wall time"
+        + (f" for the runs made here; {reused} of the {seeds * len(summaries)} runs were finished runs read from "
+           "the folder given to `--runs` (made by the same command or the leaderboard's, at the same budget)."
+           if reused else "."),
     ])
     write_page(out / "bench_search.md", preset, body)
     raw = {"preset": preset, "seeds": seeds, "budget_seconds": seconds, "command": command,
            "test_acc_percent": {agent: values for agent, values in tests.items()}}
     (out / f"bench_search-{preset}.json").write_text(json.dumps(raw, indent=1) + "\n")  # to recompute the tests
     return body
+
+
+def reuse_runs(cfg: Config, agents: list[str], seeds: int, folder: Path, seconds: float, ref: Reference,
+               workers: int, on_run: Callable[[str, int], None]) -> tuple[list[AgentSummary], int]:
+    """Each agent's seeds ``0..seeds-1``: the finished runs under ``folder`` at ``seconds`` (found
+    as the leaderboard finds them), and new runs into ``folder/<agent>/`` for the pairs missing.
+    A run is fixed by its config, agent, seed and budget, so a reused run is the run this script
+    would have made. Returns the summaries and how many runs were reused."""
+    from nas_gym.runs.agent_board import find_runs
+
+    space = cfg.search_space()
+    planned = planned_evaluations(None, seconds, ref, simulated_workers(cfg))
+    found, _ = find_runs(folder, space, seconds)
+    missing = [(a, s) for a in agents for s in range(seeds) if s not in found.get(a, {})]
+    print(f"{folder}: {sum(len(v) for v in found.values())} finished runs found, {len(missing)} to do", file=sys.stderr)
+    if missing:
+        run_jobs(cfg, missing, folder, planned, seconds, evaluator="table", workers=workers, on_run=on_run)
+        found, _ = find_runs(folder, space, seconds)
+    summaries = []
+    for agent in agents:
+        runs = tuple(found[agent][s] for s in range(seeds))
+        summaries.append(AgentSummary(agent, runs, tuple(r.row(space, ref) for r in runs), planned))
+    return summaries, len(agents) * seeds - len(missing)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -240,7 +280,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget-seconds", type=float, default=None,
                         help=f"simulated training seconds per run (default: {BUDGET_ARCHS} x the table's mean seconds)")
     parser.add_argument("--agents", default=",".join(DEFAULT_AGENTS))
-    parser.add_argument("--logdir", type=Path, default=None, help="keep the run folders here (default: a temp dir)")
+    runs = parser.add_mutually_exclusive_group()
+    runs.add_argument("--logdir", type=Path, default=None, help="keep the run folders here (default: a temp dir)")
+    runs.add_argument("--runs", type=Path, default=None, help="use the finished runs at this budget under DIR/<agent>/ "
+                      "(e.g. the leaderboard's runs/leaderboard/<benchmark>) and add only the missing ones")
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel (one torch thread each)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where bench_search.md and images/ go")
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE for every run, e.g. "
@@ -255,11 +298,18 @@ def main(argv: list[str] | None = None) -> None:
     assert ref is not None and ref.mean_seconds is not None and ref.optimum_test is not None
     seconds = args.budget_seconds or round(BUDGET_ARCHS * ref.mean_seconds, 1)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench_search-") as tmp:
-        summaries, _ = run_comparison(
-            cfg, agents, None, args.seeds, args.logdir or Path(tmp), evaluator="table", budget_seconds=seconds,
-            workers=args.workers, on_run=lambda a, s: print(f"{a} seed {s} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True))
+
+    def on_run(agent: str, seed: int) -> None:
+        print(f"{agent} seed {seed} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+
+    if args.runs is not None:
+        summaries, reused = reuse_runs(cfg, agents, args.seeds, args.runs, seconds, ref, args.workers, on_run)
+    else:
+        reused = 0
+        with tempfile.TemporaryDirectory(prefix="bench_search-") as tmp:
+            summaries, _ = run_comparison(cfg, agents, None, args.seeds, args.logdir or Path(tmp), evaluator="table",
+                                          budget_seconds=seconds, workers=args.workers, on_run=on_run)
     body = render(args.out, args.config, summaries, ref, seconds, args.seeds, (time.perf_counter() - start) / 60,
-                  args.workers)
+                  args.workers, reused)
     print(body)
 

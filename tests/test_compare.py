@@ -234,24 +234,26 @@ def test_bench_search_runs_on_a_cell_table(tmp_path, fake_cell_table):
     assert (tmp_path / "docs" / "images" / "bench_search-mnist1d-cell.png").is_file()
 
 
-def test_bench_search_reuses_the_finished_runs_of_a_folder(tmp_path):
+def test_bench_search_reuses_the_finished_runs_of_a_folder(tmp_path, monkeypatch):
     """``--runs``: the runs already in the folder at this budget are read, not run again, and only
-    the missing seeds are added; the page says how many were reused."""
+    the missing seeds are added; the page says how many were reused. Without ``--out`` the page
+    goes to ``docs/`` under the working directory (never inside the installed package)."""
     from nas_gym.runs import bench_search as bench
     runs = tmp_path / "runs"
+    monkeypatch.chdir(tmp_path)
 
     def search(seeds: int, out: str) -> dict:
         bench.main(["--config", "mnist1d-tiny", "--seeds", str(seeds), "--budget-seconds", "3", "--agents", "random",
-                    "--runs", str(runs), "--out", str(tmp_path / out)])
+                    "--runs", str(runs)] + (["--out", out] if out != "docs" else []))
         return json.loads((tmp_path / out / "bench_search-mnist1d-tiny.json").read_text())
 
     first = search(2, "a")
     folders = sorted(p.name for p in (runs / "random").iterdir())
     assert len(folders) == 2
-    second = search(3, "b")
+    second = search(3, "docs")
     assert len(list((runs / "random").iterdir())) == 3 and set(folders) <= {p.name for p in (runs / "random").iterdir()}
     assert second["test_acc_percent"]["random"][:2] == first["test_acc_percent"]["random"]
-    assert "2 of the 3 runs were finished runs read" in (tmp_path / "b" / "bench_search.md").read_text()
+    assert "2 of the 3 runs were finished runs read" in (tmp_path / "docs" / "bench_search.md").read_text()
     assert "were finished runs read" not in (tmp_path / "a" / "bench_search.md").read_text()
 
 

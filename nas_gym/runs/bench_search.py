@@ -41,11 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from nas_gym.config import Config, load_config, parse_overrides  # noqa: E402
-from nas_gym.runs.compare import (  # noqa: E402
+from nas_gym.config import Config, load_config, parse_overrides
+from nas_gym.runs.compare import (
     CAP_FACTOR,
     AgentSummary,
     Reference,
@@ -54,12 +51,12 @@ from nas_gym.runs.compare import (  # noqa: E402
     run_jobs,
     simulated_workers,
 )
-from nas_gym.runs.compare_table import table_rows  # noqa: E402
-from nas_gym.runs.stats import ALPHA, against, fmt_p, holm  # noqa: E402
-from nas_gym.runs.stats import mann_whitney as mwu  # noqa: E402
+from nas_gym.runs.compare_table import table_rows
+from nas_gym.runs.stats import ALPHA, against, fmt_p, holm
+from nas_gym.runs.stats import mann_whitney as mwu
 
 BUILTIN = ["random", "evolution", "qlearning", "reinforce", "ppo", "maskable_ppo", "dqn", "a2c"]
-DEFAULT_AGENTS = BUILTIN + (["greedy"] if (ROOT / "agents" / "greedy.py").is_file() else [])
+DEFAULT_AGENTS = [*BUILTIN, "greedy"]
 BUDGET_ARCHS = 200  # default budget: this many architectures of the table's mean training seconds
 # NAS-Bench-201 (Dong & Yang, ICLR 2020), CIFAR-10 test accuracy (%) of the architecture each
 # method returns, mean ± std over its runs; the optimum is the space's best.
@@ -285,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     runs.add_argument("--runs", type=Path, default=None, help="use the finished runs at this budget under DIR/<agent>/ "
                       "(e.g. the leaderboard's runs/leaderboard/<benchmark>) and add only the missing ones")
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel (one torch thread each)")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where bench_search.md and images/ go")
+    parser.add_argument("--out", type=Path, default=Path("docs"), help="where bench_search.md and images/ go")
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE for every run, e.g. "
                         "evaluator.simulated_workers=4")
     args = parser.parse_args(argv)

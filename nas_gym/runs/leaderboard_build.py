@@ -29,10 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from nas_gym.errors import NasGymError  # noqa: E402
+from nas_gym.errors import NasGymError
 
 BUILTIN = ["random", "evolution", "local", "greedy", "qlearning", "reinforce", "ppo", "maskable_ppo", "dqn", "a2c"]
 JSON_NAME, PAGE_NAME = "leaderboard.json", "leaderboard.md"
@@ -106,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--benchmarks", default="mnist1d-tiny,mnist1d-cell")
     parser.add_argument("--agents", default=",".join(BUILTIN), help="built-in names, module:Class or file.py:Class")
     parser.add_argument("--seeds", type=int, default=50)
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "leaderboard", help="where the run folders go")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where leaderboard.md/.json and images/ go")
+    parser.add_argument("--runs", type=Path, default=Path("runs/leaderboard"), help="where the run folders go")
+    parser.add_argument("--out", type=Path, default=Path("docs"), help="where leaderboard.md/.json and images/ go")
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel (one torch thread each)")
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE for every run")
     parser.add_argument("--budget-seconds", type=float, default=None, help="default: 200 architectures of average cost")

@@ -255,6 +255,15 @@ def test_bench_search_reuses_the_finished_runs_of_a_folder(tmp_path, monkeypatch
     assert second["test_acc_percent"]["random"][:2] == first["test_acc_percent"]["random"]
     assert "2 of the 3 runs were finished runs read" in (tmp_path / "docs" / "bench_search.md").read_text()
     assert "were finished runs read" not in (tmp_path / "a" / "bench_search.md").read_text()
+    # a run recorded as scored by another table file (a rebuilt table, same name and budget) is not reused
+    protocol = runs / "random" / folders[0] / "protocol.json"
+    info = json.loads(protocol.read_text())
+    assert info["benchmark_file"]["file"] == "mnist1d-tiny.jsonl.gz" and len(info["benchmark_file"]["sha256"]) == 64
+    info["benchmark_file"]["sha256"] = "0" * 64
+    protocol.write_text(json.dumps(info))
+    search(3, "c")
+    assert len(list((runs / "random").iterdir())) == 4
+    assert "2 of the 3 runs were finished runs read" in (tmp_path / "c" / "bench_search.md").read_text()
 
 
 def test_a_second_compare_never_replaces_the_first(tmp_path):

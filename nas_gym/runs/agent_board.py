@@ -16,7 +16,6 @@ the built-in agents (``scripts/make_leaderboard.py --against``).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,9 @@ import numpy as np
 from nas_gym.config import Config, load_config
 from nas_gym.errors import NasGymError
 from nas_gym.runs.anytime import curve, quartiles, time_grid
+from nas_gym.runs.compare import benchmark_file
 from nas_gym.runs.compare_table import agent_curves
-from nas_gym.runs.outcome import PROTOCOL_JSON, AgentSummary, ProtocolError, RunResult, load_run
+from nas_gym.runs.outcome import PROTOCOL_JSON, AgentSummary, ProtocolError, RunResult, load_run, read_protocol
 from nas_gym.runs.reference import Reference
 from nas_gym.runs.runlog import best_of
 from nas_gym.spaces.base import Architecture, SearchSpace
@@ -76,25 +76,18 @@ def bench_config(bench: Benchmark, overrides: Mapping[str, Any] | None = None) -
     return load_config(bench.preset, {**(overrides or {}), "evaluator.kind": bench.evaluator})
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def identity(config: Config, bench: Benchmark) -> dict[str, Any]:
-    """Which benchmark file scored the runs: its name, sha256 and format (a rebuilt table or
-    refitted surrogate is another benchmark, and its results do not mix)."""
-    if bench.evaluator == "table":
-        from nas_gym.benchmarks.table_file import read_header
-        from nas_gym.evaluators.table import find_table
+    """Which benchmark file scored the runs: its name, sha256 and, for a table, its format (a
+    rebuilt table or refitted surrogate is another benchmark, and its results do not mix)."""
+    scored = benchmark_file(config, bench.evaluator)
+    assert scored is not None  # a benchmark's evaluator is a table or the surrogate
+    if bench.evaluator != "table":
+        return scored
+    from nas_gym.benchmarks.table_file import read_header
+    from nas_gym.evaluators.table import find_table
 
-        path = find_table(config)
-        header = read_header(path)
-        return {"file": path.name, "sha256": sha256(path), "format_version": header.get("format_version"),
-                "trainer_version": header.get("trainer_version", 1)}
-    from nas_gym.evaluators.surrogate import find_model
-
-    path = find_model(config)
-    return {"file": path.name, "sha256": sha256(path)}
+    header = read_header(find_table(config))
+    return {**scored, "format_version": header.get("format_version"), "trainer_version": header.get("trainer_version", 1)}
 
 
 def mean_seconds(config: Config, bench: Benchmark, ref: Reference | None, sample: int = 1000) -> float:
@@ -129,18 +122,22 @@ def default_budget(seconds_per_arch: float, archs: int = BUDGET_ARCHS) -> float:
     return round(archs * seconds_per_arch, 1)
 
 
-def find_runs(folder: Path, space: SearchSpace, budget_seconds: float) -> tuple[dict[str, dict[int, RunResult]], int]:
+def find_runs(folder: Path, space: SearchSpace, budget_seconds: float,
+              scored_by: Mapping[str, str] | None = None) -> tuple[dict[str, dict[int, RunResult]], int]:
     """The finished runs under ``folder`` (those with ``protocol.json``) at ``budget_seconds``, by
     agent and seed (of two runs of one seed, the first by path), and how many other finished runs
-    were left out for another budget."""
+    were left out for another budget or, with ``scored_by`` (:func:`benchmark_file`), another
+    benchmark file. A run from before runs recorded their file is taken on its budget alone."""
     found: dict[str, dict[int, RunResult]] = {}
     other = 0
     for path in sorted(folder.glob(f"**/{PROTOCOL_JSON}")) if folder.is_dir() else []:
         try:
             run = load_run(path.parent, space)
+            recorded = read_protocol(path.parent).get("benchmark_file")
         except ProtocolError:
             continue
-        if run.budget_seconds is None or abs(run.budget_seconds - budget_seconds) > 1e-9:
+        if run.budget_seconds is None or abs(run.budget_seconds - budget_seconds) > 1e-9 or (
+                scored_by is not None and isinstance(recorded, dict) and recorded.get("sha256") != scored_by.get("sha256")):
             other += 1
             continue
         found.setdefault(run.agent, {}).setdefault(run.seed, run)

@@ -46,6 +46,7 @@ from nas_gym.runs.compare import (
     CAP_FACTOR,
     AgentSummary,
     Reference,
+    benchmark_file,
     planned_evaluations,
     run_comparison,
     run_jobs,
@@ -255,14 +256,14 @@ def reuse_runs(cfg: Config, agents: list[str], seeds: int, folder: Path, seconds
     would have made. Returns the summaries and how many runs were reused."""
     from nas_gym.runs.agent_board import find_runs
 
-    space = cfg.search_space()
+    space, scored_by = cfg.search_space(), benchmark_file(cfg, "table")
     planned = planned_evaluations(None, seconds, ref, simulated_workers(cfg))
-    found, _ = find_runs(folder, space, seconds)
+    found, _ = find_runs(folder, space, seconds, scored_by)
     missing = [(a, s) for a in agents for s in range(seeds) if s not in found.get(a, {})]
     print(f"{folder}: {sum(len(v) for v in found.values())} finished runs found, {len(missing)} to do", file=sys.stderr)
     if missing:
         run_jobs(cfg, missing, folder, planned, seconds, evaluator="table", workers=workers, on_run=on_run)
-        found, _ = find_runs(folder, space, seconds)
+        found, _ = find_runs(folder, space, seconds, scored_by)
     summaries = []
     for agent in agents:
         runs = tuple(found[agent][s] for s in range(seeds))

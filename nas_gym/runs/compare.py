@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import math
 import multiprocessing
 import os
@@ -101,6 +102,24 @@ def planned_evaluations(budget: int | None, budget_seconds: float | None, ref: R
     return DEFAULT_BUDGET
 
 
+def benchmark_file(config: Config, kind: str | None = None) -> dict[str, str] | None:
+    """The file that scores runs of evaluator ``kind`` without training (a table, a surrogate
+    model): its name and sha256. Each comparison run records it, so a run made on one file is
+    never read back as a run on another (a rebuilt table can keep its name and the budget)."""
+    kind = kind or config.evaluator.kind
+    if kind == "table":
+        from nas_gym.evaluators.table import find_table
+
+        path = find_table(config)
+    elif kind == "surrogate":
+        from nas_gym.evaluators.surrogate import find_model
+
+        path = find_model(config)
+    else:
+        return None
+    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
 def run_one(config: Config, agent: str, seed: int, logdir: Path, budget: int, budget_seconds: float | None, *,
             evaluator: str | None = None, hparams: dict[str, Any] | None = None) -> RunResult:
     """One search at the budget: ``budget`` episodes, or until the clock passes ``budget_seconds``;
@@ -112,7 +131,8 @@ def run_one(config: Config, agent: str, seed: int, logdir: Path, budget: int, bu
                          checkpoint_seconds=CHECKPOINT_SECONDS, schedule_episodes=budget)
     write_protocol(summary.run_dir, {"agent": agent, "seed": seed, "budget_seconds": budget_seconds,
                                      "planned_evaluations": budget, "episode_cap": cap, "simulated_workers": workers,
-                                     "evaluator": evaluator or config.evaluator.kind, "clock": clock.clock})
+                                     "evaluator": evaluator or config.evaluator.kind, "clock": clock.clock,
+                                     "benchmark_file": benchmark_file(config, evaluator)})
     return load_run(summary.run_dir, config.search_space())
 
 

@@ -74,16 +74,16 @@ def build_section(args: argparse.Namespace, name: str, agents: list[str], agains
         "grid_seconds": [round(float(t), 6) for t in ab.time_grid(budget)]}
     ab.check_against(conditions, earlier)  # before any run: a comparison at other conditions is refused
     folder = args.runs / key.replace(" ", "_")
-    found, other = ab.find_runs(folder, space, budget)
+    found, other = ab.find_runs(folder, space, budget, conditions["benchmark_file"])
     missing = [(a, s) for a in agents for s in range(args.seeds) if s not in found.get(a, {})]
     if missing and not args.no_run:
         start = time.perf_counter()
         print(f"{key}: {len(missing)} runs to do ({budget:g} simulated s each)", file=sys.stderr, flush=True)
         run_jobs(cfg, missing, folder, planned, budget, evaluator=bench.evaluator, workers=args.workers,
                  on_run=lambda a, s: print(f"  {a} seed {s} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True))
-        found, other = ab.find_runs(folder, space, budget)
+        found, other = ab.find_runs(folder, space, budget, conditions["benchmark_file"])
     if other:
-        print(f"{key}: {other} finished runs under {folder} at another budget left out", file=sys.stderr)
+        print(f"{key}: {other} finished runs under {folder} at another budget or on another benchmark file left out", file=sys.stderr)
     runs = {a: {s: r for s, r in by.items() if s < args.seeds} for a, by in found.items()}
     runs = {a: by for a, by in runs.items() if by}
     section: dict[str, Any] = {"conditions": conditions,

@@ -131,14 +131,15 @@ def find_runs(folder: Path, space: SearchSpace, budget_seconds: float,
     found: dict[str, dict[int, RunResult]] = {}
     other = 0
     for path in sorted(folder.glob(f"**/{PROTOCOL_JSON}")) if folder.is_dir() else []:
-        try:
+        try:  # the protocol decides; only a matching run's evaluations are read
+            info = read_protocol(path.parent)
+            budget, recorded = info.get("budget_seconds"), info.get("benchmark_file")
+            if budget is None or abs(float(budget) - budget_seconds) > 1e-9 or (
+                    scored_by is not None and isinstance(recorded, dict) and recorded.get("sha256") != scored_by.get("sha256")):
+                other += 1
+                continue
             run = load_run(path.parent, space)
-            recorded = read_protocol(path.parent).get("benchmark_file")
-        except ProtocolError:
-            continue
-        if run.budget_seconds is None or abs(run.budget_seconds - budget_seconds) > 1e-9 or (
-                scored_by is not None and isinstance(recorded, dict) and recorded.get("sha256") != scored_by.get("sha256")):
-            other += 1
+        except (ProtocolError, TypeError, ValueError):
             continue
         found.setdefault(run.agent, {}).setdefault(run.seed, run)
     return found, other

@@ -19,7 +19,7 @@ is over the whole call. Each variant runs ``--repeats`` times, interleaved, and 
 reported (another process can take a core at any moment).
 
 Usage: ``python scripts/bench_env.py [--config mnist1d-tiny] [--episodes 5000] [--search-episodes 3000]
-[--compare-budget 1000] [--repeats 3] [--profile {env,random,evolution}]``
+[--compare-budget 1000] [--repeats 3] [--epochs E] [--profile {env,random,evolution}]``
 """
 
 from __future__ import annotations
@@ -83,8 +83,9 @@ def cli(args: list[str]) -> float:
         return time.perf_counter() - start
 
 
-def search_args(config: str, agent: str, episodes: int) -> list[str]:
-    return ["search", "--agent", agent, "--config", config, "--evaluator", "table", "--episodes", str(episodes)]
+def search_args(config: str, agent: str, episodes: int, epochs: int | None = None) -> list[str]:
+    fidelity = [] if epochs is None else ["--set", f"evaluator.epochs={epochs}"]
+    return ["search", "--agent", agent, "--config", config, "--evaluator", "table", "--episodes", str(episodes), *fidelity]
 
 
 def compare_args(config: str, budget: int) -> list[str]:
@@ -105,13 +106,15 @@ def main() -> None:
     p.add_argument("--search-episodes", type=int, default=3000, help="episodes per nas-gym search run")
     p.add_argument("--compare-budget", type=int, default=1000, help="evaluations per agent run of nas-gym compare")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="answer at this epoch of a learning-curve table (evaluator.epochs); default: the last")
     p.add_argument("--profile", choices=("env", "random", "evolution"),
                    help="cProfile one run of the bare env or of a search; print the top functions")
     args = p.parse_args()
 
     cfg = load_config(args.config)
     start = time.perf_counter()
-    evaluator = TableEvaluator(cfg)
+    evaluator = TableEvaluator(cfg, epochs=args.epochs)
     load_seconds = time.perf_counter() - start
     wrapped = gym.make("NasGym/LayerChain-v0", config=cfg, evaluator=evaluator)
     bare = NasEnv(cfg, evaluator=evaluator)
@@ -124,8 +127,9 @@ def main() -> None:
     }
     # name -> (episodes per run, args of a full run, args of a one-episode run)
     runs = args.compare_budget * COMPARE_SEEDS * len(COMPARE_AGENTS.split(","))
-    commands = {f"nas-gym search --agent {a}": (args.search_episodes, search_args(args.config, a, args.search_episodes),
-                                                 search_args(args.config, a, 1)) for a in ("random", "evolution")}
+    commands = {f"nas-gym search --agent {a}": (args.search_episodes,
+                                                 search_args(args.config, a, args.search_episodes, args.epochs),
+                                                 search_args(args.config, a, 1, args.epochs)) for a in ("random", "evolution")}
     episodes, whole, single = commands["nas-gym search --agent random"]
     once = ["--checkpoint-every", str(args.search_episodes)]  # one checkpoint, at the end: what checkpoints cost
     commands["nas-gym search --agent random, checkpoint at the end only"] = (episodes, whole + once, single + once)

@@ -83,14 +83,18 @@ def cli(args: list[str]) -> float:
         return time.perf_counter() - start
 
 
+def _fidelity(epochs: int | None) -> list[str]:
+    return [] if epochs is None else ["--set", f"evaluator.epochs={epochs}"]
+
+
 def search_args(config: str, agent: str, episodes: int, epochs: int | None = None) -> list[str]:
-    fidelity = [] if epochs is None else ["--set", f"evaluator.epochs={epochs}"]
-    return ["search", "--agent", agent, "--config", config, "--evaluator", "table", "--episodes", str(episodes), *fidelity]
+    return ["search", "--agent", agent, "--config", config, "--evaluator", "table", "--episodes", str(episodes),
+            *_fidelity(epochs)]
 
 
-def compare_args(config: str, budget: int) -> list[str]:
+def compare_args(config: str, budget: int, epochs: int | None = None) -> list[str]:
     return ["compare", "--agents", COMPARE_AGENTS, "--config", config, "--evaluator", "table", "--budget", str(budget),
-            "--seeds", str(COMPARE_SEEDS)]
+            "--seeds", str(COMPARE_SEEDS), *_fidelity(epochs)]
 
 
 def _timed(fn: Callable[[], int]) -> tuple[float, int]:
@@ -133,8 +137,8 @@ def main() -> None:
     episodes, whole, single = commands["nas-gym search --agent random"]
     once = ["--checkpoint-every", str(args.search_episodes)]  # one checkpoint, at the end: what checkpoints cost
     commands["nas-gym search --agent random, checkpoint at the end only"] = (episodes, whole + once, single + once)
-    commands["nas-gym compare, per agent run"] = (args.compare_budget, compare_args(args.config, args.compare_budget),
-                                                  compare_args(args.config, 1))
+    commands["nas-gym compare, per agent run"] = (args.compare_budget, compare_args(args.config, args.compare_budget, args.epochs),
+                                                  compare_args(args.config, 1, args.epochs))
     env_times: dict[str, list[tuple[float, int]]] = {k: [] for k in env_variants}
     full: dict[str, list[float]] = {k: [] for k in commands}
     one: dict[str, list[float]] = {k: [] for k in commands}

@@ -177,6 +177,15 @@ def test_unusable_file_raises_and_is_untouched(tmp_path, make, message):
         assert sorted(p.name for p in tmp_path.iterdir()) == siblings
 
 
+def test_a_folder_is_refused_with_a_file_to_use_instead(tmp_path):
+    """NAS_GYM_CACHE=/some/dir is a common slip: the error names a file inside it, not permissions."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    with pytest.raises(CacheError, match=r"is a folder, not a file; point .* at a file inside it, e\.g\. .*evaluations\.sqlite"):
+        ResultCache(folder)
+    assert list(folder.iterdir()) == []
+
+
 def test_reopens_after_pid_change_without_closing_the_inherited_connection(tmp_path, monkeypatch):
     c = ResultCache(tmp_path / "c.sqlite")
     c.put(A, "ctx", result(A))

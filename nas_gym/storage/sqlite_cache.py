@@ -161,6 +161,10 @@ class ResultCache:
 
     def _check_readonly(self) -> None:
         """Inspect an existing file without any chance of writing to it."""
+        if self.path.is_dir():  # a folder is a wrong setting, not a permissions problem
+            raise self._fail("is a folder, not a file",
+                             "point evaluator.cache (or NAS_GYM_CACHE) at a file inside it, e.g. "
+                             f"{self.path / 'evaluations.sqlite'}")
         try:
             with self.path.open("rb") as f:
                 header = f.read(len(_SQLITE_MAGIC))

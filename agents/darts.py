@@ -31,7 +31,7 @@ import contextlib
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -91,6 +91,7 @@ class Darts(BaseAgent):
     :param hparams: fields of :class:`DartsArgs`.
     :param logdir: the run folder: the alpha heat maps go to ``logdir/darts``.
     """
+    trains_supernet: ClassVar[bool] = True  # no table replays it: the leaderboard names it absent (nas_gym.runs.board_absent)
 
     def __init__(self, env: gym.Env, seed: int = 0, hparams: dict[str, Any] | None = None,
                  logdir: Path | None = None) -> None:

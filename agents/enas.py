@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -76,6 +76,7 @@ class Enas(BaseAgent):
     :param hparams: fields of :class:`EnasArgs`.
     :param logdir: unused; ``enas/baseline`` and ``enas/reward`` go through ``env.record_scalar``.
     """
+    trains_supernet: ClassVar[bool] = True  # no table replays it: the leaderboard names it absent (nas_gym.runs.board_absent)
 
     def __init__(self, env: gym.Env, seed: int = 0, hparams: dict[str, Any] | None = None,
                  logdir: Path | None = None) -> None:

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from nas_gym.agents.base import BUILTIN_AGENTS
 from nas_gym.config import load_config
 from nas_gym.evaluators.table import TableEvaluator
 from nas_gym.runs import leaderboard_build as tool
+from nas_gym.runs.board_absent import NOT_RUN, absence_reason, answers_at_epochs
 from nas_gym.runs.outcome import PROTOCOL_JSON
 from nas_gym.runs.runlog import read_records
 from tests.test_compare import ROOT
@@ -54,6 +56,11 @@ def test_board_from_runs_deterministic_and_incremental(tmp_path):
     page = (out / "leaderboard.md").read_text()
     assert "| evolution | 2 |" in page and "| random | 2 |" in page and "sha256" in page
     assert (out / "images" / "leaderboard-mnist1d-tiny.png").stat().st_size > 0
+    absent = section["absent"]  # every other built-in agent, with why it has no row
+    assert set(absent) == set(BUILTIN_AGENTS) - {"random", "evolution"}
+    assert absent["hyperband"].startswith("multi-fidelity") and absent["enas"].startswith("trains a weight-sharing")
+    assert absent["ppo"] == absent["local"] == NOT_RUN
+    assert "Not on this board: sh, asha, hyperband, bohb, smac_hb (multi-fidelity" in page
 
     before = {name: (out / name).read_bytes() for name in ("leaderboard.md", "leaderboard.json")}
     assert build(tmp_path, "--agents", "random,evolution", "--seeds", "2", "--no-run") == 0
@@ -132,3 +139,21 @@ def test_multi_fidelity_section_returns_full_budget_picks(tmp_path):
         assert per_seed["test_acc"][info["seed"]] == pytest.approx(table.test_acc(cfg.search_space().parse(pick.arch)))
         assert per_seed["test_acc_charged"][info["seed"]] is None
     assert section["agents"]["random"]["per_seed"]["test_acc_charged"][0] is not None
+
+
+def test_why_an_agent_is_absent_follows_its_declarations_and_the_benchmark():
+    """No ask/tell -> refused on several simulated workers; multi-fidelity -> needs curves; the
+    benchmarks' own evaluators say whether they have curves."""
+    from nas_gym.agents.asha import Asha
+    from nas_gym.agents.random_search import RandomSearch
+    from nas_gym.agents.sb3 import PPOAgent
+    from nas_gym.runs import agent_board as ab
+
+    assert absence_reason(PPOAgent, 1, True) == NOT_RUN
+    assert "cannot run on 4 simulated workers" in absence_reason(PPOAgent, 4, True)
+    assert absence_reason(Asha, 4, True) == absence_reason(RandomSearch, 4, False) == NOT_RUN
+    assert "no learning curves" in absence_reason(Asha, 1, False)
+    assert answers_at_epochs(load_config("mf-chain", {"evaluator.kind": "table"}), "table")
+    assert not answers_at_epochs(load_config("mnist1d-tiny", {"evaluator.kind": "table"}), "table")
+    surrogate = ab.benchmark("mnist1d-surrogate")
+    assert not answers_at_epochs(ab.bench_config(surrogate, {}), surrogate.evaluator)

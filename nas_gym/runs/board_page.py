@@ -15,6 +15,7 @@ import numpy as np
 
 from nas_gym.runs.agent_board import ANYTIME_AT, primary
 from nas_gym.runs.anytime import GRID_POINTS
+from nas_gym.runs.board_absent import absent_lines
 from nas_gym.runs.stats import ALPHA
 
 TITLE = "# Agents' leaderboard"
@@ -116,7 +117,7 @@ def notes(section: Mapping[str, Any]) -> list[str]:
         out.append("Spent under 95% of the budget on average with repeats free (they re-proposed cached "
                    f"architectures until the episode cap): {', '.join(short)}; the repeats-charged columns show "
                    "what they return when every query is charged, as NATS-Bench charges.")
-    return out
+    return out + absent_lines(section.get("absent", {}))
 
 
 def section_text(key: str, section: Mapping[str, Any], image: str) -> str:

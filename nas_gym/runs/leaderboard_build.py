@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nas_gym.errors import NasGymError
+from nas_gym.runs.board_absent import absent_agents, answers_at_epochs
 
 BUILTIN = ["random", "evolution", "local", "greedy", "qlearning", "reinforce", "ppo", "maskable_ppo", "dqn", "a2c"]
 JSON_NAME, PAGE_NAME = "leaderboard.json", "leaderboard.md"
@@ -95,6 +96,7 @@ def build_section(args: argparse.Namespace, name: str, agents: list[str], agains
     if not section["agents"]:
         raise ab.BoardError(f"{key}: no finished run under {folder}; run without --no-run")
     ab.add_tests(section)
+    section["absent"] = absent_agents(section["agents"], simulated_workers(cfg), answers_at_epochs(cfg, bench.evaluator))
     return key, section
 
 

@@ -56,6 +56,8 @@ def test_board_from_runs_deterministic_and_incremental(tmp_path):
     page = (out / "leaderboard.md").read_text()
     assert "| evolution | 2 |" in page and "| random | 2 |" in page and "sha256" in page
     assert (out / "images" / "leaderboard-mnist1d-tiny.png").stat().st_size > 0
+    evo = sorted(section["agents"]["evolution"]["per_seed"]["test_acc"])
+    assert f"| evolution | {100 * (evo[0] + evo[1]) / 2:.2f}" in page.split("## At a glance")[1], "the overview's median"
     absent = section["absent"]  # every other built-in agent, with why it has no row
     assert set(absent) == set(BUILTIN_AGENTS) - {"random", "evolution"}
     assert absent["hyperband"].startswith("multi-fidelity") and absent["enas"].startswith("trains a weight-sharing")
@@ -157,3 +159,21 @@ def test_why_an_agent_is_absent_follows_its_declarations_and_the_benchmark():
     assert not answers_at_epochs(load_config("mnist1d-tiny", {"evaluator.kind": "table"}), "table")
     surrogate = ab.benchmark("mnist1d-surrogate")
     assert not answers_at_epochs(ab.bench_config(surrogate, {}), surrogate.evaluator)
+
+
+def test_the_overview_marks_only_what_survives_holm():
+    """(+) for an agent above random search with a Holm-corrected p below 0.05, (-) below it,
+    nothing within noise, an empty cell where a section has no such agent."""
+    from nas_gym.runs.board_page import glance
+
+    def entry(values, holm):
+        return {"per_seed": {"test_acc": values}, "p_holm_vs_random": holm, "p_mwu_vs_random": holm}
+
+    section = {"conditions": {"has_test": True}, "agents": {
+        "random": entry([0.5, 0.6, 0.7], None), "tpe": entry([0.8, 0.9, 0.9], 0.01),
+        "gp": entry([0.1, 0.2, 0.3], 0.02), "local": entry([0.9, 0.9, 0.9], 0.2)}}
+    other = {"conditions": {"has_test": True}, "agents": {"random": entry([0.5], None)}}
+    rows = glance({"sections": {"a": section, "b": other}}).splitlines()
+    assert rows[0] == "| agent | a | b |"
+    assert rows[2:] == ["| random | 60.00 | 50.00 |", "| local | 90.00 |  |", "| tpe | 90.00 (+) |  |",
+                        "| gp | 20.00 (-) |  |"]

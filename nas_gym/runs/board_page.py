@@ -97,16 +97,49 @@ def anytime_table(section: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def verdict(section: Mapping[str, Any], agent: str) -> str:
+    """"better" or "worse" than random search beyond noise (Holm-corrected p below ALPHA, the
+    side read off the means), or "" when within noise or not tested."""
+    e = section["agents"][agent]
+    if e.get("p_holm_vs_random") is None or e["p_holm_vs_random"] >= ALPHA:
+        return ""
+    metric = primary(section)
+    base = float(np.mean(_known(section["agents"]["random"]["per_seed"][metric])))
+    return "better" if np.mean(_known(e["per_seed"][metric])) > base else "worse"
+
+
+def glance(board: Mapping[str, Any]) -> str:
+    """One row per agent, one column per section: the median of what its runs return, marked
+    where it is beyond noise of random search; the sections below hold the rest."""
+    from nas_gym.agents.base import BUILTIN_AGENTS
+
+    keys = list(board["sections"])
+    found = {a for key in keys for a in board["sections"][key]["agents"]}
+    order = ["random", *(a for a in BUILTIN_AGENTS if a != "random")]  # the baseline first, then the registry's order
+    agents = [a for a in order if a in found] + sorted(found - set(order))
+    mark = {"better": " (+)", "worse": " (-)", "": ""}
+    lines = ["| agent | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    for agent in agents:
+        cells = []
+        for key in keys:
+            section = board["sections"][key]
+            if agent not in section["agents"]:
+                cells.append("")
+                continue
+            v = _known(section["agents"][agent]["per_seed"][primary(section)])
+            cells.append(f"{100 * float(np.median(v)):.2f}{mark[verdict(section, agent)]}" if v else "-")
+        lines.append("| " + " | ".join([agent, *cells]) + " |")
+    return "\n".join(lines)
+
+
 def notes(section: Mapping[str, Any]) -> list[str]:
     """Statements read off the numbers, so they stay true when the page is regenerated."""
     out = []
     agents = section["agents"]
     tested = {a: e for a, e in agents.items() if e.get("p_holm_vs_random") is not None}
     if tested:
-        metric = primary(section)
-        base = float(np.mean(_known(agents["random"]["per_seed"][metric])))
-        better = [a for a, e in tested.items() if e["p_holm_vs_random"] < ALPHA and np.mean(_known(e["per_seed"][metric])) > base]
-        worse = [a for a, e in tested.items() if e["p_holm_vs_random"] < ALPHA and a not in better]
+        better = [a for a in tested if verdict(section, a) == "better"]
+        worse = [a for a in tested if verdict(section, a) == "worse"]
         lucky = [a for a, e in tested.items() if e["p_mwu_vs_random"] < ALPHA <= e["p_holm_vs_random"]]
         out.append(f"Beyond noise against random search (Holm-corrected p < {ALPHA} over the {len(tested)} comparisons): "
                    f"better: {', '.join(better) or 'none'}; worse: {', '.join(worse) or 'none'}"
@@ -194,8 +227,13 @@ It runs only your agent, reads the built-in agents' per-seed results from the JS
 budget, table file or set of overrides. Runs with config overrides, e.g. `--set
 evaluator.simulated_workers=4`, make their own section, named after the override.
 """
+    overview = ("## At a glance\n\nThe median over seeds of what each agent's runs return (test accuracy %; on the "
+                "surrogate its noise-free mean validation accuracy %), one column per section below. (+) / (-): "
+                "better / worse than random search beyond noise (Holm-corrected p < "
+                f"{ALPHA}); unmarked: within noise; empty: no row there (each section's notes say why).\n\n"
+                + glance(board))
     body = [section_text(k, board["sections"][k], images[k]) for k in board["sections"]]
-    return head + "\n" + "\n\n".join(body) + "\n"
+    return head + "\n" + overview + "\n\n" + "\n\n".join(body) + "\n"
 
 
 def draw(section: Mapping[str, Any], path: Path, title: str) -> Path:

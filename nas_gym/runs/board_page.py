@@ -231,7 +231,7 @@ evaluator.simulated_workers=4`, make their own section, named after the override
                 "surrogate its noise-free mean validation accuracy %), one column per section below. (+) / (-): "
                 "better / worse than random search beyond noise (Holm-corrected p < "
                 f"{ALPHA}); unmarked: within noise; empty: no row there (each section's notes say why). Where a "
-                "table's test accuracies take few values (mnist1d-tiny's), medians tie; the sections give means "
+                "table's test accuracies take few distinct values (a small test set), medians can tie; the sections give means "
                 "and quartiles.\n\n"
                 + glance(board))
     body = [section_text(k, board["sections"][k], images[k]) for k in board["sections"]]

@@ -296,3 +296,12 @@ def test_a_set_up_refused_by_the_first_run_leaves_no_compare_folder(tmp_path, ar
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("error: ")
     assert not logdir.exists()
+
+
+def test_bench_search_states_its_wall_time_only_for_runs_it_made():
+    """A page built wholly from another command's runs must not quote a wall time as if it ran them."""
+    from nas_gym.runs.bench_search import wall_note
+
+    assert wall_note(3.2, 950, 950).startswith("no run was made here: 950 of the 950 runs were finished runs read")
+    assert wall_note(12.4, 50, 100).startswith("12 minutes wall time for the runs made here; 50 of the 100 runs")
+    assert wall_note(12.4, 0, 100) == "12 minutes wall time."

@@ -212,6 +212,15 @@ def write_page(path: Path, preset: str, body: str) -> None:
     path.write_text(PROTOCOL + "\n" + "\n\n".join(section(p, b) for p, b in sections.items()) + "\n")
 
 
+def wall_note(minutes: float, reused: int, total: int) -> str:
+    """How long the runs took, or that none was made here (all read from ``--runs``)."""
+    read = (f"{reused} of the {total} runs were finished runs read from the folder given to `--runs` (made by the "
+            "same command or the leaderboard's, at the same budget).")
+    if reused == total:
+        return "no run was made here: " + read
+    return f"{minutes:.0f} minutes wall time" + (f" for the runs made here; {read}" if reused else ".")
+
+
 def render(out: Path, preset: str, summaries: list[AgentSummary], ref: Reference, seconds: float, seeds: int,
            minutes: float, workers: int = 1, reused: int = 0) -> str:
     """Draw the figure and write this preset's section of the page; returns the section."""
@@ -236,10 +245,7 @@ def render(out: Path, preset: str, summaries: list[AgentSummary], ref: Reference
         "### Ordering against NAS-Bench-201", "\n".join(f"- {line}" for line in ordering(tests)),
         "### Notes", "\n".join(f"- {line}" for line in notes(summaries, tests, ref, seconds)),
         f"Command: `{command}`. Conditions: {os.cpu_count()}-core CPU shared with other jobs, no GPU, agents on one "
-        f"torch thread; {minutes:.0f} minutes wall time"
-        + (f" for the runs made here; {reused} of the {seeds * len(summaries)} runs were finished runs read from "
-           "the folder given to `--runs` (made by the same command or the leaderboard's, at the same budget)."
-           if reused else "."),
+        "torch thread; " + wall_note(minutes, reused, seeds * len(summaries)),
     ])
     write_page(out / "bench_search.md", preset, body)
     raw = {"preset": preset, "seeds": seeds, "budget_seconds": seconds, "command": command,

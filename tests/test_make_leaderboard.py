@@ -62,7 +62,7 @@ def test_board_from_runs_deterministic_and_incremental(tmp_path):
     assert set(absent) == set(BUILTIN_AGENTS) - {"random", "evolution"}
     assert absent["hyperband"].startswith("multi-fidelity") and absent["enas"].startswith("trains a weight-sharing")
     assert absent["ppo"] == absent["local"] == NOT_RUN
-    assert "Not on this board: sh, asha, hyperband, bohb, smac_hb (multi-fidelity" in page
+    assert "Not on this board: sh, asha, hyperband, bohb, smac_hb (multi-fidelity, and this benchmark answers after the full budget only, with no learning curves)." in page
 
     before = {name: (out / name).read_bytes() for name in ("leaderboard.md", "leaderboard.json")}
     assert build(tmp_path, "--agents", "random,evolution", "--seeds", "2", "--no-run") == 0

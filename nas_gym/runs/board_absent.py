@@ -27,9 +27,9 @@ def absence_reason(agent_cls: type, workers: int, has_curves: bool) -> str:
     if getattr(agent_cls, "trains_supernet", False):
         return "trains a weight-sharing supernet for real, which no table replays; compared apart in docs/one_shot.md"
     if issubclass(agent_cls, FidelityAgent) and not has_curves:
-        return "multi-fidelity, and this benchmark answers after the full budget only (no learning curves)"
+        return "multi-fidelity, and this benchmark answers after the full budget only, with no learning curves"
     if workers > 1 and not is_ask_tell(agent_cls):
-        return f"has no ask/tell, so it cannot run on {workers} simulated workers (it learns from each episode in turn)"
+        return f"has no ask/tell, so it cannot run on {workers} simulated workers: it learns from each episode in turn"
     return NOT_RUN
 
 

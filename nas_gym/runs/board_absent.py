@@ -48,9 +48,9 @@ def absent_agents(shown: Iterable[str], workers: int, has_curves: bool) -> dict[
     """Every built-in agent not in ``shown``, with :func:`absence_reason`."""
     from nas_gym.agents.base import BUILTIN_AGENTS, AgentError, resolve_agent
 
-    out = {}
+    present, out = set(shown), {}
     for name in BUILTIN_AGENTS:
-        if name in set(shown):
+        if name in present:
             continue
         try:
             out[name] = absence_reason(resolve_agent(name), workers, has_curves)

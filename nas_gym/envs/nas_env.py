@@ -16,7 +16,7 @@ from gymnasium import spaces
 
 from nas_gym.config import Config, ConfigError, load_config
 from nas_gym.errors import NasGymError
-from nas_gym.evaluators.base import Evaluator, FidelityEvaluator
+from nas_gym.evaluators.base import Evaluator, fidelity_problem
 from nas_gym.preflight import preflight
 from nas_gym.rewards import cost_terms, reward
 
@@ -180,18 +180,10 @@ class NasEnv(gym.Env):
         :param who: what asks, to start the error message (an agent names itself).
         :raises FidelityError: the evaluator cannot answer at a chosen number of epochs.
         """
-        ev = self.evaluator.unwrapped  # a wrapper (the search's prefetching) charges the inner one anyway
-        if not isinstance(ev, FidelityEvaluator):
-            raise FidelityError(f"{who}: the {type(ev).__name__} cannot answer at a chosen number of epochs (not a "
-                                "FidelityEvaluator); use --evaluator train (real training) or --evaluator table "
-                                "on a preset whose table has learning curves")
-        # a TableEvaluator has evaluate_at whatever its table holds; only a table with curves answers at epoch E
-        table = getattr(ev, "table", None)
-        if table is not None and table.max_epochs is None:
-            raise FidelityError(f"{who}: table {table.path.name} has no learning curves (its rows have no 'curves'), "
-                                "so it answers after the full budget only; use a table built with "
-                                "scripts/build_table.py --curves")
-        return int(ev.max_epochs)
+        problem = fidelity_problem(self.evaluator)  # a wrapper (the search's prefetching) charges the inner one anyway
+        if problem is not None:
+            raise FidelityError(f"{who}: {problem}")
+        return int(self.evaluator.unwrapped.max_epochs)
 
     # -- gymnasium API --------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

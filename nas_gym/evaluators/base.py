@@ -129,6 +129,22 @@ class FidelityEvaluator(Evaluator, Protocol):
         epochs of ``arch`` not paid for before."""
 
 
+def fidelity_problem(evaluator: Evaluator) -> str | None:
+    """Why ``evaluator`` (under any wrapper) cannot answer at a chosen number of epochs, or None
+    when it can. One rule for the env's ``reset(options={"epochs": E})`` and for the leaderboard's
+    note on multi-fidelity agents, so the two never disagree."""
+    ev = evaluator.unwrapped
+    if not isinstance(ev, FidelityEvaluator):
+        return (f"the {type(ev).__name__} cannot answer at a chosen number of epochs (not a FidelityEvaluator); use "
+                "--evaluator train (real training) or --evaluator table on a preset whose table has learning curves")
+    # a TableEvaluator has evaluate_at whatever its table holds; only a table with curves answers at epoch E
+    table = getattr(ev, "table", None)
+    if table is not None and table.max_epochs is None:
+        return (f"table {table.path.name} has no learning curves (its rows have no 'curves'), so it answers after "
+                "the full budget only; use a table built with scripts/build_table.py --curves")
+    return None
+
+
 class EvaluatorBase:
     """Defaults for the :class:`Evaluator` protocol: no batching, nothing to release, and a
     state that is the budget charged so far. Subclasses set ``space``, ``num_classes`` and

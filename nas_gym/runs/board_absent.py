@@ -37,11 +37,9 @@ def answers_at_epochs(config: Config, kind: str) -> bool:
     """Whether the benchmark's evaluator answers after a chosen number of epochs (a table with
     learning curves does; a table of final results or the surrogate does not)."""
     from nas_gym.evaluators import make_evaluator
-    from nas_gym.evaluators.base import FidelityEvaluator
+    from nas_gym.evaluators.base import fidelity_problem
 
-    evaluator = make_evaluator(config, kind=kind)
-    table = getattr(evaluator, "table", None)
-    return isinstance(evaluator, FidelityEvaluator) and (table is None or table.max_epochs is not None)
+    return fidelity_problem(make_evaluator(config, kind=kind)) is None
 
 
 def absent_agents(shown: Iterable[str], workers: int, has_curves: bool) -> dict[str, str]:
